@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's start command: sets up a fresh checkout, then starts a local three-node cluster
+# (`coffer dev`). Extra arguments go to `coffer dev`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/bootstrap.sh
+if [ -f packages/cli/dist/main.js ]; then
+  exec ./bin/coffer dev "$@"
+fi
+# Until the server package lands, show the consensus core at work instead.
+exec node scripts/raft-demo.mjs "$@"

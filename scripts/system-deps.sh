@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System tools the tests use that a fresh machine may lack. Installs only what is missing (machines
+# run as root). moto_server (the AWS KMS emulator) is preinstalled on these machines and cannot be
+# installed here: PyPI is unreachable.
+set -euo pipefail
+need=()
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "coffer: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
