@@ -1,1 +1,28 @@
-export {};
+// Public entry of @coffer/crypto: re-exports only.
+export { CryptoError, CRYPTO_ERROR_CODES, isTransientCryptoError, type CryptoErrorCode } from './errors.js';
+export { constantTimeEqual, hmacSha256, randomBytes, sha256, zeroize, type RandomBytes } from './bytes.js';
+export { generateToken, hashToken, isTokenFormat, TOKEN_PREFIX } from './token.js';
+export {
+  assertContext,
+  encodeAad,
+  kmsEncryptionContext,
+  ENVELOPE_ALG,
+  ENVELOPE_FORMAT_VERSION,
+  KMS_CONTEXT_NAME_KEY,
+  KMS_CONTEXT_VERSION_KEY,
+  type SecretContext,
+} from './context.js';
+export { Envelopes, open, seal, type Envelope, type EnvelopeDeps } from './envelope.js';
+export { DekCache, type DekCacheOptions, type DekEvictReason } from './dek-cache.js';
+export type { DataKey, KeyProvider, KeyRotation, KmsHooks, KmsOperation, WrappedKey } from './key-provider.js';
+export {
+  createLocalProvider,
+  parseLocalMasterKeys,
+  localKeyId,
+  LOCAL_MASTER_KEY_ENV,
+  EPHEMERAL_KEY_WARNING,
+  type LocalKeyProvider,
+  type LocalProviderOptions,
+} from './local-provider.js';
+export { createAwsProvider, type AwsKeyProvider, type AwsProviderOptions } from './aws-provider.js';
+export { AEAD_BACKEND } from './aead-backend.js';

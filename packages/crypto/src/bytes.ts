@@ -1,0 +1,94 @@
+// Byte helpers shared by the package and the node: randomness, zeroization, constant-time compare,
+// hashing. All of them work on plain Uint8Array (Buffer is accepted, being a subclass).
+import { createHash, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
+
+/** Source of cryptographically secure random bytes; injectable so tests can be deterministic. */
+export type RandomBytes = (length: number) => Uint8Array;
+
+/**
+ * Fresh bytes from the operating system's CSPRNG (`crypto.randomFillSync`).
+ *
+ * @param length - number of bytes, a non-negative integer.
+ * @returns a new Uint8Array of `length` random bytes.
+ * @throws RangeError when `length` is not a non-negative safe integer.
+ * @example
+ * ```ts
+ * const dek = randomBytes(32);
+ * ```
+ */
+export function randomBytes(length: number): Uint8Array {
+  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`randomBytes: bad length ${length}`);
+  return randomFillSync(new Uint8Array(length));
+}
+
+/**
+ * Overwrites `buf` with zeros, in place. Best effort only: JavaScript gives no guarantee that the
+ * engine did not copy the bytes earlier (GC compaction, string conversions, library internals).
+ *
+ * @param buf - the buffer to wipe; `undefined`/`null` is ignored so `finally` blocks stay simple.
+ * @returns nothing.
+ * @example
+ * ```ts
+ * try { use(dek); } finally { zeroize(dek); }
+ * ```
+ */
+export function zeroize(buf: Uint8Array | undefined | null): void {
+  if (buf) buf.fill(0);
+}
+
+/**
+ * Compares two byte strings in time that depends only on their lengths (never on where they
+ * differ). Unequal lengths return false at once: the length is the one thing this leaks, which
+ * is fine for hashes and MACs of fixed size.
+ *
+ * @param a - first value.
+ * @param b - second value.
+ * @returns true when `a` and `b` hold the same bytes.
+ * @example
+ * ```ts
+ * if (!constantTimeEqual(hashToken(presented), record.tokenHash)) deny();
+ * ```
+ */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array)) throw new TypeError('constantTimeEqual: expected Uint8Array');
+  if (a.length !== b.length) return false;
+  // NB: timingSafeEqual reads through ArrayBuffer views, so offsets and subarrays are honoured.
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * SHA-256 digest.
+ *
+ * @param bytes - input bytes.
+ * @returns the 32-byte digest.
+ * @example
+ * ```ts
+ * const id = sha256(new TextEncoder().encode('hello'));
+ * ```
+ */
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return toPlain(createHash('sha256').update(bytes).digest());
+}
+
+/**
+ * HMAC-SHA-256.
+ *
+ * @param key - MAC key (any length; 32 bytes recommended).
+ * @param bytes - message.
+ * @returns the 32-byte MAC.
+ * @example
+ * ```ts
+ * const mac = hmacSha256(clusterKey, body);
+ * ```
+ */
+export function hmacSha256(key: Uint8Array, bytes: Uint8Array): Uint8Array {
+  return toPlain(createHmac('sha256', key).update(bytes).digest());
+}
+
+// Buffers from node:crypto may be slices of a shared pool; hand out a view of exactly the bytes
+// as a plain Uint8Array so callers can zeroize it without touching neighbours' memory.
+function toPlain(buf: Buffer): Uint8Array {
+  const out = new Uint8Array(buf.length);
+  out.set(buf);
+  return out;
+}

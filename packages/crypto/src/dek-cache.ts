@@ -1,0 +1,189 @@
+// Unwrapped-DEK cache. Lets reads continue while the KMS is briefly unreachable (until the TTL)
+// and keeps the KMS off the hot read path. Holds DEKs only, never plaintext secrets.
+import { createHash } from 'node:crypto';
+import { encodeKeyBinding, type SecretContext } from './context.js';
+import { zeroize } from './bytes.js';
+
+/** Why an entry left the cache. */
+export type DekEvictReason = 'lru' | 'expired' | 'cleared' | 'deleted' | 'replaced';
+
+/** Options of {@link DekCache}. */
+export interface DekCacheOptions {
+  /** Lifetime of an entry in seconds from insertion (`COFFER_DEK_CACHE_TTL_SECS`); 0 disables the cache. */
+  readonly ttlSecs: number;
+  /** Most entries held; the least recently used goes first. Default 10,000. */
+  readonly maxEntries?: number;
+  /** Clock in milliseconds (default `Date.now`); tests inject a fake one. */
+  readonly now?: () => number;
+  /** A lookup found a live entry. */
+  readonly onHit?: () => void;
+  /** A lookup found nothing (or only an expired entry); also counted when the cache is disabled. */
+  readonly onMiss?: () => void;
+  /** An entry was removed (its DEK copy has been zeroized). */
+  readonly onEvict?: (reason: DekEvictReason) => void;
+}
+
+interface Entry {
+  readonly dek: Uint8Array;
+  readonly expiresAt: number;
+}
+
+const CACHE_LABEL = 'coffer.dek-cache.v1';
+
+/**
+ * LRU + TTL cache of unwrapped DEKs, keyed by SHA-256 over the wrapped DEK, the key id and the
+ * secret context (so an entry is only ever served for the context the KMS released it for).
+ * Stores its own copy of each DEK and zeroizes it on eviction, expiry, replacement and `clear()`;
+ * `get` returns a fresh copy that the caller zeroizes.
+ *
+ * @example
+ * ```ts
+ * const cache = new DekCache({ ttlSecs: 300, maxEntries: 10_000, onHit: () => hits.inc() });
+ * const k = cache.keyFor(env.wrappedDek, env.kmsKeyId, ctx);
+ * const dek = cache.get(k) ?? (await unwrapAndCache(k));
+ * ```
+ */
+export class DekCache {
+  readonly ttlMs: number;
+  readonly maxEntries: number;
+  readonly #now: () => number;
+  readonly #onHit: (() => void) | undefined;
+  readonly #onMiss: (() => void) | undefined;
+  readonly #onEvict: ((reason: DekEvictReason) => void) | undefined;
+  // Map iteration order is insertion order: the first key is the least recently used.
+  readonly #entries = new Map<string, Entry>();
+  #lastSweep: number;
+
+  /**
+   * @param opts - TTL, size bound, clock and metric hooks.
+   * @throws RangeError when `ttlSecs` or `maxEntries` is negative or not an integer.
+   */
+  constructor(opts: DekCacheOptions) {
+    if (!Number.isFinite(opts.ttlSecs) || opts.ttlSecs < 0) throw new RangeError('DekCache: ttlSecs must be >= 0');
+    const max = opts.maxEntries ?? 10_000;
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('DekCache: maxEntries must be an integer >= 1');
+    this.ttlMs = opts.ttlSecs * 1000;
+    this.maxEntries = max;
+    this.#now = opts.now ?? Date.now;
+    this.#onHit = opts.onHit;
+    this.#onMiss = opts.onMiss;
+    this.#onEvict = opts.onEvict;
+    this.#lastSweep = this.#now();
+  }
+
+  /** @returns false when the TTL is 0 (every lookup misses, nothing is stored). */
+  get enabled(): boolean {
+    return this.ttlMs > 0;
+  }
+
+  /** @returns the number of entries held (expired ones may linger until touched or pruned). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * The cache key for a wrapped DEK in a context.
+   *
+   * @param wrappedDek - the stored wrapped DEK.
+   * @param kmsKeyId - the key id that wrapped it.
+   * @param ctx - the secret context it was wrapped for.
+   * @returns hex SHA-256 of a length-prefixed encoding of all three.
+   */
+  keyFor(wrappedDek: Uint8Array, kmsKeyId: string, ctx: SecretContext): string {
+    const h = createHash('sha256');
+    h.update(encodeKeyBinding(CACHE_LABEL, kmsKeyId, ctx));
+    h.update(wrappedDek);
+    return h.digest('hex');
+  }
+
+  /**
+   * Looks a DEK up and marks it most recently used.
+   *
+   * @param key - from {@link DekCache.keyFor}.
+   * @returns a copy of the DEK (caller zeroizes it), or undefined.
+   */
+  get(key: string): Uint8Array | undefined {
+    const entry = this.#entries.get(key);
+    if (!entry) {
+      this.#onMiss?.();
+      return undefined;
+    }
+    if (this.#now() >= entry.expiresAt) {
+      this.#remove(key, entry, 'expired');
+      this.#onMiss?.();
+      return undefined;
+    }
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    this.#onHit?.();
+    return entry.dek.slice();
+  }
+
+  /**
+   * Stores a copy of `dek` (the caller keeps and zeroizes its own). No-op when disabled.
+   *
+   * @param key - from {@link DekCache.keyFor}.
+   * @param dek - the unwrapped DEK.
+   * @returns nothing.
+   */
+  set(key: string, dek: Uint8Array): void {
+    if (!this.enabled) return;
+    const now = this.#now();
+    // Sweep expired entries at most once per second so memory does not hold DEKs past their TTL
+    // on a cache that is written but rarely read. O(n), amortised over a second of traffic.
+    if (now - this.#lastSweep >= 1000) this.prune();
+    const old = this.#entries.get(key);
+    if (old) this.#remove(key, old, 'replaced');
+    this.#entries.set(key, { dek: dek.slice(), expiresAt: now + this.ttlMs });
+    while (this.#entries.size > this.maxEntries) {
+      const [oldestKey, oldest] = this.#entries.entries().next().value as [string, Entry];
+      this.#remove(oldestKey, oldest, 'lru');
+    }
+  }
+
+  /**
+   * Removes one entry.
+   *
+   * @param key - from {@link DekCache.keyFor}.
+   * @returns whether an entry was removed.
+   */
+  delete(key: string): boolean {
+    const entry = this.#entries.get(key);
+    if (!entry) return false;
+    this.#remove(key, entry, 'deleted');
+    return true;
+  }
+
+  /**
+   * Drops every expired entry now (the node may call this from a timer).
+   *
+   * @returns how many entries were dropped.
+   */
+  prune(): number {
+    const now = this.#now();
+    this.#lastSweep = now;
+    let n = 0;
+    for (const [key, entry] of this.#entries) {
+      if (now >= entry.expiresAt) {
+        this.#remove(key, entry, 'expired');
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Zeroizes and drops every entry (e.g. on shutdown or after a KMS key compromise).
+   *
+   * @returns nothing.
+   */
+  clear(): void {
+    for (const [key, entry] of this.#entries) this.#remove(key, entry, 'cleared');
+  }
+
+  #remove(key: string, entry: Entry, reason: DekEvictReason): void {
+    this.#entries.delete(key);
+    zeroize(entry.dek);
+    this.#onEvict?.(reason);
+  }
+}
