@@ -48,6 +48,7 @@ export class SecretsApi {
         path: `/v1/secrets/${encodeSecretName(name)}`,
         json: { ...value, ...opts },
         idempotent,
+        casWrite: idempotent,
       });
     } finally {
       this.#invalidate(name);

@@ -68,6 +68,11 @@ export interface RequestSpec {
   passStatuses?: readonly number[];
   /** Pin to this node: no failover. */
   address?: string;
+  /**
+   * For check-and-set writes: a 409 after an attempt that may have been applied could be our own
+   * earlier write winning, so it becomes `outcome_unknown` rather than a plain conflict.
+   */
+  casWrite?: boolean;
   /** Overrides the per-attempt timeout (headers and idle body), in ms; 0 disables. */
   timeoutMs?: number;
 }
@@ -187,6 +192,8 @@ export class Transport {
     const maxAttempts = Math.max(1, o.maxAttempts);
     const start = this.#preferred;
     let lastError: CofferError | undefined;
+    /** An earlier attempt reached a node without a definite answer. */
+    let mayHaveApplied = false;
 
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const index = pinned ? -1 : (start + attempt - 1) % o.addresses.length;
@@ -220,6 +227,7 @@ export class Transport {
             { requestId, address, attempts: attempt, cause: err },
           );
         }
+        if (!notSent) mayHaveApplied = true;
         lastError = new CofferError('unavailable', `could not reach ${address} (${code})`, {
           requestId,
           address,
@@ -237,10 +245,18 @@ export class Transport {
       }
 
       const err = await errorFromResponse(res, address, requestId, o.now());
+      if (status === 409 && spec.casWrite === true && mayHaveApplied) {
+        throw new CofferError(
+          'outcome_unknown',
+          `${spec.method} ${pathOnly(spec.path)}: check-and-set conflict after an attempt with no answer; the earlier attempt may have been applied`,
+          { status, ...(err.requestId === undefined ? {} : { requestId: err.requestId }), address, attempts: attempt, cause: err },
+        );
+      }
       // 421 and 307/308: the node declined to process the request (not the leader, say); any
       // method may go to the next node. Followers normally forward, so this is rare.
       if (status !== 503 && !NOT_PROCESSED_STATUSES.has(status)) throw withAttempts(err, attempt);
       if (err.retryAfterMs !== undefined) this.#notBefore.set(address, o.now() + err.retryAfterMs);
+      if (status === 503 && !o.retryableWriteCodes.has(err.code)) mayHaveApplied = true;
       if (status === 503 && !spec.idempotent && !o.retryableWriteCodes.has(err.code)) {
         if (err.code === 'outcome_unknown') throw withAttempts(err, attempt);
         throw new CofferError(
