@@ -1,1 +1,108 @@
-export {};
+// Public entry of @coffer/node: re-exports only.
+export { NodeError, ConfigError, type NodeErrorCode } from './errors.js';
+export {
+  CONFIG_ENV,
+  CONFIG_VARIABLES,
+  LOG_LEVELS,
+  loadConfig,
+  readEnv,
+  parseServerFlags,
+  redactConfig,
+  describeConfig,
+  type ConfigVariable,
+  type VariableSpec,
+  type ServerConfig,
+  type HostPort,
+  type ClusterMember,
+  type LogLevel,
+  type ConfigIo,
+} from './config.js';
+export { parseDuration, parseRateLimit, DURATION_UNITS_MS, RATE_UNITS_MS, type RateLimit } from './duration.js';
+export {
+  checkSecretName,
+  isValidSecretName,
+  checkTokenName,
+  checkRoleName,
+  checkNodeId,
+  MAX_SECRET_NAME_BYTES,
+  MAX_TOKEN_NAME_BYTES,
+  RESERVED_NAMES,
+  type NameCheck,
+} from './validate.js';
+export {
+  Allowlist,
+  parseCidr,
+  validateCidrs,
+  normaliseIp,
+  clientIp,
+  MAX_ALLOWLIST_ENTRIES,
+  type CidrEntry,
+  type CidrValidation,
+  type ClientIpSource,
+} from './net/allowlist.js';
+export { compileGlob, globProblem, MAX_GLOB_BYTES, type Glob } from './auth/glob.js';
+export {
+  ACTIONS,
+  SECRET_ACTIONS,
+  ADMIN_ROLE,
+  ADMIN_ROLE_NAME,
+  ADMIN_ROLE_DOCUMENT,
+  MAX_RULES,
+  MAX_PATHS_PER_RULE,
+  isAction,
+  isAllowed,
+  compileRole,
+  validateRoleDocument,
+  type Action,
+  type RoleRule,
+  type RoleDocument,
+  type RoleValidation,
+  type CompiledRole,
+} from './auth/rbac.js';
+export { RoleRateLimiter, type RateDecision } from './auth/rate-limit.js';
+export {
+  AuditLog,
+  verifyAuditFile,
+  auditRecordHash,
+  AUDIT_GENESIS_HASH,
+  type AuditEntry,
+  type AuditRecord,
+  type AuditOutcome,
+  type AuditLogOptions,
+  type AuditLogStats,
+  type AuditOpenInfo,
+  type AuditVerifyResult,
+} from './audit/audit-log.js';
+export {
+  PeerVerifier,
+  derivePeerKey,
+  peerSignature,
+  signPeerRequest,
+  PEER_AUTH_INFO,
+  PEER_HEADERS,
+  PEER_REFUSALS,
+  DEFAULT_SKEW_MS,
+  DEFAULT_MAX_NONCES,
+  type PeerRefusal,
+  type PeerVerdict,
+  type PeerRequestParts,
+  type SignInput,
+  type IncomingPeerRequest,
+  type PeerVerifierOptions,
+} from './peer/auth.js';
+export {
+  ServiceError,
+  SERVICE_ERROR_STATUS,
+  SERVICE_ERROR_CODES,
+  errorBody,
+  errorHandler,
+  sendServiceError,
+  toServiceError,
+  type ServiceErrorCode,
+  type ServiceErrorOptions,
+  type ErrorBody,
+  type ErrorHandlerOptions,
+  type ErrorMiddleware,
+} from './http/errors.js';
+export { createLogger, REDACT_PATHS, REDACTED, type LoggerOptions, type Logger } from './logger.js';
+export { createMetrics, LATENCY_BUCKETS, type CofferMetrics, type MetricsOptions } from './metrics.js';

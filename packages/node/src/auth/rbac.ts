@@ -1,0 +1,238 @@
+/**
+ * Role-based access control for management actions.
+ *
+ * A role is a list of rules; a rule grants `actions` on secret names matching any of its `paths`
+ * globs. Only `secret.*` actions are scoped by paths; every other action (tokens, roles,
+ * allowlist, KMS, cluster, audit) is global, so a rule that lists it grants it whatever its
+ * `paths` say, and such a rule may omit `paths`. Reads and verify are not actions: they are
+ * governed by the IP allowlist. Deny is the default; there are no deny rules.
+ */
+import { parseRateLimit, type RateLimit } from '../duration.js';
+import { checkRoleName } from '../validate.js';
+import { compileGlob, globProblem, type Glob } from './glob.js';
+
+/** Every action, in CONTRACT.md's order. */
+export const ACTIONS = [
+  'secret.write',
+  'secret.list',
+  'secret.delete',
+  'secret.destroy',
+  'secret.rotate',
+  'token.create',
+  'token.read',
+  'token.revoke',
+  'role.read',
+  'role.write',
+  'allowlist.read',
+  'allowlist.write',
+  'kms.rewrap',
+  'cluster.read',
+  'cluster.manage',
+  'audit.read',
+] as const;
+
+/** One action from {@link ACTIONS}. */
+export type Action = (typeof ACTIONS)[number];
+
+/** The actions whose resource is a secret name (checked against rule paths). */
+export const SECRET_ACTIONS: readonly Action[] = Object.freeze(
+  ACTIONS.filter((a) => a.startsWith('secret.')),
+);
+
+const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
+
+/**
+ * @param value - anything
+ * @returns whether `value` is an action name
+ */
+export function isAction(value: unknown): value is Action {
+  return typeof value === 'string' && ACTION_SET.has(value);
+}
+
+/** A rule as stored and as the API accepts it. */
+export interface RoleRule {
+  readonly paths: readonly string[];
+  readonly actions: readonly Action[];
+}
+
+/** A role document: the body of `PUT /v1/roles/{name}`. */
+export interface RoleDocument {
+  readonly rules: readonly RoleRule[];
+  readonly rateLimit?: string;
+}
+
+/** Result of {@link validateRoleDocument}; each error names the field at fault. */
+export type RoleValidation =
+  | { readonly ok: true; readonly role: RoleDocument }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** Bounds that keep a role small enough to evaluate on every request. */
+export const MAX_RULES = 100;
+/** Most path patterns in one rule. */
+export const MAX_PATHS_PER_RULE = 100;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates a role document received over the API. Unknown fields are refused so a misspelt
+ * `"action"` cannot silently grant nothing (or, worse, be read differently by a later version).
+ *
+ * @param doc - parsed JSON body
+ * @returns the normalised document, or every error found, each naming its field
+ *   (e.g. `rules[0].actions[1]: "secret.reed" is not an action`)
+ * @example
+ * ```ts
+ * validateRoleDocument({ rules: [{ paths: ['payments/*'], actions: ['secret.write'] }], rateLimit: '100/m' });
+ * ```
+ */
+export function validateRoleDocument(doc: unknown): RoleValidation {
+  const errors: string[] = [];
+  if (!isPlainObject(doc)) return { ok: false, errors: ['role document must be a JSON object'] };
+  for (const key of Object.keys(doc)) {
+    if (key !== 'rules' && key !== 'rateLimit') errors.push(`${key}: unknown field (expected rules, rateLimit)`);
+  }
+  let rateLimit: string | undefined;
+  if (doc['rateLimit'] !== undefined && doc['rateLimit'] !== null) {
+    if (typeof doc['rateLimit'] !== 'string') errors.push('rateLimit: must be a string such as "100/m"');
+    else {
+      try {
+        parseRateLimit(doc['rateLimit']);
+        rateLimit = doc['rateLimit'];
+      } catch (e) {
+        errors.push(`rateLimit: ${(e as Error).message}`);
+      }
+    }
+  }
+  const rawRules = doc['rules'];
+  const rules: RoleRule[] = [];
+  if (!Array.isArray(rawRules)) {
+    errors.push('rules: must be an array of {paths, actions}');
+  } else if (rawRules.length > MAX_RULES) {
+    errors.push(`rules: at most ${MAX_RULES} rules are allowed`);
+  } else {
+    rawRules.forEach((raw: unknown, i: number) => {
+      const at = `rules[${i}]`;
+      if (!isPlainObject(raw)) {
+        errors.push(`${at}: must be an object {paths, actions}`);
+        return;
+      }
+      for (const key of Object.keys(raw)) {
+        if (key !== 'paths' && key !== 'actions') errors.push(`${at}.${key}: unknown field (expected paths, actions)`);
+      }
+      const actions: Action[] = [];
+      if (!Array.isArray(raw['actions']) || raw['actions'].length === 0) {
+        errors.push(`${at}.actions: must be a non-empty array of actions`);
+      } else {
+        (raw['actions'] as unknown[]).forEach((a, j) => {
+          if (isAction(a)) {
+            if (!actions.includes(a)) actions.push(a);
+          } else errors.push(`${at}.actions[${j}]: ${JSON.stringify(a)} is not an action`);
+        });
+      }
+      const paths: string[] = [];
+      const needsPaths = actions.some((a) => SECRET_ACTIONS.includes(a));
+      if (raw['paths'] === undefined) {
+        if (needsPaths) errors.push(`${at}.paths: required when the rule grants secret.* actions`);
+      } else if (!Array.isArray(raw['paths'])) {
+        errors.push(`${at}.paths: must be an array of path patterns`);
+      } else if (raw['paths'].length > MAX_PATHS_PER_RULE) {
+        errors.push(`${at}.paths: at most ${MAX_PATHS_PER_RULE} patterns are allowed`);
+      } else if (needsPaths && raw['paths'].length === 0) {
+        errors.push(`${at}.paths: must not be empty when the rule grants secret.* actions`);
+      } else {
+        (raw['paths'] as unknown[]).forEach((p, j) => {
+          const problem = globProblem(p);
+          if (problem !== undefined) errors.push(`${at}.paths[${j}]: ${problem}`);
+          else if (!paths.includes(p as string)) paths.push(p as string);
+        });
+      }
+      rules.push({ paths, actions });
+    });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  const role: RoleDocument = rateLimit === undefined ? { rules } : { rules, rateLimit };
+  return { ok: true, role };
+}
+
+/** A role ready for {@link isAllowed}: globs compiled, rate limit parsed. */
+export interface CompiledRole {
+  readonly name: string;
+  readonly document: RoleDocument;
+  readonly rateLimit: RateLimit | undefined;
+  /** Per action, the globs that grant it; global actions map to `'any'`. */
+  readonly grants: ReadonlyMap<Action, readonly Glob[] | 'any'>;
+}
+
+/** The built-in role's name. */
+export const ADMIN_ROLE_NAME = 'admin';
+
+/** The built-in `admin` role's document: every action on every secret; immutable. */
+export const ADMIN_ROLE_DOCUMENT: RoleDocument = Object.freeze({
+  rules: Object.freeze([Object.freeze({ paths: Object.freeze(['**']), actions: Object.freeze([...ACTIONS]) })]),
+});
+
+/**
+ * Compiles a validated role document. Compile once per replicated role version, not per request.
+ *
+ * @param name - the role's name
+ * @param doc - a document that passed {@link validateRoleDocument} (or was read from state)
+ * @returns the compiled role
+ * @throws {TypeError} if the document is invalid (a programmer error: validate first)
+ * @example
+ * ```ts
+ * const role = compileRole('deployer', { rules: [{ paths: ['apps/**'], actions: ['secret.write'] }] });
+ * ```
+ */
+export function compileRole(name: string, doc: RoleDocument): CompiledRole {
+  const nameCheck = checkRoleName(name);
+  if (!nameCheck.ok) throw new TypeError(nameCheck.reason);
+  const v = validateRoleDocument(doc);
+  if (!v.ok) throw new TypeError(`role ${name}: ${v.errors.join('; ')}`);
+  const grants = new Map<Action, Glob[] | 'any'>();
+  for (const rule of v.role.rules) {
+    const globs = rule.paths.map(compileGlob);
+    for (const action of rule.actions) {
+      if (!SECRET_ACTIONS.includes(action)) {
+        grants.set(action, 'any');
+        continue;
+      }
+      const have = grants.get(action);
+      if (have === 'any') continue;
+      grants.set(action, [...(have ?? []), ...globs]);
+    }
+  }
+  return Object.freeze({
+    name,
+    document: v.role,
+    rateLimit: v.role.rateLimit === undefined ? undefined : parseRateLimit(v.role.rateLimit),
+    grants,
+  });
+}
+
+/** The compiled built-in `admin` role. */
+export const ADMIN_ROLE: CompiledRole = compileRole(ADMIN_ROLE_NAME, ADMIN_ROLE_DOCUMENT);
+
+/**
+ * Decides one request.
+ *
+ * @param role - the caller's compiled role
+ * @param action - the action the route needs
+ * @param resource - for `secret.*` actions, the secret name (for `secret.list`, a listed name);
+ *   ignored for global actions
+ * @returns whether the role grants `action` on `resource`
+ * @example
+ * ```ts
+ * isAllowed(ADMIN_ROLE, 'cluster.manage');                 // true
+ * isAllowed(role, 'secret.write', 'apps/web/db-password'); // per the role's globs
+ * ```
+ */
+export function isAllowed(role: CompiledRole, action: Action, resource?: string): boolean {
+  const grant = role.grants.get(action);
+  if (grant === undefined) return false;
+  if (grant === 'any') return true;
+  if (resource === undefined || resource.length === 0) return false;
+  for (const g of grant) if (g.matches(resource)) return true;
+  return false;
+}
