@@ -1,0 +1,230 @@
+// Deterministic binary primitives shared by the command codec, the state records and the
+// snapshot format. Big-endian, length-prefixed, no optional padding: one value has exactly one
+// encoding, which is what makes digests and golden fixtures meaningful.
+import { StateError, type StateErrorCode } from './errors.js';
+
+const utf8Encoder = new TextEncoder();
+// fatal: a malformed UTF-8 sequence is corruption, not something to paper over with U+FFFD.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Growable byte writer. */
+export class Writer {
+  private buf: Uint8Array;
+  private view: DataView;
+  private len = 0;
+
+  constructor(initial = 256) {
+    this.buf = new Uint8Array(initial);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(v: number): this {
+    this.ensure(1);
+    this.buf[this.len++] = v & 0xff;
+    return this;
+  }
+
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`u32 out of range: ${v}`);
+    this.ensure(4);
+    this.view.setUint32(this.len, v);
+    this.len += 4;
+    return this;
+  }
+
+  /** Non-negative safe integer (timestamps in ms, indexes, counters) as 8 bytes. */
+  u53(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u53 out of range: ${v}`);
+    this.ensure(8);
+    this.view.setUint32(this.len, Math.floor(v / 0x100000000));
+    this.view.setUint32(this.len + 4, v >>> 0);
+    this.len += 8;
+    return this;
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0);
+  }
+
+  bytes(v: Uint8Array): this {
+    this.u32(v.length);
+    this.raw(v);
+    return this;
+  }
+
+  raw(v: Uint8Array): this {
+    this.ensure(v.length);
+    this.buf.set(v, this.len);
+    this.len += v.length;
+    return this;
+  }
+
+  str(v: string): this {
+    return this.bytes(utf8Encoder.encode(v));
+  }
+
+  strs(v: readonly string[]): this {
+    this.u32(v.length);
+    for (const s of v) this.str(s);
+    return this;
+  }
+
+  optStr(v: string | null | undefined): this {
+    if (v === null || v === undefined) return this.u8(0);
+    return this.u8(1).str(v);
+  }
+
+  optU53(v: number | null | undefined): this {
+    if (v === null || v === undefined) return this.u8(0);
+    return this.u8(1).u53(v);
+  }
+
+  /** The written bytes (a copy sized exactly). */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+/** Bounds-checked reader; every failure is a `StateError` with the code given at construction. */
+export class Reader {
+  private readonly buf: Uint8Array;
+  private readonly view: DataView;
+  private pos = 0;
+  private readonly code: StateErrorCode;
+
+  constructor(buf: Uint8Array, code: StateErrorCode) {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.code = code;
+  }
+
+  fail(msg: string): never {
+    throw new StateError(this.code, msg);
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.buf.length) this.fail(`truncated: need ${n} bytes at offset ${this.pos}`);
+  }
+
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+
+  get offset(): number {
+    return this.pos;
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++] as number;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  u53(): number {
+    this.need(8);
+    const hi = this.view.getUint32(this.pos);
+    const lo = this.view.getUint32(this.pos + 4);
+    this.pos += 8;
+    if (hi > 0x1fffff) this.fail('integer beyond 2^53');
+    return hi * 0x100000000 + lo;
+  }
+
+  bool(): boolean {
+    const b = this.u8();
+    if (b > 1) this.fail(`bad boolean ${b}`);
+    return b === 1;
+  }
+
+  bytes(): Uint8Array {
+    const n = this.u32();
+    return this.raw(n);
+  }
+
+  raw(n: number): Uint8Array {
+    this.need(n);
+    // slice, not subarray: decoded values must not pin (or alias) the caller's buffer.
+    const out = this.buf.slice(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  str(): string {
+    const n = this.u32();
+    this.need(n);
+    try {
+      const s = utf8Decoder.decode(this.buf.subarray(this.pos, this.pos + n));
+      this.pos += n;
+      return s;
+    } catch {
+      return this.fail('malformed UTF-8');
+    }
+  }
+
+  strs(): string[] {
+    const n = this.u32();
+    if (n > this.remaining / 4) this.fail('array length exceeds input');
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(this.str());
+    return out;
+  }
+
+  opt(): boolean {
+    return this.bool();
+  }
+
+  optStr(): string | null {
+    return this.opt() ? this.str() : null;
+  }
+
+  optU53(): number | null {
+    return this.opt() ? this.u53() : null;
+  }
+
+  /** Asserts the whole input was consumed: trailing bytes mean a different (or corrupt) encoding. */
+  end(): void {
+    if (this.pos !== this.buf.length) this.fail(`${this.buf.length - this.pos} trailing bytes`);
+  }
+}
+
+/** Lower-case hex of bytes. */
+export function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/** Byte equality (not constant-time; use only on non-secret data such as digests of ciphertext). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Constant-time equality for secret-derived bytes (token hashes): the time taken depends only on
+ * the lengths, never on where the first difference is.
+ *
+ * @param a - first value
+ * @param b - second value
+ * @returns whether they are equal
+ */
+export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
+  return diff === 0;
+}

@@ -1,0 +1,332 @@
+// One LevelDB per node data dir holding the Raft log and the state machine. Sharing one database
+// lets a Raft append and a state batch share one group-committed write, and a synced write covers
+// every earlier unsynced one (one write-ahead log).
+import { mkdirSync } from 'node:fs';
+import { ClassicLevel } from 'classic-level';
+import { StateError } from './errors.js';
+import { GroupWriter, type Op, type WriterStats } from './group-writer.js';
+import { RAFT_KEY, RaftLogStore, decodeEntry, decodeHardState, decodeSnapMeta, entryKey, type RaftLogState } from './raft-log.js';
+import { KEY, ctKey, decodeApplied, dekKey, encodeApplied } from './records.js';
+import { decodeSnapshotBlob, encodeSnapshotBlob } from './snapshot-format.js';
+import { StateMachine, assembleSealed, type ApplyResult } from './state-machine.js';
+import type { LogEntry, SealedValue } from './types.js';
+
+// State keyspace: 'a' (applied) .. 'm…' (metadata); blobs 'b…' lie in between. 'r…' is Raft.
+const STATE_GTE = 'a';
+const STATE_LT = 'n';
+const META_GTE = 'm';
+const META_LT = 'n';
+
+/** A consistent snapshot of the state at an applied index. */
+export type StateSnapshot = { index: number; term: number; data: Uint8Array };
+
+/**
+ * The durable store of one node: `log` (Raft) and the state machine (`state` for synchronous
+ * queries, `applyEntries` to apply, `readSealed` for the sealed bytes).
+ */
+export class NodeStore {
+  readonly db: ClassicLevel<string, Uint8Array>;
+  /** The Raft log, hard state and saved snapshot. */
+  readonly log: RaftLogStore;
+  private readonly writer: GroupWriter;
+  private sm: StateMachine;
+  private bootLog: RaftLogState;
+  /** Blob writes of the batch being written: reads must see them before LevelDB does. */
+  private inflight = new Map<string, Uint8Array | null>();
+  /** Serialises applies, restores and snapshots against each other. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  /** @internal use `openNodeStore` */
+  constructor(db: ClassicLevel<string, Uint8Array>, sm: StateMachine, bootLog: RaftLogState, first: number, last: number) {
+    this.db = db;
+    this.sm = sm;
+    this.bootLog = bootLog;
+    this.writer = new GroupWriter(db, sm.applied);
+    this.log = new RaftLogStore(
+      this.writer,
+      { first, last, snapshot: bootLog.snapshot },
+      async (i) => {
+        const v = await db.get(entryKey(i));
+        return v === undefined ? undefined : decodeEntry(i, v);
+      },
+      () => this.syncApplied(),
+    );
+  }
+
+  /** The in-memory state machine: synchronous queries. Replaced by `restoreSnapshot`. */
+  get state(): StateMachine {
+    return this.sm;
+  }
+
+  /** Index of the last applied entry. */
+  get applied(): number {
+    return this.sm.applied;
+  }
+
+  /** Group-commit counters. */
+  get writerStats(): Readonly<WriterStats> {
+    return this.writer.stats;
+  }
+
+  /**
+   * What was on disk at open: hard state, saved snapshot meta and the entries after it. The
+   * node feeds these to its Raft storage and passes `applied` to Raft.
+   *
+   * @returns the Raft state at boot
+   */
+  load(): RaftLogState {
+    return this.bootLog;
+  }
+
+  private check(): void {
+    if (this.closed) throw new StateError('SM_STORE_CLOSED', 'the store is closed');
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Applies committed entries and persists their effects together with the new applied index in
+   * ONE atomic batch (not fsynced: the Raft log is; see `compact`). Entries at or below the
+   * applied index are skipped, so replaying after a crash never applies twice.
+   *
+   * @param entries - committed entries in index order
+   * @returns one result per newly applied entry
+   * @throws {SM_UNKNOWN_COMMAND} {SM_UNSUPPORTED_VERSION} {SM_CORRUPT_COMMAND} the entry that fails
+   *   is not applied; the entries before it are applied and persisted first. The node must stop.
+   */
+  applyEntries(entries: readonly LogEntry[]): Promise<ApplyResult[]> {
+    this.check();
+    return this.serial(async () => {
+      const results: ApplyResult[] = [];
+      let failure: unknown = null;
+      for (const e of entries) {
+        try {
+          const r = this.sm.apply(e);
+          if (r) results.push(r);
+        } catch (err) {
+          failure = err;
+          break;
+        }
+      }
+      await this.persist();
+      if (failure !== null) throw failure;
+      return results;
+    });
+  }
+
+  private async persist(): Promise<void> {
+    const before = this.writer.persistedApplied;
+    if (!this.sm.hasChanges && this.sm.applied === before) return;
+    const ch = this.sm.takeChanges();
+    const ops: Op[] = [];
+    if (ch.fullRewrite) {
+      // Replace the state wholesale (state.restore). Deletes first; a later put of the same key
+      // in the same batch wins. The address book is kept as it is.
+      for await (const key of this.db.keys({ gte: STATE_GTE, lt: STATE_LT })) {
+        if (!key.startsWith(KEY.member)) ops.push({ type: 'del', key });
+      }
+    }
+    for (const key of ch.dels) {
+      ops.push({ type: 'del', key });
+      if (key.charCodeAt(0) === 0x62 /* b */) this.inflight.set(key, null);
+    }
+    for (const [key, value] of ch.puts) {
+      ops.push({ type: 'put', key, value });
+      if (key.charCodeAt(0) === 0x62) this.inflight.set(key, value);
+    }
+    ops.push({ type: 'put', key: KEY.applied, value: encodeApplied(ch.applied.index, ch.applied.term) });
+    try {
+      await this.writer.write(ops, false, ch.applied.index);
+    } finally {
+      this.inflight = new Map();
+    }
+  }
+
+  /**
+   * Reads a version's sealed value (ciphertext and wrapped DEK) from LevelDB.
+   *
+   * @param name - secret name
+   * @param version - version number
+   * @returns the sealed value, or undefined for unknown, pruned or destroyed versions
+   * @throws {SM_CORRUPT_STORAGE} the stored bytes do not match the digest in the metadata
+   */
+  async readSealed(name: string, version: number): Promise<SealedValue | undefined> {
+    this.check();
+    const meta = this.sm.getSecret(name);
+    if (!meta?.versions.some((v) => v.version === version && !v.destroyed)) return undefined;
+    const kc = ctKey(name, version);
+    const kd = dekKey(name, version);
+    const pc = this.inflight.get(kc);
+    const pd = this.inflight.get(kd);
+    let ct = pc ?? undefined;
+    let dek = pd ?? undefined;
+    if (pc === undefined || pd === undefined) {
+      const [c, d] = await this.db.getMany([kc, kd]);
+      if (pc === undefined) ct = c;
+      if (pd === undefined) dek = d;
+    }
+    // Metadata may have moved on during the read (e.g. destroyed); re-check against current.
+    return assembleSealed(this.sm.getSecret(name), version, ct, dek);
+  }
+
+  /**
+   * A consistent snapshot of the persisted state (one LevelDB iterator is a point-in-time view):
+   * everything replicated, at the persisted applied index.
+   *
+   * @returns applied index, term and the versioned, checksummed blob
+   */
+  createSnapshot(): Promise<StateSnapshot> {
+    this.check();
+    return this.serial(async () => {
+      const records: [string, Uint8Array][] = [];
+      let applied = { index: 0, term: 0 };
+      const it = this.db.iterator({ gte: STATE_GTE, lt: STATE_LT });
+      try {
+        for (;;) {
+          const batch = await it.nextv(4096);
+          if (batch.length === 0) break;
+          for (const [k, v] of batch) {
+            if (k === KEY.applied) applied = decodeApplied(v);
+            else records.push([k, v]);
+          }
+        }
+      } finally {
+        await it.close();
+      }
+      return { index: applied.index, term: applied.term, data: encodeSnapshotBlob(applied.index, applied.term, records) };
+    });
+  }
+
+  /**
+   * Replaces the whole state (including the member address book) with a snapshot, atomically, and
+   * sets the applied index to the snapshot's (Raft InstallSnapshot). Synced.
+   *
+   * @param blob - snapshot blob
+   * @returns the snapshot's applied index and term
+   * @throws {SM_CORRUPT_SNAPSHOT} {SM_UNSUPPORTED_SNAPSHOT} nothing is changed
+   */
+  restoreSnapshot(blob: Uint8Array): Promise<{ index: number; term: number }> {
+    this.check();
+    return this.serial(async () => {
+      const snap = decodeSnapshotBlob(blob);
+      const meta = snap.records.filter(([k]) => k.startsWith(META_GTE));
+      const sm = StateMachine.fromRecords(meta, snap);
+      const ops: Op[] = [];
+      for await (const key of this.db.keys({ gte: STATE_GTE, lt: STATE_LT })) ops.push({ type: 'del', key });
+      for (const [key, value] of snap.records) ops.push({ type: 'put', key, value });
+      ops.push({ type: 'put', key: KEY.applied, value: encodeApplied(snap.index, snap.term) });
+      await this.writer.write(ops, true, snap.index);
+      this.sm = sm;
+      return { index: snap.index, term: snap.term };
+    });
+  }
+
+  private async syncApplied(): Promise<number> {
+    await this.chain;
+    if (this.writer.syncedApplied < this.writer.persistedApplied) {
+      // A synced write flushes the write-ahead log, and with it every earlier state batch.
+      await this.writer.write([{ type: 'put', key: KEY.applied, value: encodeApplied(this.sm.applied, this.sm.appliedTermValue) }], true, this.sm.applied);
+    }
+    return this.writer.syncedApplied;
+  }
+
+  /**
+   * Waits for queued writes, then closes LevelDB.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.chain;
+    await this.writer.idle();
+    this.closed = true;
+    await this.db.close();
+  }
+}
+
+/**
+ * Opens (creating if needed) the store of one node data dir, loads the state metadata into memory
+ * and the Raft log. If a saved snapshot is newer than the persisted state (a crash between saving
+ * an installed snapshot and applying it), the state is restored from it before returning.
+ *
+ * @param dir - directory for LevelDB (e.g. `<COFFER_DATA_DIR>/store`)
+ * @returns the open store
+ * @throws {SM_CORRUPT_STORAGE} a record does not decode
+ * @example
+ * ```ts
+ * const store = await openNodeStore('/var/lib/coffer/n1/store');
+ * const { hardState, snapshot, entries } = store.load();
+ * ```
+ */
+export async function openNodeStore(dir: string): Promise<NodeStore> {
+  mkdirSync(dir, { recursive: true });
+  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  try {
+    const appliedRaw = await db.get(KEY.applied);
+    const applied = appliedRaw ? decodeApplied(appliedRaw) : { index: 0, term: 0 };
+    const meta: [string, Uint8Array][] = [];
+    const it = db.iterator({ gte: META_GTE, lt: META_LT });
+    try {
+      for (;;) {
+        const batch = await it.nextv(8192);
+        if (batch.length === 0) break;
+        for (const kv of batch) meta.push(kv);
+      }
+    } finally {
+      await it.close();
+    }
+    const sm = StateMachine.fromRecords(meta, applied);
+
+    const [hsRaw, smRaw] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta]);
+    const hardState = hsRaw ? decodeHardState(hsRaw) : { term: 0, vote: null, commit: 0 };
+    const snapshot = smRaw ? decodeSnapMeta(smRaw) : null;
+    const snapIndex = snapshot?.index ?? 0;
+    const entries: LogEntry[] = [];
+    let first = snapIndex + 1;
+    let last = snapIndex;
+    let seenFirst = false;
+    const lit = db.iterator({ gte: RAFT_KEY.entryPrefix, lt: RAFT_KEY.entryPrefix + '~' });
+    try {
+      for (;;) {
+        const batch = await lit.nextv(4096);
+        if (batch.length === 0) break;
+        for (const [k, v] of batch) {
+          const index = Number(k.slice(2));
+          if (!seenFirst) {
+            first = index;
+            seenFirst = true;
+          }
+          last = index;
+          if (index > snapIndex) entries.push(decodeEntry(index, v));
+        }
+      }
+    } finally {
+      await lit.close();
+    }
+    last = Math.max(last, snapIndex);
+    const store = new NodeStore(db, sm, { hardState, snapshot, entries }, first, last);
+    if (snapshot && snapshot.index > sm.applied) {
+      const data = await db.get(RAFT_KEY.snapData);
+      if (!data) throw new StateError('SM_CORRUPT_STORAGE', 'snapshot metadata without snapshot data');
+      await store.restoreSnapshot(data);
+    }
+    return store;
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Reads the saved Raft snapshot blob (to send to a follower).
+ *
+ * @param store - an open store
+ * @returns the blob or undefined
+ */
+export async function readSavedSnapshot(store: NodeStore): Promise<Uint8Array | undefined> {
+  return store.db.get(RAFT_KEY.snapData);
+}

@@ -1,0 +1,433 @@
+// On-disk (and in-snapshot) records of the state machine, and their deterministic encodings.
+// Keys are strings (stored as UTF-8); their first letters partition the keyspace:
+//
+//   a              applied index and term (written in the same batch as the changes)
+//   bc<name>\0<v>  sealed envelope of a version: formatVersion, alg, nonce, ciphertext
+//   bw<name>\0<v>  wrapped DEK of a version (its own key: a re-wrap rewrites only this)
+//   ms<name>       secret metadata and version list (in memory at runtime)
+//   mt<name>       token;  mr<name> role;  ml<ip> lockout;  mn<id> member
+//   md<seq>        idempotency table entry (seq zero-padded: key order = insertion order)
+//   mg<what>       singletons: allowlist, bootstrap, watermark, lockout sweep, dedup counter
+//   r...           the Raft log (raft-log.ts), never part of the state or a snapshot
+import { Reader, Writer } from './bytes.js';
+import type { RoleRule, RotationPolicy, SecretFormat } from './types.js';
+
+/** Metadata of one version; the sealed bytes live in `bc`/`bw` records. */
+export type VersionMeta = {
+  version: number;
+  createdAt: number;
+  createdBy: string;
+  format: SecretFormat;
+  /** Soft-delete time (Vault `deletion_time`), null when live. */
+  deletedAt: number | null;
+  /** Ciphertext and wrapped DEK erased for good. */
+  destroyed: boolean;
+  formatVersion: number;
+  alg: string;
+  kmsKeyId: string;
+  /** Rotation marker of the last re-wrap ('' = as written). */
+  wrapMarker: string;
+  sizeBytes: number;
+  /** sha256 of the `bc` record: lets the state digest cover the sealed bytes kept on disk. */
+  ctDigest: Uint8Array;
+  /** sha256 of the wrapped DEK. */
+  dekDigest: Uint8Array;
+};
+
+/** A secret: Vault KV v2-style metadata plus its retained versions (ascending). */
+export type SecretRecord = {
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  /** Highest version ever written (Vault `current_version`); survives pruning and destroy. */
+  currentVersion: number;
+  maxVersions: number;
+  casRequired: boolean;
+  deleteVersionAfterSecs: number;
+  description: string | null;
+  rotation: RotationPolicy | null;
+  /** Sorted by key. */
+  customMetadata: [string, string][];
+  versions: VersionMeta[];
+};
+
+/** A token record. Only the sha256 of the raw token is ever stored. */
+export type TokenRecord = {
+  name: string;
+  role: string;
+  tokenHash: Uint8Array;
+  createdAt: number;
+  createdBy: string;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  rotatedAt: number | null;
+};
+
+/** A role. */
+export type RoleRecord = { name: string; rules: RoleRule[]; rateLimit: string | null; updatedAt: number };
+
+/** Failures of one client IP, ascending, at most `MAX_FAILURES_KEPT`. */
+export type LockoutRecord = { ip: string; failures: number[] };
+
+/** A member of the cluster address book. */
+export type MemberRecord = { id: string; raftAddr: string; apiAddr: string; updatedAt: number };
+
+/** The replicated read allowlist. */
+export type AllowlistRecord = { cidrs: string[]; updatedAt: number };
+
+/** The bootstrap seed that was applied. */
+export type BootstrapRecord = { tokenHash: Uint8Array; at: number };
+
+/** KMS re-wrap watermark. */
+export type WatermarkRecord = {
+  marker: string;
+  passStartedAt: number | null;
+  passFinishedAt: number | null;
+  rewrapped: number;
+  failed: number;
+  updatedAt: number;
+};
+
+/** Outcome of one command, returned to the proposer and remembered for idempotent retries. */
+export type ResultStatus =
+  | 'ok'
+  | 'noop'
+  | 'not_found'
+  | 'version_conflict'
+  | 'cas_conflict'
+  | 'cas_required'
+  | 'already_exists'
+  | 'role_not_found'
+  | 'role_in_use'
+  | 'immutable'
+  | 'already_bootstrapped'
+  | 'token_inactive'
+  | 'hash_conflict'
+  | 'stale'
+  | 'invalid_snapshot';
+
+/** Append-only numbering of result statuses (they are persisted in the idempotency table). */
+const STATUSES: readonly ResultStatus[] = [
+  'ok',
+  'noop',
+  'not_found',
+  'version_conflict',
+  'cas_conflict',
+  'cas_required',
+  'already_exists',
+  'role_not_found',
+  'role_in_use',
+  'immutable',
+  'already_bootstrapped',
+  'token_inactive',
+  'hash_conflict',
+  'stale',
+  'invalid_snapshot',
+];
+
+/**
+ * Result of a command. `version`/`createdAt` for secret.put; `count` for commands over several
+ * items; `currentVersion` on conflicts so the proposer can retry.
+ */
+export type CommandResult = {
+  status: ResultStatus;
+  version?: number;
+  createdAt?: number;
+  count?: number;
+  currentVersion?: number;
+};
+
+export const FORMATS: readonly SecretFormat[] = ['raw', 'base64', 'userpass', 'kv'];
+
+export const KEY = {
+  applied: 'a',
+  secret: 'ms',
+  token: 'mt',
+  role: 'mr',
+  lockout: 'ml',
+  member: 'mn',
+  dedup: 'md',
+  allowlist: 'mgallowlist',
+  bootstrap: 'mgbootstrap',
+  watermark: 'mgwatermark',
+  sweep: 'mglockoutsweep',
+  dedupSeq: 'mgdedupseq',
+  blobCt: 'bc',
+  blobDek: 'bw',
+} as const;
+
+/** Key of the sealed envelope of `name` version `v`. */
+export function ctKey(name: string, v: number): string {
+  return `${KEY.blobCt}${name}\0${v}`;
+}
+
+/** Key of the wrapped DEK of `name` version `v`. */
+export function dekKey(name: string, v: number): string {
+  return `${KEY.blobDek}${name}\0${v}`;
+}
+
+/** Key of idempotency entry number `seq`. */
+export function dedupKey(seq: number): string {
+  return KEY.dedup + String(seq).padStart(16, '0');
+}
+
+function writeRotation(w: Writer, r: RotationPolicy | null): void {
+  if (r === null) w.u8(0);
+  else w.u8(1).u53(r.intervalSecs).u53(r.graceSecs).optStr(r.target);
+}
+
+function readRotation(r: Reader): RotationPolicy | null {
+  if (!r.opt()) return null;
+  return { intervalSecs: r.u53(), graceSecs: r.u53(), target: r.optStr() };
+}
+
+const REC_V1 = 1;
+
+function header(w: Writer): Writer {
+  return w.u8(REC_V1);
+}
+
+function open(b: Uint8Array): Reader {
+  const r = new Reader(b, 'SM_CORRUPT_STORAGE');
+  if (r.u8() !== REC_V1) r.fail('unknown record version');
+  return r;
+}
+
+export function encodeSecret(s: SecretRecord): Uint8Array {
+  const w = header(new Writer(256 + s.versions.length * 128));
+  w.str(s.name).u53(s.createdAt).u53(s.updatedAt).u53(s.currentVersion).u53(s.maxVersions).bool(s.casRequired);
+  w.u53(s.deleteVersionAfterSecs).optStr(s.description);
+  writeRotation(w, s.rotation);
+  w.u32(s.customMetadata.length);
+  for (const [k, v] of s.customMetadata) w.str(k).str(v);
+  w.u32(s.versions.length);
+  for (const v of s.versions) {
+    w.u53(v.version).u53(v.createdAt).str(v.createdBy).u8(FORMATS.indexOf(v.format)).optU53(v.deletedAt).bool(v.destroyed);
+    w.u8(v.formatVersion).str(v.alg).str(v.kmsKeyId).str(v.wrapMarker).u53(v.sizeBytes).raw(v.ctDigest).raw(v.dekDigest);
+  }
+  return w.finish();
+}
+
+export function decodeSecret(b: Uint8Array): SecretRecord {
+  const r = open(b);
+  const name = r.str();
+  const createdAt = r.u53();
+  const updatedAt = r.u53();
+  const currentVersion = r.u53();
+  const maxVersions = r.u53();
+  const casRequired = r.bool();
+  const deleteVersionAfterSecs = r.u53();
+  const description = r.optStr();
+  const rotation = readRotation(r);
+  const nm = r.u32();
+  const customMetadata: [string, string][] = [];
+  for (let i = 0; i < nm; i++) customMetadata.push([r.str(), r.str()]);
+  const nv = r.u32();
+  const versions: VersionMeta[] = [];
+  for (let i = 0; i < nv; i++) {
+    versions.push({
+      version: r.u53(),
+      createdAt: r.u53(),
+      createdBy: r.str(),
+      format: FORMATS[r.u8()] ?? r.fail('bad format'),
+      deletedAt: r.optU53(),
+      destroyed: r.bool(),
+      formatVersion: r.u8(),
+      alg: r.str(),
+      kmsKeyId: r.str(),
+      wrapMarker: r.str(),
+      sizeBytes: r.u53(),
+      ctDigest: r.raw(32),
+      dekDigest: r.raw(32),
+    });
+  }
+  r.end();
+  return { name, createdAt, updatedAt, currentVersion, maxVersions, casRequired, deleteVersionAfterSecs, description, rotation, customMetadata, versions };
+}
+
+export function encodeToken(t: TokenRecord): Uint8Array {
+  return header(new Writer(160))
+    .str(t.name)
+    .str(t.role)
+    .bytes(t.tokenHash)
+    .u53(t.createdAt)
+    .str(t.createdBy)
+    .optU53(t.expiresAt)
+    .optU53(t.revokedAt)
+    .optU53(t.rotatedAt)
+    .finish();
+}
+
+export function decodeToken(b: Uint8Array): TokenRecord {
+  const r = open(b);
+  const t: TokenRecord = {
+    name: r.str(),
+    role: r.str(),
+    tokenHash: r.bytes(),
+    createdAt: r.u53(),
+    createdBy: r.str(),
+    expiresAt: r.optU53(),
+    revokedAt: r.optU53(),
+    rotatedAt: r.optU53(),
+  };
+  r.end();
+  return t;
+}
+
+export function encodeRole(x: RoleRecord): Uint8Array {
+  const w = header(new Writer()).str(x.name).u32(x.rules.length);
+  for (const rule of x.rules) w.strs(rule.paths).strs(rule.actions);
+  return w.optStr(x.rateLimit).u53(x.updatedAt).finish();
+}
+
+export function decodeRole(b: Uint8Array): RoleRecord {
+  const r = open(b);
+  const name = r.str();
+  const n = r.u32();
+  const rules: RoleRule[] = [];
+  for (let i = 0; i < n; i++) rules.push({ paths: r.strs(), actions: r.strs() });
+  const x = { name, rules, rateLimit: r.optStr(), updatedAt: r.u53() };
+  r.end();
+  return x;
+}
+
+export function encodeLockout(x: LockoutRecord): Uint8Array {
+  const w = header(new Writer()).str(x.ip).u32(x.failures.length);
+  for (const f of x.failures) w.u53(f);
+  return w.finish();
+}
+
+export function decodeLockout(b: Uint8Array): LockoutRecord {
+  const r = open(b);
+  const ip = r.str();
+  const n = r.u32();
+  const failures: number[] = [];
+  for (let i = 0; i < n; i++) failures.push(r.u53());
+  r.end();
+  return { ip, failures };
+}
+
+export function encodeMember(x: MemberRecord): Uint8Array {
+  return header(new Writer()).str(x.id).str(x.raftAddr).str(x.apiAddr).u53(x.updatedAt).finish();
+}
+
+export function decodeMember(b: Uint8Array): MemberRecord {
+  const r = open(b);
+  const x = { id: r.str(), raftAddr: r.str(), apiAddr: r.str(), updatedAt: r.u53() };
+  r.end();
+  return x;
+}
+
+export function encodeAllowlist(x: AllowlistRecord): Uint8Array {
+  return header(new Writer()).strs(x.cidrs).u53(x.updatedAt).finish();
+}
+
+export function decodeAllowlist(b: Uint8Array): AllowlistRecord {
+  const r = open(b);
+  const x = { cidrs: r.strs(), updatedAt: r.u53() };
+  r.end();
+  return x;
+}
+
+export function encodeBootstrap(x: BootstrapRecord): Uint8Array {
+  return header(new Writer()).bytes(x.tokenHash).u53(x.at).finish();
+}
+
+export function decodeBootstrap(b: Uint8Array): BootstrapRecord {
+  const r = open(b);
+  const x = { tokenHash: r.bytes(), at: r.u53() };
+  r.end();
+  return x;
+}
+
+export function encodeWatermark(x: WatermarkRecord): Uint8Array {
+  return header(new Writer())
+    .str(x.marker)
+    .optU53(x.passStartedAt)
+    .optU53(x.passFinishedAt)
+    .u53(x.rewrapped)
+    .u53(x.failed)
+    .u53(x.updatedAt)
+    .finish();
+}
+
+export function decodeWatermark(b: Uint8Array): WatermarkRecord {
+  const r = open(b);
+  const x = {
+    marker: r.str(),
+    passStartedAt: r.optU53(),
+    passFinishedAt: r.optU53(),
+    rewrapped: r.u53(),
+    failed: r.u53(),
+    updatedAt: r.u53(),
+  };
+  r.end();
+  return x;
+}
+
+export function encodeNumber(n: number): Uint8Array {
+  return header(new Writer(16)).u53(n).finish();
+}
+
+export function decodeNumber(b: Uint8Array): number {
+  const r = open(b);
+  const n = r.u53();
+  r.end();
+  return n;
+}
+
+export function writeResult(w: Writer, res: CommandResult): void {
+  w.u8(STATUSES.indexOf(res.status)).optU53(res.version).optU53(res.createdAt).optU53(res.count).optU53(res.currentVersion);
+}
+
+export function readResult(r: Reader): CommandResult {
+  const status = STATUSES[r.u8()] ?? r.fail('unknown result status');
+  const res: CommandResult = { status };
+  const version = r.optU53();
+  const createdAt = r.optU53();
+  const count = r.optU53();
+  const currentVersion = r.optU53();
+  if (version !== null) res.version = version;
+  if (createdAt !== null) res.createdAt = createdAt;
+  if (count !== null) res.count = count;
+  if (currentVersion !== null) res.currentVersion = currentVersion;
+  return res;
+}
+
+export function encodeDedup(requestId: string, res: CommandResult): Uint8Array {
+  const w = header(new Writer(64)).str(requestId);
+  writeResult(w, res);
+  return w.finish();
+}
+
+export function decodeDedup(b: Uint8Array): { requestId: string; result: CommandResult } {
+  const r = open(b);
+  const requestId = r.str();
+  const result = readResult(r);
+  r.end();
+  return { requestId, result };
+}
+
+/** Applied position record. */
+export function encodeApplied(index: number, term: number): Uint8Array {
+  return header(new Writer(24)).u53(index).u53(term).finish();
+}
+
+export function decodeApplied(b: Uint8Array): { index: number; term: number } {
+  const r = open(b);
+  const x = { index: r.u53(), term: r.u53() };
+  r.end();
+  return x;
+}
+
+/** `bc` record: the immutable part of a sealed value. */
+export function encodeCt(formatVersion: number, alg: string, nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  return header(new Writer(64 + ciphertext.length)).u8(formatVersion).str(alg).bytes(nonce).bytes(ciphertext).finish();
+}
+
+export function decodeCt(b: Uint8Array): { formatVersion: number; alg: string; nonce: Uint8Array; ciphertext: Uint8Array } {
+  const r = open(b);
+  const x = { formatVersion: r.u8(), alg: r.str(), nonce: r.bytes(), ciphertext: r.bytes() };
+  r.end();
+  return x;
+}
