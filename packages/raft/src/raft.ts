@@ -1,0 +1,918 @@
+import { applyConfChangeTo } from './conf-change.js';
+import { decodeConfChange } from './codec.js';
+import type { ResolvedConfig } from './config.js';
+import { RaftError, invariant } from './errors.js';
+import { RaftLog } from './log.js';
+import { Progress } from './progress.js';
+import type { Storage } from './storage.js';
+import type { ConfChange, ConfState, Entry, EntryType, Message, MessageType, NodeId, RaftRole, ReadState, Snapshot } from './types.js';
+
+const EMPTY = new Uint8Array(0);
+// Marks a vote request caused by leadership transfer: voters must not ignore it because of the
+// CheckQuorum lease (etcd's campaignTransfer context).
+const TRANSFER_CONTEXT = new Uint8Array([0x54]);
+
+function isTransfer(ctx: Uint8Array): boolean {
+  return ctx.length === 1 && ctx[0] === 0x54;
+}
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+function ctxKey(ctx: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < ctx.length; i++) s += HEX[ctx[i]!]!;
+  return s;
+}
+
+interface PendingRead {
+  index: number;
+  req: Message;
+  acks: Set<NodeId>;
+}
+
+interface SnapshotReceive {
+  from: NodeId;
+  meta: Snapshot['meta'];
+  total: number;
+  received: number;
+  buf: Uint8Array;
+}
+
+type VoteResult = 'won' | 'lost' | 'pending';
+
+/** Fields a caller may leave out of an outgoing message. */
+type MessageInit = Partial<Message> & { type: MessageType; to: NodeId };
+
+/**
+ * The raft state machine (etcd-io/raft `raft.go`). Internal: drive it through `RawNode`.
+ *
+ * Membership is single-server changes that take effect when the entry is APPENDED to a log (Raft
+ * thesis §4.1), not when it is applied: the configuration in force is always the latest one in
+ * this node's log, and a truncated change is rolled back with the entries.
+ */
+export class Raft {
+  readonly id: NodeId;
+  readonly cfg: ResolvedConfig;
+  readonly log: RaftLog;
+
+  term = 0;
+  vote: NodeId | null = null;
+  lead: NodeId | null = null;
+  role: RaftRole = 'follower';
+
+  voters: Set<NodeId> = new Set();
+  learners: Set<NodeId> = new Set();
+  readonly progress: Map<NodeId, Progress> = new Map();
+  private readonly votes: Map<NodeId, boolean> = new Map();
+
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+
+  electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  leadTransferee: NodeId | null = null;
+
+  // Configuration as of the latest snapshot, and every confChange entry after it (in log order).
+  private confBase: ConfState = { voters: [], learners: [] };
+  private confEntries: { index: number; cs: ConfState }[] = [];
+
+  // ReadIndex (Raft thesis §6.4): requests waiting for a heartbeat quorum, in arrival order.
+  private readonly pendingReads: Map<string, PendingRead> = new Map();
+  private readQueue: string[] = [];
+  // Reads that arrived before this leader committed an entry of its own term.
+  private pendingReadIndexMessages: Message[] = [];
+
+  private snapRecv: SnapshotReceive | null = null;
+  // Proposals append at once but replicate lazily, so many proposals share one MsgApp.
+  private needBcast = false;
+
+  constructor(cfg: ResolvedConfig, storage: Storage) {
+    this.id = cfg.id;
+    this.cfg = cfg;
+    this.log = new RaftLog(storage);
+    const { hardState, confState } = storage.initialState();
+    this.confBase = { voters: [...confState.voters], learners: [...confState.learners] };
+    const first = storage.firstIndex();
+    const last = storage.lastIndex();
+    if (last >= first) {
+      for (const e of storage.entries(first, last + 1, Number.MAX_SAFE_INTEGER)) this.noteConfEntry(e);
+    }
+    this.log.onAppend = (ents) => this.onAppend(ents);
+    if (hardState.term !== 0 || hardState.vote !== null || hardState.commit !== 0) {
+      invariant(
+        hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
+        `${this.id} state.commit ${hardState.commit} is out of range [${this.log.committed}, ${this.log.lastIndex()}]`,
+      );
+      this.log.committed = hardState.commit;
+      this.term = hardState.term;
+      this.vote = hardState.vote;
+    }
+    if (cfg.applied > 0) this.log.appliedTo(Math.min(cfg.applied, this.log.committed));
+    this.switchConfig();
+    this.becomeFollower(this.term, null);
+    this.cfg.logger.info(`${this.id} newRaft [term: ${this.term}, commit: ${this.log.committed}, applied: ${this.log.applied}, lastindex: ${this.log.lastIndex()}]`);
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  currentConf(): ConfState {
+    return this.confEntries.length > 0 ? this.confEntries[this.confEntries.length - 1]!.cs : this.confBase;
+  }
+
+  /** Index of the latest confChange entry in the log (0 when none after the snapshot). */
+  lastConfIndex(): number {
+    return this.confEntries.length > 0 ? this.confEntries[this.confEntries.length - 1]!.index : 0;
+  }
+
+  private noteConfEntry(e: Entry): void {
+    if (e.type !== 'confChange') return;
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch (cause) {
+      invariant(false, `${this.id} undecodable confChange entry at ${e.index}: ${String(cause)}`);
+    }
+    this.confEntries.push({ index: e.index, cs: applyConfChangeTo(this.currentConf(), cc) });
+  }
+
+  private onAppend(ents: Entry[]): void {
+    const first = ents[0]!.index;
+    let changed = false;
+    // Invariant: the configuration in force is the latest in the log, so a truncated change is undone.
+    while (this.confEntries.length > 0 && this.confEntries[this.confEntries.length - 1]!.index >= first) {
+      this.confEntries.pop();
+      changed = true;
+    }
+    for (const e of ents) {
+      if (e.type === 'confChange') {
+        this.noteConfEntry(e);
+        changed = true;
+      }
+    }
+    if (changed) this.switchConfig();
+  }
+
+  private newProgress(id: NodeId, isLearner: boolean): Progress {
+    const pr = new Progress(this.log.lastIndex() + 1, isLearner, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+    // A new member counts as active so CheckQuorum does not depose the leader before it answers.
+    pr.recentActive = true;
+    if (id === this.id) pr.match = this.log.stableLastIndex();
+    return pr;
+  }
+
+  private switchConfig(): void {
+    const cs = this.currentConf();
+    this.voters = new Set(cs.voters);
+    this.learners = new Set(cs.learners);
+    for (const id of cs.voters) {
+      const pr = this.progress.get(id);
+      if (pr === undefined) this.progress.set(id, this.newProgress(id, false));
+      else pr.isLearner = false;
+    }
+    for (const id of cs.learners) {
+      const pr = this.progress.get(id);
+      if (pr === undefined) this.progress.set(id, this.newProgress(id, true));
+      else pr.isLearner = true;
+    }
+    for (const id of [...this.progress.keys()]) {
+      if (!this.voters.has(id) && !this.learners.has(id)) this.progress.delete(id);
+    }
+    if (this.leadTransferee !== null && !this.voters.has(this.leadTransferee)) this.abortLeaderTransfer();
+    if (this.role === 'leader' && this.maybeCommit()) this.commitAdvanced();
+  }
+
+  /** A node may campaign only when it is a voter in the configuration it knows. */
+  promotable(): boolean {
+    return this.voters.has(this.id);
+  }
+
+  private quorum(): number {
+    return Math.floor(this.voters.size / 2) + 1;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private send(m: MessageInit): void {
+    this.msgs.push({
+      type: m.type,
+      to: m.to,
+      from: this.id,
+      term: m.term ?? this.term,
+      logTerm: m.logTerm ?? 0,
+      index: m.index ?? 0,
+      commit: m.commit ?? 0,
+      entries: m.entries ?? [],
+      reject: m.reject ?? false,
+      rejectHint: m.rejectHint ?? 0,
+      context: m.context ?? EMPTY,
+      ...(m.snapshot !== undefined ? { snapshot: m.snapshot } : {}),
+    });
+  }
+
+  /** Sends MsgApp (or starts a snapshot) to `to`; returns whether a message went out. */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    if (pr === undefined || to === this.id || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    let ents: Entry[] = [];
+    let compacted = prevTerm === null;
+    if (!compacted) {
+      try {
+        ents = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxSizePerMsg);
+      } catch (e) {
+        if (!(e instanceof RaftError && e.code === 'RAFT_COMPACTED')) throw e;
+        compacted = true;
+      }
+    }
+    if (compacted) return this.sendSnapshot(to, pr);
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    this.send({ type: 'MsgApp', to, index: prevIndex, logTerm: prevTerm!, entries: ents, commit: this.log.committed });
+    if (ents.length > 0) {
+      const last = ents[ents.length - 1]!.index;
+      if (pr.state === 'replicate') {
+        let bytes = 0;
+        for (const e of ents) bytes += e.data.length;
+        pr.next = last + 1;
+        pr.inflights.add(last, bytes);
+      } else {
+        pr.probeSent = true;
+      }
+    } else if (pr.state === 'probe') {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  private sendAppend(to: NodeId): void {
+    // Pipelining: keep sending while the window allows (replicate); a probe sends one.
+    if (this.maybeSendAppend(to, true)) while (this.maybeSendAppend(to, false));
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
+  }
+
+  private bcastHeartbeat(ctx?: Uint8Array): void {
+    const context = ctx ?? (this.readQueue.length > 0 ? this.pendingReads.get(this.readQueue[this.readQueue.length - 1]!)!.req.context : EMPTY);
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      // Never tell a follower to commit beyond what it is known to hold.
+      this.send({ type: 'MsgHeartbeat', to: id, commit: Math.min(pr.match, this.log.committed), context });
+    }
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) return false;
+    const snap = this.log.snapshot();
+    if (snap.meta.index === 0) {
+      this.cfg.logger.warn(`${this.id} needs a snapshot for ${to} but none is available`);
+      return false;
+    }
+    pr.becomeSnapshot(snap.meta.index);
+    pr.transfer = { snapIndex: snap.meta.index, snapTerm: snap.meta.term, acked: 0, sent: 0, started: false, ackedAtLastHeartbeat: -1 };
+    this.cfg.logger.info(`${this.id} [firstindex: ${this.log.firstIndex()}, commit: ${this.log.committed}] sent snapshot [index: ${snap.meta.index}, term: ${snap.meta.term}] to ${to}`);
+    this.sendSnapChunks(to, pr);
+    return true;
+  }
+
+  /** Sends the next chunks of a snapshot transfer, at most a window ahead of the acknowledged bytes. */
+  private sendSnapChunks(to: NodeId, pr: Progress): void {
+    const tr = pr.transfer;
+    if (tr === null) return;
+    const snap = this.log.snapshot();
+    if (snap.meta.index !== tr.snapIndex || snap.meta.term !== tr.snapTerm) {
+      // A newer snapshot replaced the one in flight: start over with it.
+      this.sendSnapshot(to, pr);
+      return;
+    }
+    const chunk = this.cfg.maxSnapshotChunkBytes;
+    const window = chunk * this.cfg.maxSnapshotChunksInflight;
+    const total = snap.data.length;
+    while ((tr.sent < total || !tr.started) && tr.sent - tr.acked < window) {
+      const end = Math.min(total, tr.sent + chunk);
+      this.send({
+        type: 'MsgSnap',
+        to,
+        snapshot: { meta: snap.meta, offset: tr.sent, totalBytes: total, data: snap.data.subarray(tr.sent, end) },
+      });
+      tr.sent = end;
+      tr.started = true;
+    }
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send({ type: 'MsgTimeoutNow', to });
+  }
+
+  // ---------------------------------------------------------------- role changes
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.lead = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.rng() * this.cfg.electionTicks);
+    this.abortLeaderTransfer();
+    this.votes.clear();
+    for (const id of [...this.progress.keys()]) this.progress.set(id, this.newProgress(id, this.learners.has(id)));
+    for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+    this.pendingReads.clear();
+    this.readQueue = [];
+    this.pendingReadIndexMessages = [];
+    this.needBcast = false;
+  }
+
+  becomeFollower(term: number, lead: NodeId | null): void {
+    this.reset(term);
+    this.lead = lead;
+    this.role = 'follower';
+    this.cfg.logger.info(`${this.id} became follower at term ${this.term}`);
+  }
+
+  private becomeCandidate(): void {
+    invariant(this.role !== 'leader', 'invalid transition [leader -> candidate]');
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+    this.cfg.logger.info(`${this.id} became candidate at term ${this.term}`);
+  }
+
+  private becomePreCandidate(): void {
+    invariant(this.role !== 'leader', 'invalid transition [leader -> pre-candidate]');
+    // No term bump and no vote: a pre-election changes nothing durable (Raft thesis §9.6).
+    this.votes.clear();
+    this.lead = null;
+    this.role = 'preCandidate';
+    this.cfg.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
+  }
+
+  private becomeLeader(): void {
+    invariant(this.role !== 'follower', 'invalid transition [follower -> leader]');
+    this.reset(this.term);
+    this.lead = this.id;
+    this.role = 'leader';
+    const self = this.progress.get(this.id);
+    if (self !== undefined) {
+      self.becomeReplicate();
+      self.match = this.log.stableLastIndex();
+      self.next = this.log.lastIndex() + 1;
+    }
+    // The empty entry lets this leader commit (and so learn the commit index) in its own term.
+    this.appendEntry('normal', EMPTY);
+    this.cfg.logger.info(`${this.id} became leader at term ${this.term}`);
+  }
+
+  private appendEntry(type: EntryType, data: Uint8Array): Entry {
+    const e: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
+    this.log.append([e]);
+    return e;
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private hup(transfer: boolean): void {
+    if (this.role === 'leader') return;
+    if (!this.promotable()) {
+      this.cfg.logger.warn(`${this.id} is unpromotable and can not campaign`);
+      return;
+    }
+    if (transfer) this.campaign('election', true);
+    else if (this.cfg.preVote) this.campaign('preElection', false);
+    else this.campaign('election', false);
+  }
+
+  private campaign(kind: 'preElection' | 'election', transfer: boolean): void {
+    let voteType: MessageType;
+    let term: number;
+    if (kind === 'preElection') {
+      this.becomePreCandidate();
+      voteType = 'MsgPreVote';
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      voteType = 'MsgVote';
+      term = this.term;
+    }
+    if (this.poll(this.id, true) === 'won') {
+      // Single voter: won at once.
+      if (kind === 'preElection') this.campaign('election', transfer);
+      else this.becomeLeader();
+      return;
+    }
+    const index = this.log.lastIndex();
+    const logTerm = this.log.lastTerm();
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      this.send({ type: voteType, to: id, term, index, logTerm, context: transfer ? TRANSFER_CONTEXT : EMPTY });
+    }
+  }
+
+  private poll(id: NodeId, granted: boolean): VoteResult {
+    if (!this.votes.has(id)) this.votes.set(id, granted);
+    let yes = 0;
+    let no = 0;
+    for (const v of this.voters) {
+      const g = this.votes.get(v);
+      if (g === true) yes++;
+      else if (g === false) no++;
+    }
+    const q = this.quorum();
+    if (yes >= q) return 'won';
+    if (no > this.voters.size - q) return 'lost';
+    return 'pending';
+  }
+
+  // ---------------------------------------------------------------- time
+
+  tick(): void {
+    if (this.role === 'leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.cfg.logger.warn(`${this.id} stepped down to follower since quorum is not active`);
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      // A transfer that did not finish within an election timeout is abandoned.
+      if (this.leadTransferee !== null) this.abortLeaderTransfer();
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  /** CheckQuorum: did a quorum of voters talk to us since the last check? Resets the marks. */
+  private quorumActive(): boolean {
+    let active = 0;
+    for (const id of this.voters) {
+      const pr = this.progress.get(id);
+      if (id === this.id || pr?.recentActive === true) active++;
+    }
+    for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+    return active >= this.quorum();
+  }
+
+  // ---------------------------------------------------------------- proposals
+
+  committedEntryInCurrentTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  propose(type: EntryType, data: Uint8Array): { index: number; term: number } {
+    if (this.role !== 'leader') {
+      throw new RaftError('RAFT_NOT_LEADER', `${this.id} is not the leader`, { leaderId: this.lead });
+    }
+    if (this.leadTransferee !== null) {
+      throw new RaftError('RAFT_PROPOSAL_DROPPED', `${this.id} is transferring leadership to ${this.leadTransferee}`);
+    }
+    if (type === 'confChange') this.checkConfChange(decodeConfChange(data));
+    const e = this.appendEntry(type, data);
+    this.needBcast = true;
+    return { index: e.index, term: e.term };
+  }
+
+  private checkConfChange(cc: ConfChange): void {
+    // One change at a time, and only after this leader committed in its term: together these keep
+    // any two configurations in use at most one server apart (the thesis' fix for the
+    // single-server change bug, §4.1 and the raft-dev erratum).
+    if (this.lastConfIndex() > this.log.committed) {
+      throw new RaftError('RAFT_CONF_CHANGE_PENDING', 'a membership change is still uncommitted');
+    }
+    if (!this.committedEntryInCurrentTerm()) {
+      throw new RaftError('RAFT_CONF_CHANGE_PENDING', 'the leader has not committed an entry in its term yet');
+    }
+    const isVoter = this.voters.has(cc.nodeId);
+    const isLearner = this.learners.has(cc.nodeId);
+    if (cc.type === 'addLearner' && (isVoter || isLearner)) {
+      throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is already a ${isVoter ? 'voter' : 'learner'}`);
+    }
+    if (cc.type === 'addVoter' && isVoter) throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is already a voter`);
+    if (cc.type === 'remove') {
+      if (!isVoter && !isLearner) throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is not a member`);
+      if (isVoter && this.voters.size === 1) throw new RaftError('RAFT_INVALID_CONF_CHANGE', 'cannot remove the last voter');
+    }
+  }
+
+  /** Replicates entries proposed since the last call (batching). */
+  flush(): void {
+    if (this.needBcast) {
+      this.needBcast = false;
+      if (this.role === 'leader') this.bcastAppend();
+    }
+  }
+
+  /** The driver persisted entries up to the log's stable index: the leader counts its own copy now. */
+  onPersisted(): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(this.id);
+    if (pr !== undefined && pr.maybeUpdate(this.log.stableLastIndex()) && this.maybeCommit()) this.commitAdvanced();
+  }
+
+  private maybeCommit(): boolean {
+    const matches: number[] = [];
+    for (const id of this.voters) matches.push(this.progress.get(id)?.match ?? 0);
+    if (matches.length === 0) return false;
+    matches.sort((a, b) => b - a);
+    return this.log.maybeCommit(matches[this.quorum() - 1]!, this.term);
+  }
+
+  private commitAdvanced(): void {
+    this.bcastAppend();
+    if (this.pendingReadIndexMessages.length > 0 && this.committedEntryInCurrentTerm()) {
+      const pending = this.pendingReadIndexMessages;
+      this.pendingReadIndexMessages = [];
+      for (const m of pending) this.sendReadIndexResponse(m);
+    }
+    // A leader removed from the configuration steps down once the removal is committed
+    // (Raft thesis §4.2.2); it hands over to the most caught-up voter at once.
+    if (this.role === 'leader' && !this.voters.has(this.id) && this.lastConfIndex() <= this.log.committed) {
+      let best: NodeId | null = null;
+      let bestMatch = -1;
+      for (const id of this.voters) {
+        const m = this.progress.get(id)?.match ?? 0;
+        if (m > bestMatch) {
+          best = id;
+          bestMatch = m;
+        }
+      }
+      if (best !== null && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+      this.cfg.logger.info(`${this.id} removed from the configuration, stepping down at term ${this.term}`);
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private abortLeaderTransfer(): void {
+    this.leadTransferee = null;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  private respondRead(req: Message, index: number): void {
+    if (req.from === this.id) this.readStates.push({ index, context: req.context });
+    else this.send({ type: 'MsgReadIndexResp', to: req.from, index, context: req.context });
+  }
+
+  private sendReadIndexResponse(m: Message): void {
+    if (this.voters.size === 1 && this.voters.has(this.id)) {
+      this.respondRead(m, this.log.committed);
+      return;
+    }
+    const key = ctxKey(m.context);
+    if (!this.pendingReads.has(key)) {
+      this.pendingReads.set(key, { index: this.log.committed, req: m, acks: new Set() });
+      this.readQueue.push(key);
+    }
+    if (this.voters.has(this.id)) this.pendingReads.get(key)!.acks.add(this.id);
+    this.bcastHeartbeat(m.context);
+  }
+
+  private handleReadAck(from: NodeId, ctx: Uint8Array): void {
+    const key = ctxKey(ctx);
+    const pr = this.pendingReads.get(key);
+    if (pr === undefined) return;
+    pr.acks.add(from);
+    let n = 0;
+    for (const id of pr.acks) if (this.voters.has(id)) n++;
+    if (n < this.quorum()) return;
+    // Confirming one request confirms every earlier one too.
+    const at = this.readQueue.indexOf(key);
+    const done = this.readQueue.slice(0, at + 1);
+    this.readQueue = this.readQueue.slice(at + 1);
+    for (const k of done) {
+      const r = this.pendingReads.get(k)!;
+      this.pendingReads.delete(k);
+      this.respondRead(r.req, r.index);
+    }
+  }
+
+  // ---------------------------------------------------------------- step
+
+  step(m: Message): void {
+    if (m.term === 0) {
+      // Local message (or a forwarded ReadIndex / TransferLeader).
+    } else if (m.term > this.term) {
+      if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
+        const inLease = this.cfg.checkQuorum && this.lead !== null && this.electionElapsed < this.cfg.electionTicks;
+        if (!isTransfer(m.context) && inLease) {
+          // We heard from a leader within the minimum election timeout: a disruptive candidate
+          // (e.g. one that was partitioned away) must not depose it (Raft thesis §4.2.3).
+          this.cfg.logger.info(`${this.id} [term: ${this.term}] ignored ${m.type} from ${m.from} [term: ${m.term}]: lease is not expired`);
+          return;
+        }
+      }
+      if (m.type === 'MsgPreVote') {
+        // A pre-vote never changes our term.
+      } else if (m.type === 'MsgPreVoteResp' && !m.reject) {
+        // We bump the term when we win the pre-election, not before.
+      } else if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.term) {
+      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgHeartbeat' || m.type === 'MsgApp')) {
+        // A stale leader (e.g. after a partition) learns our term from this and steps down;
+        // otherwise, with PreVote, it would never hear of the higher term.
+        this.send({ type: 'MsgAppResp', to: m.from });
+      } else if (m.type === 'MsgPreVote') {
+        this.send({ type: 'MsgPreVoteResp', to: m.from, reject: true });
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case 'MsgHup':
+        this.hup(false);
+        return;
+      case 'MsgVote':
+      case 'MsgPreVote': {
+        const canVote =
+          this.vote === m.from || (this.vote === null && this.lead === null) || (m.type === 'MsgPreVote' && m.term > this.term);
+        const respType = m.type === 'MsgVote' ? 'MsgVoteResp' : 'MsgPreVoteResp';
+        if (canVote && (this.cfg.skipVoteLogCheck || this.log.isUpToDate(m.index, m.logTerm))) {
+          this.send({ type: respType, to: m.from, term: m.term });
+          if (m.type === 'MsgVote') {
+            this.electionElapsed = 0;
+            this.vote = m.from;
+          }
+        } else {
+          this.send({ type: respType, to: m.from, reject: true });
+        }
+        return;
+      }
+      default:
+        break;
+    }
+    if (this.role === 'leader') this.stepLeader(m);
+    else if (this.role === 'follower') this.stepFollower(m);
+    else this.stepCandidate(m);
+  }
+
+  private stepLeader(m: Message): void {
+    switch (m.type) {
+      case 'MsgBeat':
+        this.bcastHeartbeat();
+        return;
+      case 'MsgReadIndex':
+        if (!this.committedEntryInCurrentTerm()) {
+          // Our commit index may lag the previous leader's until our own entry commits.
+          this.pendingReadIndexMessages.push(m);
+          return;
+        }
+        this.sendReadIndexResponse(m);
+        return;
+      default:
+        break;
+    }
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    switch (m.type) {
+      case 'MsgAppResp': {
+        pr.recentActive = true;
+        if (m.reject) {
+          let nextProbe = m.rejectHint;
+          if (m.logTerm > 0) [nextProbe] = this.log.findConflictByTerm(m.rejectHint, m.logTerm);
+          if (pr.maybeDecrTo(m.index, nextProbe)) {
+            if (pr.state === 'replicate') pr.becomeProbe();
+            this.sendAppend(m.from);
+          }
+          return;
+        }
+        const oldPaused = pr.isPaused();
+        if (!pr.maybeUpdate(m.index)) return;
+        if (pr.state === 'probe') pr.becomeReplicate();
+        else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
+          pr.becomeProbe();
+          pr.becomeReplicate();
+        } else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
+        if (this.maybeCommit()) this.commitAdvanced();
+        else if (oldPaused) this.sendAppend(m.from);
+        if (this.role !== 'leader') return;
+        while (this.maybeSendAppend(m.from, false));
+        if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+        return;
+      }
+      case 'MsgHeartbeatResp': {
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+        if (pr.state === 'snapshot') {
+          const tr = pr.transfer;
+          // Chunks lost in the network stall the transfer: resend from the last acknowledged byte.
+          if (tr !== null && tr.acked === tr.ackedAtLastHeartbeat) {
+            tr.sent = tr.acked;
+            if (tr.sent === 0) tr.started = false;
+            this.sendSnapChunks(m.from, pr);
+          }
+          if (pr.transfer !== null) pr.transfer.ackedAtLastHeartbeat = pr.transfer.acked;
+        } else if (pr.match < this.log.lastIndex()) {
+          this.sendAppend(m.from);
+        }
+        if (m.context.length > 0) this.handleReadAck(m.from, m.context);
+        return;
+      }
+      case 'MsgSnapResp': {
+        const tr = pr.transfer;
+        if (pr.state !== 'snapshot' || tr === null || m.index !== tr.snapIndex || m.logTerm !== tr.snapTerm) return;
+        pr.recentActive = true;
+        if (m.reject) {
+          // The follower saw a gap (or lost its partial copy): resume where it says it is.
+          tr.acked = Math.min(m.rejectHint, tr.sent);
+          tr.sent = tr.acked;
+          if (tr.sent === 0) tr.started = false;
+        } else {
+          tr.acked = Math.max(tr.acked, Math.min(m.rejectHint, tr.sent));
+        }
+        this.sendSnapChunks(m.from, pr);
+        return;
+      }
+      case 'MsgUnreachable':
+        if (pr.state === 'replicate') pr.becomeProbe();
+        return;
+      case 'MsgTransferLeader': {
+        const to = m.from;
+        if (!this.voters.has(to)) {
+          this.cfg.logger.info(`${this.id} ignored transferring leadership to non-voter ${to}`);
+          return;
+        }
+        if (this.leadTransferee !== null) {
+          if (this.leadTransferee === to) return;
+          this.abortLeaderTransfer();
+        }
+        if (to === this.id) return;
+        // The transfer must finish within an election timeout (checked in tickHeartbeat).
+        this.electionElapsed = 0;
+        this.leadTransferee = to;
+        if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+        else this.sendAppend(to);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    const myVoteResp: MessageType = this.role === 'preCandidate' ? 'MsgPreVoteResp' : 'MsgVoteResp';
+    switch (m.type) {
+      case 'MsgApp':
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case 'MsgHeartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'MsgSnap':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
+      default:
+        break;
+    }
+    if (m.type !== myVoteResp) return;
+    const res = this.poll(m.from, !m.reject);
+    if (res === 'won') {
+      if (this.role === 'preCandidate') {
+        this.campaign('election', false);
+      } else {
+        this.becomeLeader();
+        this.bcastAppend();
+      }
+    } else if (res === 'lost') {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'MsgApp':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppend(m);
+        return;
+      case 'MsgHeartbeat':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'MsgSnap':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
+      case 'MsgTransferLeader':
+      case 'MsgReadIndex':
+        if (this.lead === null) {
+          this.cfg.logger.info(`${this.id} no leader at term ${this.term}; dropping ${m.type}`);
+          return;
+        }
+        this.msgs.push({ ...m, to: this.lead, term: 0 });
+        return;
+      case 'MsgTimeoutNow':
+        // Leadership transfer: campaign at once, skipping the pre-vote and the leader lease.
+        this.hup(true);
+        return;
+      case 'MsgReadIndexResp':
+        this.readStates.push({ index: m.index, context: m.context });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private handleAppend(m: Message): void {
+    if (m.index < this.log.committed) {
+      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew !== null) {
+      this.send({ type: 'MsgAppResp', to: m.from, index: lastNew });
+      return;
+    }
+    // Fast back-off (Raft thesis §5.3 optimisation): point the leader at the last index whose
+    // term is <= the term it probed with, skipping every conflicting entry of a later term.
+    const [hintIndex, hintTerm] = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
+    this.send({ type: 'MsgAppResp', to: m.from, index: m.index, reject: true, rejectHint: hintIndex, logTerm: hintTerm });
+  }
+
+  private handleHeartbeat(m: Message): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.send({ type: 'MsgHeartbeatResp', to: m.from, context: m.context });
+  }
+
+  private handleSnapshot(m: Message): void {
+    const c = m.snapshot;
+    if (c === undefined) return;
+    const { index, term } = c.meta;
+    if (index <= this.log.committed) {
+      // Already covered (a duplicate, or the leader missed our acknowledgement).
+      if (this.snapRecv !== null && this.snapRecv.meta.index <= index) this.snapRecv = null;
+      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
+      return;
+    }
+    let rv = this.snapRecv;
+    if (rv === null || rv.meta.index !== index || rv.meta.term !== term || rv.from !== m.from || rv.total !== c.totalBytes) {
+      if (c.offset !== 0) {
+        // A chunk of a transfer we have no start for: ask for it from the beginning.
+        this.send({ type: 'MsgSnapResp', to: m.from, index, logTerm: term, reject: true, rejectHint: 0 });
+        return;
+      }
+      rv = { from: m.from, meta: c.meta, total: c.totalBytes, received: 0, buf: new Uint8Array(c.totalBytes) };
+      this.snapRecv = rv;
+    }
+    if (c.offset === rv.received) {
+      rv.buf.set(c.data, c.offset);
+      rv.received += c.data.length;
+    } else if (c.offset > rv.received) {
+      // A gap (lost or reordered chunk): resume from what we have.
+      this.send({ type: 'MsgSnapResp', to: m.from, index, logTerm: term, reject: true, rejectHint: rv.received });
+      return;
+    }
+    if (rv.received < rv.total) {
+      this.send({ type: 'MsgSnapResp', to: m.from, index, logTerm: term, rejectHint: rv.received });
+      return;
+    }
+    this.snapRecv = null;
+    if (this.restore({ meta: rv.meta, data: rv.buf })) {
+      this.cfg.logger.info(`${this.id} [commit: ${this.log.committed}] restored snapshot [index: ${index}, term: ${term}]`);
+      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.lastIndex() });
+    } else {
+      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
+    }
+  }
+
+  private restore(s: Snapshot): boolean {
+    if (s.meta.index <= this.log.committed) return false;
+    if (this.log.matchTerm(s.meta.index, s.meta.term)) {
+      // We already hold the snapshot's last entry, hence (log matching) everything before it.
+      this.log.commitTo(s.meta.index);
+      return false;
+    }
+    this.log.restore(s);
+    this.confBase = { voters: [...s.meta.confState.voters], learners: [...s.meta.confState.learners] };
+    this.confEntries = [];
+    this.switchConfig();
+    return true;
+  }
+}
