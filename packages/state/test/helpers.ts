@@ -1,0 +1,177 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as fc from 'fast-check';
+import { encodeCommand, type Command, type CommandType, type LogEntry, type SealedValue } from '../src/index.js';
+
+/** A fresh temp dir and its cleanup. */
+export function tempDir(prefix = 'coffer-state-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) & 0xff);
+
+export function sealed(seed: number, keyId = 'key-1'): SealedValue {
+  return { formatVersion: 1, alg: 'xchacha20poly1305', nonce: bytes(24, seed), ciphertext: bytes(16 + (seed % 40), seed + 1), wrappedDek: bytes(48, seed + 2), kmsKeyId: keyId };
+}
+
+/**
+ * One fully-populated sample per command type, in the current version. Golden fixtures are the
+ * encodings of these; they pin the wire format.
+ */
+export const SAMPLES: Record<CommandType, Command> = {
+  noop: { type: 'noop', requestId: 'req-noop', at: 1_700_000_000_000 },
+  'secret.put': {
+    type: 'secret.put',
+    requestId: 'req-put',
+    at: 1_700_000_000_001,
+    name: 'payments/stripe/api-key',
+    version: 3,
+    cas: 2,
+    sealed: sealed(7),
+    format: 'userpass',
+    description: 'Stripe API key',
+    rotation: { intervalSecs: 86_400, graceSecs: 3_600, target: 'postgres://db/app' },
+    actor: 'token:ci',
+  },
+  'secret.metadata': {
+    type: 'secret.metadata',
+    requestId: 'req-meta',
+    at: 1_700_000_000_002,
+    name: 'payments/stripe/api-key',
+    maxVersions: 5,
+    casRequired: true,
+    customMetadata: { owner: 'payments', 'cost-center': '42' },
+    description: 'desc',
+    rotation: 'clear',
+    deleteVersionAfterSecs: 0,
+    actor: 'token:admin',
+  },
+  'secret.delete': { type: 'secret.delete', requestId: 'req-del', at: 1_700_000_000_003, name: 'a/b', versions: [1, 2], actor: 'x' },
+  'secret.undelete': { type: 'secret.undelete', requestId: 'req-undel', at: 1_700_000_000_004, name: 'a/b', versions: [2], actor: 'x' },
+  'secret.destroy': { type: 'secret.destroy', requestId: 'req-destroy', at: 1_700_000_000_005, name: 'a/b', versions: [1], actor: 'x' },
+  'secret.destroyAll': { type: 'secret.destroyAll', requestId: 'req-destroyall', at: 1_700_000_000_006, name: 'a/b', actor: 'x' },
+  'token.create': {
+    type: 'token.create',
+    requestId: 'req-tc',
+    at: 1_700_000_000_007,
+    name: 'ci',
+    role: 'deployer',
+    tokenHash: bytes(32, 9),
+    expiresAt: 1_800_000_000_000,
+    actor: 'token:admin',
+  },
+  'token.revoke': { type: 'token.revoke', requestId: 'req-tr', at: 1_700_000_000_008, name: 'ci', actor: 'token:admin' },
+  'token.rotate': { type: 'token.rotate', requestId: 'req-trot', at: 1_700_000_000_009, name: 'ci', tokenHash: bytes(32, 10), expiresAt: null, actor: 'token:ci' },
+  'token.expire': { type: 'token.expire', requestId: 'req-te', at: 1_700_000_000_010, names: ['old-1', 'old-2'] },
+  'role.put': {
+    type: 'role.put',
+    requestId: 'req-rp',
+    at: 1_700_000_000_011,
+    name: 'deployer',
+    rules: [{ paths: ['payments/*', 'shared/**'], actions: ['secret.write', 'secret.list'] }],
+    rateLimit: '100/m',
+    actor: 'token:admin',
+  },
+  'role.delete': { type: 'role.delete', requestId: 'req-rd', at: 1_700_000_000_012, name: 'deployer', actor: 'token:admin' },
+  'allowlist.replace': { type: 'allowlist.replace', requestId: 'req-al', at: 1_700_000_000_013, cidrs: ['10.8.0.0/24', '::1/128'], actor: 'token:admin' },
+  bootstrap: { type: 'bootstrap', requestId: 'req-boot', at: 1_700_000_000_014, tokenHash: bytes(32, 11), cidrs: ['127.0.0.1/32'] },
+  'kms.rewrap': {
+    type: 'kms.rewrap',
+    requestId: 'req-rw',
+    at: 1_700_000_000_015,
+    name: 'payments/stripe/api-key',
+    version: 3,
+    wrappedDek: bytes(64, 12),
+    kmsKeyId: 'arn:aws:kms:eu-west-1:1:key/k2',
+    expectedKmsKeyId: 'arn:aws:kms:eu-west-1:1:key/k1',
+    marker: '2025-01-01T00:00:00Z',
+  },
+  'kms.watermark': {
+    type: 'kms.watermark',
+    requestId: 'req-wm',
+    at: 1_700_000_000_016,
+    marker: '2025-01-01T00:00:00Z',
+    passStartedAt: 1_700_000_000_000,
+    passFinishedAt: null,
+    rewrapped: 10,
+    failed: 1,
+  },
+  'auth.failure': { type: 'auth.failure', requestId: 'req-af', at: 1_700_000_000_017, ip: '203.0.113.9', retainMs: 900_000 },
+  'auth.reset': { type: 'auth.reset', requestId: 'req-ar', at: 1_700_000_000_018, ip: '203.0.113.9' },
+  'member.upsert': { type: 'member.upsert', requestId: 'req-mu', at: 1_700_000_000_019, id: 'n2', raftAddr: 'http://10.0.0.2:8201', apiAddr: 'http://10.0.0.2:8200' },
+  'member.remove': { type: 'member.remove', requestId: 'req-mr', at: 1_700_000_000_020, id: 'n2' },
+  'state.restore': { type: 'state.restore', requestId: 'req-restore', at: 1_700_000_000_021, snapshot: bytes(40, 13) },
+};
+
+// ---- fast-check arbitraries: a small name space so commands collide and interact ----
+
+const NAMES = ['a', 'a/b', 'a/c', 'b/x', 'c'];
+const TOKENS = ['t1', 't2', 't3'];
+const ROLES = ['admin', 'r1', 'r2'];
+const IPS = ['10.0.0.1', '10.0.0.2'];
+
+const name = fc.constantFrom(...NAMES);
+const tname = fc.constantFrom(...TOKENS);
+const role = fc.constantFrom(...ROLES);
+const ver = fc.integer({ min: 0, max: 6 });
+const hash = fc.integer({ min: 0, max: 5 }).map((s) => bytes(32, s + 100));
+const dt = fc.integer({ min: 0, max: 400_000 });
+const reqId = fc.oneof(fc.constant(''), fc.integer({ min: 0, max: 30 }).map((i) => `r${i}`));
+
+/** A command "template": `at` and `version` get filled in by `realize` (monotonic time, plausible versions). */
+export type Step = { dt: number; requestId: string; make: (at: number, latest: (n: string) => number) => Command };
+
+const step = <T>(arb: fc.Arbitrary<T>, make: (v: T, base: { requestId: string; at: number }, latest: (n: string) => number) => Command): fc.Arbitrary<Step> =>
+  fc.record({ dt, requestId: reqId, v: arb }).map(({ dt, requestId, v }) => ({
+    dt,
+    requestId,
+    make: (at, latest) => make(v, { requestId, at }, latest),
+  }));
+
+export const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: step(fc.record({ name, seed: fc.nat(50), off: fc.integer({ min: 0, max: 3 }), cas: fc.option(ver), fmt: fc.constantFrom('raw', 'base64', 'kv', 'userpass' as const), rot: fc.boolean() }), (v, b, latest) => ({
+    type: 'secret.put', ...b, name: v.name, version: latest(v.name) + (v.off === 0 ? 0 : 1), cas: v.cas, sealed: sealed(v.seed), format: v.fmt,
+    description: v.seed % 3 === 0 ? `d${v.seed}` : null, rotation: v.rot ? { intervalSecs: 60 + v.seed, graceSecs: v.seed, target: null } : null, actor: 'a',
+  }) as Command) },
+  { weight: 1, arbitrary: step(fc.record({ name, mv: fc.option(fc.integer({ min: 1, max: 4 })), cas: fc.option(fc.boolean()), rot: fc.constantFrom(null, 'clear' as const) }), (v, b) => ({
+    type: 'secret.metadata', ...b, name: v.name, maxVersions: v.mv, casRequired: v.cas, customMetadata: v.mv ? { k: String(v.mv) } : null, description: null, rotation: v.rot, deleteVersionAfterSecs: null, actor: 'a',
+  }) as Command) },
+  { weight: 2, arbitrary: step(fc.record({ name, t: fc.constantFrom('secret.delete', 'secret.undelete', 'secret.destroy' as const), versions: fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 3 }) }), (v, b) => ({ type: v.t, ...b, name: v.name, versions: v.versions, actor: 'a' }) as Command) },
+  { weight: 1, arbitrary: step(name, (n, b) => ({ type: 'secret.destroyAll', ...b, name: n, actor: 'a' })) },
+  { weight: 2, arbitrary: step(fc.record({ n: tname, role, hash, exp: fc.option(fc.integer({ min: 0, max: 3_000_000 })) }), (v, b) => ({ type: 'token.create', ...b, name: v.n, role: v.role, tokenHash: v.hash, expiresAt: v.exp === null ? null : b.at + v.exp - 1_000_000, actor: 'a' }) as Command) },
+  { weight: 1, arbitrary: step(tname, (n, b) => ({ type: 'token.revoke', ...b, name: n, actor: 'a' })) },
+  { weight: 1, arbitrary: step(fc.record({ n: tname, hash }), (v, b) => ({ type: 'token.rotate', ...b, name: v.n, tokenHash: v.hash, expiresAt: null, actor: 'a' })) },
+  { weight: 1, arbitrary: step(fc.subarray(TOKENS), (names, b) => ({ type: 'token.expire', ...b, names })) },
+  { weight: 1, arbitrary: step(fc.record({ n: role, p: fc.constantFrom('a/*', '**') }), (v, b) => ({ type: 'role.put', ...b, name: v.n, rules: [{ paths: [v.p], actions: ['secret.write'] }], rateLimit: null, actor: 'a' })) },
+  { weight: 1, arbitrary: step(role, (n, b) => ({ type: 'role.delete', ...b, name: n, actor: 'a' })) },
+  { weight: 1, arbitrary: step(fc.subarray(['10.0.0.0/8', '::1/128']), (cidrs, b) => ({ type: 'allowlist.replace', ...b, cidrs, actor: 'a' })) },
+  { weight: 1, arbitrary: step(hash, (h, b) => ({ type: 'bootstrap', ...b, tokenHash: h, cidrs: ['127.0.0.1/32'] })) },
+  { weight: 2, arbitrary: step(fc.record({ name, v: fc.integer({ min: 1, max: 6 }), k: fc.constantFrom('key-1', 'key-2'), m: fc.constantFrom('m1', 'm2'), seed: fc.nat(9) }), (v, b) => ({
+    type: 'kms.rewrap', ...b, name: v.name, version: v.v, wrappedDek: bytes(48, v.seed), kmsKeyId: v.k, expectedKmsKeyId: 'key-1', marker: v.m,
+  }) as Command) },
+  { weight: 1, arbitrary: step(fc.constantFrom('m1', 'm2'), (m, b) => ({ type: 'kms.watermark', ...b, marker: m, passStartedAt: b.at, passFinishedAt: null, rewrapped: 1, failed: 0 })) },
+  { weight: 2, arbitrary: step(fc.record({ ip: fc.constantFrom(...IPS), retain: fc.constantFrom(300_000, 900_000) }), (v, b) => ({ type: 'auth.failure', ...b, ip: v.ip, retainMs: v.retain })) },
+  { weight: 1, arbitrary: step(fc.constantFrom(...IPS), (ip, b) => ({ type: 'auth.reset', ...b, ip })) },
+  { weight: 1, arbitrary: step(fc.constantFrom('n1', 'n2'), (id, b) => ({ type: 'member.upsert', ...b, id, raftAddr: `http://${id}:8201`, apiAddr: `http://${id}:8200` })) },
+  { weight: 1, arbitrary: step(fc.constantFrom('n1', 'n2'), (id, b) => ({ type: 'member.remove', ...b, id })) },
+  { weight: 1, arbitrary: step(fc.constant(null), (_n, b) => ({ type: 'noop', ...b })) },
+);
+
+/**
+ * Turns steps into concrete log entries, consulting `latest` (a replica's view) for versions so
+ * that most puts succeed. Every replica must get the same entries, so realise once and share.
+ */
+export function realize(steps: readonly Step[], latest: (n: string) => number, apply: (e: LogEntry) => void, startIndex = 1, startAt = 1_700_000_000_000): LogEntry[] {
+  const out: LogEntry[] = [];
+  let at = startAt;
+  let index = startIndex;
+  for (const s of steps) {
+    at += s.dt;
+    const e: LogEntry = { term: 1, index: index++, type: 'normal', data: encodeCommand(s.make(at, latest)) };
+    apply(e);
+    out.push(e);
+  }
+  return out;
+}
