@@ -315,6 +315,7 @@ const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1
 
 function parseHostPort(name: ConfigVariable, v: string): HostPort {
   const bad = (): ConfigError => new ConfigError(name, `${shown(name, v)} is not host:port`);
+  if (v.includes('://')) throw new ConfigError(name, `${shown(name, v)} is not host:port (no scheme here)`);
   let host: string;
   let portText: string;
   if (v.startsWith('[')) {
@@ -369,7 +370,7 @@ function isWildcard(host: string): boolean {
 }
 
 function parseAdvertise(name: ConfigVariable, v: string, scheme: 'http' | 'https'): string {
-  if (/^https?:\/\//i.test(v)) return parseOrigin(name, v, `${scheme}://host:port`);
+  if (v.includes('://')) return parseOrigin(name, v, `${scheme}://host:port`);
   const hp = parseHostPort(name, v);
   return hostPortUrl(hp, scheme);
 }

@@ -1,0 +1,246 @@
+import * as path from 'node:path';
+import { CONFIG_ENV, CONFIG_VARIABLES, describeConfig, loadConfig, parseServerFlags, readEnv, redactConfig, type ConfigIo } from '../src/config.js';
+
+const KEY32 = Buffer.alloc(32, 7).toString('base64');
+const KEY48 = Buffer.alloc(48, 9).toString('base64');
+const io: ConfigIo = { readable: (f) => f.endsWith('.pem'), cwd: '/srv/coffer' };
+const load = (env: Record<string, string | undefined>, flags: Record<string, string | boolean> = {}) =>
+  loadConfig({ COFFER_NODE_ID: 'n1', ...env }, flags, io);
+
+function errorOf(fn: () => unknown): { code: string; message: string; variable: string } {
+  try {
+    fn();
+  } catch (e) {
+    return e as { code: string; message: string; variable: string };
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults (CONTRACT.md table)', () => {
+  const cfg = load({});
+  test('every default', () => {
+    expect(cfg).toMatchObject({
+      nodeId: 'n1',
+      dataDir: '/srv/coffer/data/n1',
+      apiAddr: { host: '127.0.0.1', port: 8200 },
+      raftAddr: { host: '127.0.0.1', port: 8201 },
+      advertiseApi: 'http://127.0.0.1:8200',
+      advertiseRaft: 'http://127.0.0.1:8201',
+      initialCluster: [{ id: 'n1', raftUrl: 'http://127.0.0.1:8201' }],
+      join: undefined,
+      kmsMode: 'local',
+      localMasterKey: undefined,
+      kmsKeyId: undefined,
+      kmsEndpoint: undefined,
+      dekCacheTtlSecs: 300,
+      clusterKey: undefined,
+      bootstrapToken: undefined,
+      readAllowlist: [],
+      trustProxy: false,
+      tls: undefined,
+      auditFile: '/srv/coffer/data/n1/audit.jsonl',
+      kmsRewrapEnabled: false,
+      kmsRewrapPollSecs: 86400,
+      kmsRewrapMaxPerSec: 50,
+      rotationPollSecs: 15,
+      authMaxFailures: 5,
+      authWindowSecs: 300,
+      authLockoutSecs: 900,
+      authLockoutEnabled: true,
+      heartbeatMs: 100,
+      electionMs: 1000,
+      snapshotEntries: 10000,
+      logLevel: 'info',
+    });
+  });
+  test('a loud warning about the random master key', () => {
+    expect(cfg.warnings.join('\n')).toMatch(/COFFER_LOCAL_MASTER_KEY is not set: using a RANDOM master key/);
+  });
+  test('frozen', () => {
+    expect(Object.isFrozen(cfg)).toBe(true);
+    expect(Object.isFrozen(cfg.initialCluster)).toBe(true);
+  });
+});
+
+describe('table coverage', () => {
+  test('one spec per contract variable, flags derived from names', () => {
+    expect(CONFIG_VARIABLES.map((s) => s.name)).toEqual(Object.values(CONFIG_ENV));
+    expect(CONFIG_VARIABLES).toHaveLength(31);
+    expect(CONFIG_VARIABLES.find((s) => s.name === 'COFFER_NODE_ID')?.flag).toBe('--node-id');
+    expect(CONFIG_VARIABLES.find((s) => s.name === 'COFFER_DEK_CACHE_TTL_SECS')?.flag).toBe('--dek-cache-ttl-secs');
+  });
+  test('help lists every variable and flag', () => {
+    const help = describeConfig();
+    for (const s of CONFIG_VARIABLES) {
+      expect(help).toContain(s.name);
+      expect(help).toContain(s.flag);
+    }
+  });
+});
+
+describe('values', () => {
+  test('a full multi-node configuration', () => {
+    const cfg = load({
+      COFFER_DATA_DIR: 'var/n1',
+      COFFER_API_ADDR: '0.0.0.0:9200',
+      COFFER_RAFT_ADDR: '[::]:9201',
+      COFFER_ADVERTISE_API: 'https://n1.internal:9200/',
+      COFFER_INITIAL_CLUSTER: 'n1=http://10.0.0.1:9201, n2=http://10.0.0.2:9201,n3=http://[fd00::3]:9201',
+      COFFER_CLUSTER_KEY: KEY48,
+      COFFER_LOCAL_MASTER_KEY: KEY32,
+      COFFER_BOOTSTRAP_TOKEN: 'a-very-long-bootstrap-token',
+      COFFER_READ_ALLOWLIST: '10.0.0.0/8, ::1',
+      COFFER_TRUST_PROXY: 'TRUE',
+      COFFER_TLS_CERT_FILE: 'tls/cert.pem',
+      COFFER_TLS_KEY_FILE: '/etc/coffer/key.pem',
+      COFFER_AUDIT_FILE: '/var/log/coffer/audit.jsonl',
+      COFFER_KMS_REWRAP_ENABLED: '1',
+      COFFER_AUTH_MAX_FAILURES: '0',
+      COFFER_HEARTBEAT_MS: '50',
+      COFFER_ELECTION_MS: '500',
+      COFFER_LOG_LEVEL: 'DEBUG',
+    });
+    expect(cfg.dataDir).toBe('/srv/coffer/var/n1');
+    expect(cfg.apiAddr).toEqual({ host: '0.0.0.0', port: 9200 });
+    expect(cfg.raftAddr).toEqual({ host: '::', port: 9201 });
+    expect(cfg.advertiseApi).toBe('https://n1.internal:9200');
+    expect(cfg.advertiseRaft).toBe('http://10.0.0.1:9201');
+    expect(cfg.initialCluster.map((m) => m.raftUrl)).toEqual(['http://10.0.0.1:9201', 'http://10.0.0.2:9201', 'http://[fd00::3]:9201']);
+    expect(Buffer.from(cfg.clusterKey ?? []).length).toBe(48);
+    expect(Buffer.from(cfg.localMasterKey ?? []).equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(cfg.readAllowlist).toEqual(['10.0.0.0/8', '::1/128']);
+    expect(cfg.trustProxy).toBe(true);
+    expect(cfg.tls).toEqual({ certFile: '/srv/coffer/tls/cert.pem', keyFile: '/etc/coffer/key.pem' });
+    expect(cfg.auditFile).toBe('/var/log/coffer/audit.jsonl');
+    expect(cfg.kmsRewrapEnabled).toBe(true);
+    expect(cfg.authLockoutEnabled).toBe(false);
+    expect(cfg.logLevel).toBe('debug');
+    expect(cfg.warnings).toEqual([]);
+  });
+
+  test('aws mode', () => {
+    const cfg = load({ COFFER_KMS_MODE: 'aws', COFFER_KMS_KEY_ID: 'alias/coffer', COFFER_KMS_ENDPOINT: 'http://127.0.0.1:5000' });
+    expect(cfg).toMatchObject({ kmsMode: 'aws', kmsKeyId: 'alias/coffer', kmsEndpoint: 'http://127.0.0.1:5000' });
+    expect(cfg.warnings).toEqual([]);
+  });
+
+  test('join', () => {
+    const cfg = load({ COFFER_JOIN: 'http://10.0.0.1:8200', COFFER_CLUSTER_KEY: KEY32, COFFER_LOCAL_MASTER_KEY: KEY32 });
+    expect(cfg.join).toBe('http://10.0.0.1:8200');
+  });
+
+  test('empty variables count as unset', () => {
+    expect(load({ COFFER_JOIN: '', COFFER_API_ADDR: '  ' }).apiAddr.port).toBe(8200);
+  });
+
+  test('unknown COFFER_ variables warn; client variables do not', () => {
+    const cfg = load({ COFFER_NODEID: 'x', COFFER_ADDR: 'http://x', COFFER_TOKEN: 't' });
+    expect(cfg.warnings.filter((w) => w.includes('unknown'))).toEqual(['COFFER_NODEID: unknown variable, ignored (typo?)']);
+  });
+});
+
+describe('flags', () => {
+  test('flags win over env; every variable is a flag', () => {
+    const cfg = load({ COFFER_API_ADDR: '127.0.0.1:1' }, { 'api-addr': '127.0.0.1:2', '--trust-proxy': true, 'log-level': 'warn' });
+    expect(cfg.apiAddr.port).toBe(2);
+    expect(cfg.trustProxy).toBe(true);
+    expect(cfg.logLevel).toBe('warn');
+    expect(loadConfig({}, { 'node-id': 'n9' }, io).nodeId).toBe('n9');
+  });
+  test('unknown flag and valueless flag', () => {
+    expect(errorOf(() => load({}, { 'node-idd': 'x' })).message).toBe('--node-idd: unknown flag (see coffer server --help)');
+    expect(errorOf(() => load({}, { 'api-addr': true })).message).toBe('COFFER_API_ADDR: --api-addr needs a value');
+  });
+  test('parseServerFlags', () => {
+    expect(parseServerFlags(['--node-id', 'n1', '--trust-proxy', '--api-addr=127.0.0.1:1', '--kms-rewrap-enabled', 'false', '--help'])).toEqual({
+      'node-id': 'n1',
+      'trust-proxy': true,
+      'api-addr': '127.0.0.1:1',
+      'kms-rewrap-enabled': 'false',
+      help: true,
+    });
+    expect(() => parseServerFlags(['--nope'])).toThrow(/--nope: unknown flag/);
+    expect(() => parseServerFlags(['--node-id'])).toThrow(/--node-id needs a value/);
+    expect(() => parseServerFlags(['n1'])).toThrow(/unexpected argument/);
+  });
+  test('readEnv keeps only COFFER_ variables', () => {
+    expect(readEnv({ COFFER_NODE_ID: 'n1', HOME: '/root', AWS_REGION: 'x' })).toEqual({ COFFER_NODE_ID: 'n1' });
+  });
+});
+
+describe('bad values: one line naming the variable', () => {
+  test.each<[Record<string, string>, string]>([
+    [{ COFFER_NODE_ID: '' }, 'COFFER_NODE_ID: is required (e.g. n1)'],
+    [{ COFFER_NODE_ID: 'n 1' }, 'COFFER_NODE_ID: node name "n 1" may contain only A-Z a-z 0-9 . _ -'],
+    [{ COFFER_API_ADDR: 'abc' }, 'COFFER_API_ADDR: "abc" is not host:port'],
+    [{ COFFER_API_ADDR: '127.0.0.1:99999' }, 'COFFER_API_ADDR: "127.0.0.1:99999": port must be 1-65535'],
+    [{ COFFER_API_ADDR: '127.0.0.1:0' }, 'COFFER_API_ADDR: "127.0.0.1:0": port must be 1-65535'],
+    [{ COFFER_RAFT_ADDR: '::1:8201' }, 'COFFER_RAFT_ADDR: "::1:8201" is not host:port (write IPv6 addresses as [::1]:8200)'],
+    [{ COFFER_RAFT_ADDR: 'http://h:1' }, 'COFFER_RAFT_ADDR: "http://h:1" is not host:port (no scheme here)'],
+    [{ COFFER_RAFT_ADDR: '[zz]:1' }, 'COFFER_RAFT_ADDR: "[zz]:1" is not host:port'],
+    [{ COFFER_ADVERTISE_API: 'ftp://h:1' }, 'COFFER_ADVERTISE_API: "ftp://h:1" must use http:// or https://'],
+    [{ COFFER_ADVERTISE_API: 'http://h:1/v1' }, 'COFFER_ADVERTISE_API: "http://h:1/v1" must be a bare origin with no path, query or fragment (expected http://host:port)'],
+    [{ COFFER_INITIAL_CLUSTER: 'n2=http://h2:8201,n3=http://h3:8201', COFFER_CLUSTER_KEY: KEY32 }, 'COFFER_INITIAL_CLUSTER: does not contain COFFER_NODE_ID "n1"'],
+    [{ COFFER_INITIAL_CLUSTER: 'n1=http://h1:8201,n2' }, 'COFFER_INITIAL_CLUSTER: entry "n2" is not id=URL (e.g. n1=http://10.0.0.1:8201)'],
+    [{ COFFER_INITIAL_CLUSTER: 'n1=h1:8201' }, 'COFFER_INITIAL_CLUSTER: entry "n1=h1:8201": "h1:8201" must use http:// or https://'],
+    [{ COFFER_INITIAL_CLUSTER: 'n1=http://h1:8201,n1=http://h2:8201' }, 'COFFER_INITIAL_CLUSTER: member id "n1" appears twice'],
+    [{ COFFER_INITIAL_CLUSTER: 'n1=http://h1:8201,n2=http://h1:8201' }, 'COFFER_INITIAL_CLUSTER: URL http://h1:8201 appears twice'],
+    [{ COFFER_INITIAL_CLUSTER: 'n1=http://h1:8201,n2=http://h2:8201' }, 'COFFER_CLUSTER_KEY: is required when COFFER_INITIAL_CLUSTER has more than one member'],
+    [{ COFFER_JOIN: 'http://h1:8200' }, 'COFFER_CLUSTER_KEY: is required with COFFER_JOIN'],
+    [{ COFFER_JOIN: 'http://h1:8200', COFFER_INITIAL_CLUSTER: 'n1=http://h1:8201' }, 'COFFER_JOIN: cannot be combined with COFFER_INITIAL_CLUSTER: a node either bootstraps a new cluster or joins a running one'],
+    [{ COFFER_INITIAL_CLUSTER: 'n1=http://h1:8201', COFFER_ADVERTISE_RAFT: 'http://h9:8201' }, "COFFER_ADVERTISE_RAFT: http://h9:8201 differs from this node's entry in COFFER_INITIAL_CLUSTER (http://h1:8201)"],
+    [{ COFFER_JOIN: 'http://h1:8200', COFFER_CLUSTER_KEY: KEY32, COFFER_RAFT_ADDR: '0.0.0.0:8201' }, 'COFFER_ADVERTISE_RAFT: is required when COFFER_RAFT_ADDR listens on a wildcard address (0.0.0.0)'],
+    [{ COFFER_CLUSTER_KEY: 'not base64!' }, 'COFFER_CLUSTER_KEY: is not valid base64'],
+    [{ COFFER_CLUSTER_KEY: Buffer.alloc(31).toString('base64') }, 'COFFER_CLUSTER_KEY: decodes to 31 bytes; at least 32 are required'],
+    [{ COFFER_LOCAL_MASTER_KEY: KEY48 }, 'COFFER_LOCAL_MASTER_KEY: decodes to 48 bytes; exactly 32 are required'],
+    [{ COFFER_KMS_MODE: 'gcp' }, 'COFFER_KMS_MODE: "gcp" is not local or aws'],
+    [{ COFFER_KMS_MODE: 'aws' }, 'COFFER_KMS_KEY_ID: is required when COFFER_KMS_MODE=aws (key id, ARN or alias/name)'],
+    [{ COFFER_KMS_MODE: 'aws', COFFER_KMS_KEY_ID: 'a', COFFER_KMS_ENDPOINT: 'localhost:5000' }, 'COFFER_KMS_ENDPOINT: "localhost:5000" must use http:// or https://'],
+    [{ COFFER_BOOTSTRAP_TOKEN: 'short' }, 'COFFER_BOOTSTRAP_TOKEN: is too short (at least 16 characters; use 32 random bytes)'],
+    [{ COFFER_BOOTSTRAP_TOKEN: 'with a space in it, long enough' }, 'COFFER_BOOTSTRAP_TOKEN: must be 16-512 printable ASCII characters without spaces'],
+    [{ COFFER_READ_ALLOWLIST: '10.0.0.0/8,10.0.0.0/99' }, 'COFFER_READ_ALLOWLIST: allowlist entry "10.0.0.0/99" has an invalid prefix length (0-32)'],
+    [{ COFFER_TRUST_PROXY: 'yes please' }, 'COFFER_TRUST_PROXY: "yes please" is not true or false'],
+    [{ COFFER_TLS_CERT_FILE: 'c.pem' }, 'COFFER_TLS_KEY_FILE: is required when COFFER_TLS_CERT_FILE is set (TLS needs both)'],
+    [{ COFFER_TLS_KEY_FILE: 'k.pem' }, 'COFFER_TLS_CERT_FILE: is required when COFFER_TLS_KEY_FILE is set (TLS needs both)'],
+    [{ COFFER_TLS_CERT_FILE: 'c.crt', COFFER_TLS_KEY_FILE: 'k.pem' }, 'COFFER_TLS_CERT_FILE: "c.crt" does not exist or is not readable'],
+    [{ COFFER_DEK_CACHE_TTL_SECS: '-1' }, 'COFFER_DEK_CACHE_TTL_SECS: "-1" is not a whole number'],
+    [{ COFFER_DEK_CACHE_TTL_SECS: '1.5' }, 'COFFER_DEK_CACHE_TTL_SECS: "1.5" is not a whole number'],
+    [{ COFFER_KMS_REWRAP_POLL_SECS: '0' }, 'COFFER_KMS_REWRAP_POLL_SECS: 0 is too small (minimum 1)'],
+    [{ COFFER_KMS_REWRAP_MAX_PER_SEC: '0' }, 'COFFER_KMS_REWRAP_MAX_PER_SEC: 0 is too small (minimum 1)'],
+    [{ COFFER_ROTATION_POLL_SECS: '100000' }, 'COFFER_ROTATION_POLL_SECS: 100000 is too large (maximum 86400)'],
+    [{ COFFER_AUTH_WINDOW_SECS: 'x' }, 'COFFER_AUTH_WINDOW_SECS: "x" is not a whole number'],
+    [{ COFFER_AUTH_LOCKOUT_SECS: '1e3' }, 'COFFER_AUTH_LOCKOUT_SECS: "1e3" is not a whole number'],
+    [{ COFFER_HEARTBEAT_MS: '0' }, 'COFFER_HEARTBEAT_MS: 0 is too small (minimum 1)'],
+    [{ COFFER_HEARTBEAT_MS: '500' }, 'COFFER_ELECTION_MS: 1000 must be greater than 2 x COFFER_HEARTBEAT_MS (1000)'],
+    [{ COFFER_SNAPSHOT_ENTRIES: '0' }, 'COFFER_SNAPSHOT_ENTRIES: 0 is too small (minimum 1)'],
+    [{ COFFER_LOG_LEVEL: 'loud' }, 'COFFER_LOG_LEVEL: "loud" is not one of fatal, error, warn, info, debug, trace, silent'],
+  ])('%j', (env, message) => {
+    const e = errorOf(() => load(env));
+    expect(e.code).toBe('NODE_CONFIG_INVALID');
+    expect(e.message).toBe(message);
+    expect(e.message).not.toContain('\n');
+  });
+
+  test('secret values are never echoed', () => {
+    const secret = 'SUPERSECRET-not-base64-!!';
+    for (const name of ['COFFER_CLUSTER_KEY', 'COFFER_LOCAL_MASTER_KEY']) {
+      expect(errorOf(() => load({ [name]: secret })).message).not.toContain('SUPERSECRET');
+    }
+  });
+});
+
+describe('redactConfig', () => {
+  test('hides key material and the bootstrap token', () => {
+    const cfg = load({ COFFER_CLUSTER_KEY: KEY32, COFFER_LOCAL_MASTER_KEY: KEY32, COFFER_BOOTSTRAP_TOKEN: 'bootstrap-token-value-1234' });
+    const text = JSON.stringify(redactConfig(cfg));
+    expect(text).not.toContain('bootstrap-token-value-1234');
+    expect(text).toContain('"clusterKey":"[set]"');
+    expect(text).toContain('"bootstrapToken":"[set]"');
+    expect(redactConfig(load({})).clusterKey).toBe('[unset]');
+  });
+});
+
+test('default data dir is ./data/<id> relative to the working directory', () => {
+  const cfg = loadConfig({ COFFER_NODE_ID: 'n2' }, {}, { readable: () => false, cwd: path.resolve('/tmp/x') });
+  expect(cfg.dataDir).toBe('/tmp/x/data/n2');
+});
