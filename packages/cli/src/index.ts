@@ -1,4 +1,4 @@
-export { buildProgram, main, EXIT, type CliOptions, type RegisterCommands } from './main.js';
+export { buildProgram, main, EXIT, VERSION, type CliOptions, type RegisterCommands } from './main.js';
 export { group, leaf, print, progress, withClient, wantsJson, type CliContext, type GlobalOptions } from './context.js';
 export { CliError, usage, type CliErrorCode } from './errors.js';
 export { processIo, readAll, type CliIo, type OutStream } from './io.js';

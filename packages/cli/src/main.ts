@@ -32,6 +32,9 @@ const SERVER_COMMANDS: readonly RegisterCommands[] = [
   // e.g. registerServerCommands,   // coffer server / dev / snapshot restore --data-dir / audit verify
 ];
 
+/** The CLI's version, printed by `coffer --version`. */
+export const VERSION: string = '0.1.0';
+
 /** Exit codes (CONTRACT.md). */
 export const EXIT: { readonly OK: 0; readonly REFUSED: 1; readonly USAGE: 2 } = { OK: 0, REFUSED: 1, USAGE: 2 } as const;
 
@@ -67,7 +70,8 @@ export function buildProgram(options: CliOptions = {}): Command {
   };
   const program = new Command('coffer')
     .description('Coffer: a Raft-replicated secrets service')
-    .version('0.1.0')
+    // NB: no commander .version(): its global --version would swallow `secrets get --version N`.
+    // main() answers a lone `--version` / `-V` itself.
     // Settings here are copied to every sub-command created afterwards.
     .exitOverride()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
@@ -81,6 +85,8 @@ export function buildProgram(options: CliOptions = {}): Command {
 Environment:
   COFFER_ADDR   node URLs, comma-separated; the next one is tried when a node is down
   COFFER_TOKEN  bearer token
+
+  coffer --version prints the version.
 
 Exit codes: 0 ok, 1 refused by the server or network failure, 2 bad usage.
 
@@ -127,6 +133,10 @@ function describeError(err: unknown): { code: string; message: string; status?: 
  * ```
  */
 export async function main(argv: readonly string[], options: CliOptions = {}): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    (options.io?.stdout ?? process.stdout).write(`${VERSION}\n`);
+    return EXIT.OK;
+  }
   const program = buildProgram(options);
   const stderr = options.io?.stderr ?? process.stderr;
   try {
