@@ -718,6 +718,12 @@ export function decodeCommandVersioned(data: Uint8Array): DecodedCommand {
   // Only v1 exists so far; a v2 adds a case here and keeps reading v1 forever.
   const command = readPayloadV1(r, type);
   r.end();
+  // The encoder's rules hold for decoded commands too: bytes it could not have produced are corrupt.
+  try {
+    validate(command);
+  } catch (e) {
+    throw new StateError('SM_CORRUPT_COMMAND', `command ${type} v${version}: ${(e as Error).message}`);
+  }
   return { version, command };
 }
 

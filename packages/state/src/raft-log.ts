@@ -118,7 +118,9 @@ export class RaftLogStore {
    * @returns resolves when written
    * @throws {SM_INVARIANT} non-contiguous entries or a gap after the last index
    */
-  append(entries: readonly LogEntry[], hardState?: HardState, options: WriteOptions = { sync: true }): Promise<void> {
+  // async: the bookkeeping below still runs synchronously at call time (ordering of concurrent
+  // callers), while invariant failures surface as rejections.
+  async append(entries: readonly LogEntry[], hardState?: HardState, options: WriteOptions = { sync: true }): Promise<void> {
     const ops: Op[] = [];
     if (entries.length > 0) {
       const first = (entries[0] as LogEntry).index;

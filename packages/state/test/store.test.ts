@@ -1,0 +1,216 @@
+import { ClassicLevel } from 'classic-level';
+import {
+  StateError,
+  StateMachine,
+  encodeCommand,
+  openNodeStore,
+  readSavedSnapshot,
+  type Command,
+  type LogEntry,
+  type NodeStore,
+} from '../src/index.js';
+import { sealed, tempDir } from './helpers.js';
+
+const T0 = 1_700_000_000_000;
+const ent = (index: number, term: number, tag = 0): LogEntry => ({ index, term, type: 'normal', data: Uint8Array.of(index & 0xff, term & 0xff, tag) });
+const put = (name: string, version: number, requestId = `${name}@${version}`): Command => ({
+  type: 'secret.put',
+  requestId,
+  at: T0 + version,
+  name,
+  version,
+  cas: null,
+  sealed: sealed(version),
+  format: 'raw',
+  description: null,
+  rotation: null,
+  actor: 't',
+});
+
+let tmp: ReturnType<typeof tempDir>;
+let stores: NodeStore[] = [];
+async function open(sub = 'a'): Promise<NodeStore> {
+  const s = await openNodeStore(`${tmp.dir}/${sub}`);
+  stores.push(s);
+  return s;
+}
+async function reopen(s: NodeStore, sub = 'a'): Promise<NodeStore> {
+  await s.close();
+  return open(sub);
+}
+
+beforeEach(() => {
+  tmp = tempDir();
+  stores = [];
+});
+afterEach(async () => {
+  for (const s of stores) await s.close().catch(() => undefined);
+  tmp.cleanup();
+});
+
+describe('Raft log', () => {
+  test('append + hard state survive a reopen; a conflicting suffix is truncated', async () => {
+    let s = await open();
+    await s.log.append([ent(1, 1), ent(2, 1), ent(3, 1), ent(4, 1)], { term: 1, vote: 'n1', commit: 2 }, { sync: true });
+    await s.log.append([ent(3, 2, 9)], { term: 2, vote: 'n2', commit: 2 }, { sync: true });
+    expect(s.log.lastIndex).toBe(3);
+    s = await reopen(s);
+    const boot = s.load();
+    expect(boot.hardState).toEqual({ term: 2, vote: 'n2', commit: 2 });
+    expect(boot.snapshot).toBeNull();
+    expect(boot.entries).toEqual([ent(1, 1), ent(2, 1), ent(3, 2, 9)]);
+    await expect(s.log.append([ent(9, 2)])).rejects.toMatchObject({ code: 'SM_INVARIANT' });
+  });
+
+  test('group commit: 64 concurrent synced appends share far fewer synced writes', async () => {
+    const s = await open();
+    const before = { ...s.writerStats };
+    await Promise.all(Array.from({ length: 64 }, (_, i) => s.log.setHardState({ term: 1, vote: null, commit: i }, { sync: true })));
+    const writes = s.writerStats.syncedWrites - before.syncedWrites;
+    expect(s.writerStats.requests - before.requests).toBe(64);
+    expect(writes).toBeGreaterThanOrEqual(1);
+    expect(writes).toBeLessThanOrEqual(2);
+    const r = await reopen(s);
+    expect(r.load().hardState.commit).toBe(63); // call order preserved inside the merged batch
+  });
+
+  test('snapshot + compaction: only durably applied entries covered by the snapshot go', async () => {
+    let s = await open();
+    const entries = [1, 2, 3, 4, 5].map((i) => ({ index: i, term: 1, type: 'normal' as const, data: encodeCommand(put('x', i)) }));
+    await s.log.append(entries, undefined, { sync: true });
+    await expect(s.log.compact(2)).rejects.toMatchObject({ code: 'SM_COMPACTION_UNSAFE' }); // no snapshot yet
+    await s.applyEntries(entries.slice(0, 4));
+    const snap = await s.createSnapshot();
+    expect(snap.index).toBe(4);
+    await s.log.saveSnapshot({ index: 4, term: 1, confState: { voters: ['n1'], learners: [] } }, snap.data);
+    await expect(s.log.compact(5)).rejects.toBeInstanceOf(StateError);
+    await s.log.compact(4);
+    expect(s.log.firstIndex).toBe(5);
+    s = await reopen(s);
+    const boot = s.load();
+    expect(boot.snapshot?.index).toBe(4);
+    expect(boot.entries.map((e) => e.index)).toEqual([5]);
+    expect(s.applied).toBe(4);
+    expect(await readSavedSnapshot(s)).toEqual(snap.data);
+  });
+
+  test('an installed snapshot newer than the log discards the log; boot restores state from it', async () => {
+    const leader = await open('leader');
+    await leader.applyEntries([1, 2, 3].map((i) => ({ index: i, term: 1, type: 'normal' as const, data: encodeCommand(put('y', i)) })));
+    const snap = await leader.createSnapshot();
+    let f = await open('f');
+    await f.log.append([ent(1, 1), ent(2, 1)], undefined, { sync: true });
+    // Crash after saving the snapshot but before installing it into the state:
+    await f.log.saveSnapshot({ index: 3, term: 1, confState: { voters: [], learners: [] } }, snap.data);
+    expect(f.log.lastIndex).toBe(3);
+    expect(f.log.firstIndex).toBe(4);
+    f = await reopen(f, 'f');
+    expect(f.load().entries).toEqual([]);
+    expect(f.applied).toBe(3);
+    expect(f.state.stateDigest()).toBe(leader.state.stateDigest());
+  });
+});
+
+describe('state persistence', () => {
+  test('apply persists state and applied index atomically; reopen sees the same digest and values', async () => {
+    let s = await open();
+    const cmds = [put('a', 1), put('a', 2), put('b', 1), { type: 'secret.destroy', requestId: 'd', at: T0, name: 'a', versions: [1], actor: 't' } as Command];
+    const res = await s.applyEntries(cmds.map((c, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: encodeCommand(c) })));
+    expect(res.map((r) => r.result.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    const digest = s.state.stateDigest();
+    expect(await s.readSealed('a', 2)).toEqual(sealed(2));
+    s = await reopen(s);
+    expect(s.applied).toBe(4);
+    expect(s.state.stateDigest()).toBe(digest);
+    expect(await s.readSealed('a', 1)).toBeUndefined();
+    expect(await s.readSealed('a', 2)).toEqual(sealed(2));
+    expect(await s.readSealed('b', 1)).toEqual(sealed(1));
+    // replays of already-applied entries are ignored
+    expect(await s.applyEntries([{ index: 4, term: 1, type: 'normal', data: encodeCommand(put('b', 2)) }])).toEqual([]);
+    expect(s.state.latestVersion('b')).toBe(1);
+    // erased blobs are gone from disk too
+    await s.close();
+    const raw = new ClassicLevel<string, Uint8Array>(`${tmp.dir}/a`, { valueEncoding: 'view' });
+    const keys: string[] = [];
+    for await (const k of raw.keys({ gte: 'b', lt: 'c' })) keys.push(k);
+    await raw.close();
+    expect(keys.sort()).toEqual(['bca\u00002', 'bcb\u00001', 'bwa\u00002', 'bwb\u00001']);
+  });
+
+  test('a bad entry stops the batch: earlier entries are persisted, the bad one is not applied', async () => {
+    let s = await open();
+    const good = { index: 1, term: 1, type: 'normal' as const, data: encodeCommand(put('a', 1)) };
+    const bad = { index: 2, term: 1, type: 'normal' as const, data: Uint8Array.of(1, 99) };
+    await expect(s.applyEntries([good, bad, { ...good, index: 3 }])).rejects.toMatchObject({ code: 'SM_UNKNOWN_COMMAND', index: 2 });
+    expect(s.applied).toBe(1);
+    s = await reopen(s);
+    expect(s.applied).toBe(1);
+    expect(s.state.latestVersion('a')).toBe(1);
+  });
+
+  test('restoreSnapshot replaces everything atomically, including members; corrupt blobs change nothing', async () => {
+    const a = await open('a');
+    await a.applyEntries([
+      { index: 1, term: 1, type: 'normal', data: encodeCommand(put('one', 1)) },
+      { index: 2, term: 1, type: 'normal', data: encodeCommand({ type: 'member.upsert', requestId: 'm', at: T0, id: 'n1', raftAddr: 'r', apiAddr: 'a' }) },
+    ]);
+    const snap = await a.createSnapshot();
+    let b = await open('b');
+    await b.applyEntries([1, 2, 3].map((i) => ({ index: i, term: 1, type: 'normal' as const, data: encodeCommand(put('other', i)) })));
+    const before = b.state.stateDigest();
+    const broken = snap.data.slice();
+    broken[20] = (broken[20] as number) ^ 1;
+    await expect(b.restoreSnapshot(broken)).rejects.toMatchObject({ code: 'SM_CORRUPT_SNAPSHOT' });
+    expect(b.state.stateDigest()).toBe(before);
+    await expect(b.restoreSnapshot(Uint8Array.of(0x43, 0x46, 0x53, 0x4e, 9, ...new Uint8Array(40)))).rejects.toMatchObject({ code: 'SM_UNSUPPORTED_SNAPSHOT' });
+    expect(await b.restoreSnapshot(snap.data)).toEqual({ index: 2, term: 1 });
+    expect(b.state.stateDigest()).toBe(a.state.stateDigest());
+    expect(b.state.listMembers().map((m) => m.id)).toEqual(['n1']);
+    expect(await b.readSealed('other', 1)).toBeUndefined();
+    b = await reopen(b, 'b');
+    expect(b.applied).toBe(2);
+    expect(b.state.stateDigest()).toBe(a.state.stateDigest());
+    expect(await b.readSealed('one', 1)).toEqual(sealed(1));
+  });
+
+  test('state.restore through the log keeps the address book and rewrites the rest on disk', async () => {
+    const src = new StateMachine({ keepBlobs: true });
+    src.apply({ index: 1, term: 1, type: 'normal', data: encodeCommand(put('from-backup', 1)) });
+    const blob = src.createSnapshot();
+    let s = await open();
+    await s.applyEntries([
+      { index: 1, term: 1, type: 'normal', data: encodeCommand(put('local', 1)) },
+      { index: 2, term: 1, type: 'normal', data: encodeCommand({ type: 'member.upsert', requestId: 'm', at: T0, id: 'n9', raftAddr: 'r', apiAddr: 'a' }) },
+      { index: 3, term: 1, type: 'normal', data: encodeCommand({ type: 'state.restore', requestId: 'restore-1', at: T0, snapshot: blob }) },
+    ]);
+    const digest = s.state.stateDigest();
+    expect(s.state.listNames('')).toEqual(['from-backup']);
+    s = await reopen(s);
+    expect(s.state.stateDigest()).toBe(digest);
+    expect(s.state.listNames('')).toEqual(['from-backup']);
+    expect(s.state.listMembers().map((m) => m.id)).toEqual(['n9']);
+    expect(await s.readSealed('from-backup', 1)).toEqual(sealed(1));
+    expect(await s.readSealed('local', 1)).toBeUndefined();
+  });
+
+  test('durable snapshot and in-memory snapshot of the same history restore to the same digest', async () => {
+    const s = await open();
+    const mem = new StateMachine({ keepBlobs: true });
+    const entries = [put('a', 1), put('a', 2), put('c/d', 1)].map((c, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: encodeCommand(c) }));
+    await s.applyEntries(entries);
+    for (const e of entries) mem.apply(e);
+    const durable = await s.createSnapshot();
+    const r1 = await open('r1');
+    await r1.restoreSnapshot(durable.data);
+    const r2 = await open('r2');
+    await r2.restoreSnapshot(mem.createSnapshot());
+    expect(r1.state.stateDigest()).toBe(mem.stateDigest());
+    expect(r2.state.stateDigest()).toBe(mem.stateDigest());
+  });
+
+  test('closed store refuses use', async () => {
+    const s = await open();
+    await s.close();
+    expect(() => s.applyEntries([])).toThrow(expect.objectContaining({ code: 'SM_STORE_CLOSED' }));
+  });
+});
