@@ -132,7 +132,7 @@ const step = <T>(arb: fc.Arbitrary<T>, make: (v: T, base: { requestId: string; a
 
 export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: step(fc.record({ name, seed: fc.nat(50), off: fc.integer({ min: 0, max: 3 }), cas: fc.option(ver), fmt: fc.constantFrom('raw', 'base64', 'kv', 'userpass' as const), rot: fc.boolean() }), (v, b, latest) => ({
-    type: 'secret.put', ...b, name: v.name, version: latest(v.name) + (v.off === 0 ? 0 : 1), cas: v.cas, sealed: sealed(v.seed), format: v.fmt,
+    type: 'secret.put', ...b, name: v.name, version: Math.max(1, latest(v.name) + (v.off === 0 ? 0 : 1)), cas: v.cas, sealed: sealed(v.seed), format: v.fmt,
     description: v.seed % 3 === 0 ? `d${v.seed}` : null, rotation: v.rot ? { intervalSecs: 60 + v.seed, graceSecs: v.seed, target: null } : null, actor: 'a',
   }) as Command) },
   { weight: 1, arbitrary: step(fc.record({ name, mv: fc.option(fc.integer({ min: 1, max: 4 })), cas: fc.option(fc.boolean()), rot: fc.constantFrom(null, 'clear' as const) }), (v, b) => ({
