@@ -196,6 +196,17 @@ describe('token expiry awareness', () => {
     expect(seen).toHaveLength(2);
   });
 
+  test('watchTokenExpiry checks at once and stops when asked', async () => {
+    const s = await node((_req, res) => json(res, 200, { name: 'svc', role: 'r', createdAt: '2026-01-01T00:00:00Z', expiresAt: '2026-01-11T00:00:00Z' }));
+    const c = new CofferClient({ addresses: [s.url], clock: () => Date.parse('2026-01-10T00:00:00Z') });
+    clients.push(c);
+    const fired = new Promise<TokenExpiryInfo>((resolve) => c.on('tokenExpiring', resolve));
+    const stop = c.watchTokenExpiry(3_600_000);
+    expect((await fired).remainingFraction).toBeCloseTo(0.1);
+    stop();
+    expect(s.hits).toHaveLength(1);
+  });
+
   test('a token without expiry never fires', async () => {
     const s = await node((_req, res) => json(res, 200, { name: 'svc', role: 'r', createdAt: '2026-01-01T00:00:00Z', expiresAt: null }));
     const c = new CofferClient({ addresses: [s.url], tokenExpiryThreshold: 1 });
