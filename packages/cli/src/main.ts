@@ -3,8 +3,9 @@
  * The `coffer` command. `./bin/coffer` execs `node packages/cli/dist/main.js`.
  *
  * Commands that need server internals (`coffer server`, `coffer dev`, `coffer snapshot restore FILE
- * --data-dir DIR`, `coffer audit verify FILE`) are registered by @coffer/node: add one line each to
- * {@link SERVER_COMMANDS} below (or pass `extra` to {@link buildProgram}). A registration receives
+ * --data-dir DIR`, `coffer audit verify FILE`) are wired by the server's author: a file under
+ * `src/commands/` that imports from @coffer/node, plus one line each in {@link SERVER_COMMANDS}
+ * below (or pass `extra` to {@link buildProgram}). A registration receives
  * the root command and the {@link CliContext}; `group(program, 'snapshot', …)` returns the existing
  * `snapshot` group so `restore` joins `save` there.
  *

@@ -155,8 +155,8 @@ describe('check-and-set after an unknown outcome', () => {
     let n = 0;
     const s = await node((req, res) => {
       n += 1;
-      if (n === 1) return req.socket.destroy();
-      apiError(res, 409, 'cas_conflict');
+      if (n === 1) req.socket.destroy();
+      else apiError(res, 409, 'cas_conflict');
     });
     const c = new CofferClient({ addresses: [s.url], sleep: async () => undefined });
     clients.push(c);
