@@ -32,7 +32,9 @@ export interface RetryOptions {
   maxRetryAfterMs?: number;
   /**
    * Server error codes on a 503 that mean "this write was never proposed", so a write may go to
-   * the next node. Default `['no_leader', 'not_leader']`.
+   * the next node. Default `['no_leader', 'not_leader', 'kms_unavailable', 'removed']` (the node
+   * could not forward, could not seal, or is no longer a member: nothing was proposed). Not
+   * `no_quorum`, `shutting_down` or `audit_unavailable`: those can follow a proposal.
    */
   retryableWriteCodes?: readonly string[];
 }
@@ -209,7 +211,7 @@ export class CofferClient {
       maxAttempts: r.maxAttempts ?? Math.max(3, addresses.length * 2),
       backoff: { baseDelayMs: r.baseDelayMs ?? 100, maxDelayMs: r.maxDelayMs ?? 2_000 },
       maxRetryAfterMs: r.maxRetryAfterMs ?? 30_000,
-      retryableWriteCodes: new Set(r.retryableWriteCodes ?? ['no_leader', 'not_leader']),
+      retryableWriteCodes: new Set(r.retryableWriteCodes ?? ['no_leader', 'not_leader', 'kms_unavailable', 'removed']),
       now: this.#now,
       sleep: this.#sleep,
       random: options.random ?? Math.random,
@@ -321,7 +323,7 @@ export class CofferClient {
    * Prometheus metrics text (`GET /metrics`).
    *
    * @returns the exposition text
-   * @throws {CofferError} `forbidden` (IP not allowlisted), `unavailable`
+   * @throws {CofferError} `not_allowlisted`, `unavailable`
    */
   async metrics(): Promise<string> {
     const res = await this.#send({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, idempotent: true });
@@ -333,7 +335,7 @@ export class CofferClient {
    * (default 25 %) of its lifetime remains.
    *
    * @returns the expiry figures, or undefined when the token never expires
-   * @throws {CofferError} `unauthorized` and the like
+   * @throws {CofferError} `invalid_token` and the like
    */
   async checkTokenExpiry(): Promise<TokenExpiryInfo | undefined> {
     const info = await this.tokens.self();

@@ -54,7 +54,7 @@ export interface CofferErrorDetails {
 /**
  * The one error class of @coffer/client. Match on `code` (a contract), never on `message`.
  *
- * `code` is either the server's `error.code` (e.g. `not_found`, `forbidden`, `cas_conflict`) or a
+ * `code` is either the server's `error.code` (e.g. `not_found`, `permission_denied`, `cas_conflict`) or a
  * {@link ClientErrorCode}. Messages never contain tokens or secret values.
  *
  * @example

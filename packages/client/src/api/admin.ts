@@ -12,7 +12,7 @@ export class AllowlistApi {
 
   /**
    * @returns the CIDRs allowed to read secrets
-   * @throws {CofferError} `forbidden`
+   * @throws {CofferError} `permission_denied`
    */
   async get(): Promise<Allowlist> {
     const body = await this.#core.json<Allowlist>({ method: 'GET', path: '/v1/allowlist', idempotent: true });
@@ -24,7 +24,7 @@ export class AllowlistApi {
    *
    * @param cidrs - e.g. `['10.8.0.0/24', '::1/128']`; empty denies every read
    * @returns the stored allowlist
-   * @throws {CofferError} `forbidden`, `invalid_input`
+   * @throws {CofferError} `permission_denied`, `invalid_request`
    */
   async set(cidrs: readonly string[]): Promise<Allowlist> {
     const body = await this.#core.json<Allowlist | undefined>({ method: 'PUT', path: '/v1/allowlist', json: { cidrs }, idempotent: true });
@@ -44,7 +44,7 @@ export class KmsApi {
   /**
    * Start a re-wrap pass now (the server answers 202 and works in the background).
    *
-   * @throws {CofferError} `forbidden`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `outcome_unknown`
    */
   async rewrap(): Promise<void> {
     // Starting a pass twice is harmless (a pass is idempotent), but keep to the POST rule.
@@ -53,7 +53,7 @@ export class KmsApi {
 
   /**
    * @returns re-wrap progress
-   * @throws {CofferError} `forbidden`
+   * @throws {CofferError} `permission_denied`
    */
   async status(): Promise<RewrapStatus> {
     return this.#core.json<RewrapStatus>({ method: 'GET', path: '/v1/admin/kms/rewrap/status', idempotent: true });

@@ -29,7 +29,7 @@ export class ClusterApi {
 
   /**
    * @returns leader, term, indexes and every member's suffrage, match index and health
-   * @throws {CofferError} `forbidden`, `unavailable`
+   * @throws {CofferError} `permission_denied`, `unavailable`
    */
   async status(): Promise<ClusterStatus> {
     return this.#core.json<ClusterStatus>({ method: 'GET', path: '/v1/cluster', idempotent: true });
@@ -40,7 +40,7 @@ export class ClusterApi {
    *
    * @param member - id, Raft URL and API URL
    * @returns the server's answer
-   * @throws {CofferError} `forbidden`, `conflict`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `already_exists`, `outcome_unknown`
    */
   async add(member: AddMemberInput): Promise<unknown> {
     return this.#core.json<unknown>({ method: 'POST', path: '/v1/cluster/members', json: member, idempotent: false });
@@ -51,7 +51,7 @@ export class ClusterApi {
    *
    * @param id - member id
    * @returns the server's answer
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async remove(id: string): Promise<unknown> {
     return this.#core.json<unknown>({ method: 'DELETE', path: `/v1/cluster/members/${encodeSegment(id)}`, idempotent: false });
@@ -62,7 +62,7 @@ export class ClusterApi {
    *
    * @param to - member id, optional
    * @returns the server's answer
-   * @throws {CofferError} `forbidden`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `outcome_unknown`
    */
   async transfer(to?: string): Promise<unknown> {
     return this.#core.json<unknown>({
@@ -81,7 +81,7 @@ export class ClusterApi {
    * @param file - destination path
    * @param opts - `onProgress`
    * @returns path and byte count
-   * @throws {CofferError} `forbidden`, `unavailable`; file-system errors as they come
+   * @throws {CofferError} `permission_denied`, `unavailable`; file-system errors as they come
    * @example
    * ```ts
    * await client.cluster.snapshot('backup.snap', { onProgress: (p) => console.error(p.bytes) });
@@ -119,7 +119,7 @@ export class ClusterApi {
    * @param file - a snapshot made by {@link ClusterApi.snapshot}
    * @param opts - `onProgress`
    * @returns the server's answer
-   * @throws {CofferError} `forbidden`, `invalid_input`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `invalid_request`, `outcome_unknown`
    */
   async restore(file: string, opts: TransferOptions = {}): Promise<unknown> {
     const { size } = await stat(file);

@@ -12,7 +12,7 @@ export class RolesApi {
 
   /**
    * @returns every role (names, and definitions when the server includes them)
-   * @throws {CofferError} `forbidden`
+   * @throws {CofferError} `permission_denied`
    */
   async list(): Promise<Role[]> {
     const body = await this.#core.json<unknown>({ method: 'GET', path: '/v1/roles', idempotent: true });
@@ -22,7 +22,7 @@ export class RolesApi {
   /**
    * @param name - role name
    * @returns the role
-   * @throws {CofferError} `forbidden`, `not_found`
+   * @throws {CofferError} `permission_denied`, `not_found`
    */
   async get(name: string): Promise<Role> {
     const role = await this.#core.json<Role>({ method: 'GET', path: `/v1/roles/${encodeSegment(name)}`, idempotent: true });
@@ -35,7 +35,7 @@ export class RolesApi {
    * @param name - role name (`admin` is immutable)
    * @param def - rules and optional rate limit
    * @returns the stored role
-   * @throws {CofferError} `forbidden`, `invalid_input`
+   * @throws {CofferError} `permission_denied`, `immutable_role`, `invalid_request`
    * @example
    * ```ts
    * await client.roles.put('deployer', { rules: [{ paths: ['payments/*'], actions: ['secret.write'] }] });
@@ -50,7 +50,7 @@ export class RolesApi {
    * Delete a role (refused while a token uses it). Not retried.
    *
    * @param name - role name
-   * @throws {CofferError} `forbidden`, `not_found`, `conflict`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `role_in_use`, `outcome_unknown`
    */
   async delete(name: string): Promise<void> {
     await this.#core.json<unknown>({ method: 'DELETE', path: `/v1/roles/${encodeSegment(name)}`, idempotent: false });

@@ -33,7 +33,7 @@ export class SecretsApi {
    * @param value - `{value}`, `{valueBase64}` or `{format:'userpass', username, password}`
    * @param opts - `cas`, `description`, `rotation`
    * @returns the new version
-   * @throws {CofferError} `forbidden`, `cas_conflict` (409), `outcome_unknown`, …
+   * @throws {CofferError} `permission_denied`, `cas_conflict` (409), `outcome_unknown`, …
    * @example
    * ```ts
    * await client.secrets.put('payments/stripe', { value: 'sk_live_…' }, { cas: 0 });
@@ -63,7 +63,7 @@ export class SecretsApi {
    * @param name - secret name
    * @param opts - `version`, `consistency`
    * @returns the secret with its value
-   * @throws {CofferError} `not_found`, `forbidden` (IP not allowlisted), `unavailable`, `breaker_open`
+   * @throws {CofferError} `not_found`, `not_allowlisted`, `unavailable`, `breaker_open`
    * @example
    * ```ts
    * const { value } = await client.secrets.get('payments/stripe');
@@ -103,7 +103,7 @@ export class SecretsApi {
    *
    * @param names - secret names
    * @returns the secrets found
-   * @throws {CofferError} `invalid_input` (too many), `forbidden`, `unavailable`
+   * @throws {CofferError} `invalid_request` (too many), `permission_denied`, `unavailable`
    */
   async batch(names: readonly string[]): Promise<Secret[]> {
     const body = await this.#core.json<unknown>({ method: 'POST', path: '/v1/batch/secrets', json: { names }, idempotent: true });
@@ -117,7 +117,7 @@ export class SecretsApi {
    * @param name - secret name
    * @param value - candidate value
    * @returns `{valid, version}`
-   * @throws {CofferError} `forbidden`, `rate_limited`, `unavailable`
+   * @throws {CofferError} `not_allowlisted`, `locked_out`, `rate_limited`, `unavailable`
    */
   async verify(name: string, value: string): Promise<VerifyResult> {
     return this.#core.json<VerifyResult>({ method: 'POST', path: `/v1/verify/${encodeSecretName(name)}`, json: { value }, idempotent: true });
@@ -128,7 +128,7 @@ export class SecretsApi {
    *
    * @param name - secret name
    * @returns the new version
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async rotate(name: string): Promise<SecretWriteResult> {
     this.#invalidate(name);
@@ -144,7 +144,7 @@ export class SecretsApi {
    *
    * @param prefix - name prefix (default: all)
    * @returns summaries
-   * @throws {CofferError} `forbidden`
+   * @throws {CofferError} `permission_denied`
    */
   async list(prefix = ''): Promise<SecretSummary[]> {
     const qs = prefix === '' ? '' : `?prefix=${encodeURIComponent(prefix)}`;
@@ -159,7 +159,7 @@ export class SecretsApi {
    *
    * @param name - secret name
    * @returns versions, as the server orders them
-   * @throws {CofferError} `not_found`, `forbidden`
+   * @throws {CofferError} `not_found`, `permission_denied`
    */
   async versions(name: string): Promise<SecretVersionInfo[]> {
     const body = await this.#core.json<unknown>({ method: 'GET', path: `/v1/versions/${encodeSecretName(name)}`, idempotent: true });
@@ -171,7 +171,7 @@ export class SecretsApi {
    *
    * @param name - secret name
    * @param versions - version numbers
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async delete(name: string, versions: readonly number[]): Promise<void> {
     await this.#versionsOp('delete', name, versions);
@@ -182,7 +182,7 @@ export class SecretsApi {
    *
    * @param name - secret name
    * @param versions - version numbers
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async undelete(name: string, versions: readonly number[]): Promise<void> {
     await this.#versionsOp('undelete', name, versions);
@@ -193,7 +193,7 @@ export class SecretsApi {
    *
    * @param name - secret name
    * @param versions - version numbers
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async destroy(name: string, versions: readonly number[]): Promise<void> {
     await this.#versionsOp('destroy', name, versions);
@@ -203,7 +203,7 @@ export class SecretsApi {
    * Erase every version and the metadata of a secret.
    *
    * @param name - secret name
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async destroyAll(name: string): Promise<void> {
     this.#invalidate(name);

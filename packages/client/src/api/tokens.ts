@@ -17,7 +17,7 @@ export class TokensApi {
    * @param role - role to bind
    * @param opts - `ttl` such as `90d`
    * @returns the token record including the raw `token`
-   * @throws {CofferError} `forbidden`, `invalid_input`, `conflict`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `invalid_request`, `already_exists`, `outcome_unknown`
    * @example
    * ```ts
    * const { token } = await client.tokens.create('ci', 'deployer', { ttl: '90d' });
@@ -29,7 +29,7 @@ export class TokensApi {
 
   /**
    * @returns every token's name, role and times (never raw tokens or hashes)
-   * @throws {CofferError} `forbidden`
+   * @throws {CofferError} `permission_denied`
    */
   async list(): Promise<TokenInfo[]> {
     const body = await this.#core.json<unknown>({ method: 'GET', path: '/v1/tokens', idempotent: true });
@@ -40,7 +40,7 @@ export class TokensApi {
    * Who am I. Also feeds the client's token-expiry check.
    *
    * @returns the calling token's record
-   * @throws {CofferError} `unauthorized`
+   * @throws {CofferError} `invalid_token`
    */
   async self(): Promise<TokenInfo> {
     const info = stripSecretFields(await this.#core.json<TokenInfo>({ method: 'GET', path: '/v1/tokens/self', idempotent: true }));
@@ -52,7 +52,7 @@ export class TokensApi {
    * Revoke a token (sets `revokedAt`). Not retried.
    *
    * @param name - token name
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async revoke(name: string): Promise<void> {
     await this.#core.json<unknown>({ method: 'DELETE', path: `/v1/tokens/${encodeSegment(name)}`, idempotent: false });
@@ -63,7 +63,7 @@ export class TokensApi {
    *
    * @param name - token name
    * @returns the record with the new raw `token`
-   * @throws {CofferError} `forbidden`, `not_found`, `outcome_unknown`
+   * @throws {CofferError} `permission_denied`, `not_found`, `outcome_unknown`
    */
   async rotate(name: string): Promise<CreatedToken> {
     return this.#core.json<CreatedToken>({ method: 'POST', path: `/v1/tokens/${encodeSegment(name)}/rotate`, json: {}, idempotent: false });
