@@ -33,6 +33,8 @@ test.each([
   ['NotFoundException (SDK class)', new NotFoundException({ message: 'none', ...meta }), 'CRYPTO_KMS_KEY_NOT_FOUND'],
   ['DisabledException (SDK class)', new DisabledException({ message: 'off', ...meta }), 'CRYPTO_KMS_KEY_UNUSABLE'],
   ['KMSInvalidStateException (SDK class)', new KMSInvalidStateException({ message: 'pending', ...meta }), 'CRYPTO_KMS_KEY_UNUSABLE'],
+  ['the SDK wrapper of a cross-realm network error', new Error('AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:9'), 'CRYPTO_KMS_UNAVAILABLE'],
+  ['an unrelated message mentioning a code', new Error('ECONNREFUSED is in this text'), 'CRYPTO_KMS_ERROR'],
   ['an unknown 400', named('ValidationException', { $metadata: { httpStatusCode: 400 } }), 'CRYPTO_KMS_ERROR'],
   ['a non-object', 'boom', 'CRYPTO_KMS_ERROR'],
 ])('%s → %s', (_label, err, code) => {

@@ -64,6 +64,13 @@ export function classifyKmsError(err: unknown): CryptoErrorCode {
     if (status >= 500) return 'CRYPTO_KMS_UNAVAILABLE';
     if (status === 401 || status === 403) return 'CRYPTO_KMS_ACCESS_DENIED';
   }
+  // NB: the SDK's retry middleware re-wraps a thrown value that fails `instanceof Error` (a Node
+  // error from another realm, e.g. under jest's VM) as `new Error("AWS SDK error wrapper for " +
+  // String(err))`, dropping `code`. Only for that wrapper do we read the code back from the text.
+  if (typeof (e as { message?: unknown }).message === 'string') {
+    const m = /^AWS SDK error wrapper for .*?\b(E[A-Z_]{3,}|UND_ERR_[A-Z_]+)\b/.exec((e as { message: string }).message);
+    if (m && (NETWORK_CODES.has(m[1]!) || m[1]!.startsWith('UND_ERR_'))) return 'CRYPTO_KMS_UNAVAILABLE';
+  }
   // Errors wrapped by the SDK or by fetch keep the network error as `cause`.
   if (e.cause !== undefined && e.cause !== err) {
     const inner = classifyKmsError(e.cause);
