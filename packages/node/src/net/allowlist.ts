@@ -163,10 +163,18 @@ export class Allowlist {
   readonly entries: readonly CidrEntry[];
   /** Why the list denies everything, if it was invalid; empty otherwise. */
   readonly errors: readonly string[];
+  /** IPv4 entries as (network, mask) pairs: the hot path for reads avoids ipaddr.js parsing. */
+  private readonly v4: readonly (readonly [number, number])[];
 
   private constructor(entries: readonly CidrEntry[], errors: readonly string[]) {
     this.entries = Object.freeze([...entries]);
     this.errors = Object.freeze([...errors]);
+    this.v4 = entries
+      .filter((e) => e.kind === 'ipv4')
+      .map((e) => {
+        const mask = e.prefix === 0 ? 0 : (0xffffffff << (32 - e.prefix)) >>> 0;
+        return [ipv4ToUint(e.network.toString()) ?? 0, mask] as const;
+      });
   }
 
   /**
@@ -192,6 +200,12 @@ export class Allowlist {
    */
   allows(ip: string | undefined): boolean {
     if (ip === undefined || this.entries.length === 0) return false;
+    // Fast path for what sockets report: dotted IPv4, plain or IPv4-mapped.
+    const v4 = ipv4ToUint(ip.length > 7 && ip.slice(0, 7).toLowerCase() === '::ffff:' ? ip.slice(7) : ip);
+    if (v4 !== undefined) {
+      for (const [net, mask] of this.v4) if (((v4 & mask) >>> 0) === net) return true;
+      return false;
+    }
     const parsed = parseStrictAddr(ip.trim());
     if (parsed === undefined) return false;
     const addr = normalise(parsed);
@@ -200,6 +214,21 @@ export class Allowlist {
     }
     return false;
   }
+}
+
+const DOTTED_RE = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
+/** Strict dotted-decimal IPv4 → uint32 (same acceptance as ipaddr's four-part decimal check). */
+function ipv4ToUint(text: string): number | undefined {
+  const m = DOTTED_RE.exec(text);
+  if (m === null) return undefined;
+  let n = 0;
+  for (let i = 1; i <= 4; i++) {
+    const octet = Number(m[i]);
+    if (octet > 255) return undefined;
+    n = n * 256 + octet;
+  }
+  return n;
 }
 
 /** The parts of a request {@link clientIp} looks at (an `http.IncomingMessage` fits). */

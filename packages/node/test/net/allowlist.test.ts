@@ -1,3 +1,4 @@
+import * as ipaddr from 'ipaddr.js';
 import { Allowlist, clientIp, normaliseIp, parseCidr, validateCidrs } from '../../src/net/allowlist.js';
 
 describe('validateCidrs', () => {
@@ -104,5 +105,33 @@ describe('clientIp', () => {
   test('no address at all', () => {
     expect(clientIp(req(undefined), false)).toBeUndefined();
     expect(normaliseIp('fe80::1%eth0')).toBe('fe80::1');
+  });
+});
+
+describe('IPv4 fast path agrees with the general parser', () => {
+  test('random addresses against random prefixes', () => {
+    let seed = 12345;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const ip = () => Array.from({ length: 4 }, () => Math.floor(rnd() * 256)).join('.');
+    for (let i = 0; i < 300; i++) {
+      const prefix = Math.floor(rnd() * 33);
+      const list = Allowlist.from([`${ip()}/${prefix}`]);
+      const e = list.entries[0];
+      if (e === undefined) throw new Error('entry expected');
+      for (let j = 0; j < 20; j++) {
+        const a = ip();
+        const expected = ipaddr.IPv4.parse(a).match(e.network as ipaddr.IPv4, e.prefix);
+        expect(list.allows(a)).toBe(expected);
+        expect(list.allows(`::ffff:${a}`)).toBe(expected);
+        expect(list.allows(`::FFFF:${a}`)).toBe(expected);
+      }
+    }
+  });
+  test('leading zeros and out-of-range octets are refused', () => {
+    const all = Allowlist.from(['0.0.0.0/0']);
+    expect(all.allows('10.0.0.1')).toBe(true);
+    expect(all.allows('010.0.0.1')).toBe(false);
+    expect(all.allows('256.0.0.1')).toBe(false);
+    expect(all.allows('::ffff:256.0.0.1')).toBe(false);
   });
 });
