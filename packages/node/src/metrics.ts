@@ -6,7 +6,7 @@
  * `peer` is a member id. Counters end in `_total`, durations are `_seconds`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PeerRefusal } from './peer/auth.js';
+import { PEER_REFUSALS } from './peer/auth.js';
 
 /** Latency buckets (seconds) for proposals and HTTP: 0.5 ms .. 10 s. */
 export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
@@ -72,8 +72,7 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
     registers,
   });
   // Pre-create every reason so dashboards see zeros, not gaps.
-  const reasons: readonly PeerRefusal[] = ['missing', 'malformed', 'bad_signature', 'stale', 'replayed'];
-  for (const reason of reasons) peerRefusals.inc({ reason }, 0);
+  for (const reason of PEER_REFUSALS) peerRefusals.inc({ reason }, 0);
   return {
     registry,
     raftTerm: new Gauge({ name: 'coffer_raft_term', help: 'Current Raft term', registers }),
