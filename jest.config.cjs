@@ -12,7 +12,7 @@ const packages = fs
 const transform = {
   '^.+\\.[cm]?[tj]s$': [
     'ts-jest',
-    { diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node10', isolatedDeclarations: false } },
+    { diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node10', isolatedDeclarations: false, esModuleInterop: true } },
   ],
 };
 
