@@ -18,7 +18,7 @@ const LOCAL_ONLY = new Set(['MsgHup', 'MsgBeat', 'MsgUnreachable']);
  * ```ts
  * const storage = MemoryStorage.bootstrap(['n1', 'n2', 'n3']);
  * const node = new RawNode({ id: 'n1', electionTicks: 10, heartbeatTicks: 1, rng }, storage);
- * setInterval(() => node.tick(), 100);
+ * driverClock.every(100, () => node.tick()); // the driver owns time
  * // on every tick / message / proposal:
  * if (node.hasReady()) {
  *   const rd = node.ready();
