@@ -104,7 +104,9 @@ export function createAwsProvider(opts: AwsProviderOptions): AwsKeyProvider {
         const code = classifyKmsError(err);
         hooks.onKmsError?.(op, code);
         if (!isRetryable(code) || attempt >= maxAttempts) {
-          const detail = err instanceof Error ? `${err.name}` : 'unknown error';
+          // Name and code only: SDK messages are not ours to vouch for, and may echo request data.
+          const sysCode = (err as { code?: unknown }).code;
+          const detail = `${(err as { name?: unknown }).name ?? 'unknown error'}${typeof sysCode === 'string' ? ` (${sysCode})` : ''}`;
           throw new CryptoError(code, `KMS ${op} failed after ${attempt} attempt(s): ${detail}`, { cause: err });
         }
       } finally {
