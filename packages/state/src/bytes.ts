@@ -70,7 +70,12 @@ export class Writer {
   }
 
   str(v: string): this {
-    return this.bytes(utf8Encoder.encode(v));
+    // encodeInto writes straight into our buffer: no temporary allocation per string (hot path).
+    this.ensure(4 + v.length * 3);
+    const { written } = utf8Encoder.encodeInto(v, this.buf.subarray(this.len + 4));
+    this.view.setUint32(this.len, written);
+    this.len += 4 + written;
+    return this;
   }
 
   strs(v: readonly string[]): this {

@@ -68,7 +68,13 @@ export class GroupWriter {
       }
       try {
         if (this.failure) throw this.failed();
-        await this.db.batch<string, Uint8Array>(ops, { sync });
+        // A chained batch costs less per operation than an array batch in abstract-level.
+        const batch = this.db.batch();
+        for (const op of ops) {
+          if (op.type === 'put') batch.put(op.key, op.value);
+          else batch.del(op.key);
+        }
+        await batch.write({ sync });
         this.stats.writes++;
         if (sync) this.stats.syncedWrites++;
         if (applied !== null) this.persistedApplied = applied;

@@ -263,7 +263,9 @@ export class NodeStore {
  */
 export async function openNodeStore(dir: string): Promise<NodeStore> {
   mkdirSync(dir, { recursive: true });
-  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  // A larger write buffer than LevelDB's 4 MiB default: a restore or a big apply batch otherwise
+  // stalls on memtable flushes several times per write.
+  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', writeBufferSize: 32 * 1024 * 1024 });
   await db.open();
   try {
     const appliedRaw = await db.get(KEY.applied);

@@ -2,8 +2,10 @@
 // Keys are strings (stored as UTF-8); their first letters partition the keyspace:
 //
 //   a              applied index and term (written in the same batch as the changes)
-//   bc<name>\0<v>  sealed envelope of a version: formatVersion, alg, nonce, ciphertext
-//   bw<name>\0<v>  wrapped DEK of a version (its own key: a re-wrap rewrites only this)
+//   bc<name>\0<v>  sealed value of a version as written: formatVersion, alg, nonce, ciphertext, DEK
+//   bw<name>\0<v>  re-wrapped DEK of a version, present only after a KMS re-wrap (a re-wrap
+//                  writes this small record instead of rewriting the ciphertext record; one
+//                  record per put keeps apply and restore batches small)
 //   ms<name>       secret metadata and version list (in memory at runtime)
 //   mt<name>       token;  mr<name> role;  ml<ip> lockout;  mn<id> member
 //   md<seq>        idempotency table entry (seq zero-padded: key order = insertion order)
@@ -420,14 +422,20 @@ export function decodeApplied(b: Uint8Array): { index: number; term: number } {
   return x;
 }
 
-/** `bc` record: the immutable part of a sealed value. */
-export function encodeCt(formatVersion: number, alg: string, nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  return header(new Writer(64 + ciphertext.length)).u8(formatVersion).str(alg).bytes(nonce).bytes(ciphertext).finish();
+/** `bc` record: the sealed value as written (its wrapped DEK may be superseded by a `bw` record). */
+export function encodeCt(formatVersion: number, alg: string, nonce: Uint8Array, ciphertext: Uint8Array, wrappedDek: Uint8Array): Uint8Array {
+  return header(new Writer(128 + ciphertext.length + wrappedDek.length))
+    .u8(formatVersion)
+    .str(alg)
+    .bytes(nonce)
+    .bytes(ciphertext)
+    .bytes(wrappedDek)
+    .finish();
 }
 
-export function decodeCt(b: Uint8Array): { formatVersion: number; alg: string; nonce: Uint8Array; ciphertext: Uint8Array } {
+export function decodeCt(b: Uint8Array): { formatVersion: number; alg: string; nonce: Uint8Array; ciphertext: Uint8Array; wrappedDek: Uint8Array } {
   const r = open(b);
-  const x = { formatVersion: r.u8(), alg: r.str(), nonce: r.bytes(), ciphertext: r.bytes() };
+  const x = { formatVersion: r.u8(), alg: r.str(), nonce: r.bytes(), ciphertext: r.bytes(), wrappedDek: r.bytes() };
   r.end();
   return x;
 }

@@ -120,8 +120,9 @@ function lowerBound(arr: readonly string[], x: string): number {
  */
 export class StateMachine {
   private secrets = new Map<string, SecretRecord>();
-  /** Secret names, sorted (prefix listing). */
-  private names: string[] = [];
+  /** Secret names, sorted (prefix listing); rebuilt lazily after inserts and deletes. */
+  private sortedNames: string[] = [];
+  private namesStale = false;
   private tokens = new Map<string, TokenRecord>();
   private tokensByHash = new Map<string, string>();
   private roles = new Map<string, RoleRecord>();
@@ -198,7 +199,7 @@ export class StateMachine {
       this.dedup.set(id, { seq, result });
       this.dedupBySeq.set(seq, id);
     }
-    this.names = [...this.secrets.keys()].sort(cmpStr);
+    this.namesStale = true;
     for (const t of this.tokens.values()) this.tokensByHash.set(toHex(t.tokenHash), t.name);
     // Invariant: lockout maps are iterated only by the sweep, which does not depend on order.
   }
@@ -361,9 +362,9 @@ export class StateMachine {
     }
   }
 
-  private eraseBlobs(name: string, v: number): void {
-    this.putBlob(ctKey(name, v), null);
-    this.putBlob(dekKey(name, v), null);
+  private eraseBlobs(name: string, v: VersionMeta): void {
+    this.putBlob(ctKey(name, v.version), null);
+    if (v.wrapMarker !== '') this.putBlob(dekKey(name, v.version), null);
   }
 
   private newSecret(name: string, at: number): SecretRecord {
@@ -381,8 +382,7 @@ export class StateMachine {
       versions: [],
     };
     this.secrets.set(name, s);
-    const i = lowerBound(this.names, name);
-    this.names.splice(i, 0, name);
+    this.namesStale = true;
     return s;
   }
 
@@ -390,7 +390,7 @@ export class StateMachine {
     // Vault semantics: beyond max_versions the oldest versions go, metadata and all.
     while (s.versions.length > s.maxVersions) {
       const old = s.versions.shift() as VersionMeta;
-      if (!old.destroyed) this.eraseBlobs(s.name, old.version);
+      if (!old.destroyed) this.eraseBlobs(s.name, old);
     }
   }
 
@@ -401,8 +401,8 @@ export class StateMachine {
     if (c.cas !== null && c.cas !== current) return { status: 'cas_conflict', currentVersion: current };
     if (c.version !== current + 1) return { status: 'version_conflict', currentVersion: current };
     const s = existing ?? this.newSecret(c.name, c.at);
-    const ct = encodeCt(c.sealed.formatVersion, c.sealed.alg, c.sealed.nonce, c.sealed.ciphertext);
-    const dek = c.sealed.wrappedDek.slice();
+    const ct = encodeCt(c.sealed.formatVersion, c.sealed.alg, c.sealed.nonce, c.sealed.ciphertext, c.sealed.wrappedDek);
+    const dek = c.sealed.wrappedDek;
     s.versions.push({
       version: c.version,
       createdAt: c.at,
@@ -423,7 +423,6 @@ export class StateMachine {
     if (c.description !== null) s.description = c.description;
     if (c.rotation !== null) s.rotation = { ...c.rotation };
     this.putBlob(ctKey(c.name, c.version), ct);
-    this.putBlob(dekKey(c.name, c.version), dek);
     this.prune(s);
     this.touchSecret(s);
     return { status: 'ok', version: c.version, createdAt: c.at };
@@ -460,7 +459,7 @@ export class StateMachine {
         count++;
       } else if (c.type === 'secret.destroy') {
         meta.destroyed = true;
-        this.eraseBlobs(s.name, v);
+        this.eraseBlobs(s.name, meta);
         count++;
       }
     }
@@ -473,10 +472,9 @@ export class StateMachine {
   private secretDestroyAll(name: string): CommandResult {
     const s = this.secrets.get(name);
     if (!s) return { status: 'not_found' };
-    for (const v of s.versions) if (!v.destroyed) this.eraseBlobs(name, v.version);
+    for (const v of s.versions) if (!v.destroyed) this.eraseBlobs(name, v);
     this.secrets.delete(name);
-    const i = lowerBound(this.names, name);
-    if (this.names[i] === name) this.names.splice(i, 1);
+    this.namesStale = true;
     this.dirty.add(KEY.secret + name);
     return { status: 'ok', count: s.versions.length };
   }
@@ -656,7 +654,7 @@ export class StateMachine {
     const members = this.members;
     const blobs = this.blobs;
     this.secrets = probe.secrets;
-    this.names = probe.names;
+    this.namesStale = true;
     this.tokens = probe.tokens;
     this.tokensByHash = probe.tokensByHash;
     this.roles = probe.roles;
@@ -819,6 +817,15 @@ export class StateMachine {
 
   // ---------------------------------------------------------------------------------------------
   // Queries
+
+  /** Sorted secret names. Sorting lazily keeps bulk creation O(n log n) instead of O(n²). */
+  private get names(): string[] {
+    if (this.namesStale) {
+      this.sortedNames = [...this.secrets.keys()].sort(cmpStr);
+      this.namesStale = false;
+    }
+    return this.sortedNames;
+  }
 
   /**
    * @param name - secret name
@@ -1103,9 +1110,15 @@ export class StateMachine {
 }
 
 /**
- * Rebuilds a sealed value from its version metadata and its two blob records.
+ * Rebuilds a sealed value from its version metadata, its `bc` record and its optional re-wrapped
+ * DEK (`bw`), checking both against the digests in the metadata.
  *
- * @returns the sealed value, or undefined if any part is missing
+ * @param s - the secret's metadata
+ * @param version - version number
+ * @param ct - the `bc` record
+ * @param dek - the `bw` record, if the version was re-wrapped
+ * @returns the sealed value, or undefined if destroyed or missing
+ * @throws {SM_CORRUPT_STORAGE} bytes that do not match the metadata's digests
  */
 export function assembleSealed(
   s: Readonly<SecretRecord> | undefined,
@@ -1114,10 +1127,12 @@ export function assembleSealed(
   dek: Uint8Array | undefined,
 ): SealedValue | undefined {
   const meta = s?.versions.find((m) => m.version === version);
-  if (!meta || meta.destroyed || !ct || !dek) return undefined;
-  const c = decodeCt(ct);
+  if (!meta || meta.destroyed || !ct) return undefined;
   if (!bytesEqual(sha256(ct), meta.ctDigest)) throw new StateError('SM_CORRUPT_STORAGE', `sealed record of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
-  return { formatVersion: c.formatVersion, alg: c.alg, nonce: c.nonce, ciphertext: c.ciphertext, wrappedDek: dek, kmsKeyId: meta.kmsKeyId };
+  const c = decodeCt(ct);
+  const wrappedDek = dek ?? c.wrappedDek;
+  if (!bytesEqual(sha256(wrappedDek), meta.dekDigest)) throw new StateError('SM_CORRUPT_STORAGE', `wrapped DEK of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
+  return { formatVersion: c.formatVersion, alg: c.alg, nonce: c.nonce, ciphertext: c.ciphertext, wrappedDek, kmsKeyId: meta.kmsKeyId };
 }
 
 function effectiveDeletedAt(s: SecretRecord, v: VersionMeta): number | null {

@@ -134,7 +134,22 @@ describe('state persistence', () => {
     const keys: string[] = [];
     for await (const k of raw.keys({ gte: 'b', lt: 'c' })) keys.push(k);
     await raw.close();
-    expect(keys.sort()).toEqual(['bca\u00002', 'bcb\u00001', 'bwa\u00002', 'bwb\u00001']);
+    expect(keys.sort()).toEqual(['bca\u00002', 'bcb\u00001']);
+  });
+
+  test('a KMS re-wrap persists the new wrapped DEK beside the untouched ciphertext; destroy erases both', async () => {
+    let s = await open();
+    const rewrap: Command = { type: 'kms.rewrap', requestId: 'rw', at: T0, name: 'a', version: 1, wrappedDek: Uint8Array.of(1, 2, 3), kmsKeyId: 'key-2', expectedKmsKeyId: 'key-1', marker: 'm1' };
+    await s.applyEntries([put('a', 1), rewrap].map((c, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: encodeCommand(c) })));
+    s = await reopen(s);
+    expect(await s.readSealed('a', 1)).toEqual({ ...sealed(1), wrappedDek: Uint8Array.of(1, 2, 3), kmsKeyId: 'key-2' });
+    await s.applyEntries([{ index: 3, term: 1, type: 'normal', data: encodeCommand({ type: 'secret.destroy', requestId: 'd', at: T0, name: 'a', versions: [1], actor: 't' }) }]);
+    await s.close();
+    const raw = new ClassicLevel<string, Uint8Array>(`${tmp.dir}/a`, { valueEncoding: 'view' });
+    const keys: string[] = [];
+    for await (const k of raw.keys({ gte: 'b', lt: 'c' })) keys.push(k);
+    await raw.close();
+    expect(keys).toEqual([]);
   });
 
   test('a bad entry stops the batch: earlier entries are persisted, the bad one is not applied', async () => {
