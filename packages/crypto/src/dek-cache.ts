@@ -17,7 +17,7 @@ export interface DekCacheOptions {
   readonly now?: () => number;
   /** A lookup found a live entry. */
   readonly onHit?: () => void;
-  /** A lookup found nothing (or only an expired entry); also counted when the cache is disabled. */
+  /** A lookup found nothing (or only an expired entry). `Envelopes` skips lookups on a disabled cache. */
   readonly onMiss?: () => void;
   /** An entry was removed (its DEK copy has been zeroized). */
   readonly onEvict?: (reason: DekEvictReason) => void;
