@@ -102,13 +102,13 @@ export class DekCache {
    * @param wrappedDek - the stored wrapped DEK.
    * @param kmsKeyId - the key id that wrapped it.
    * @param ctx - the secret context it was wrapped for.
-   * @returns hex SHA-256 of a length-prefixed encoding of all three.
+   * @returns base64 SHA-256 of a length-prefixed encoding of all three.
    */
   keyFor(wrappedDek: Uint8Array, kmsKeyId: string, ctx: SecretContext): string {
     const h = createHash('sha256');
     h.update(encodeKeyBinding(CACHE_LABEL, kmsKeyId, ctx));
     h.update(wrappedDek);
-    return h.digest('hex');
+    return h.digest('base64');
   }
 
   /**
