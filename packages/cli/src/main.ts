@@ -19,6 +19,7 @@ import { registerCluster } from './commands/cluster.js';
 import { registerKms } from './commands/kms.js';
 import { registerRoles } from './commands/roles.js';
 import { registerSecrets } from './commands/secrets.js';
+import { registerServerCommands } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerTokens } from './commands/tokens.js';
 import type { CliContext } from './context.js';
@@ -30,7 +31,7 @@ export type RegisterCommands = (program: Command, ctx: CliContext) => void;
 
 /** Server-side commands, one line each, wired by @coffer/node (see the module comment). */
 const SERVER_COMMANDS: readonly RegisterCommands[] = [
-  // e.g. registerServerCommands,   // coffer server / dev / snapshot restore --data-dir / audit verify
+  registerServerCommands, // coffer server / dev / snapshot restore --data-dir / audit verify
 ];
 
 /** The CLI's version, printed by `coffer --version`. */

@@ -1,0 +1,203 @@
+/**
+ * Server-side commands: `coffer server`, `coffer dev`, `coffer audit verify`, and the offline
+ * `coffer snapshot restore FILE --data-dir DIR`. They import @coffer/node; everything else in the
+ * CLI speaks HTTP through @coffer/client.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError, describeConfig, loadConfig, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir } from '@coffer/node';
+import { group, leaf, type CliContext } from '../context.js';
+import { CliError } from '../errors.js';
+
+/**
+ * Registers `server`, `dev`, `audit verify` and `snapshot restore`.
+ *
+ * @param program - the root command
+ * @param ctx - CLI context
+ */
+export function registerServerCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('server')
+    .description('run one Coffer node (configured by COFFER_* variables or the matching flags)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[flags...]')
+    .action(async (args: string[]) => {
+      if (args.includes('--help') || args.includes('-h')) {
+        ctx.io.stdout.write(`Usage: coffer server [--flag value ...]\n\nRuns one Coffer node. Every variable is also a flag (COFFER_NODE_ID = --node-id);\nflags win over the environment.\n\n${describeConfig()}\n\nExample:\n  $ COFFER_NODE_ID=n1 COFFER_BOOTSTRAP_TOKEN=... coffer server --api-addr 127.0.0.1:8200\n`);
+        return;
+      }
+      await runServer(args, ctx);
+    });
+
+  program
+    .command('dev')
+    .description('start three local nodes on loopback (API :8200/:8210/:8220) with data under ./data/dev; Ctrl-C stops all')
+    .option('--data-dir <dir>', 'where the three nodes keep their data and the generated keys', './data/dev')
+    .option('--base-port <port>', 'API port of the first node (the others add 10 and 20; Raft ports are API + 1)', '8200')
+    .addHelpText('after', '\nExamples:\n  $ coffer dev\n  $ coffer dev --data-dir /tmp/coffer-dev --base-port 9200\n')
+    .action(async (opts: { dataDir: string; basePort: string }) => {
+      const base = Number(opts.basePort);
+      if (!Number.isInteger(base) || base < 1 || base > 65_000) throw new CliError('CLI_USAGE', `--base-port: ${JSON.stringify(opts.basePort)} is not a port number`);
+      await runDev(path.resolve(opts.dataDir), base, ctx);
+    });
+
+  const audit = group(program, 'audit', 'inspect audit logs', ['coffer audit verify ./data/n1/audit.jsonl']);
+  leaf(audit, 'verify <file>', 'check the hash chain of an audit log and report the first broken line', ['coffer audit verify ./data/dev/n1/audit.jsonl', 'coffer audit verify audit.jsonl --json']).action(
+    async (file: string, opts: { json?: boolean }) => {
+      const r = await verifyAuditFile(file);
+      if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify(r)}\n`);
+      else if (r.ok) ctx.io.stdout.write(`ok: ${r.lines} lines, chain intact (head ${r.lastHash})\n`);
+      else ctx.io.stdout.write(`BROKEN at line ${r.firstBadLine}: ${r.reason}\n`);
+      if (!r.ok) throw new CliError('CLI_FAILED', `audit chain broken at line ${r.firstBadLine}`);
+    },
+  );
+
+  const snapshot = group(program, 'snapshot', 'save and restore backups');
+  leaf(snapshot, 'restore <file>', 'prepare a NEW data dir from a snapshot (offline): a node started on it is a one-member cluster holding the backup; add the others with `coffer cluster add` / COFFER_JOIN', [
+    'coffer snapshot restore backup.snap --data-dir ./data/n1 --node-id n1',
+  ])
+    .requiredOption('--data-dir <dir>', 'the data dir to create (must not hold a store yet)')
+    .option('--node-id <id>', 'id of the node that will run on it (default COFFER_NODE_ID)')
+    .option('--raft-addr <url>', 'the node\'s advertised Raft URL (default http://127.0.0.1:8201)')
+    .action(async (file: string, opts: { dataDir: string; nodeId?: string; raftAddr?: string; json?: boolean }) => {
+      const nodeId = opts.nodeId ?? ctx.io.env['COFFER_NODE_ID'];
+      if (nodeId === undefined || nodeId === '') throw new CliError('CLI_USAGE', '--node-id (or COFFER_NODE_ID) is required');
+      if (!existsSync(file)) throw new CliError('CLI_USAGE', `${file}: no such file`);
+      const blob = new Uint8Array(readFileSync(file));
+      const r = await restoreDataDir({ dataDir: path.resolve(opts.dataDir), nodeId, raftAddr: opts.raftAddr ?? 'http://127.0.0.1:8201', snapshot: blob });
+      if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify(r)}\n`);
+      else ctx.io.stdout.write(`restored ${r.secrets} secrets at index ${r.index} into ${path.resolve(opts.dataDir)}; start the node with COFFER_NODE_ID=${nodeId}\n`);
+    });
+}
+
+async function runServer(args: string[], ctx: CliContext): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(readEnv(), parseServerFlags(args));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      ctx.io.stderr.write(`coffer server: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    ctx.io.stderr.write(`coffer server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  const running = server;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (code: number) => {
+      if (stopping) return;
+      stopping = true;
+      // A hard deadline: a wedged close must not keep the process alive forever.
+      setTimeout(() => process.exit(code === 0 ? 1 : code), 10_000).unref();
+      void running.close().finally(() => {
+        process.exitCode = code;
+        resolve();
+        setImmediate(() => process.exit(code));
+      });
+    };
+    process.once('SIGTERM', () => stop(0));
+    process.once('SIGINT', () => stop(0));
+    void running.fatal.then(() => stop(1));
+  });
+}
+
+interface DevKeys {
+  clusterKey: string;
+  masterKey: string;
+  bootstrapToken: string;
+}
+
+function loadOrCreateKeys(dir: string): DevKeys {
+  const file = path.join(dir, 'keys.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevKeys;
+  const keys: DevKeys = {
+    clusterKey: randomBytes(32).toString('base64'),
+    masterKey: randomBytes(32).toString('base64'),
+    bootstrapToken: `cof_dev_${randomBytes(24).toString('base64url')}`,
+  };
+  writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return keys;
+}
+
+async function runDev(dir: string, basePort: number, ctx: CliContext): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keys = loadOrCreateKeys(dir);
+  const ids = ['n1', 'n2', 'n3'];
+  const api = (i: number) => basePort + i * 10;
+  const raft = (i: number) => basePort + i * 10 + 1;
+  const initial = ids.map((id, i) => `${id}=http://127.0.0.1:${raft(i)}`).join(',');
+  const main = process.argv[1] as string;
+  const children: ChildProcess[] = ids.map((id, i) => {
+    const env = {
+      ...process.env,
+      COFFER_NODE_ID: id,
+      COFFER_DATA_DIR: path.join(dir, id),
+      COFFER_API_ADDR: `127.0.0.1:${api(i)}`,
+      COFFER_RAFT_ADDR: `127.0.0.1:${raft(i)}`,
+      COFFER_INITIAL_CLUSTER: initial,
+      COFFER_CLUSTER_KEY: keys.clusterKey,
+      COFFER_LOCAL_MASTER_KEY: keys.masterKey,
+      COFFER_BOOTSTRAP_TOKEN: keys.bootstrapToken,
+      COFFER_READ_ALLOWLIST: '127.0.0.0/8,::1/128',
+      COFFER_LOG_LEVEL: process.env['COFFER_LOG_LEVEL'] ?? 'warn',
+    };
+    const child = spawn(process.execPath, [main, 'server'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    return child;
+  });
+  const addrs = ids.map((_, i) => `http://127.0.0.1:${api(i)}`).join(',');
+  ctx.io.stdout.write(
+    [
+      `Coffer dev cluster: 3 nodes, data in ${dir} (keys in ${path.join(dir, 'keys.json')}, mode 0600)`,
+      ...ids.map((id, i) => `  ${id}  API http://127.0.0.1:${api(i)}  Raft http://127.0.0.1:${raft(i)}`),
+      '',
+      `Bootstrap admin token: ${keys.bootstrapToken}`,
+      '',
+      'Try:',
+      `  export COFFER_ADDR=${addrs} COFFER_TOKEN=${keys.bootstrapToken}`,
+      '  ./bin/coffer secrets put app/db-password s3cr3t',
+      '  ./bin/coffer secrets get app/db-password',
+      '  ./bin/coffer cluster status',
+      '',
+      'Ctrl-C stops all three nodes.',
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    let alive = children.length;
+    const stopAll = () => {
+      if (stopping) return;
+      stopping = true;
+      for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+      setTimeout(() => {
+        for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      }, 8_000).unref();
+    };
+    for (const c of children) {
+      c.on('exit', (code) => {
+        alive--;
+        if (!stopping && code !== 0) {
+          ctx.io.stderr.write(`a node exited with code ${code}; stopping the others\n`);
+          process.exitCode = 1;
+          stopAll();
+        }
+        if (alive === 0) resolve();
+      });
+    }
+    process.once('SIGINT', stopAll);
+    process.once('SIGTERM', stopAll);
+  });
+}

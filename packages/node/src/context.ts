@@ -1,0 +1,111 @@
+/**
+ * What the HTTP layer sees of a running node. server.ts builds it; the routes use nothing else.
+ *
+ * The split keeps the routes free of Raft and storage details: a route authenticates, authorises,
+ * validates, then either reads local state (after `readBarrier` for linearizable reads) or builds
+ * a command and calls `propose`. Everything that must happen on the leader happens inside
+ * `propose`; a follower's routes call `forwardToLeader` first for writes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Envelopes, KeyProvider } from '@coffer/crypto';
+import type { ConfState, Status } from '@coffer/raft';
+import type { Command, CommandResult, SealedValue, StateMachine } from '@coffer/state';
+import type { AuditLog } from './audit/audit-log.js';
+import type { ServerConfig } from './config.js';
+import type { Logger } from './logger.js';
+import type { CofferMetrics } from './metrics.js';
+
+/** Consistency of a read. */
+export type ReadConsistency = 'linearizable' | 'stale';
+
+/** One member as the cluster API reports it. */
+export interface MemberView {
+  id: string;
+  raftAddr: string;
+  apiAddr: string;
+  suffrage: 'voter' | 'learner';
+  /** Leader's view of replication; null on followers or for the leader itself. */
+  matchIndex: number | null;
+  /** Recently heard from (leader's view; on followers: known to the leader). */
+  healthy: boolean;
+}
+
+/** The running node, as the HTTP layer uses it. */
+export interface NodeContext {
+  readonly config: Readonly<ServerConfig>;
+  readonly logger: Logger;
+  readonly metrics: CofferMetrics;
+  readonly audit: AuditLog;
+  /** Seals and opens secret values (KMS + DEK cache behind it). */
+  readonly envelopes: Envelopes;
+  readonly kms: KeyProvider;
+  /**
+   * The replicated state (synchronous queries). NB: a snapshot install replaces the object, so
+   * read this property each time; never keep the reference.
+   */
+  readonly state: StateMachine;
+  /** Sealed bytes of one version, from LevelDB. */
+  readSealed(name: string, version: number): Promise<SealedValue | undefined>;
+  /** The node's clock (ms). Commands carry the proposer's time in `at`. */
+  now(): number;
+
+  /** Whether this node is the leader now. */
+  isLeader(): boolean;
+  /** The known leader's id, or null. */
+  leaderId(): string | null;
+  /** The known leader's API origin (e.g. `http://127.0.0.1:8200`), or undefined. */
+  leaderApiAddr(): string | undefined;
+  /**
+   * Proposes a command (leader only) and resolves with its apply result.
+   *
+   * @throws {ServiceError} `not_leader` (with leader hint), `no_leader`, `no_quorum`,
+   *   `outcome_unknown`, `shutting_down`, `conflict_retry` …
+   */
+  propose(cmd: Command): Promise<CommandResult>;
+  /**
+   * Waits until local state reflects every write acknowledged before the call (ReadIndex); a
+   * no-op for `stale`.
+   *
+   * @throws {ServiceError} `no_quorum` / `no_leader` (503 with Retry-After)
+   */
+  readBarrier(consistency: ReadConsistency): Promise<void>;
+  /**
+   * Sends the request to the leader's API and pipes the answer back (a follower's writes). The
+   * leader re-authenticates the original token; the original client IP travels in a header signed
+   * with the cluster key. Resolves when the response has been sent.
+   *
+   * @param body - the raw request body already read (or undefined)
+   * @throws {ServiceError} `no_leader` when no leader is known or it cannot be reached
+   */
+  forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void>;
+  /**
+   * The client IP of a request: the socket's, `X-Forwarded-For`'s with COFFER_TRUST_PROXY, or the
+   * signed original IP of a request a follower forwarded.
+   */
+  clientIp(req: IncomingMessage): string | undefined;
+
+  /**
+   * Records one failed authentication from `ip` cluster-wide (leader: proposes it; follower: hands
+   * it to the leader over the peer port). Best effort: never throws.
+   */
+  recordAuthFailure(ip: string): Promise<void>;
+  /** Asks the leader's re-wrap worker for a pass now; false when the worker is disabled. */
+  requestRewrapPass(): boolean;
+
+  /** Raft status: term, commit, applied, role, leader's progress map. */
+  raftStatus(): Status;
+  /** Current membership. */
+  confState(): ConfState;
+  /** Members with addresses, suffrage, match index and health. */
+  members(): MemberView[];
+  /** Adds a member as a learner; the node promotes it to voter once it has caught up. */
+  addMember(id: string, raftAddr: string, apiAddr: string): Promise<void>;
+  /** Removes a member (the leader itself too). */
+  removeMember(id: string): Promise<void>;
+  /** Hands leadership to `to` (or the most up-to-date voter) and waits until it has moved. */
+  transferLeadership(to: string | undefined): Promise<string>;
+  /** Whether this node has been removed from the cluster (health must never say 200). */
+  isRemoved(): boolean;
+  /** A consistent snapshot of the replicated state (sealed; ciphertext only). */
+  snapshot(): Promise<{ index: number; term: number; data: Uint8Array }>;
+}

@@ -1,0 +1,555 @@
+/**
+ * The Raft driver: owns the pure RawNode and does for it what it cannot do itself — time, disk,
+ * network and applying.
+ *
+ * One ready loop runs at a time. For each Ready, in the order @coffer/raft's `Ready` type demands:
+ *   1. persist hard state, entries and snapshot in one atomic, synced LevelDB batch;
+ *   2. only then hand the messages to the transport;
+ *   3. install a received snapshot, apply committed entries (commands and membership changes),
+ *      answer the proposals and read barriers waiting on them;
+ *   4. `advance()`.
+ * Group commit falls out of this shape: everything proposed while one batch is being fsynced rides
+ * in the next Ready, so one fsync covers many writes.
+ *
+ * Proposals are matched by (index, term): `propose` returns where the entry went, and when the
+ * entry at that index is applied its term tells whether it was ours (answer with the apply result)
+ * or a different leader's (ours was overwritten: it can never commit). A proposal that neither
+ * applies nor is overwritten within the timeout has an unknown outcome.
+ *
+ * Linearizable reads use ReadIndex. Concurrent reads are coalesced: all barriers requested while
+ * one ReadIndex round is open share it, so a burst of reads costs one heartbeat round.
+ */
+import {
+  type ConfChange,
+  type ConfState,
+  decodeConfChange,
+  type Entry,
+  type HardState,
+  type Message,
+  MemoryStorage,
+  type NodeId,
+  RawNode,
+  RaftError,
+  type Ready,
+  type Snapshot,
+  type SnapshotMeta,
+  type Status,
+} from '@coffer/raft';
+
+/** The durable Raft log as the driver needs it (implemented over @coffer/state's store). */
+export interface DurableLog {
+  /** Appends entries (replacing any conflicting suffix) and the hard state in one atomic batch. */
+  append(entries: Entry[], hardState: HardState | undefined, sync: boolean): Promise<void>;
+  /**
+   * Persists a snapshot. With `replaceLog` (a snapshot received from the leader) every stored
+   * entry is discarded too: the log restarts after the snapshot.
+   */
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, replaceLog: boolean): Promise<void>;
+  /** Discards entries up to and including `index` (a snapshot covers them). */
+  compact(index: number): Promise<void>;
+}
+
+/** What the driver found on disk at boot. */
+export interface LoadedLog {
+  hardState: HardState | undefined;
+  snapshot: Snapshot | undefined;
+  entries: Entry[];
+}
+
+/** An applied entry's outcome, as the state machine reports it. */
+export type ApplyOutcome = unknown;
+
+/** The replicated state machine as the driver needs it. */
+export interface Applier {
+  /** Index of the last applied entry (persisted atomically with the state). */
+  appliedIndex(): number;
+  /**
+   * Applies committed entries in order and persists their effects with the new applied index in
+   * one atomic write. Returns one outcome per entry (undefined for entries that are not commands).
+   * Throws (fatal) on an entry it cannot decode: the node must stop, never skip.
+   */
+  apply(entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]>;
+  /** A consistent serialization of the state at the current applied index (durably synced first). */
+  snapshot(): Promise<Uint8Array>;
+  /** Replaces the whole state with a snapshot taken at `index`. */
+  restore(index: number, data: Uint8Array): Promise<void>;
+}
+
+/** Why a proposal or read failed; mapped to HTTP by the API layer. */
+export type DriverErrorCode = 'not_leader' | 'dropped' | 'outcome_unknown' | 'no_quorum' | 'stopped' | 'conf_change_pending' | 'invalid_conf_change';
+
+/** A failure of the driver that callers handle by code. */
+export class DriverError extends Error {
+  override readonly name: string = 'DriverError';
+  readonly code: DriverErrorCode;
+  /** For `not_leader`: the leader this node knows of. */
+  readonly leaderId: NodeId | null;
+  /**
+   * @param code - why
+   * @param message - human-readable detail
+   * @param leaderId - the known leader, for `not_leader`
+   */
+  constructor(code: DriverErrorCode, message: string, leaderId: NodeId | null = null) {
+    super(message);
+    this.code = code;
+    this.leaderId = leaderId;
+  }
+}
+
+/** Hooks for metrics and logs. */
+export interface DriverEvents {
+  onLeaderChange?(lead: NodeId | null, term: number): void;
+  onApplied?(index: number): void;
+  onRoleChange?(role: string, term: number): void;
+  onSnapshot?(index: number, bytes: number): void;
+  onFatal(err: unknown): void;
+}
+
+/** Settings of the driver. */
+export interface DriverOptions {
+  readonly nodeId: NodeId;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotEntries: number;
+  /** Entries kept behind a snapshot so slightly lagging followers need no snapshot. */
+  readonly snapshotCatchUpEntries?: number;
+  readonly proposalTimeoutMs?: number;
+  readonly readTimeoutMs?: number;
+  readonly rng?: () => number;
+  readonly logger?: { debug(m: string): void; info(m: string): void; warn(m: string): void };
+}
+
+interface PendingProposal {
+  term: number;
+  resolve: (v: ApplyOutcome) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadRound {
+  id: number;
+  waiters: { resolve: () => void; reject: (e: Error) => void }[];
+  timer?: NodeJS.Timeout;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function ctxOf(id: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setFloat64(0, id);
+  return b;
+}
+
+function idOf(ctx: Uint8Array): number {
+  if (ctx.length !== 8) return -1;
+  return new DataView(ctx.buffer, ctx.byteOffset, 8).getFloat64(0);
+}
+
+/**
+ * Runs one Raft member.
+ *
+ * @example
+ * ```ts
+ * const d = new RaftDriver(opts, storage, log, applier, (msgs) => transport.send(msgs), events);
+ * d.start();
+ * const result = await d.propose(encodeCommand(cmd));
+ * await d.readBarrier(); // then read local state: linearizable
+ * ```
+ */
+export class RaftDriver {
+  readonly storage: MemoryStorage;
+  private readonly node: RawNode;
+  private readonly opts: DriverOptions;
+  private readonly log: DurableLog;
+  private readonly applier: Applier;
+  private readonly sendMessages: (msgs: Message[]) => void;
+  private readonly events: DriverEvents;
+  private readonly pending = new Map<number, PendingProposal>();
+  private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
+  private readonly rounds = new Map<number, ReadRound>();
+  private openRound: ReadRound | undefined;
+  private nextRoundId = 1;
+  private ticker: NodeJS.Timeout | undefined;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private lead: NodeId | null = null;
+  private term = 0;
+  private confState: ConfState;
+  private snapshotIndex: number;
+
+  /**
+   * @param opts - timing and limits
+   * @param storage - raft's in-memory view, already populated from disk (see {@link loadStorage})
+   * @param log - the durable log
+   * @param applier - the state machine
+   * @param sendMessages - the transport
+   * @param events - hooks; `onFatal` must stop the process
+   */
+  constructor(opts: DriverOptions, storage: MemoryStorage, log: DurableLog, applier: Applier, sendMessages: (msgs: Message[]) => void, events: DriverEvents) {
+    this.opts = opts;
+    this.storage = storage;
+    this.log = log;
+    this.applier = applier;
+    this.sendMessages = sendMessages;
+    this.events = events;
+    const snap = storage.snapshot();
+    this.snapshotIndex = snap.meta.index;
+    this.confState = snap.meta.confState;
+    this.node = new RawNode(
+      {
+        id: opts.nodeId,
+        electionTicks: opts.electionTicks,
+        heartbeatTicks: opts.heartbeatTicks,
+        rng: opts.rng ?? Math.random,
+        preVote: true,
+        checkQuorum: true,
+        applied: applier.appliedIndex(),
+        maxSizePerMsg: 1024 * 1024,
+        maxInflightMsgs: 256,
+        maxInflightBytes: 32 * 1024 * 1024,
+        maxSnapshotChunkBytes: 1024 * 1024,
+        ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+      },
+      storage,
+    );
+    this.confState = this.node.status().confState;
+  }
+
+  /** Starts ticking. */
+  start(): void {
+    this.ticker = setInterval(() => {
+      if (this.stopped) return;
+      this.node.tick();
+      this.kick();
+    }, this.opts.tickMs);
+    this.kick();
+  }
+
+  /** Stops ticking and fails everything still waiting. */
+  stop(): void {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    const err = new DriverError('stopped', 'the node is shutting down');
+    for (const [i, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(i);
+    }
+    for (const r of this.rounds.values()) this.failRound(r, err);
+    if (this.openRound !== undefined) this.failRound(this.openRound, err);
+  }
+
+  /** @returns raft's status (term, leader, commit, progress on the leader) */
+  status(): Status {
+    return this.node.status();
+  }
+
+  /** @returns the leader this node knows of */
+  leader(): NodeId | null {
+    return this.lead;
+  }
+
+  /** @returns whether this node is the leader now */
+  isLeader(): boolean {
+    return this.lead === this.opts.nodeId && this.node.status().raftState === 'leader';
+  }
+
+  /** @returns the latest configuration */
+  members(): ConfState {
+    return this.confState;
+  }
+
+  /** Feeds messages from a peer. */
+  step(msgs: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const m of msgs) {
+      try {
+        this.node.step(m);
+      } catch (err) {
+        // A message from a peer can be stale or from a removed member; raft refuses it with a
+        // typed error and nothing changes. Anything else is a broken invariant.
+        if (!(err instanceof RaftError)) throw err;
+      }
+    }
+    this.kick();
+  }
+
+  /** Tells raft a peer did not answer (the leader falls back to probing it). */
+  reportUnreachable(id: NodeId): void {
+    if (this.stopped) return;
+    try {
+      this.node.step({ type: 'MsgUnreachable', from: id, to: this.opts.nodeId, term: 0, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, context: EMPTY });
+    } catch {
+      // Not a leader: nothing to report.
+    }
+  }
+
+  /**
+   * Proposes a command and waits until it is applied on this node.
+   *
+   * @param data - an encoded command
+   * @returns the state machine's result for it
+   * @throws {DriverError} not_leader (with the leader id), dropped, outcome_unknown, stopped
+   */
+  propose(data: Uint8Array): Promise<ApplyOutcome> {
+    return this.track(() => this.node.propose(data));
+  }
+
+  /**
+   * Proposes a membership change and waits until it is applied here.
+   *
+   * @param cc - the change; `context` carries the member's addresses
+   * @throws {DriverError} as {@link propose}, plus conf_change_pending / invalid_conf_change
+   */
+  proposeConfChange(cc: ConfChange): Promise<ApplyOutcome> {
+    return this.track(() => this.node.proposeConfChange(cc));
+  }
+
+  /** Asks raft to hand leadership to `to` (returns at once; watch the leader). */
+  transferLeadership(to: NodeId): void {
+    this.node.transferLeadership(to);
+    this.kick();
+  }
+
+  /**
+   * Waits until this node's state reflects every write acknowledged before the call (ReadIndex).
+   *
+   * @throws {DriverError} no_quorum when no read index arrives in time, stopped
+   */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new DriverError('stopped', 'the node is shutting down'));
+    return new Promise((resolve, reject) => {
+      let r = this.openRound;
+      if (r === undefined) {
+        r = { id: this.nextRoundId++, waiters: [] };
+        this.openRound = r;
+        // Open the round for the rest of this turn of the event loop, then ask raft once.
+        setImmediate(() => this.sendRound());
+      }
+      r.waiters.push({ resolve, reject });
+    });
+  }
+
+  /** Resolves once the local applied index reaches `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this.applier.appliedIndex() >= index) return Promise.resolve();
+    return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
+  }
+
+  private sendRound(): void {
+    const r = this.openRound;
+    if (r === undefined) return;
+    this.openRound = undefined;
+    this.rounds.set(r.id, r);
+    r.timer = setTimeout(() => {
+      this.rounds.delete(r.id);
+      this.failRound(r, new DriverError('no_quorum', 'no read index from a quorum in time'));
+    }, this.opts.readTimeoutMs ?? 5_000);
+    try {
+      this.node.readIndex(ctxOf(r.id));
+    } catch (err) {
+      this.rounds.delete(r.id);
+      clearTimeout(r.timer);
+      this.failRound(r, err instanceof RaftError && err.code === 'RAFT_NOT_LEADER' ? new DriverError('no_quorum', 'no leader') : (err as Error));
+      return;
+    }
+    this.kick();
+  }
+
+  private failRound(r: ReadRound, err: Error): void {
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    for (const w of r.waiters) w.reject(err);
+    r.waiters = [];
+  }
+
+  private track(fn: () => { index: number; term: number }): Promise<ApplyOutcome> {
+    if (this.stopped) return Promise.reject(new DriverError('stopped', 'the node is shutting down'));
+    let at: { index: number; term: number };
+    try {
+      at = fn();
+    } catch (err) {
+      return Promise.reject(toDriverError(err));
+    }
+    this.kick();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(at.index);
+        reject(new DriverError('outcome_unknown', 'the write was not confirmed in time; it may or may not have been applied'));
+      }, this.opts.proposalTimeoutMs ?? 10_000);
+      this.pending.set(at.index, { term: at.term, resolve, reject, timer });
+    });
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.node.hasReady()) await this.handleReady(this.node.ready());
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.stopped = true;
+      this.events.onFatal(err);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    // 1. Persist. The snapshot first: entries in the same Ready follow it.
+    if (rd.snapshot !== undefined) {
+      await this.log.saveSnapshot(rd.snapshot.meta, rd.snapshot.data, true);
+      this.storage.applySnapshot(rd.snapshot);
+    }
+    if (rd.entries.length > 0 || rd.hardState !== undefined) {
+      await this.log.append(rd.entries, rd.hardState, rd.mustSync);
+      this.storage.append(rd.entries);
+      if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
+    }
+    // 2. Send, now that what the messages promise is durable.
+    if (rd.messages.length > 0) this.sendMessages(rd.messages);
+    // 3. Apply.
+    if (rd.softState !== undefined) this.onSoftState(rd.softState.lead, rd.softState.raftState);
+    if (rd.hardState !== undefined && rd.hardState.term !== this.term) this.term = rd.hardState.term;
+    if (rd.snapshot !== undefined) {
+      await this.applier.restore(rd.snapshot.meta.index, rd.snapshot.data);
+      this.snapshotIndex = rd.snapshot.meta.index;
+      this.confState = rd.snapshot.meta.confState;
+      this.failOverwritten(rd.snapshot.meta.index, rd.snapshot.meta.term, true);
+    }
+    if (rd.committedEntries.length > 0) await this.applyCommitted(rd.committedEntries);
+    for (const rs of rd.readStates) {
+      const r = this.rounds.get(idOf(rs.context));
+      if (r === undefined) continue;
+      this.rounds.delete(r.id);
+      if (r.timer !== undefined) clearTimeout(r.timer);
+      const waiters = r.waiters;
+      void this.waitApplied(rs.index).then(() => {
+        for (const w of waiters) w.resolve();
+      });
+    }
+    this.node.advance();
+    this.releaseApplied();
+    await this.maybeSnapshot();
+  }
+
+  private async applyCommitted(entries: Entry[]): Promise<void> {
+    const confChanges = new Map<number, ConfChange>();
+    for (const e of entries) {
+      if (e.type === 'confChange') {
+        const cc = decodeConfChange(e.data);
+        confChanges.set(e.index, cc);
+        this.confState = this.node.applyConfChange(cc);
+      }
+    }
+    const outcomes = await this.applier.apply(entries, confChanges);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      const p = this.pending.get(e.index);
+      if (p === undefined) continue;
+      this.pending.delete(e.index);
+      clearTimeout(p.timer);
+      if (p.term === e.term) p.resolve(outcomes[i]);
+      else p.reject(new DriverError('dropped', 'leadership changed before the write committed; it was not applied'));
+    }
+    const last = entries[entries.length - 1] as Entry;
+    this.events.onApplied?.(last.index);
+  }
+
+  /** Fails proposals at or below `index` that a snapshot replaced (their fate is unknown here). */
+  private failOverwritten(index: number, _term: number, unknown: boolean): void {
+    for (const [i, p] of this.pending) {
+      if (i > index) continue;
+      this.pending.delete(i);
+      clearTimeout(p.timer);
+      p.reject(unknown ? new DriverError('outcome_unknown', 'state was replaced by a snapshot; the write may or may not have been applied') : new DriverError('dropped', 'the write was overwritten'));
+    }
+  }
+
+  private releaseApplied(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const applied = this.applier.appliedIndex();
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i]!;
+      if (w.index <= applied) {
+        this.appliedWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private onSoftState(lead: NodeId | null, role: string): void {
+    const st = this.node.status();
+    if (lead !== this.lead) {
+      this.lead = lead;
+      this.events.onLeaderChange?.(lead, st.term);
+    }
+    this.events.onRoleChange?.(role, st.term);
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.applier.appliedIndex();
+    if (applied - this.snapshotIndex < this.opts.snapshotEntries) return;
+    const data = await this.applier.snapshot();
+    const snap = this.storage.createSnapshot(applied, this.confState, data);
+    await this.log.saveSnapshot(snap.meta, data, false);
+    this.snapshotIndex = applied;
+    const keep = this.opts.snapshotCatchUpEntries ?? 1_000;
+    const compactTo = applied - keep;
+    if (compactTo > this.storage.firstIndex()) {
+      this.storage.compact(compactTo);
+      await this.log.compact(compactTo);
+    }
+    this.events.onSnapshot?.(applied, data.length);
+  }
+}
+
+function toDriverError(err: unknown): Error {
+  if (err instanceof RaftError) {
+    switch (err.code) {
+      case 'RAFT_NOT_LEADER':
+        return new DriverError('not_leader', 'this node is not the leader', err.leaderId);
+      case 'RAFT_PROPOSAL_DROPPED':
+        return new DriverError('dropped', err.message);
+      case 'RAFT_CONF_CHANGE_PENDING':
+        return new DriverError('conf_change_pending', err.message);
+      case 'RAFT_INVALID_CONF_CHANGE':
+        return new DriverError('invalid_conf_change', err.message);
+      default:
+        return err;
+    }
+  }
+  return err as Error;
+}
+
+/**
+ * Rebuilds raft's in-memory storage from what is on disk, or bootstraps a new cluster.
+ *
+ * @param loaded - the durable log's contents
+ * @param bootstrap - founding entries for a new cluster (used only when the disk is empty)
+ * @returns the populated storage and whether it was freshly bootstrapped (its entries must be persisted)
+ */
+export function loadStorage(loaded: LoadedLog, bootstrap: { entries: Entry[]; hardState: HardState } | undefined): { storage: MemoryStorage; fresh: boolean } {
+  const storage = new MemoryStorage();
+  const empty = loaded.hardState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0;
+  if (empty && bootstrap !== undefined) {
+    storage.append(bootstrap.entries);
+    storage.setHardState(bootstrap.hardState);
+    return { storage, fresh: true };
+  }
+  if (loaded.snapshot !== undefined && loaded.snapshot.meta.index > 0) storage.applySnapshot(loaded.snapshot);
+  storage.append(loaded.entries);
+  if (loaded.hardState !== undefined) storage.setHardState(loaded.hardState);
+  return { storage, fresh: false };
+}

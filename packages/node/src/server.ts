@@ -1,0 +1,721 @@
+/**
+ * `coffer server`: assembles one node from its parts and runs it.
+ *
+ *   config ─► LevelDB store (Raft log + state) ─► Raft driver ◄─► peer transport / peer listener
+ *                                                    │
+ *   KMS provider + DEK cache ─► Envelopes ─► NodeContext ─► HTTP API (express)
+ *
+ * Start-up order matters: the store is opened (and a half-installed snapshot finished) before Raft
+ * sees it; the peer listener starts before the driver ticks, so the first votes can arrive; the API
+ * listens last. Shutdown runs the other way and waits for in-flight writes to LevelDB.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { Agent, request } from 'undici';
+import { createAwsProvider, createLocalProvider, DekCache, Envelopes, hashToken, type KeyProvider } from '@coffer/crypto';
+import { type ConfChange, type Entry, type Message, type NodeId, type Status } from '@coffer/raft';
+import { type Command, type CommandResult, encodeCommand, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine } from '@coffer/state';
+import { AuditLog } from './audit/audit-log.js';
+import type { ServerConfig } from './config.js';
+import type { MemberView, NodeContext, ReadConsistency } from './context.js';
+import { ServiceError } from './http/errors.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type CofferMetrics } from './metrics.js';
+import { clientIp as socketOrProxyIp, normaliseIp } from './net/allowlist.js';
+import { derivePeerKey, PeerVerifier, signPeerRequest } from './peer/auth.js';
+import { type Applier, type ApplyOutcome, type DurableLog, DriverError, loadStorage, RaftDriver } from './raft/driver.js';
+import { decodeMemberContext, encodeMemberContext, foundingLog } from './raft/members.js';
+import { createPeerServer, type PeerRpc } from './raft/peer-server.js';
+import { PeerTransport } from './raft/transport.js';
+import { createApi } from './http/api.js';
+
+/** Version reported by health and metrics. */
+export const COFFER_VERSION = '0.1.0';
+
+/** API path a new node calls to be added (signed with the cluster key). */
+const JOIN_PATH = '/v1/cluster/join';
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+function readLimited(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on('end', () => resolve(size > limit ? null : new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+/** Header with the original client IP of a request a follower forwarded to the leader. */
+const FORWARDED_IP_HEADER = 'x-coffer-forwarded-ip';
+
+/** A running node. */
+export interface RunningServer {
+  readonly ctx: NodeContext;
+  /** The bound API address (port 0 in the config resolves here). */
+  readonly apiAddress: AddressInfo;
+  readonly raftAddress: AddressInfo;
+  /** Stops accepting, fails what is waiting, flushes storage and the audit log. */
+  close(): Promise<void>;
+  /** Resolves when the node stops on its own because of a fatal error (with that error). */
+  readonly fatal: Promise<unknown>;
+}
+
+/** Test and embedding hooks. */
+export interface StartOptions {
+  /** Where JSON logs go (default stdout). */
+  readonly logDestination?: NodeJS.WritableStream;
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 2_000).unref();
+  });
+}
+
+function toServiceError(err: unknown, leader: string | null): Error {
+  if (!(err instanceof DriverError)) return err as Error;
+  switch (err.code) {
+    case 'not_leader':
+      return new ServiceError('no_leader', leader === null ? 'no leader is known; retry shortly' : 'this node is not the leader; retry', { retryAfterSecs: 1 });
+    case 'dropped':
+      return new ServiceError('no_leader', 'leadership changed before the write committed; it was not applied; retry', { retryAfterSecs: 1 });
+    case 'outcome_unknown':
+      return new ServiceError('outcome_unknown', err.message, { retryAfterSecs: 1 });
+    case 'no_quorum':
+      return new ServiceError('no_quorum', 'no quorum: the cluster cannot confirm the read right now', { retryAfterSecs: 1 });
+    case 'stopped':
+      return new ServiceError('shutting_down', 'the node is shutting down', { retryAfterSecs: 1 });
+    case 'conf_change_pending':
+      return new ServiceError('no_quorum', 'another membership change is in progress; retry when it completes', { retryAfterSecs: 1 });
+    case 'invalid_conf_change':
+      return new ServiceError('invalid_request', err.message);
+  }
+}
+
+/**
+ * Starts one Coffer node.
+ *
+ * @param config - from `loadConfig`
+ * @param opts - see {@link StartOptions}
+ * @returns the running node
+ * @throws on a storage, audit or listen failure at start-up (nothing is left running)
+ */
+export async function startServer(config: Readonly<ServerConfig>, opts: StartOptions = {}): Promise<RunningServer> {
+  const logger: Logger = createLogger({ level: config.logLevel, nodeId: config.nodeId, ...(opts.logDestination === undefined ? {} : { destination: opts.logDestination }) });
+  for (const w of config.warnings) logger.warn(w);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const metrics: CofferMetrics = createMetrics({ collectDefault: true });
+
+  const store: NodeStore = await openNodeStore(path.join(config.dataDir, 'store'));
+  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    return await assemble(config, opts, logger, metrics, store, cleanups, cleanup);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+async function assemble(
+  config: Readonly<ServerConfig>,
+  _opts: StartOptions,
+  logger: Logger,
+  metrics: CofferMetrics,
+  store: NodeStore,
+  cleanups: (() => Promise<void>)[],
+  cleanup: () => Promise<void>,
+): Promise<RunningServer> {
+  const nodeId = config.nodeId;
+  const audit = await AuditLog.open({ path: config.auditFile, nodeId, onWriteError: () => metrics.auditWriteFailures.inc() });
+  cleanups.push(() => audit.close());
+
+  // --- KMS and envelopes ---------------------------------------------------------------------
+  const kmsHooks = {
+    onLatency: (op: string, ms: number) => metrics.kmsDuration.observe({ op }, ms / 1000),
+    onError: (op: string) => metrics.kmsErrors.inc({ op }),
+  };
+  const kms: KeyProvider =
+    config.kmsMode === 'aws'
+      ? createAwsProvider({ keyId: config.kmsKeyId as string, endpoint: config.kmsEndpoint, hooks: kmsHooks as never })
+      : createLocalProvider({
+          masterKeyBase64: config.localMasterKey === undefined ? undefined : Buffer.from(config.localMasterKey).toString('base64'),
+          onWarning: (m) => logger.warn(m),
+          hooks: kmsHooks as never,
+        });
+  cleanups.push(async () => kms.close());
+  const cache = new DekCache({
+    ttlSecs: config.dekCacheTtlSecs,
+    onHit: () => metrics.dekCacheHits.inc(),
+    onMiss: () => metrics.dekCacheMisses.inc(),
+    onEvict: () => metrics.dekCacheEvictions.inc(),
+  });
+  cleanups.push(async () => cache.clear());
+  const envelopes = new Envelopes({ provider: kms, cache });
+
+  // --- Raft ----------------------------------------------------------------------------------
+  const clusterKey = config.clusterKey ?? new Uint8Array(nodeRandomBytes(32));
+  const peerKey = derivePeerKey(clusterKey);
+  const verifier = new PeerVerifier({ clusterKey, nodeId });
+  cleanups.push(async () => {
+    verifier.destroy();
+    peerKey.fill(0);
+  });
+
+  const loaded = store.load();
+  const bootLog = {
+    hardState: loaded.hardState.term === 0 && loaded.hardState.commit === 0 && loaded.hardState.vote === null ? undefined : loaded.hardState,
+    snapshot: loaded.snapshot === null ? undefined : { meta: loaded.snapshot, data: await readSnapshotData(store) },
+    entries: loaded.entries as Entry[],
+  };
+  const founding = config.join === undefined ? foundingLog(config.initialCluster) : undefined;
+  const { storage, fresh } = loadStorage(bootLog, founding);
+  if (fresh && founding !== undefined) await store.log.append(founding.entries, founding.hardState, { sync: true });
+
+  const durableLog: DurableLog = {
+    append: (entries, hs, sync) => store.log.append(entries, hs, { sync }),
+    saveSnapshot: (meta, data) => store.log.saveSnapshot(meta, data),
+    compact: (index) => store.log.compact(index),
+  };
+  const applier: Applier = {
+    appliedIndex: () => store.applied,
+    apply: async (entries, confChanges) => applyEntries(store, entries, confChanges),
+    snapshot: async () => (await store.createSnapshot()).data,
+    restore: async (_index, data) => {
+      await store.restoreSnapshot(data);
+    },
+  };
+
+  const initialUrls = new Map(config.initialCluster.map((m) => [m.id, m.raftUrl]));
+  const raftAddrOf = (id: NodeId): string | undefined => {
+    const m = store.state.listMembers().find((x) => x.id === id);
+    if (m !== undefined && m.raftAddr !== '') return m.raftAddr;
+    return initialUrls.get(id) ?? joinHints.get(id);
+  };
+  const joinHints = new Map<NodeId, string>();
+
+  let fatalResolve: (e: unknown) => void = () => undefined;
+  const fatal = new Promise<unknown>((r) => (fatalResolve = r));
+  let transport: PeerTransport | undefined;
+  const tickMs = Math.max(5, Math.round(config.heartbeatMs / 2));
+  const driver = new RaftDriver(
+    {
+      nodeId,
+      tickMs,
+      heartbeatTicks: 2,
+      electionTicks: Math.max(3, Math.round(config.electionMs / tickMs)),
+      snapshotEntries: config.snapshotEntries,
+      logger: {
+        debug: (m) => logger.debug(m),
+        info: (m) => logger.info(m),
+        warn: (m) => logger.warn(m),
+      },
+    },
+    storage,
+    durableLog,
+    applier,
+    (msgs: Message[]) => transport?.send(msgs),
+    {
+      onLeaderChange: (lead, term) => {
+        metrics.raftLeaderChanges.inc();
+        metrics.raftIsLeader.set(lead === nodeId ? 1 : 0);
+        metrics.raftTerm.set(term);
+        logger.info({ lead, term }, `${nodeId} sees leader ${lead ?? 'none'} at term ${term}`);
+        if (lead === nodeId) void leaderDuties();
+      },
+      onApplied: (index) => {
+        metrics.raftAppliedIndex.set(index);
+        if (store.state.listMembers().some((m) => m.id === nodeId) || driver.members().voters.includes(nodeId) || driver.members().learners.includes(nodeId)) wasMember = true;
+      },
+      onSnapshot: (index, bytes) => logger.info({ index, bytes }, 'snapshot taken, log compacted'),
+      onFatal: (err) => {
+        logger.fatal({ err: String((err as Error)?.stack ?? err) }, 'raft driver stopped: the node cannot continue safely');
+        fatalResolve(err);
+      },
+    },
+  );
+  let wasMember = driver.members().voters.includes(nodeId) || driver.members().learners.includes(nodeId);
+  transport = new PeerTransport({
+    nodeId,
+    peerKey,
+    resolve: raftAddrOf,
+    onUnreachable: (id) => driver.reportUnreachable(id),
+    onError: (id, kind) => metrics.peerRpcErrors.inc({ peer: id, kind }),
+  });
+  cleanups.push(async () => transport?.close());
+
+  // Peer RPCs besides Raft messages (each authenticated by the peer server before it gets here).
+  const rpc: PeerRpc = async (from, method, body) => {
+    if (!driver.isLeader()) return { status: 421, body: { leader: driver.leader() } };
+    switch (method) {
+      case 'register': {
+        const b = body as { raftAddr?: unknown; apiAddr?: unknown };
+        if (typeof b.raftAddr !== 'string' || typeof b.apiAddr !== 'string') return { status: 400, body: { error: 'bad register body' } };
+        await ctx.propose({ type: 'member.upsert', requestId: `register:${from}:${b.raftAddr}:${b.apiAddr}`, at: Date.now(), id: from, raftAddr: b.raftAddr, apiAddr: b.apiAddr });
+        return { status: 200, body: {} };
+      }
+      case 'auth-failure': {
+        const b = body as { ip?: unknown };
+        if (typeof b.ip !== 'string') return { status: 400, body: { error: 'bad auth-failure body' } };
+        await proposeAuthFailure(b.ip);
+        return { status: 200, body: {} };
+      }
+      case 'join': {
+        const b = body as { raftAddr?: unknown; apiAddr?: unknown };
+        if (typeof b.raftAddr !== 'string' || typeof b.apiAddr !== 'string') return { status: 400, body: { error: 'bad join body' } };
+        await ctx.addMember(from, b.raftAddr, b.apiAddr);
+        return { status: 200, body: {} };
+      }
+      default:
+        return { status: 404, body: { error: 'unknown peer rpc' } };
+    }
+  };
+
+  const peerServer = createPeerServer({
+    verifier,
+    nodeId,
+    onMessages: (_from, msgs) => driver.step(msgs),
+    onRefused: (reason) => metrics.peerRefusals.inc({ reason }),
+    rpc,
+  });
+  const raftAddress = await listen(peerServer, config.raftAddr.host, config.raftAddr.port);
+  cleanups.push(() => closeServer(peerServer));
+
+  // --- Peer calls (register, auth failures, join) --------------------------------------------
+  const rpcAgent = new Agent({ connections: 2, headersTimeout: 5_000, bodyTimeout: 5_000, connectTimeout: 2_000 });
+  cleanups.push(() => rpcAgent.close());
+  async function callPeer(to: NodeId, base: string, method: string, body: unknown): Promise<{ status: number; body: unknown }> {
+    const bytes = new TextEncoder().encode(JSON.stringify(body));
+    const p = `/raft/v1/rpc/${method}`;
+    const headers = signPeerRequest(peerKey, { method: 'POST', path: p, from: nodeId, to, body: bytes });
+    const res = await request(new URL(p, base), { method: 'POST', body: bytes, headers: { ...headers, 'content-type': 'application/json' }, dispatcher: rpcAgent });
+    const text = await res.body.text();
+    let parsed: unknown = {};
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = {};
+    }
+    return { status: res.statusCode, body: parsed };
+  }
+  async function callLeader(method: string, body: unknown): Promise<boolean> {
+    const lead = driver.leader();
+    if (lead === null) return false;
+    if (lead === nodeId) {
+      const r = await rpc(nodeId, method, body);
+      return r.status === 200;
+    }
+    const base = raftAddrOf(lead);
+    if (base === undefined) return false;
+    const r = await callPeer(lead, base, method, body);
+    return r.status === 200;
+  }
+
+  // --- Proposals -----------------------------------------------------------------------------
+  const lockoutRetainMs = Math.max(config.authWindowSecs, config.authLockoutSecs) * 1000;
+  async function proposeAuthFailure(ip: string): Promise<void> {
+    await ctx.propose({ type: 'auth.failure', requestId: '', at: Date.now(), ip, retainMs: lockoutRetainMs });
+  }
+
+  let closing = false;
+  let registering = false;
+  async function leaderDuties(): Promise<void> {
+    // A new leader first commits an entry of its own term (raft does that); then it makes sure the
+    // cluster's seed exists. Both are idempotent through consensus, so every node may try.
+    try {
+      await driver.readBarrier();
+      if (config.bootstrapToken !== undefined && !store.state.bootstrapped) {
+        await ctx.propose({ type: 'bootstrap', requestId: `bootstrap:${Buffer.from(hashToken(config.bootstrapToken)).toString('hex')}`, at: Date.now(), tokenHash: hashToken(config.bootstrapToken), cidrs: [...config.readAllowlist] });
+        logger.info('bootstrap seed applied: role admin and token bootstrap-admin exist');
+      }
+    } catch (err) {
+      logger.warn({ err: String(err) }, 'leader start-up duties failed; they will be retried at the next leadership change');
+    }
+  }
+
+  async function registerSelf(): Promise<void> {
+    if (registering || closing) return;
+    const me = store.state.listMembers().find((m) => m.id === nodeId);
+    const isMember = driver.members().voters.includes(nodeId) || driver.members().learners.includes(nodeId);
+    if (!isMember || (me !== undefined && me.apiAddr === config.advertiseApi && me.raftAddr === config.advertiseRaft)) return;
+    registering = true;
+    try {
+      await callLeader('register', { raftAddr: config.advertiseRaft, apiAddr: config.advertiseApi });
+    } catch (err) {
+      logger.debug({ err: String(err) }, 'member registration will be retried');
+    } finally {
+      registering = false;
+    }
+  }
+
+  // --- Membership ----------------------------------------------------------------------------
+  async function promoteCaughtUpLearners(): Promise<void> {
+    if (!driver.isLeader()) return;
+    const st = driver.status();
+    const cs = driver.members();
+    for (const id of cs.learners) {
+      const p = st.progress?.[id];
+      if (p === undefined || !p.recentActive) continue;
+      // Caught up: within a small distance of the leader's commit index.
+      if (p.matchIndex + 10 < st.commit) continue;
+      const m = store.state.listMembers().find((x) => x.id === id);
+      try {
+        await driver.proposeConfChange({ type: 'addVoter', nodeId: id, context: encodeMemberContext({ raftAddr: m?.raftAddr ?? '', apiAddr: m?.apiAddr ?? '' }) });
+        logger.info({ member: id }, `promoted learner ${id} to voter`);
+      } catch (err) {
+        logger.debug({ err: String(err) }, 'promotion will be retried');
+      }
+      return; // one change at a time
+    }
+  }
+
+  const housekeeping = setInterval(() => {
+    void registerSelf();
+    void promoteCaughtUpLearners();
+    const st = driver.status();
+    metrics.raftCommitIndex.set(st.commit);
+    metrics.raftTerm.set(st.term);
+  }, 500);
+  cleanups.push(async () => clearInterval(housekeeping));
+
+  // --- The context the HTTP layer uses -------------------------------------------------------
+  const forwardAgent = new Agent({ connections: 64, headersTimeout: 15_000, bodyTimeout: 15_000, connectTimeout: 2_000, keepAliveTimeout: 30_000 });
+  cleanups.push(() => forwardAgent.close());
+  const forwardedIps = new WeakMap<IncomingMessage, string | undefined>();
+
+  const ctx: NodeContext = {
+    config,
+    logger,
+    metrics,
+    audit,
+    envelopes,
+    kms,
+    get state(): StateMachine {
+      return store.state;
+    },
+    readSealed: (name, version) => store.readSealed(name, version),
+    now: () => Date.now(),
+    isLeader: () => driver.isLeader(),
+    leaderId: () => driver.leader(),
+    leaderApiAddr: () => {
+      const lead = driver.leader();
+      if (lead === null) return undefined;
+      if (lead === nodeId) return config.advertiseApi;
+      const m = store.state.listMembers().find((x) => x.id === lead);
+      return m !== undefined && m.apiAddr !== '' ? m.apiAddr : undefined;
+    },
+    async propose(cmd: Command): Promise<CommandResult> {
+      if (closing) throw new ServiceError('shutting_down', 'the node is shutting down', { retryAfterSecs: 1 });
+      const started = process.hrtime.bigint();
+      let outcome = 'ok';
+      try {
+        const out = (await driver.propose(encodeCommand(cmd))) as { result?: CommandResult } | undefined;
+        if (out === undefined || out.result === undefined) throw new ServiceError('internal', 'the write was applied without a result');
+        return out.result;
+      } catch (err) {
+        outcome = err instanceof DriverError ? err.code : 'error';
+        throw toServiceError(err, driver.leader());
+      } finally {
+        metrics.raftProposalDuration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+      }
+    },
+    async readBarrier(consistency: ReadConsistency): Promise<void> {
+      if (consistency === 'stale') return;
+      try {
+        await driver.readBarrier();
+      } catch (err) {
+        throw toServiceError(err, driver.leader());
+      }
+    },
+    async forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void> {
+      const lead = driver.leader();
+      const base = ctx.leaderApiAddr();
+      if (lead === null || base === undefined || lead === nodeId) throw new ServiceError('no_leader', 'no leader is known; retry shortly', { retryAfterSecs: 1 });
+      if (req.headers['x-coffer-forwarded-ip'] !== undefined) throw new ServiceError('no_leader', 'leadership is moving; retry shortly', { retryAfterSecs: 1 });
+      const ip = ctx.clientIp(req) ?? '';
+      const url = req.url ?? '/';
+      const headers: Record<string, string> = {};
+      for (const h of ['authorization', 'x-vault-token', 'content-type', 'x-request-id', 'accept']) {
+        const v = req.headers[h];
+        if (typeof v === 'string') headers[h] = v;
+      }
+      const signed = signPeerRequest(peerKey, { method: req.method ?? 'GET', path: `FWD ${ip} ${url}`, from: nodeId, to: lead });
+      Object.assign(headers, signed, { [FORWARDED_IP_HEADER]: ip });
+      let upstream;
+      try {
+        upstream = await request(new URL(url, base), {
+          method: (req.method ?? 'GET') as 'GET',
+          headers,
+          ...(body === undefined ? {} : { body }),
+          dispatcher: forwardAgent,
+        });
+      } catch (err) {
+        throw new ServiceError('no_leader', 'the leader could not be reached; retry shortly', { retryAfterSecs: 1, cause: err });
+      }
+      res.statusCode = upstream.statusCode;
+      for (const [k, v] of Object.entries(upstream.headers)) {
+        if (v === undefined || k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding') continue;
+        res.setHeader(k, v as string | string[]);
+      }
+      for await (const chunk of upstream.body) res.write(chunk);
+      res.end();
+    },
+    clientIp(req: IncomingMessage): string | undefined {
+      if (forwardedIps.has(req)) return forwardedIps.get(req);
+      let ip: string | undefined;
+      const fwd = req.headers[FORWARDED_IP_HEADER];
+      if (typeof fwd === 'string') {
+        // Trusted only when a member signed it (cluster key); otherwise the header is ignored.
+        const v = verifier.verify({ method: req.method ?? 'GET', path: `FWD ${fwd} ${req.url ?? '/'}`, headers: req.headers });
+        ip = v.ok ? normaliseIp(fwd === '' ? undefined : fwd) : socketOrProxyIp(req, config.trustProxy);
+        if (!v.ok) metrics.peerRefusals.inc({ reason: v.reason });
+      } else {
+        ip = socketOrProxyIp(req, config.trustProxy);
+      }
+      forwardedIps.set(req, ip);
+      return ip;
+    },
+    async recordAuthFailure(ip: string): Promise<void> {
+      metrics.authFailures.inc();
+      if (config.authMaxFailures === 0 || !config.authLockoutEnabled) return;
+      try {
+        if (driver.isLeader()) await proposeAuthFailure(ip);
+        else await callLeader('auth-failure', { ip });
+      } catch (err) {
+        logger.warn({ err: String(err) }, 'could not record an authentication failure cluster-wide');
+      }
+    },
+    requestRewrapPass: () => false,
+    raftStatus: (): Status => driver.status(),
+    confState: () => driver.members(),
+    members(): MemberView[] {
+      const st = driver.status();
+      const cs = driver.members();
+      const book = new Map(store.state.listMembers().map((m) => [m.id, m]));
+      const view = (id: string, suffrage: 'voter' | 'learner'): MemberView => {
+        const p = st.progress?.[id];
+        const m = book.get(id);
+        const healthy = id === nodeId ? true : p !== undefined ? p.recentActive : id === st.lead;
+        return {
+          id,
+          raftAddr: m?.raftAddr || initialUrls.get(id) || '',
+          apiAddr: m?.apiAddr || (id === nodeId ? config.advertiseApi : ''),
+          suffrage,
+          matchIndex: p === undefined ? (id === nodeId ? st.lastIndex : null) : p.matchIndex,
+          healthy,
+        };
+      };
+      return [...cs.voters.map((id) => view(id, 'voter')), ...cs.learners.map((id) => view(id, 'learner'))].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    },
+    async addMember(id: string, raftAddr: string, apiAddr: string): Promise<void> {
+      const cs = driver.members();
+      if (cs.voters.includes(id) || cs.learners.includes(id)) return;
+      joinHints.set(id, raftAddr);
+      try {
+        await driver.proposeConfChange({ type: 'addLearner', nodeId: id, context: encodeMemberContext({ raftAddr, apiAddr }) });
+      } catch (err) {
+        throw toServiceError(err, driver.leader());
+      }
+    },
+    async removeMember(id: string): Promise<void> {
+      const cs = driver.members();
+      if (!cs.voters.includes(id) && !cs.learners.includes(id)) throw new ServiceError('not_found', `member ${id} is not in the cluster`);
+      try {
+        await driver.proposeConfChange({ type: 'remove', nodeId: id, context: new Uint8Array(0) });
+      } catch (err) {
+        throw toServiceError(err, driver.leader());
+      }
+    },
+    async transferLeadership(to: string | undefined): Promise<string> {
+      const st = driver.status();
+      let target = to;
+      if (target === undefined) {
+        let best = -1;
+        for (const id of driver.members().voters) {
+          if (id === nodeId) continue;
+          const m = st.progress?.[id]?.matchIndex ?? -1;
+          if (m > best) {
+            best = m;
+            target = id;
+          }
+        }
+      }
+      if (target === undefined) throw new ServiceError('invalid_request', 'there is no other voter to hand leadership to');
+      if (!driver.members().voters.includes(target)) throw new ServiceError('invalid_request', `${target} is not a voter`);
+      if (target === nodeId) return nodeId;
+      driver.transferLeadership(target);
+      const deadline = Date.now() + config.electionMs * 3;
+      while (Date.now() < deadline) {
+        if (driver.leader() === target) return target;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new ServiceError('no_quorum', `leadership did not move to ${target} in time`, { retryAfterSecs: 1 });
+    },
+    isRemoved: () => wasMember && !driver.members().voters.includes(nodeId) && !driver.members().learners.includes(nodeId),
+    snapshot: () => store.createSnapshot(),
+  };
+
+  // --- HTTP API ------------------------------------------------------------------------------
+  const app = createApi(ctx);
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    res.setHeader('x-coffer-node-id', nodeId);
+    if (req.method === 'POST' && req.url === JOIN_PATH) {
+      void handleJoin(req, res).catch((err) => {
+        logger.warn({ err: String(err) }, 'join request failed');
+        if (!res.headersSent) sendJson(res, 503, { error: { code: 'no_leader', message: 'the join could not be completed; retry' } });
+      });
+      return;
+    }
+    (app as unknown as (rq: IncomingMessage, rs: ServerResponse) => void)(req, res);
+  };
+
+  // The join endpoint lives on the API port (COFFER_JOIN names an API URL) but is authenticated
+  // with the cluster key like every peer RPC; it accepts no client token.
+  async function handleJoin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readLimited(req, 64 * 1024);
+    if (body === null) return sendJson(res, 413, { error: { code: 'body_too_large', message: 'join request too large' } });
+    const v = verifier.verify({ method: 'POST', path: JOIN_PATH, headers: req.headers, body });
+    if (!v.ok) {
+      metrics.peerRefusals.inc({ reason: v.reason });
+      return sendJson(res, 401, { error: { code: 'invalid_token', message: 'join requests must be signed with the cluster key' } });
+    }
+    if (!driver.isLeader()) return sendJson(res, 421, { leaderApiAddr: ctx.leaderApiAddr() ?? '' });
+    let parsed: { raftAddr?: unknown; apiAddr?: unknown };
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(body)) as typeof parsed;
+    } catch {
+      return sendJson(res, 400, { error: { code: 'invalid_json', message: 'join body is not JSON' } });
+    }
+    if (typeof parsed.raftAddr !== 'string' || typeof parsed.apiAddr !== 'string') {
+      return sendJson(res, 400, { error: { code: 'invalid_request', message: 'join needs raftAddr and apiAddr' } });
+    }
+    await ctx.addMember(v.from, parsed.raftAddr, parsed.apiAddr);
+    sendJson(res, 200, { id: v.from });
+  }
+  const apiServer: Server = config.tls === undefined
+    ? createHttpServer({ keepAliveTimeout: 65_000 }, handler)
+    : (createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), keepAliveTimeout: 65_000 }, handler) as unknown as Server);
+
+  driver.start();
+  cleanups.push(async () => driver.stop());
+  const apiAddress = await listen(apiServer, config.apiAddr.host, config.apiAddr.port);
+  cleanups.push(() => closeServer(apiServer));
+  logger.info({ api: apiAddress, raft: raftAddress, members: driver.members() }, `${nodeId} started`);
+
+  if (config.join !== undefined && !wasMember && driver.members().voters.length === 0) void joinCluster(config.join);
+
+  async function joinCluster(joinUrl: string): Promise<void> {
+    // Ask the member at COFFER_JOIN (and then whichever leader it names) to add this node as a
+    // learner. Retried until it succeeds or the node stops.
+    let target = joinUrl;
+    for (let attempt = 0; !closing; attempt++) {
+      try {
+        const health = await request(new URL('/v1/sys/health?standbyok=true', target), { method: 'GET', dispatcher: rpcAgent });
+        await health.body.dump();
+        const peerId = health.headers['x-coffer-node-id'];
+        if (typeof peerId !== 'string') throw new Error(`${target} did not name itself`);
+        const bytes = new TextEncoder().encode(JSON.stringify({ raftAddr: config.advertiseRaft, apiAddr: config.advertiseApi }));
+        const headers = signPeerRequest(peerKey, { method: 'POST', path: '/v1/cluster/join', from: nodeId, to: peerId, body: bytes });
+        const res = await request(new URL('/v1/cluster/join', target), { method: 'POST', body: bytes, headers: { ...headers, 'content-type': 'application/json' }, dispatcher: rpcAgent });
+        const answer = (await res.body.json().catch(() => ({}))) as { leaderApiAddr?: string };
+        if (res.statusCode === 200) {
+          logger.info({ via: target }, `${nodeId} was added to the cluster as a learner`);
+          return;
+        }
+        if (res.statusCode === 421 && typeof answer.leaderApiAddr === 'string' && answer.leaderApiAddr !== '') target = answer.leaderApiAddr;
+        else target = joinUrl;
+      } catch (err) {
+        logger.warn({ err: String(err), via: target }, 'join attempt failed; retrying');
+        target = joinUrl;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 200 * (attempt + 1))));
+    }
+  }
+
+  let closed: Promise<void> | undefined;
+  return {
+    ctx,
+    apiAddress,
+    raftAddress,
+    fatal,
+    close(): Promise<void> {
+      closing = true;
+      closed ??= cleanup();
+      return closed;
+    },
+  };
+}
+
+async function readSnapshotData(store: NodeStore): Promise<Uint8Array> {
+  return (await readSavedSnapshot(store)) ?? new Uint8Array(0);
+}
+
+/**
+ * Applies a batch of committed entries. Membership changes also update the replicated address
+ * book, immediately before the entry itself, so both land in the same ordered stream on every node.
+ */
+async function applyEntries(store: NodeStore, entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]> {
+  const byIndex = new Map<number, ApplyOutcome>();
+  let run: Entry[] = [];
+  const flush = async (): Promise<void> => {
+    if (run.length === 0) return;
+    const results = await store.applyEntries(run);
+    for (const r of results) byIndex.set(r.index, r);
+    run = [];
+  };
+  for (const e of entries) {
+    const cc = confChanges.get(e.index);
+    if (cc !== undefined && e.index > store.applied) {
+      await flush();
+      const addr = decodeMemberContext(cc.context);
+      const sm = store.state;
+      if (cc.type === 'remove') sm.applyCommand({ type: 'member.remove', requestId: '', at: 0, id: cc.nodeId });
+      else {
+        const prev = sm.listMembers().find((m) => m.id === cc.nodeId);
+        sm.applyCommand({
+          type: 'member.upsert',
+          requestId: '',
+          at: 0,
+          id: cc.nodeId,
+          raftAddr: addr.raftAddr !== '' ? addr.raftAddr : (prev?.raftAddr ?? ''),
+          apiAddr: addr.apiAddr !== '' ? addr.apiAddr : (prev?.apiAddr ?? ''),
+        });
+      }
+    }
+    run.push(e);
+    if (cc !== undefined) await flush();
+  }
+  await flush();
+  return entries.map((e) => byIndex.get(e.index));
+}
