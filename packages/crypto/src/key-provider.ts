@@ -48,26 +48,56 @@ export interface KmsHooks {
 /**
  * Wraps and unwraps data keys. The context (secret name and version) is the KMS encryption
  * context: a wrapped DEK cannot be unwrapped for another secret or version.
+ *
+ * @example
+ * ```ts
+ * const dk = await provider.generateDataKey({ name: 'a', version: 1 });
+ * try { use(dk.plaintext); } finally { zeroize(dk.plaintext); }
+ * const dek = await provider.decrypt(dk.wrappedDek, dk.kmsKeyId, { name: 'a', version: 1 });
+ * ```
  */
 export interface KeyProvider {
   /** `'local'` or `'aws'`. */
   readonly kind: 'local' | 'aws';
   /**
    * A new random 32-byte DEK, wrapped under the current key and bound to `ctx`.
+   * @param ctx - secret name and version (the KMS encryption context).
+   * @returns the plaintext DEK (caller zeroizes), its wrapped form and the wrapping key id.
    * @throws {CRYPTO_KMS_UNAVAILABLE | CRYPTO_KMS_THROTTLED | CRYPTO_KMS_ACCESS_DENIED | CRYPTO_KMS_KEY_NOT_FOUND | CRYPTO_KMS_KEY_UNUSABLE | CRYPTO_KMS_ERROR}
    */
   generateDataKey(ctx: SecretContext): Promise<DataKey>;
   /**
    * Unwraps a DEK with the key that wrapped it. The caller zeroizes the result.
+   * @param wrappedDek - the stored wrapped DEK.
+   * @param kmsKeyId - the stored id of the key that wrapped it.
+   * @param ctx - the context it was wrapped for.
+   * @returns the 32-byte DEK.
    * @throws {CRYPTO_KMS_INVALID_CIPHERTEXT} tampered blob, other key or other context.
    */
   decrypt(wrappedDek: Uint8Array, kmsKeyId: string, ctx: SecretContext): Promise<Uint8Array>;
-  /** Re-wraps a DEK onto the current key material; with AWS the DEK never leaves the KMS. */
+  /**
+   * Re-wraps a DEK onto the current key material; with AWS the DEK never leaves the KMS.
+   * @param wrappedDek - the stored wrapped DEK.
+   * @param kmsKeyId - the stored id of the key that wrapped it.
+   * @param ctx - the context it was wrapped for (kept for the new wrap).
+   * @returns the new wrapped DEK and key id; the ciphertext it protects is unchanged.
+   * @throws {CRYPTO_KMS_INVALID_CIPHERTEXT} and the other CRYPTO_KMS_* codes.
+   */
   reEncrypt(wrappedDek: Uint8Array, kmsKeyId: string, ctx: SecretContext): Promise<WrappedKey>;
-  /** Rotations of the current key, oldest first. */
+  /**
+   * Rotations of the current key, oldest first.
+   * @returns the rotations; empty when the key was never rotated.
+   * @throws CRYPTO_KMS_* codes (aws).
+   */
   listKeyRotations(): Promise<KeyRotation[]>;
-  /** Id of the key new DEKs are wrapped with. */
+  /**
+   * Id of the key new DEKs are wrapped with.
+   * @returns local: the current ring key id; aws: the key ARN once known, else the configured id.
+   */
   currentKeyId(): string;
-  /** Releases connections and wipes held key material. Later calls fail. */
+  /**
+   * Releases connections and wipes held key material. Later calls fail with CRYPTO_KMS_UNAVAILABLE.
+   * @returns when done.
+   */
   close(): Promise<void>;
 }

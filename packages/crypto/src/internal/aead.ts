@@ -126,7 +126,14 @@ export const nodeAead: Aead = {
     } finally {
       zeroize(subkey);
     }
-    return new Uint8Array(pt.buffer, pt.byteOffset, pt.length);
+    // The plaintext goes to the caller, who may hand `.buffer` on: never let it be a view into a
+    // shared allocation (OpenSSL output is an exact-size buffer today; this guards the future).
+    if (pt.byteOffset !== 0 || pt.buffer.byteLength !== pt.length) {
+      const copy = new Uint8Array(pt);
+      zeroize(pt);
+      return copy;
+    }
+    return new Uint8Array(pt.buffer, 0, pt.length);
   },
 };
 
