@@ -81,8 +81,10 @@ export class Progress {
   state: ProgressState = 'probe';
   /** In the snapshot state: index of the snapshot being sent. */
   pendingSnapshot = 0;
-  /** Heard from recently (CheckQuorum); reset by the leader every election timeout. */
+  /** Heard from within the last election timeout (CheckQuorum); kept up to date by the leader. */
   recentActive = false;
+  /** Leader tick at which this peer was last heard from. */
+  lastHeardTick = 0;
   /** In the probe state: a probe is out, wait for its answer or the next heartbeat. */
   probeSent = false;
   isLearner: boolean;

@@ -69,6 +69,8 @@ export class Raft {
 
   electionElapsed = 0;
   private heartbeatElapsed = 0;
+  // Ticks since this node became leader; peers' lastHeardTick is measured against it.
+  private leaderTicks = 0;
   private randomizedElectionTimeout = 0;
   leadTransferee: NodeId | null = null;
 
@@ -154,8 +156,9 @@ export class Raft {
 
   private newProgress(id: NodeId, isLearner: boolean): Progress {
     const pr = new Progress(this.log.lastIndex() + 1, isLearner, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
-    // A new member counts as active so CheckQuorum does not depose the leader before it answers.
+    // A new member counts as just heard from, so CheckQuorum gives it a full election timeout to answer.
     pr.recentActive = true;
+    pr.lastHeardTick = this.leaderTicks;
     if (id === this.id) pr.match = this.log.stableLastIndex();
     return pr;
   }
@@ -315,11 +318,11 @@ export class Raft {
     this.lead = null;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
+    this.leaderTicks = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.rng() * this.cfg.electionTicks);
     this.abortLeaderTransfer();
     this.votes.clear();
     for (const id of [...this.progress.keys()]) this.progress.set(id, this.newProgress(id, this.learners.has(id)));
-    for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
     this.pendingReads.clear();
     this.readQueue = [];
     this.pendingReadIndexMessages = [];
@@ -444,13 +447,14 @@ export class Raft {
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    this.leaderTicks++;
+    if (this.cfg.checkQuorum && !this.quorumActive()) {
+      this.cfg.logger.warn(`${this.id} stepped down to follower since quorum is not active`);
+      this.becomeFollower(this.term, null);
+      return;
+    }
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum && !this.quorumActive()) {
-        this.cfg.logger.warn(`${this.id} stepped down to follower since quorum is not active`);
-        this.becomeFollower(this.term, null);
-        return;
-      }
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.leadTransferee !== null) this.abortLeaderTransfer();
     }
@@ -460,15 +464,24 @@ export class Raft {
     }
   }
 
-  /** CheckQuorum: did a quorum of voters talk to us since the last check? Resets the marks. */
+  /**
+   * CheckQuorum over a sliding window: has a quorum of voters been heard from within the last
+   * election timeout? A leader cut off from its quorum thus steps down exactly one election
+   * timeout after its last contact, before followers' leases (same length) expire and they elect
+   * another leader. Also refreshes each peer's `recentActive`.
+   */
   private quorumActive(): boolean {
     let active = 0;
-    for (const id of this.voters) {
-      const pr = this.progress.get(id);
-      if (id === this.id || pr?.recentActive === true) active++;
+    for (const [id, pr] of this.progress) {
+      pr.recentActive = id === this.id || this.leaderTicks - pr.lastHeardTick < this.cfg.electionTicks;
     }
-    for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+    for (const id of this.voters) if (id === this.id || this.progress.get(id)?.recentActive === true) active++;
     return active >= this.quorum();
+  }
+
+  private heard(pr: Progress): void {
+    pr.recentActive = true;
+    pr.lastHeardTick = this.leaderTicks;
   }
 
   // ---------------------------------------------------------------- proposals
@@ -687,7 +700,7 @@ export class Raft {
     if (pr === undefined) return;
     switch (m.type) {
       case 'MsgAppResp': {
-        pr.recentActive = true;
+        this.heard(pr);
         if (m.reject) {
           let nextProbe = m.rejectHint;
           if (m.logTerm > 0) [nextProbe] = this.log.findConflictByTerm(m.rejectHint, m.logTerm);
@@ -712,7 +725,7 @@ export class Raft {
         return;
       }
       case 'MsgHeartbeatResp': {
-        pr.recentActive = true;
+        this.heard(pr);
         pr.probeSent = false;
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.state === 'snapshot') {
@@ -733,7 +746,7 @@ export class Raft {
       case 'MsgSnapResp': {
         const tr = pr.transfer;
         if (pr.state !== 'snapshot' || tr === null || m.index !== tr.snapIndex || m.logTerm !== tr.snapTerm) return;
-        pr.recentActive = true;
+        this.heard(pr);
         if (m.reject) {
           // The follower saw a gap (or lost its partial copy): resume where it says it is.
           tr.acked = Math.min(m.rejectHint, tr.sent);

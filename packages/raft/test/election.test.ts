@@ -91,7 +91,7 @@ describe('leader election (Raft §5.2)', () => {
       ticks++;
     }
     expect(c.node('n1').node.status().raftState).toBe('follower');
-    expect(ticks).toBeLessThanOrEqual(20); // <= 2 election timeouts: the first check may come early
+    expect(ticks).toBe(10); // exactly one election timeout after the last contact
   });
 
   test('CheckQuorum lease: a follower that hears its leader ignores a vote request', () => {
