@@ -94,6 +94,12 @@ export class Writer {
     return this.u8(1).u53(v);
   }
 
+  /** Empties the writer, keeping its buffer (reuse avoids an allocation per record). */
+  reset(): this {
+    this.len = 0;
+    return this;
+  }
+
   /** The written bytes (a copy sized exactly). */
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);
@@ -159,6 +165,15 @@ export class Reader {
   bytes(): Uint8Array {
     const n = this.u32();
     return this.raw(n);
+  }
+
+  /** Length-prefixed bytes as a view into the input (no copy): only for short-lived values. */
+  bytesView(): Uint8Array {
+    const n = this.u32();
+    this.need(n);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
   }
 
   raw(n: number): Uint8Array {

@@ -274,11 +274,15 @@ export class StateMachine {
     this.dedupBySeq.set(seq, requestId);
     this.dirty.add(dedupKey(seq));
     this.dirty.add(KEY.dedupSeq);
+    // Invariant: the table holds exactly the sequence numbers (dedupSeq - size, dedupSeq], so the
+    // oldest is found by arithmetic (iterating a Map from its head after many deletes is O(n)).
     while (this.dedup.size > DEDUP_CAPACITY) {
-      const [oldId, old] = this.dedup.entries().next().value as [string, { seq: number }];
+      const oldest = this.dedupSeq - this.dedup.size + 1;
+      const oldId = this.dedupBySeq.get(oldest);
+      invariant(oldId !== undefined, `idempotency table lost entry ${oldest}`);
       this.dedup.delete(oldId);
-      this.dedupBySeq.delete(old.seq);
-      this.dirty.add(dedupKey(old.seq));
+      this.dedupBySeq.delete(oldest);
+      this.dirty.add(dedupKey(oldest));
     }
   }
 
