@@ -161,6 +161,17 @@ export class RawNode {
     return { voters: [...this.appliedConf.voters], learners: [...this.appliedConf.learners] };
   }
 
+  /**
+   * The configuration as of the applied index: what a snapshot taken now must record. It differs
+   * from `status().confState` (the configuration in force, the latest in the log) while a change
+   * is appended but not yet applied.
+   *
+   * @returns a copy of the applied configuration
+   */
+  appliedConfState(): ConfState {
+    return { voters: [...this.appliedConf.voters], learners: [...this.appliedConf.learners] };
+  }
+
   /** @returns whether `ready()` has anything to do */
   hasReady(): boolean {
     const r = this.raft;

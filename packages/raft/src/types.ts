@@ -169,6 +169,10 @@ export interface Status {
   applied: number;
   lastIndex: number;
   raftState: RaftRole;
+  /**
+   * The configuration in force: the latest one in this node's log, possibly not yet committed or
+   * applied. For snapshots use `RawNode.appliedConfState()`.
+   */
   confState: ConfState;
   leadTransferee: NodeId | null;
   /** Present on the leader only. */

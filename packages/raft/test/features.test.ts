@@ -181,7 +181,11 @@ describe('membership changes (single-server, learners first)', () => {
     c.stabilize();
     expect(c.node('n4').node.status().raftState).toBe('follower');
     c.node('n1').node.proposeConfChange({ type: 'addVoter', nodeId: 'n4', context: ctx });
+    // In force on the leader at once (appended), but not yet applied.
+    expect(c.node('n1').node.status().confState.voters).toContain('n4');
+    expect(c.node('n1').node.appliedConfState().voters).not.toContain('n4');
     c.stabilize();
+    expect(c.node('n1').node.appliedConfState()).toEqual({ voters: ['n1', 'n2', 'n3', 'n4'], learners: [] });
     expect(c.node('n4').node.status().confState.voters).toContain('n4');
     expect(c.node('n4').confState).toEqual({ voters: ['n1', 'n2', 'n3', 'n4'], learners: [] });
   });
