@@ -1,0 +1,789 @@
+/**
+ * The client-facing HTTP API (CONTRACT.md, native routes). server.ts builds the NodeContext and
+ * mounts the app this module returns.
+ *
+ * Request pipeline, in this order:
+ * 1. A write route on a follower is handed to `ctx.forwardToLeader` before anything else: the
+ *    leader authenticates, authorises and audits the original request.
+ * 2. Client IP (`ctx.clientIp`), then by route kind:
+ *    - token routes: lockout → token (`Authorization: Bearer` / `X-Vault-Token`) → sha256 →
+ *      state → active? → name checks → RBAC → per-role rate limit;
+ *    - allowlist routes (reads, batch, verify, metrics): the replicated read allowlist; verify also
+ *      honours the lockout, since its mismatches count toward it;
+ *    - public: health only.
+ * 3. Every request that reaches step 2 appends ONE audit record (denials included) before the
+ *    answer is sent; if the append fails the client gets 503 `audit_unavailable` instead.
+ *
+ * Hot routes (GET and PUT /v1/secrets/…) skip express's per-request set-up (prototype swaps,
+ * router walk): `app.handle` sends them straight to the dispatcher, which only uses node's own
+ * request/response API. Everything else goes through express as one middleware.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { hashToken } from '@coffer/crypto';
+import { tokenStatusAt, type TokenRecord } from '@coffer/state';
+import express from 'express';
+import type { AuditOutcome } from '../audit/audit-log.js';
+import { isAllowed, type Action, type CompiledRole } from '../auth/rbac.js';
+import { RoleRateLimiter } from '../auth/rate-limit.js';
+import type { NodeContext, ReadConsistency } from '../context.js';
+import { checkNodeId, checkRoleName, checkSecretName, checkTokenName, MAX_SECRET_NAME_BYTES, type NameCheck } from '../validate.js';
+import { AccessCache } from '../service/access.js';
+import { checkOrigin, ClusterService, health } from '../service/cluster.js';
+import { commandId, iso } from '../service/common.js';
+import { PolicyService, roleView } from '../service/roles.js';
+import { MAX_BATCH_NAMES, SecretService, versionView, type OpenedSecret } from '../service/secrets.js';
+import { TokenService, tokenView } from '../service/tokens.js';
+import { MAX_VALUE_BYTES, valueFields, valueFromBody } from '../service/values.js';
+import { MAX_BODY_BYTES, MAX_RESTORE_BYTES, checkDeclaredLength, parseJsonObject, readBody } from './body.js';
+import { ServiceError, errorHandler, sendServiceError, toServiceError } from './errors.js';
+import { compilePattern, type Method, type Pattern } from './routes.js';
+
+/** How a route is guarded. */
+export type RouteAccess = 'public' | 'allowlist' | 'token' | 'anyToken';
+
+/** What a handler answers. */
+interface Reply {
+  readonly status: number;
+  readonly json?: unknown;
+  readonly raw?: { readonly data: Uint8Array | string; readonly contentType: string; readonly headers?: Record<string, string> };
+  /** Runs after the answer is written (zeroize plaintext). */
+  readonly after?: () => void;
+}
+
+/** One request in flight through the pipeline. */
+interface Call {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly query: URLSearchParams;
+  /** Decoded route parameter ('' for exact routes). */
+  param: string;
+  ip: string | undefined;
+  /** Authenticated token (token routes) or the token a reader presented, if valid. */
+  token: Readonly<TokenRecord> | undefined;
+  role: CompiledRole | undefined;
+  /** What the audit line names as acted on. */
+  resource: string | null;
+  body: Record<string, unknown>;
+  rawBody: Uint8Array | undefined;
+}
+
+/** A route of the API. */
+interface Route {
+  readonly method: Method;
+  readonly pattern: Pattern;
+  readonly access: RouteAccess;
+  /** RBAC action (token routes). */
+  readonly action?: Action;
+  /** What the audit line records (defaults to `action`). */
+  readonly auditAction: string;
+  /** Forwarded to the leader from followers. */
+  readonly write: boolean;
+  readonly body: 'none' | 'json' | 'optionalJson' | 'raw';
+  /** How the route parameter is checked. */
+  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member';
+  /** Whether the lockout applies to an allowlist route (verify). */
+  readonly lockout?: boolean;
+  readonly handler: (call: Call) => Promise<Reply>;
+}
+
+/** A documented route: method and template (for docs/API.md and the sync test). */
+export interface RouteInfo {
+  readonly method: Method;
+  readonly template: string;
+  readonly access: RouteAccess;
+  readonly action: string;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const PREFIX_RE = /^[A-Za-z0-9._/-]*$/;
+const DEFAULT_LIST_LIMIT = 1000;
+const MAX_LIST_LIMIT = 10_000;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.setHeader('cache-control', 'no-store');
+  res.end(text);
+}
+
+function nameOrThrow(check: NameCheck): void {
+  if (!check.ok) throw new ServiceError('invalid_name', check.reason);
+}
+
+function field<T>(body: Record<string, unknown>, key: string, ok: (v: unknown) => v is T, what: string): T | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (!ok(v)) throw new ServiceError('invalid_request', `"${key}" must be ${what}`);
+  return v;
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(body)) {
+    if (!allowed.includes(k)) throw new ServiceError('invalid_request', `unknown field "${k}" (expected ${allowed.join(', ')})`);
+  }
+}
+
+function versionsField(body: Record<string, unknown>): number[] {
+  const v = body['versions'];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.length > 1000 || !v.every((n) => isNat(n) && n >= 1)) {
+    throw new ServiceError('invalid_request', '"versions" must be an array of version numbers (>= 1)');
+  }
+  return v as number[];
+}
+
+function consistencyOf(query: URLSearchParams): ReadConsistency {
+  const c = query.get('consistency');
+  if (c === null || c === '' || c === 'linearizable') return 'linearizable';
+  if (c === 'stale') return 'stale';
+  throw new ServiceError('invalid_request', '"consistency" must be linearizable or stale');
+}
+
+function secretAnswer(s: OpenedSecret): Record<string, unknown> {
+  return { name: s.name, version: s.version, ...valueFields(s.format, s.plaintext), createdAt: new Date(s.createdAt).toISOString() };
+}
+
+function presentedToken(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(auth);
+    if (m !== null) return m[1];
+  }
+  const vault = req.headers['x-vault-token'];
+  const v = Array.isArray(vault) ? vault[0] : vault;
+  return v !== undefined && v.trim() !== '' ? v.trim() : undefined;
+}
+
+function outcomeOf(status: number): AuditOutcome {
+  if (status < 400) return 'ok';
+  return status === 401 || status === 403 || status === 429 ? 'denied' : 'error';
+}
+
+function clip(s: string | null | undefined, max: number): string | null {
+  if (s === null || s === undefined) return null;
+  return s.length > max ? s.slice(0, max) : s;
+}
+
+/**
+ * Builds the API.
+ *
+ * @param ctx - the running node (everything the routes use)
+ * @returns an express 5 app (etag and x-powered-by off, no global body parser)
+ * @example
+ * ```ts
+ * const app = createApi(ctx);
+ * http.createServer(app).listen(8200, '127.0.0.1');
+ * ```
+ */
+export function createApi(ctx: NodeContext): express.Express {
+  const access = new AccessCache();
+  const limiter = new RoleRateLimiter(() => ctx.now());
+  const secrets = new SecretService(ctx);
+  const tokens = new TokenService(ctx);
+  const policy = new PolicyService(ctx);
+  const cluster = new ClusterService(ctx);
+  const cfg = ctx.config;
+  const lockoutPolicy = { maxFailures: cfg.authMaxFailures, windowMs: cfg.authWindowSecs * 1000, lockoutMs: cfg.authLockoutSecs * 1000 };
+  const retainMs = Math.max(lockoutPolicy.windowMs, lockoutPolicy.lockoutMs, 1);
+  const resetsInFlight = new Set<string>();
+
+  const routes: Route[] = [];
+  const route = (r: Omit<Route, 'pattern' | 'auditAction'> & { path: string; auditAction?: string }): Route => {
+    const { path, auditAction, ...rest } = r;
+    const full: Route = { ...rest, pattern: compilePattern(path), auditAction: auditAction ?? r.action ?? 'none' };
+    routes.push(full);
+    return full;
+  };
+  const actor = (c: Call): string => c.token?.name ?? '-';
+
+  // --- secrets -------------------------------------------------------------------------------
+
+  const putSecret = route({
+    method: 'PUT', path: '/v1/secrets/{name+}', access: 'token', action: 'secret.write', write: true, body: 'json', param: 'secret',
+    handler: async (c) => {
+      onlyKeys(c.body, ['value', 'valueBase64', 'format', 'username', 'password', 'cas', 'description', 'rotation']);
+      const cas = field(c.body, 'cas', isNat, 'a version number (0: the secret must not exist)') ?? null;
+      const description = field(c.body, 'description', (v): v is string => isStr(v) && v.length <= 1024, 'a string of at most 1024 characters') ?? null;
+      let rotation = null;
+      const rot = c.body['rotation'];
+      if (rot !== undefined && rot !== null) {
+        if (typeof rot !== 'object' || Array.isArray(rot)) throw new ServiceError('invalid_request', '"rotation" must be {"intervalSecs","graceSecs","target"?}');
+        const r = rot as Record<string, unknown>;
+        onlyKeys(r, ['intervalSecs', 'graceSecs', 'target']);
+        const intervalSecs = field(r, 'intervalSecs', (v): v is number => isNat(v) && v >= 1, 'a whole number of seconds >= 1');
+        if (intervalSecs === undefined) throw new ServiceError('invalid_request', '"rotation.intervalSecs" is required');
+        const graceSecs = field(r, 'graceSecs', isNat, 'a whole number of seconds') ?? 0;
+        const target = field(r, 'target', (v): v is string => isStr(v) && v.length > 0 && v.length <= 1024, 'a non-empty string of at most 1024 characters') ?? null;
+        rotation = { intervalSecs, graceSecs, target };
+      }
+      const value = valueFromBody(c.body);
+      const w = await secrets.write({ name: c.param, ...value, cas, description, rotation, actor: actor(c) });
+      return { status: 200, json: { name: w.name, version: w.version, createdAt: new Date(w.createdAt).toISOString() } };
+    },
+  });
+
+  const getSecret = route({
+    method: 'GET', path: '/v1/secrets/{name+}', access: 'allowlist', auditAction: 'secret.read', write: false, body: 'none', param: 'secret',
+    handler: async (c) => {
+      const vq = c.query.get('version');
+      let version: number | undefined;
+      if (vq !== null) {
+        version = /^[1-9]\d{0,15}$/.test(vq) ? Number(vq) : NaN;
+        if (!Number.isSafeInteger(version)) throw new ServiceError('invalid_request', '"version" must be a version number (>= 1)');
+      }
+      const s = await secrets.read(c.param, { version, consistency: consistencyOf(c.query) });
+      return { status: 200, json: secretAnswer(s), after: () => s.plaintext.fill(0) };
+    },
+  });
+
+  route({
+    method: 'DELETE', path: '/v1/secrets/{name+}', access: 'token', action: 'secret.destroy', auditAction: 'secret.destroyAll', write: true, body: 'none', param: 'secret',
+    handler: async (c) => ({ status: 200, json: { name: c.param, destroyed: await secrets.destroyAll(c.param, actor(c)) } }),
+  });
+
+  route({
+    method: 'GET', path: '/v1/secrets', access: 'token', action: 'secret.list', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      const prefix = c.query.get('prefix') ?? '';
+      if (Buffer.byteLength(prefix) > MAX_SECRET_NAME_BYTES || !PREFIX_RE.test(prefix)) {
+        throw new ServiceError('invalid_name', 'prefix may contain only A-Z a-z 0-9 . _ - / and be at most 512 bytes');
+      }
+      c.resource = prefix;
+      const limitText = c.query.get('limit');
+      const limit = limitText === null ? DEFAULT_LIST_LIMIT : Number(limitText);
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new ServiceError('invalid_request', `"limit" must be 1-${MAX_LIST_LIMIT}`);
+      const after = c.query.get('after') ?? undefined;
+      const role = c.role as CompiledRole;
+      const page = await secrets.list(prefix, { limit, after, consistency: consistencyOf(c.query), allow: (n) => isAllowed(role, 'secret.list', n) });
+      return {
+        status: 200,
+        json: {
+          secrets: page.secrets.map((s) => ({ name: s.name, version: s.currentVersion, createdAt: iso(s.createdAt), updatedAt: iso(s.updatedAt) })),
+          next: page.next,
+        },
+      };
+    },
+  });
+
+  route({
+    method: 'POST', path: '/v1/batch/secrets', access: 'allowlist', auditAction: 'secret.read', write: false, body: 'json', param: 'none',
+    handler: async (c) => {
+      onlyKeys(c.body, ['names']);
+      const names = c.body['names'];
+      if (!Array.isArray(names) || names.length === 0) throw new ServiceError('invalid_request', '"names" must be a non-empty array of secret names');
+      if (names.length > MAX_BATCH_NAMES) throw new ServiceError('invalid_request', `a batch may name at most ${MAX_BATCH_NAMES} secrets`);
+      for (const n of names) nameOrThrow(checkSecretName(n));
+      c.resource = clip((names as string[]).join(','), 1024);
+      const found = await secrets.readMany(names as string[], consistencyOf(c.query));
+      return { status: 200, json: { secrets: found.map(secretAnswer) }, after: () => found.forEach((s) => s.plaintext.fill(0)) };
+    },
+  });
+
+  route({
+    method: 'POST', path: '/v1/verify/{name+}', access: 'allowlist', auditAction: 'secret.verify', write: false, body: 'json', param: 'secret', lockout: true,
+    handler: async (c) => {
+      onlyKeys(c.body, ['value', 'valueBase64']);
+      const v = c.body['value'];
+      const b = c.body['valueBase64'];
+      let candidate: Uint8Array;
+      if (isStr(v) && b === undefined) candidate = new Uint8Array(Buffer.from(v, 'utf8'));
+      else if (isStr(b) && v === undefined) candidate = new Uint8Array(Buffer.from(b, 'base64'));
+      else throw new ServiceError('invalid_value', 'send "value" (or "valueBase64") to verify');
+      if (candidate.length > MAX_VALUE_BYTES) throw new ServiceError('body_too_large', `secret values are limited to ${MAX_VALUE_BYTES} bytes`);
+      const out = await secrets.verify(c.param, candidate, consistencyOf(c.query));
+      if (!out.valid && c.ip !== undefined) await countAuthFailure(c.ip);
+      return { status: 200, json: { valid: out.valid, version: out.version } };
+    },
+  });
+
+  route({
+    method: 'POST', path: '/v1/rotate/{name+}', access: 'token', action: 'secret.rotate', write: true, body: 'optionalJson', param: 'secret',
+    handler: async (c) => {
+      onlyKeys(c.body, []);
+      const w = await secrets.rotate(c.param, actor(c));
+      return { status: 200, json: { name: w.name, version: w.version, createdAt: new Date(w.createdAt).toISOString() } };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/versions/{name+}', access: 'token', action: 'secret.list', auditAction: 'secret.versions', write: false, body: 'none', param: 'secret',
+    handler: async (c) => {
+      const s = await secrets.metadata(c.param, consistencyOf(c.query));
+      return {
+        status: 200,
+        json: {
+          name: s.name,
+          currentVersion: s.currentVersion,
+          maxVersions: s.maxVersions,
+          casRequired: s.casRequired,
+          description: s.description,
+          rotation: s.rotation,
+          createdAt: iso(s.createdAt),
+          updatedAt: iso(s.updatedAt),
+          versions: s.versions.map(versionView),
+        },
+      };
+    },
+  });
+
+  for (const op of ['delete', 'undelete', 'destroy'] as const) {
+    route({
+      method: 'POST', path: `/v1/${op}/{name+}`, access: 'token', action: op === 'destroy' ? 'secret.destroy' : 'secret.delete', auditAction: `secret.${op}`,
+      write: true, body: 'optionalJson', param: 'secret',
+      handler: async (c) => {
+        onlyKeys(c.body, ['versions']);
+        const versions = versionsField(c.body);
+        const count = await secrets.changeVersions(op, c.param, versions, actor(c));
+        return { status: 200, json: { name: c.param, versions, changed: count } };
+      },
+    });
+  }
+
+  // --- tokens ----------------------------------------------------------------------------------
+
+  route({
+    method: 'POST', path: '/v1/tokens', access: 'token', action: 'token.create', write: true, body: 'json', param: 'none',
+    handler: async (c) => {
+      onlyKeys(c.body, ['name', 'role', 'ttl']);
+      const name = c.body['name'];
+      const role = c.body['role'];
+      c.resource = isStr(name) ? clip(name, 128) : null;
+      nameOrThrow(checkTokenName(name));
+      nameOrThrow(checkRoleName(role));
+      const ttl = field(c.body, 'ttl', isStr, 'a duration such as "90d", "12w" or "6m"');
+      const t = await tokens.create(name as string, role as string, ttl, actor(c));
+      return { status: 200, json: t };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/tokens', access: 'token', action: 'token.read', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      await ctx.readBarrier(consistencyOf(c.query));
+      return { status: 200, json: { tokens: tokens.list() } };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/tokens/self', access: 'anyToken', auditAction: 'token.self', write: false, body: 'none', param: 'none',
+    handler: async (c) => ({ status: 200, json: tokenView(c.token as TokenRecord, ctx.now()) }),
+  });
+
+  route({
+    method: 'DELETE', path: '/v1/tokens/{name}', access: 'token', action: 'token.revoke', write: true, body: 'none', param: 'token',
+    handler: async (c) => ({ status: 200, json: { name: c.param, revokedAt: await tokens.revoke(c.param, actor(c)) } }),
+  });
+
+  route({
+    method: 'POST', path: '/v1/tokens/{name}/rotate', access: 'token', action: 'token.create', auditAction: 'token.rotate', write: true, body: 'optionalJson', param: 'token',
+    handler: async (c) => {
+      onlyKeys(c.body, ['ttl']);
+      const ttl = field(c.body, 'ttl', isStr, 'a duration such as "90d", "12w" or "6m"');
+      return { status: 200, json: await tokens.rotate(c.param, ttl, actor(c)) };
+    },
+  });
+
+  // --- roles and allowlist -----------------------------------------------------------------------
+
+  route({
+    method: 'GET', path: '/v1/roles', access: 'token', action: 'role.read', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      await ctx.readBarrier(consistencyOf(c.query));
+      return { status: 200, json: { roles: ctx.state.listRoles().map((r) => roleView(ctx, r.name)) } };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/roles/{name}', access: 'token', action: 'role.read', write: false, body: 'none', param: 'role',
+    handler: async (c) => {
+      await ctx.readBarrier(consistencyOf(c.query));
+      const view = roleView(ctx, c.param);
+      if (view === undefined) throw new ServiceError('not_found', `no role named "${c.param}"`);
+      return { status: 200, json: view };
+    },
+  });
+
+  route({
+    method: 'PUT', path: '/v1/roles/{name}', access: 'token', action: 'role.write', write: true, body: 'json', param: 'role',
+    handler: async (c) => {
+      const doc = await policy.putRole(c.param, c.body, actor(c));
+      return { status: 200, json: { name: c.param, ...doc } };
+    },
+  });
+
+  route({
+    method: 'DELETE', path: '/v1/roles/{name}', access: 'token', action: 'role.write', auditAction: 'role.delete', write: true, body: 'none', param: 'role',
+    handler: async (c) => {
+      await policy.deleteRole(c.param, actor(c));
+      return { status: 200, json: { name: c.param, deleted: true } };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/allowlist', access: 'token', action: 'allowlist.read', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      await ctx.readBarrier(consistencyOf(c.query));
+      return { status: 200, json: { cidrs: [...ctx.state.getAllowlist()] } };
+    },
+  });
+
+  route({
+    method: 'PUT', path: '/v1/allowlist', access: 'token', action: 'allowlist.write', write: true, body: 'json', param: 'none',
+    handler: async (c) => {
+      onlyKeys(c.body, ['cidrs']);
+      return { status: 200, json: { cidrs: await policy.setAllowlist(c.body['cidrs'], actor(c)) } };
+    },
+  });
+
+  // --- KMS -----------------------------------------------------------------------------------------
+
+  route({
+    method: 'POST', path: '/v1/admin/kms/rewrap', access: 'token', action: 'kms.rewrap', write: true, body: 'optionalJson', param: 'none',
+    handler: async () => {
+      if (!ctx.requestRewrapPass()) {
+        throw new ServiceError('invalid_request', 'the re-wrap worker is disabled on this cluster (COFFER_KMS_REWRAP_ENABLED=false)');
+      }
+      return { status: 202, json: { accepted: true } };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/admin/kms/rewrap/status', access: 'token', action: 'kms.rewrap', auditAction: 'kms.rewrap.status', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      await ctx.readBarrier(consistencyOf(c.query));
+      return { status: 200, json: cluster.rewrapStatus() };
+    },
+  });
+
+  // --- cluster ---------------------------------------------------------------------------------------
+
+  route({
+    method: 'GET', path: '/v1/cluster', access: 'token', action: 'cluster.read', write: false, body: 'none', param: 'none',
+    handler: async () => ({ status: 200, json: cluster.status() }),
+  });
+
+  route({
+    method: 'POST', path: '/v1/cluster/members', access: 'token', action: 'cluster.manage', auditAction: 'cluster.member.add', write: true, body: 'json', param: 'none',
+    handler: async (c) => {
+      onlyKeys(c.body, ['id', 'raftAddr', 'apiAddr']);
+      const id = c.body['id'];
+      c.resource = isStr(id) ? clip(id, 128) : null;
+      nameOrThrow(checkNodeId(id));
+      const raftAddr = checkOrigin('raftAddr', c.body['raftAddr']);
+      const apiAddr = checkOrigin('apiAddr', c.body['apiAddr']);
+      if (cluster.isMember(id as string)) throw new ServiceError('already_exists', `member "${id as string}" is already in the cluster`);
+      await ctx.addMember(id as string, raftAddr, apiAddr);
+      return { status: 200, json: { id, raftAddr, apiAddr, suffrage: 'learner' } };
+    },
+  });
+
+  route({
+    method: 'DELETE', path: '/v1/cluster/members/{id}', access: 'token', action: 'cluster.manage', auditAction: 'cluster.member.remove', write: true, body: 'none', param: 'member',
+    handler: async (c) => {
+      if (!cluster.isMember(c.param)) throw new ServiceError('not_found', `no member "${c.param}"`);
+      await ctx.removeMember(c.param);
+      return { status: 200, json: { id: c.param, removed: true } };
+    },
+  });
+
+  route({
+    method: 'POST', path: '/v1/cluster/leader/transfer', access: 'token', action: 'cluster.manage', auditAction: 'cluster.transfer', write: true, body: 'optionalJson', param: 'none',
+    handler: async (c) => {
+      onlyKeys(c.body, ['to']);
+      const to = field(c.body, 'to', isStr, 'a member id');
+      if (to !== undefined) {
+        c.resource = clip(to, 128);
+        if (!ctx.confState().voters.includes(to)) throw new ServiceError('invalid_request', `"${to}" is not a voting member`);
+      }
+      const leader = await ctx.transferLeadership(to);
+      return { status: 200, json: { leader } };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/v1/cluster/snapshot', access: 'token', action: 'cluster.manage', auditAction: 'cluster.snapshot', write: false, body: 'none', param: 'none',
+    handler: async () => {
+      await ctx.readBarrier('linearizable');
+      const snap = await ctx.snapshot();
+      return {
+        status: 200,
+        raw: {
+          data: snap.data,
+          contentType: 'application/octet-stream',
+          headers: {
+            'content-disposition': `attachment; filename="coffer-${snap.index}.snap"`,
+            'x-coffer-snapshot-index': String(snap.index),
+            'x-coffer-snapshot-term': String(snap.term),
+          },
+        },
+      };
+    },
+  });
+
+  route({
+    method: 'POST', path: '/v1/cluster/restore', access: 'token', action: 'cluster.manage', auditAction: 'cluster.restore', write: true, body: 'raw', param: 'none',
+    handler: async (c) => ({ status: 200, json: { restored: true, secrets: await cluster.restore(c.rawBody ?? new Uint8Array(0)) } }),
+  });
+
+  // --- health and metrics ------------------------------------------------------------------------------
+
+  route({
+    method: 'GET', path: '/v1/sys/health', access: 'public', auditAction: 'sys.health', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      const h = health(ctx, c.query.get('standbyok') === 'true');
+      return { status: h.status, json: h.body };
+    },
+  });
+
+  route({
+    method: 'GET', path: '/metrics', access: 'allowlist', auditAction: 'metrics.read', write: false, body: 'none', param: 'none',
+    handler: async () => ({ status: 200, raw: { data: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType } }),
+  });
+
+  // --- pipeline -----------------------------------------------------------------------------------------
+
+  async function countAuthFailure(ip: string): Promise<void> {
+    ctx.metrics.authFailures.inc();
+    await ctx.recordAuthFailure(ip);
+    if (cfg.authLockoutEnabled && ctx.state.isLockedOut(ip, ctx.now(), lockoutPolicy).locked) ctx.metrics.authLockouts.inc();
+  }
+
+  function checkLockout(ip: string | undefined): void {
+    if (ip === undefined || !cfg.authLockoutEnabled) return;
+    const lock = ctx.state.isLockedOut(ip, ctx.now(), lockoutPolicy);
+    if (lock.locked) {
+      throw new ServiceError('locked_out', 'too many failed authentications from this address; try again later', { retryAfterSecs: lock.retryAfterMs / 1000 });
+    }
+  }
+
+  /** Clears an IP's failures after a success, only when it has some (never a write per request). */
+  function maybeResetFailures(ip: string | undefined): void {
+    if (ip === undefined || !cfg.authLockoutEnabled || resetsInFlight.has(ip) || !ctx.isLeader()) return;
+    if (ctx.state.failuresInWindow(ip, ctx.now(), retainMs) === 0) return;
+    resetsInFlight.add(ip);
+    ctx
+      .propose({ type: 'auth.reset', requestId: commandId(), at: ctx.now(), ip })
+      .catch((err: unknown) => ctx.logger.warn({ err: (err as Error).message }, 'auth.reset proposal failed'))
+      .finally(() => resetsInFlight.delete(ip));
+  }
+
+  function lookupToken(raw: string): Readonly<TokenRecord> | undefined {
+    const t = ctx.state.tokenByHash(hashToken(raw));
+    return t !== undefined && tokenStatusAt(t, ctx.now()) === 'active' ? t : undefined;
+  }
+
+  function decodeParam(r: Route, call: Call, raw: string): void {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      throw new ServiceError('invalid_name', 'the name in the path is not valid percent-encoding');
+    }
+    call.param = decoded;
+    call.resource = clip(decoded, 1024);
+    if (r.param === 'secret') nameOrThrow(checkSecretName(decoded));
+    else if (r.param === 'token') nameOrThrow(checkTokenName(decoded));
+    else if (r.param === 'role') nameOrThrow(checkRoleName(decoded));
+    else if (r.param === 'member') nameOrThrow(checkNodeId(decoded));
+  }
+
+  async function authorize(r: Route, call: Call, rawParam: string): Promise<void> {
+    const raw = presentedToken(call.req);
+    if (r.access === 'allowlist') {
+      if (r.lockout === true) checkLockout(call.ip);
+      if (raw !== undefined) call.token = lookupToken(raw);
+      if (r.param !== 'none') decodeParam(r, call, rawParam);
+      if (!access.readAllowlist(ctx.state).allows(call.ip)) {
+        throw new ServiceError('not_allowlisted', 'this client address is not on the read allowlist');
+      }
+      return;
+    }
+    checkLockout(call.ip);
+    if (raw === undefined) throw new ServiceError('missing_token', 'send a token in "Authorization: Bearer <token>" or "X-Vault-Token"');
+    const token = lookupToken(raw);
+    if (token === undefined) {
+      if (call.ip !== undefined) await countAuthFailure(call.ip);
+      throw new ServiceError('invalid_token', 'the token is unknown, expired or revoked');
+    }
+    call.token = token;
+    if (r.param !== 'none') decodeParam(r, call, rawParam);
+    const role = access.role(ctx.state, token.role);
+    call.role = role;
+    if (r.access === 'token') {
+      const action = r.action as Action;
+      const allowed =
+        role !== undefined &&
+        (r.param === 'secret' ? isAllowed(role, action, call.param) : action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
+      if (!allowed) throw new ServiceError('permission_denied', `role "${token.role}" does not allow ${action}${r.param === 'secret' ? ` on "${call.param}"` : ''}`);
+    }
+    const rate = limiter.take(token.role, role?.rateLimit);
+    if (!rate.allowed) {
+      ctx.metrics.rateLimited.inc();
+      throw new ServiceError('rate_limited', `role "${token.role}" is over its rate limit`, { retryAfterSecs: rate.retryAfterSecs });
+    }
+    maybeResetFailures(call.ip);
+  }
+
+  async function readBodyFor(r: Route, call: Call): Promise<void> {
+    if (r.body === 'none') return;
+    const raw = await readBody(call.req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+    if (r.body === 'raw') call.rawBody = raw;
+    else call.body = parseJsonObject(raw, r.body === 'optionalJson');
+  }
+
+  function send(call: Call, reply: Reply): void {
+    const res = call.res;
+    if (reply.raw !== undefined) {
+      const data = reply.raw.data;
+      res.statusCode = reply.status;
+      res.setHeader('content-type', reply.raw.contentType);
+      res.setHeader('content-length', typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+      res.setHeader('cache-control', 'no-store');
+      for (const [k, v] of Object.entries(reply.raw.headers ?? {})) res.setHeader(k, v);
+      res.end(data);
+    } else sendJson(res, reply.status, reply.json);
+  }
+
+  function audit(r: Route, call: Call, status: number): Promise<void> {
+    return ctx.audit.append({
+      requestId: call.requestId,
+      actor: call.token?.name ?? '-',
+      clientIp: clip(call.ip ?? null, 64),
+      action: r.auditAction,
+      resource: call.resource,
+      outcome: outcomeOf(status),
+      status,
+    });
+  }
+
+  async function run(r: Route, rawParam: string, req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
+    const started = performance.now();
+    const header = req.headers['x-request-id'];
+    const given = Array.isArray(header) ? header[0] : header;
+    const requestId = given !== undefined && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const call: Call = {
+      req, res, requestId, query: new URLSearchParams(query), param: '', ip: undefined, token: undefined, role: undefined,
+      resource: null, body: {}, rawBody: undefined,
+    };
+    let audited = false;
+    let reply: Reply | undefined;
+    try {
+      if (r.write && !ctx.isLeader()) {
+        // Forward first: the leader authenticates, authorises and audits the original request.
+        const body = r.body === 'none' ? undefined : await readBody(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+        await ctx.forwardToLeader(req, res, body);
+        return;
+      }
+      call.ip = ctx.clientIp(req);
+      if (r.access === 'public') {
+        reply = await r.handler(call);
+        send(call, reply);
+        return;
+      }
+      audited = true;
+      if (r.body !== 'none') checkDeclaredLength(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+      await authorize(r, call, rawParam);
+      await readBodyFor(r, call);
+      reply = await r.handler(call);
+      await audit(r, call, reply.status).catch((err: unknown) => {
+        throw new ServiceError('audit_unavailable', 'the audit log cannot be written; request refused', { retryAfterSecs: 1, cause: err });
+      });
+      send(call, reply);
+    } catch (err) {
+      let se = toServiceError(err);
+      if (se.code === 'internal') ctx.logger.error({ err, requestId, route: r.pattern.template }, 'request failed');
+      if (audited && se.code !== 'audit_unavailable') {
+        try {
+          await audit(r, call, se.status);
+        } catch (auditErr) {
+          se = new ServiceError('audit_unavailable', 'the audit log cannot be written; request refused', { retryAfterSecs: 1, cause: auditErr });
+        }
+      }
+      if (res.headersSent) res.destroy();
+      else sendServiceError(res, se, requestId);
+    } finally {
+      reply?.after?.();
+      const status = String(res.statusCode);
+      ctx.metrics.httpRequests.inc({ method: r.method, route: r.pattern.template, status, token: call.token?.name ?? '' });
+      ctx.metrics.httpDuration.observe({ method: r.method, route: r.pattern.template }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Finds the route and runs it; 404 / 405 otherwise. */
+  function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q + 1);
+    let allow: Method[] | undefined;
+    for (const r of routes) {
+      const p = r.pattern.match(path);
+      if (p === null) continue;
+      if (r.method === req.method) return run(r, p, req, res, query);
+      (allow ??= []).push(r.method);
+    }
+    const requestId = randomUUID();
+    if (allow !== undefined) {
+      res.setHeader('allow', allow.join(', '));
+      sendServiceError(res, new ServiceError('method_not_allowed', `${req.method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`), requestId);
+    } else sendServiceError(res, new ServiceError('not_found', 'no such route'), requestId);
+    return Promise.resolve();
+  }
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((req, res, next) => {
+    dispatch(req, res).catch(next);
+  });
+  app.use(errorHandler({ onInternal: (err, id) => ctx.logger.error({ err, requestId: id }, 'request failed') }));
+
+  // Hot routes bypass express's per-request set-up; see the module comment.
+  const expressHandle = (app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: unknown) => void }).handle.bind(app);
+  const HOT = '/v1/secrets/';
+  (app as unknown as { handle: unknown }).handle = (req: IncomingMessage, res: ServerResponse, next?: unknown): void => {
+    const url = req.url;
+    if (url !== undefined && url.startsWith(HOT)) {
+      const r = req.method === 'GET' ? getSecret : req.method === 'PUT' ? putSecret : undefined;
+      if (r !== undefined) {
+        const q = url.indexOf('?');
+        const path = q === -1 ? url : url.slice(0, q);
+        const p = r.pattern.match(path);
+        if (p !== null) {
+          run(r, p, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
+            ctx.logger.error({ err }, 'request failed');
+            if (!res.headersSent) sendServiceError(res, toServiceError(err), 'unknown');
+          });
+          return;
+        }
+      }
+    }
+    expressHandle(req, res, next);
+  };
+  (app as unknown as { locals: Record<string, unknown> }).locals['routes'] = listRoutes(routes);
+  return app;
+}
+
+function listRoutes(routes: readonly Route[]): RouteInfo[] {
+  return routes.map((r) => ({ method: r.method, template: r.pattern.template, access: r.access, action: r.action ?? r.auditAction }));
+}
+
+/**
+ * Every native route the API mounts (method, template, guard, action), in registration order.
+ * docs/API.md documents exactly these; a test keeps the two in sync.
+ *
+ * @param app - an app from {@link createApi}
+ * @returns the routes
+ */
+export function apiRoutes(app: express.Express): readonly RouteInfo[] {
+  return (app.locals as Record<string, unknown>)['routes'] as RouteInfo[];
+}

@@ -1,0 +1,99 @@
+/**
+ * Request bodies without a global body parser: read only on routes that take one, bounded before
+ * and while reading, parsed once.
+ */
+import type { IncomingMessage } from 'node:http';
+import { ServiceError } from './errors.js';
+
+/** Default body limit (CONTRACT.md: values up to 1 MiB; JSON and base64 overhead fit in 2 MiB). */
+export const MAX_BODY_BYTES: number = 2 * 1024 * 1024;
+/** Body limit of `POST /v1/cluster/restore` (a whole snapshot goes through one Raft entry). */
+export const MAX_RESTORE_BYTES: number = 256 * 1024 * 1024;
+
+function tooLarge(limit: number): ServiceError {
+  return new ServiceError('body_too_large', `request body is larger than ${limit} bytes`);
+}
+
+/**
+ * Refuses a declared `Content-Length` over the limit before reading a byte.
+ *
+ * @param req - the request
+ * @param limit - maximum bytes
+ * @throws {ServiceError} `body_too_large`
+ */
+export function checkDeclaredLength(req: IncomingMessage, limit: number): void {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
+}
+
+/**
+ * Reads the whole body, refusing more than `limit` bytes.
+ *
+ * @param req - the request (not yet consumed)
+ * @param limit - maximum bytes
+ * @returns the body (empty when there is none)
+ * @throws {ServiceError} `body_too_large` (413), `invalid_request` (aborted)
+ */
+export function readBody(req: IncomingMessage, limit: number = MAX_BODY_BYTES): Promise<Uint8Array> {
+  checkDeclaredLength(req, limit);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | undefined, value?: Uint8Array): void => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+      if (err !== undefined) {
+        // Stop buffering; the socket is closed after the error answer.
+        for (const c of chunks) c.fill(0);
+        req.resume();
+        reject(err);
+      } else resolve(value as Uint8Array);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) finish(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      const buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+      if (chunks.length > 1) for (const c of chunks) c.fill(0);
+      finish(undefined, new Uint8Array(buf.buffer, buf.byteOffset, buf.length));
+    };
+    const onError = (e: Error): void => finish(new ServiceError('invalid_request', 'request body could not be read', { cause: e }));
+    const onAborted = (): void => finish(new ServiceError('invalid_request', 'request was aborted by the client'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}
+
+/**
+ * Parses a JSON object body. An empty body is `{}` when `optional`.
+ *
+ * @param raw - body bytes
+ * @param optional - whether an empty body is allowed
+ * @returns the object
+ * @throws {ServiceError} `invalid_json` (not JSON), `invalid_request` (not an object / missing)
+ */
+export function parseJsonObject(raw: Uint8Array, optional: boolean): Record<string, unknown> {
+  if (raw.length === 0) {
+    if (optional) return {};
+    throw new ServiceError('invalid_request', 'this route needs a JSON body');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('utf8'));
+  } catch {
+    throw new ServiceError('invalid_json', 'request body is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ServiceError('invalid_request', 'request body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}

@@ -1,0 +1,118 @@
+/**
+ * Tokens: 256-bit random bearer tokens; only their sha256 enters the replicated state, the raw
+ * token exists only in the create/rotate answer.
+ */
+import { generateToken, hashToken } from '@coffer/crypto';
+import { tokenStatusAt, type TokenRecord } from '@coffer/state';
+import type { NodeContext } from '../context.js';
+import { parseDuration } from '../duration.js';
+import { ServiceError } from '../http/errors.js';
+import { commandId, iso } from './common.js';
+import { expectOk } from './results.js';
+
+/** A minted token: the only place the raw token appears. */
+export interface MintedToken {
+  readonly name: string;
+  readonly role: string;
+  readonly token: string;
+  readonly expiresAt: string | null;
+}
+
+function ttlMs(ttl: string | undefined): number | null {
+  return ttl === undefined ? null : parseDuration(ttl);
+}
+
+/**
+ * The API view of a token record: never the hash.
+ *
+ * @param t - record
+ * @param now - clock, for the status
+ * @returns JSON-ready fields
+ */
+export function tokenView(t: Readonly<TokenRecord>, now: number): Record<string, unknown> {
+  return {
+    name: t.name,
+    role: t.role,
+    status: tokenStatusAt(t, now),
+    createdAt: iso(t.createdAt),
+    createdBy: t.createdBy,
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+    rotatedAt: iso(t.rotatedAt),
+  };
+}
+
+/** Token operations of one node. */
+export class TokenService {
+  private readonly ctx: NodeContext;
+
+  /** @param ctx - the running node */
+  constructor(ctx: NodeContext) {
+    this.ctx = ctx;
+  }
+
+  /**
+   * Creates a token.
+   *
+   * @param name - validated token name
+   * @param role - validated role name
+   * @param ttl - lifetime such as `90d` (none: no expiry)
+   * @param actor - creator's token name
+   * @returns the raw token, once
+   * @throws {ServiceError} `invalid_request` (bad ttl, unknown role), `already_exists` (409)
+   */
+  async create(name: string, role: string, ttl: string | undefined, actor: string): Promise<MintedToken> {
+    const ms = ttlMs(ttl);
+    if (this.ctx.state.getRole(role) === undefined) throw new ServiceError('invalid_request', `role "${role}" does not exist`);
+    const at = this.ctx.now();
+    const token = generateToken();
+    const expiresAt = ms === null ? null : at + ms;
+    expectOk(await this.ctx.propose({ type: 'token.create', requestId: commandId(), at, name, role, tokenHash: hashToken(token), expiresAt, actor }), {
+      already_exists: `a live token named "${name}" already exists`,
+      role_not_found: `role "${role}" does not exist`,
+    });
+    return { name, role, token, expiresAt: iso(expiresAt) };
+  }
+
+  /**
+   * Replaces a live token's secret: the old raw token stops working at once.
+   *
+   * @param name - token name
+   * @param ttl - new lifetime from now (none: keep the current expiry)
+   * @param actor - caller's token name
+   * @returns the new raw token
+   * @throws {ServiceError} `not_found`, `invalid_request` (revoked/expired token, bad ttl)
+   */
+  async rotate(name: string, ttl: string | undefined, actor: string): Promise<MintedToken> {
+    const ms = ttlMs(ttl);
+    const at = this.ctx.now();
+    const token = generateToken();
+    expectOk(
+      await this.ctx.propose({ type: 'token.rotate', requestId: commandId(), at, name, tokenHash: hashToken(token), expiresAt: ms === null ? null : at + ms, actor }),
+      { not_found: `no token named "${name}"`, token_inactive: `token "${name}" is revoked or expired and cannot be rotated` },
+    );
+    const rec = this.ctx.state.tokenByName(name);
+    return { name, role: rec?.role ?? '', token, expiresAt: iso(rec?.expiresAt ?? null) };
+  }
+
+  /**
+   * Revokes a token (idempotent).
+   *
+   * @param name - token name
+   * @param actor - caller's token name
+   * @returns the revocation time
+   * @throws {ServiceError} `not_found`
+   */
+  async revoke(name: string, actor: string): Promise<string | null> {
+    expectOk(await this.ctx.propose({ type: 'token.revoke', requestId: commandId(), at: this.ctx.now(), name, actor }), { not_found: `no token named "${name}"` });
+    return iso(this.ctx.state.tokenByName(name)?.revokedAt ?? null);
+  }
+
+  /**
+   * @returns every token's view, sorted by name
+   */
+  list(): Record<string, unknown>[] {
+    const now = this.ctx.now();
+    return this.ctx.state.listTokens().map((t) => tokenView(t, now));
+  }
+}
