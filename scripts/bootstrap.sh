@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PNPM_VERSION="$(node -p "require('./package.json').packageManager.split('@')[1]")"
+# The pinned pnpm. Not a `packageManager` field: pnpm 12 then tries to manage its own version on
+# every run, which needs a download this network does not always allow.
+PNPM_VERSION=12.21.0
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
   echo "coffer: installing pnpm@$PNPM_VERSION" >&2
   npm install --global --no-fund --no-audit "pnpm@$PNPM_VERSION" >&2
@@ -15,4 +17,4 @@ if [ "${CI:-}" = "true" ]; then
 else
   pnpm install >&2
 fi
-pnpm run build >&2
+./node_modules/.bin/tsc -b >&2

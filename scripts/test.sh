@@ -11,7 +11,7 @@ mkdir -p .test-results
 results=.test-results/jest.json
 rm -f "$results"
 set +e
-pnpm exec jest --ci --json --outputFile="$results" "$@"
+./node_modules/.bin/jest --ci --json --outputFile="$results" "$@"
 status=$?
 set -e
 node scripts/summarize-jest.mjs "$results"

@@ -1,0 +1,237 @@
+/**
+ * Test harness: starts real `./bin/coffer server` processes on free loopback ports and drives them
+ * over HTTP. Every process and temp dir it makes is removed by `stop()`, also after a failure.
+ *
+ * Network rule: everything here talks to 127.0.0.1 only; `assertLoopback` guards every URL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, createWriteStream, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+
+export const REPO_ROOT: string = path.resolve(__dirname, '../../..');
+export const COFFER_BIN: string = path.join(REPO_ROOT, 'bin', 'coffer');
+
+/** Refuses any URL that is not on the loopback network. */
+export function assertLoopback(url: string): void {
+  const host = new URL(url).hostname;
+  if (!(host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
+    throw new Error(`harness refuses to send to non-loopback address ${url}`);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NodeHandle {
+  id: string;
+  apiPort: number;
+  raftPort: number;
+  api: string;
+  raft: string;
+  dataDir: string;
+  logFile: string;
+  proc: ChildProcess | undefined;
+}
+
+export interface ClusterOptions {
+  size?: number;
+  env?: Record<string, string>;
+  snapshotEntries?: number;
+}
+
+export interface HttpResult {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+/** A cluster of real node processes. */
+export class TestCluster {
+  readonly nodes: NodeHandle[] = [];
+  readonly root: string;
+  readonly clusterKey: string = randomBytes(32).toString('base64');
+  readonly masterKey: string = randomBytes(32).toString('base64');
+  readonly bootstrapToken: string = `cof_test_${randomBytes(24).toString('base64url')}`;
+  private readonly opts: ClusterOptions;
+  private logs: WriteStream[] = [];
+
+  constructor(opts: ClusterOptions = {}) {
+    this.opts = opts;
+    this.root = mkdtempSync(path.join(os.tmpdir(), 'coffer-e2e-'));
+  }
+
+  /** Allocates ports and starts every node. */
+  async start(): Promise<void> {
+    const size = this.opts.size ?? 3;
+    for (let i = 0; i < size; i++) this.nodes.push(await this.allocate(`n${i + 1}`));
+    await Promise.all(this.nodes.map((n) => this.spawnNode(n)));
+  }
+
+  private async allocate(id: string): Promise<NodeHandle> {
+    const apiPort = await freePort();
+    const raftPort = await freePort();
+    return {
+      id,
+      apiPort,
+      raftPort,
+      api: `http://127.0.0.1:${apiPort}`,
+      raft: `http://127.0.0.1:${raftPort}`,
+      dataDir: path.join(this.root, id),
+      logFile: path.join(this.root, `${id}.log`),
+      proc: undefined,
+    };
+  }
+
+  /** Environment of one node. */
+  envFor(n: NodeHandle, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PATH: process.env['PATH'] ?? '',
+      COFFER_NODE_ID: n.id,
+      COFFER_DATA_DIR: n.dataDir,
+      COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
+      COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
+      COFFER_CLUSTER_KEY: this.clusterKey,
+      COFFER_LOCAL_MASTER_KEY: this.masterKey,
+      COFFER_BOOTSTRAP_TOKEN: this.bootstrapToken,
+      COFFER_READ_ALLOWLIST: '127.0.0.0/8,::1/128',
+      COFFER_LOG_LEVEL: 'info',
+      COFFER_SNAPSHOT_ENTRIES: String(this.opts.snapshotEntries ?? 10000),
+      ...this.opts.env,
+      ...extra,
+    };
+  }
+
+  private initialCluster(): string {
+    return this.nodes.map((n) => `${n.id}=${n.raft}`).join(',');
+  }
+
+  /** Starts (or restarts) one node process. */
+  spawnNode(n: NodeHandle, extra: Record<string, string> = {}): Promise<void> {
+    const env = { COFFER_INITIAL_CLUSTER: this.initialCluster(), ...this.envFor(n, extra) };
+    if (extra['COFFER_JOIN'] !== undefined) delete (env as Record<string, string | undefined>)['COFFER_INITIAL_CLUSTER'];
+    const log = createWriteStream(n.logFile, { flags: 'a' });
+    this.logs.push(log);
+    const proc = spawn(COFFER_BIN, ['server'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.pipe(log, { end: false });
+    proc.stderr?.pipe(log, { end: false });
+    n.proc = proc;
+    return this.waitUp(n);
+  }
+
+  /** Waits until the node's API answers. */
+  async waitUp(n: NodeHandle, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (n.proc?.exitCode !== null && n.proc?.exitCode !== undefined) throw new Error(`${n.id} exited with ${n.proc.exitCode}; see ${n.logFile}`);
+      try {
+        const r = await fetch(`${n.api}/v1/sys/health?standbyok=true`, { signal: AbortSignal.timeout(1_000) });
+        await r.arrayBuffer();
+        return;
+      } catch {
+        await sleep(100);
+      }
+    }
+    throw new Error(`${n.id} did not come up in ${timeoutMs} ms; see ${n.logFile}`);
+  }
+
+  /** SIGKILLs one node and waits for it to be gone. */
+  async kill(n: NodeHandle, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = n.proc;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    await gone;
+  }
+
+  /** The node that says it is the leader (health 200), waiting for one to emerge. */
+  async leader(timeoutMs = 15_000, among: NodeHandle[] = this.nodes): Promise<NodeHandle> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const n of among) {
+        if (n.proc === undefined || n.proc.exitCode !== null || n.proc.signalCode !== null) continue;
+        try {
+          const r = await fetch(`${n.api}/v1/sys/health`, { signal: AbortSignal.timeout(1_000) });
+          await r.arrayBuffer();
+          if (r.status === 200) return n;
+        } catch {
+          // not up
+        }
+      }
+      await sleep(100);
+    }
+    throw new Error('no leader emerged in time');
+  }
+
+  /** One HTTP call with the bootstrap token (unless `token` is given; null = none). */
+  async http(n: NodeHandle, method: string, p: string, body?: unknown, token: string | null = this.bootstrapToken, headers: Record<string, string> = {}): Promise<HttpResult> {
+    const url = `${n.api}${p}`;
+    assertLoopback(url);
+    const h: Record<string, string> = { ...headers };
+    if (token !== null) h['authorization'] = `Bearer ${token}`;
+    if (body !== undefined) h['content-type'] = 'application/json';
+    const r = await fetch(url, { method, headers: h, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(15_000) });
+    const text = await r.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    return { status: r.status, body: parsed, headers: r.headers };
+  }
+
+  /** Retries `fn` until it returns true or the deadline passes. */
+  async eventually(fn: () => Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        if (await fn()) return;
+      } catch (err) {
+        last = err;
+      }
+      await sleep(100);
+    }
+    throw new Error(`${what} did not hold within ${timeoutMs} ms${last === undefined ? '' : `: ${String(last)}`}`);
+  }
+
+  /** Stops every process (SIGKILL after a grace period) and removes the temp dir. */
+  async stop(keepOnFailure = false): Promise<void> {
+    await Promise.all(
+      this.nodes.map(async (n) => {
+        const p = n.proc;
+        if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+        const gone = new Promise<void>((r) => p.once('exit', () => r()));
+        p.kill('SIGTERM');
+        const t = setTimeout(() => p.kill('SIGKILL'), 5_000);
+        await gone;
+        clearTimeout(t);
+      }),
+    );
+    for (const l of this.logs) l.end();
+    if (!keepOnFailure) rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** Adds a node handle (not started) with fresh ports. */
+  async addHandle(id: string): Promise<NodeHandle> {
+    const n = await this.allocate(id);
+    this.nodes.push(n);
+    return n;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
