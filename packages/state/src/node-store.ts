@@ -182,10 +182,11 @@ export class NodeStore {
    */
   createSnapshot(): Promise<StateSnapshot> {
     this.check();
-    return this.serial(async () => {
+    // The iterator is created in turn with applies (so it sees a whole batch or none of it) and
+    // is a point-in-time view from then on: applies continue while it is read.
+    return this.serial(async () => this.db.iterator({ gte: STATE_GTE, lt: STATE_LT })).then(async (it) => {
       const records: [string, Uint8Array][] = [];
       let applied = { index: 0, term: 0 };
-      const it = this.db.iterator({ gte: STATE_GTE, lt: STATE_LT });
       try {
         for (;;) {
           const batch = await it.nextv(4096);

@@ -95,7 +95,10 @@ export type TokenStatus = 'active' | 'revoked' | 'expired';
 
 /** Options of a state machine. */
 export type StateMachineOptions = {
-  /** Keep sealed bytes in memory (reference replicas, tests). Default false. */
+  /**
+   * Keep sealed bytes in memory (reference replicas, tests). Such a replica is never persisted:
+   * `takeChanges()` then carries metadata only. Default false.
+   */
   keepBlobs?: boolean;
 };
 
@@ -171,7 +174,7 @@ export class StateMachine {
     return sm;
   }
 
-  private loadRecords(records: Iterable<readonly [string, Uint8Array]>, keepMembers = false): void {
+  private loadRecords(records: Iterable<readonly [string, Uint8Array]>): void {
     const dedupEntries: [number, string, CommandResult][] = [];
     for (const [key, value] of records) {
       const p2 = key.slice(0, 2);
@@ -180,9 +183,8 @@ export class StateMachine {
       else if (p2 === KEY.token) this.tokens.set(rest, decodeToken(value));
       else if (p2 === KEY.role) this.roles.set(rest, decodeRole(value));
       else if (p2 === KEY.lockout) this.lockouts.set(rest, decodeLockout(value));
-      else if (p2 === KEY.member) {
-        if (!keepMembers) this.members.set(rest, decodeMember(value));
-      } else if (p2 === KEY.dedup) {
+      else if (p2 === KEY.member) this.members.set(rest, decodeMember(value));
+      else if (p2 === KEY.dedup) {
         const d = decodeDedup(value);
         dedupEntries.push([Number(rest), d.requestId, d.result]);
       } else if (key === KEY.allowlist) this.allowlist = decodeAllowlist(value);
@@ -359,11 +361,12 @@ export class StateMachine {
   }
 
   private putBlob(key: string, value: Uint8Array | null): void {
-    this.blobOps.set(key, value);
     if (this.blobs) {
+      // In-memory replicas keep blobs here and are never persisted: queueing writes would only
+      // hold a second reference to every blob ever written.
       if (value === null) this.blobs.delete(key);
       else this.blobs.set(key, value);
-    }
+    } else this.blobOps.set(key, value);
   }
 
   private eraseBlobs(name: string, v: VersionMeta): void {

@@ -9,7 +9,7 @@ import { entryAt } from './crash-stream.js';
 import { tempDir } from './helpers.js';
 
 const CHILD = path.join(__dirname, 'fixtures', 'crash-child.cjs');
-const KILLS = Number(process.env['COFFER_CRASH_KILLS'] ?? 8);
+const KILLS = Number(process.env['COFFER_CRASH_KILLS'] ?? 10);
 
 function startChild(dir: string): Promise<{ child: ChildProcess; startApplied: number }> {
   return new Promise((resolve, reject) => {

@@ -223,6 +223,21 @@ describe('state persistence', () => {
     expect(r2.state.stateDigest()).toBe(mem.stateDigest());
   });
 
+  test('a snapshot taken while applies continue is consistent with its applied index', async () => {
+    const s = await open();
+    const entries = Array.from({ length: 60 }, (_, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: encodeCommand(put(`n${i % 7}`, Math.floor(i / 7) + 1)) }));
+    await s.applyEntries(entries.slice(0, 20));
+    const snapP = s.createSnapshot();
+    const rest = [s.applyEntries(entries.slice(20, 40)), s.applyEntries(entries.slice(40))];
+    const [snap] = await Promise.all([snapP, ...rest]);
+    const ref = new StateMachine();
+    for (const e of entries.slice(0, snap.index)) ref.apply(e);
+    const r = await open('r');
+    await r.restoreSnapshot(snap.data);
+    expect(r.state.stateDigest()).toBe(ref.stateDigest());
+    expect(s.applied).toBe(60);
+  });
+
   test('closed store refuses use', async () => {
     const s = await open();
     await s.close();
