@@ -1,0 +1,179 @@
+// Authentication, RBAC, rate limits, lockout and audit, over real HTTP (single-node path).
+import { verifyAuditFile } from '../../src/audit/audit-log.js';
+import { ACTIONS, type Action } from '../../src/auth/rbac.js';
+import { ADMIN_TOKEN, startHarness, type Harness } from './harness.js';
+
+let h: Harness;
+afterEach(async () => {
+  await h.close();
+});
+
+/** One representative request per action. Secret actions act on `rbac/target`. */
+const PROBES: Record<Exclude<Action, 'audit.read'>, { method: string; path: string; body?: unknown }> = {
+  'secret.write': { method: 'PUT', path: '/v1/secrets/rbac/target', body: { value: 'x' } },
+  'secret.list': { method: 'GET', path: '/v1/versions/rbac/target' },
+  'secret.delete': { method: 'POST', path: '/v1/delete/rbac/target', body: { versions: [1] } },
+  'secret.destroy': { method: 'POST', path: '/v1/destroy/rbac/target', body: { versions: [1] } },
+  'secret.rotate': { method: 'POST', path: '/v1/rotate/rbac/target' },
+  'token.create': { method: 'POST', path: '/v1/tokens', body: { name: 'made-by-probe', role: 'admin' } },
+  'token.read': { method: 'GET', path: '/v1/tokens' },
+  'token.revoke': { method: 'DELETE', path: '/v1/tokens/victim' },
+  'role.read': { method: 'GET', path: '/v1/roles' },
+  'role.write': { method: 'PUT', path: '/v1/roles/probe-role', body: { rules: [{ paths: ['x'], actions: ['secret.write'] }] } },
+  'allowlist.read': { method: 'GET', path: '/v1/allowlist' },
+  'allowlist.write': { method: 'PUT', path: '/v1/allowlist', body: { cidrs: ['127.0.0.1/32', '::1/128'] } },
+  'kms.rewrap': { method: 'GET', path: '/v1/admin/kms/rewrap/status' },
+  'cluster.read': { method: 'GET', path: '/v1/cluster' },
+  'cluster.manage': { method: 'POST', path: '/v1/cluster/leader/transfer', body: {} },
+};
+
+describe('RBAC matrix, single-node path', () => {
+  beforeAll(() => undefined);
+  test('every action: allowed with a role that grants it, 403 with one that grants everything else', async () => {
+    h = await startHarness();
+    const probed = Object.keys(PROBES) as (keyof typeof PROBES)[];
+    // audit.read has no native route yet; every other action has a probe.
+    expect([...probed, 'audit.read'].sort()).toEqual([...ACTIONS].sort());
+    for (const action of probed) {
+      await h.req('PUT', '/v1/secrets/rbac/target', { body: { value: 'seed' } });
+      await h.req('POST', '/v1/tokens', { body: { name: 'victim', role: 'admin' } });
+      const grant = action.startsWith('secret.') ? [{ paths: ['rbac/**'], actions: [action] }] : [{ actions: [action] }];
+      const allowed = await h.tokenWith(`allow-${action.replace('.', '-')}`, grant);
+      const others = ACTIONS.filter((a) => a !== action);
+      const denied = await h.tokenWith(`deny-${action.replace('.', '-')}`, [{ paths: ['**'], actions: others }]);
+      const p = PROBES[action];
+      const no = await h.req(p.method, p.path, { token: denied, body: p.body });
+      expect([action, no.status, no.body?.error?.code]).toEqual([action, 403, 'permission_denied']);
+      const yes = await h.req(p.method, p.path, { token: allowed, body: p.body });
+      expect([action, yes.status]).toEqual([action, yes.status < 300 ? yes.status : -1]);
+      // Clean up what the probe may have created so the next round starts alike.
+      await h.req('DELETE', '/v1/tokens/made-by-probe');
+      await h.req('DELETE', '/v1/tokens/victim');
+    }
+  });
+
+  test('secret actions are scoped by path globs', async () => {
+    h = await startHarness();
+    const t = await h.tokenWith('scoped', [{ paths: ['payments/*'], actions: ['secret.write'] }]);
+    expect((await h.req('PUT', '/v1/secrets/payments/stripe', { token: t, body: { value: 'x' } })).status).toBe(200);
+    expect((await h.req('PUT', '/v1/secrets/payments/a/b', { token: t, body: { value: 'x' } })).status).toBe(403);
+    expect((await h.req('PUT', '/v1/secrets/billing/x', { token: t, body: { value: 'x' } })).status).toBe(403);
+    expect((await h.req('GET', '/v1/secrets', { token: t })).status).toBe(403);
+  });
+});
+
+describe('tokens and authentication, single-node path', () => {
+  test('missing, unknown, X-Vault-Token; audit lines for 401 and 403 without raw tokens', async () => {
+    h = await startHarness();
+    const miss = await h.req('GET', '/v1/tokens', { token: null });
+    expect([miss.status, miss.body.error.code]).toEqual([401, 'missing_token']);
+    const bad = await h.req('GET', '/v1/tokens', { token: 'cof_not-a-real-token' });
+    expect([bad.status, bad.body.error.code]).toEqual([401, 'invalid_token']);
+    const vault = await h.req('GET', '/v1/tokens', { token: null, headers: { 'x-vault-token': ADMIN_TOKEN } });
+    expect(vault.status).toBe(200);
+    const weak = await h.tokenWith('weak', [{ actions: ['cluster.read'] }]);
+    const denied = await h.req('GET', '/v1/tokens', { token: weak, headers: { 'x-request-id': 'deny-1' } });
+    expect(denied.status).toBe(403);
+    const lines = h.auditLines();
+    expect(lines.find((l) => l.status === 401 && l.action === 'token.read' && l.actor === '-')).toMatchObject({ outcome: 'denied', clientIp: '127.0.0.1' });
+    expect(lines.find((l) => l.requestId === 'deny-1')).toMatchObject({ status: 403, outcome: 'denied', actor: 'weak', action: 'token.read' });
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain(ADMIN_TOKEN);
+    expect(text).not.toContain(weak);
+    expect((await verifyAuditFile(h.auditFile)).ok).toBe(true);
+  });
+
+  test('create with TTL, expiry, list without hashes, self, revoke, rotate', async () => {
+    h = await startHarness();
+    const created = await h.req('POST', '/v1/tokens', { body: { name: 'ci', role: 'admin', ttl: '1h' } });
+    expect(created.status).toBe(200);
+    expect(created.body).toEqual({ name: 'ci', role: 'admin', token: expect.stringMatching(/^cof_[A-Za-z0-9_-]{43}$/), expiresAt: new Date(h.clock.now + 3_600_000).toISOString() });
+    const t = created.body.token as string;
+    expect((await h.req('GET', '/v1/tokens/self', { token: t })).body).toMatchObject({ name: 'ci', role: 'admin', status: 'active' });
+    expect((await h.req('POST', '/v1/tokens', { body: { name: 'ci', role: 'admin' } })).status).toBe(409);
+    expect((await h.req('POST', '/v1/tokens', { body: { name: 'x', role: 'nope' } })).status).toBe(400);
+    expect((await h.req('POST', '/v1/tokens', { body: { name: 'x', role: 'admin', ttl: '5 days' } })).status).toBe(400);
+    expect((await h.req('POST', '/v1/tokens', { body: { name: 'self', role: 'admin' } })).body.error.code).toBe('invalid_name');
+    const list = await h.req('GET', '/v1/tokens');
+    expect(list.body.tokens.map((x: { name: string }) => x.name)).toEqual(['bootstrap-admin', 'ci']);
+    expect(list.text).not.toMatch(/hash|cof_/i);
+    // Six months: `m` is a month in a TTL.
+    const six = await h.req('POST', '/v1/tokens', { body: { name: 'six', role: 'admin', ttl: '6m' } });
+    expect(Date.parse(six.body.expiresAt) - h.clock.now).toBe(180 * 86_400_000);
+
+    // Rotate: the old token stops working, the new one works.
+    const rot = await h.req('POST', '/v1/tokens/ci/rotate', { token: t });
+    expect(rot.status).toBe(200);
+    expect((await h.req('GET', '/v1/tokens/self', { token: t })).status).toBe(401);
+    const t2 = rot.body.token as string;
+    expect((await h.req('GET', '/v1/tokens/self', { token: t2 })).status).toBe(200);
+    // Expiry.
+    h.clock.now += 3_600_001;
+    const exp = await h.req('GET', '/v1/tokens/self', { token: t2 });
+    expect([exp.status, exp.body.error.code]).toEqual([401, 'invalid_token']);
+    expect((await h.req('POST', '/v1/tokens/ci/rotate')).status).toBe(400);
+    // Revoke.
+    const rv = await h.req('POST', '/v1/tokens', { body: { name: 'rv', role: 'admin' } });
+    expect((await h.req('DELETE', '/v1/tokens/rv')).body).toEqual({ name: 'rv', revokedAt: new Date(h.clock.now).toISOString() });
+    expect((await h.req('GET', '/v1/tokens/self', { token: rv.body.token })).status).toBe(401);
+    expect((await h.req('DELETE', '/v1/tokens/ghost')).status).toBe(404);
+  });
+
+  test('lockout: 429 locked_out with Retry-After after repeated failures, cluster state decides', async () => {
+    h = await startHarness({ env: { COFFER_AUTH_MAX_FAILURES: '3', COFFER_AUTH_WINDOW_SECS: '60', COFFER_AUTH_LOCKOUT_SECS: '120' } });
+    for (let i = 0; i < 3; i++) expect((await h.req('GET', '/v1/tokens', { token: `wrong-${i}` })).status).toBe(401);
+    const locked = await h.req('GET', '/v1/tokens');
+    expect([locked.status, locked.body.error.code, locked.headers.get('retry-after')]).toEqual([429, 'locked_out', '120']);
+    // Verify is locked too (its mismatches count toward the same lockout).
+    expect((await h.req('POST', '/v1/verify/any', { token: null, body: { value: 'x' } })).status).toBe(429);
+    expect(h.auditLines().filter((l) => l.status === 429).length).toBe(2);
+    h.clock.now += 121_000;
+    expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
+    // Aged-out failures need no reset; a success with recent failures on record clears them
+    // (once); a clean success proposes nothing.
+    expect(h.proposed.filter((c) => c.type === 'auth.reset').length).toBe(0);
+    expect((await h.req('GET', '/v1/tokens', { token: 'wrong-again' })).status).toBe(401);
+    expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
+    await new Promise((r) => setImmediate(r));
+    expect(h.proposed.filter((c) => c.type === 'auth.reset').length).toBe(1);
+    await h.req('GET', '/v1/tokens');
+    expect(h.proposed.filter((c) => c.type === 'auth.reset').length).toBe(1);
+  });
+
+  test('per-role rate limit: 429 rate_limited with Retry-After', async () => {
+    h = await startHarness();
+    const t = await h.tokenWith('slow', [{ actions: ['cluster.read'] }], '2/m');
+    expect((await h.req('GET', '/v1/cluster', { token: t })).status).toBe(200);
+    expect((await h.req('GET', '/v1/cluster', { token: t })).status).toBe(200);
+    const r = await h.req('GET', '/v1/cluster', { token: t });
+    expect([r.status, r.body.error.code, r.headers.get('retry-after')]).toEqual([429, 'rate_limited', '30']);
+    h.clock.now += 30_000;
+    expect((await h.req('GET', '/v1/cluster', { token: t })).status).toBe(200);
+  });
+
+  test('audit fails closed: 503 audit_unavailable instead of the answer', async () => {
+    h = await startHarness();
+    h.auditBroken.on = true;
+    const r = await h.req('GET', '/v1/tokens');
+    expect([r.status, r.body.error.code]).toEqual([503, 'audit_unavailable']);
+    const w = await h.req('PUT', '/v1/secrets/x', { body: { value: 'y' } });
+    expect(w.status).toBe(503);
+    h.auditBroken.on = false;
+    expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
+  });
+
+  test('follower: write routes are forwarded before auth; reads are served locally', async () => {
+    h = await startHarness();
+    h.leader.is = false;
+    h.leader.leaderId = 'n2';
+    const before = h.auditLines().length;
+    const w = await h.req('PUT', '/v1/secrets/f/x', { token: 'whatever', body: { value: 'v' } });
+    expect([w.status, w.headers.get('x-test-forwarded')]).toEqual([200, 'yes']);
+    expect(h.forwarded[0]).toEqual({ method: 'PUT', url: '/v1/secrets/f/x', body: '{"value":"v"}' });
+    expect((await h.req('DELETE', '/v1/tokens/x', { token: null })).headers.get('x-test-forwarded')).toBe('yes');
+    expect(h.auditLines().length).toBe(before);
+    expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
+    const r = await h.req('GET', '/v1/secrets/f/x', { token: null });
+    expect(r.status).toBe(404);
+  });
+});
