@@ -106,3 +106,12 @@ export {
 } from './http/errors.js';
 export { createLogger, REDACT_PATHS, REDACTED, type LoggerOptions, type Logger } from './logger.js';
 export { createMetrics, LATENCY_BUCKETS, type CofferMetrics, type MetricsOptions } from './metrics.js';
+export { createApi, apiRoutes, type RouteAccess, type RouteInfo } from './http/api.js';
+export { MAX_BODY_BYTES, MAX_RESTORE_BYTES } from './http/body.js';
+export { SecretService, MAX_WRITE_ATTEMPTS, MAX_BATCH_NAMES, type SecretWriteInput, type SecretWritten, type OpenedSecret, type VerifyOutcome, type VersionOp } from './service/secrets.js';
+export { TokenService, type MintedToken } from './service/tokens.js';
+export { PolicyService } from './service/roles.js';
+export { ClusterService, health, NODE_VERSION, type HealthAnswer } from './service/cluster.js';
+export { AccessCache } from './service/access.js';
+export { RESULT_ERRORS, expectOk } from './service/results.js';
+export { MAX_VALUE_BYTES, valueFromBody, valueFields, type PlainValue } from './service/values.js';
