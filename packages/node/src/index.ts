@@ -115,3 +115,6 @@ export { ClusterService, health, NODE_VERSION, type HealthAnswer } from './servi
 export { AccessCache } from './service/access.js';
 export { RESULT_ERRORS, expectOk } from './service/results.js';
 export { MAX_VALUE_BYTES, valueFromBody, valueFields, type PlainValue } from './service/values.js';
+export { startServer, COFFER_VERSION, type RunningServer, type StartOptions } from './server.js';
+export { restoreDataDir, type RestoreOptions } from './restore.js';
+export type { NodeContext, MemberView, ReadConsistency } from './context.js';

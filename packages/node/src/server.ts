@@ -507,7 +507,6 @@ async function assemble(
       return ip;
     },
     async recordAuthFailure(ip: string): Promise<void> {
-      metrics.authFailures.inc();
       if (config.authMaxFailures === 0 || !config.authLockoutEnabled) return;
       try {
         if (driver.isLeader()) await proposeAuthFailure(ip);
