@@ -81,6 +81,11 @@ interface Route {
   readonly auditAction: string;
   /** Forwarded to the leader from followers. */
   readonly write: boolean;
+  /**
+   * A read a follower hands to the leader when it can (the leader's view is the accurate one,
+   * e.g. replication progress), answering from its own state when no leader is reachable.
+   */
+  readonly preferLeader?: boolean;
   readonly body: 'none' | 'json' | 'optionalJson' | 'raw';
   /** How the route parameter is checked. */
   readonly param: 'none' | 'secret' | 'token' | 'role' | 'member';
@@ -467,6 +472,7 @@ export function createApi(ctx: NodeContext): express.Express {
 
   route({
     method: 'GET', path: '/v1/cluster', access: 'token', action: 'cluster.read', write: false, body: 'none', param: 'none',
+    preferLeader: true,
     handler: async () => ({ status: 200, json: cluster.status() }),
   });
 
@@ -682,6 +688,15 @@ export function createApi(ctx: NodeContext): express.Express {
         const body = r.body === 'none' ? undefined : await readBody(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
         await ctx.forwardToLeader(req, res, body);
         return;
+      }
+      if (r.preferLeader === true && !ctx.isLeader() && ctx.leaderApiAddr() !== undefined && req.headers['x-coffer-forwarded-ip'] === undefined) {
+        try {
+          await ctx.forwardToLeader(req, res, undefined);
+          return;
+        } catch (err) {
+          // Nothing was sent yet when forwarding fails: answer from this node's own view.
+          if (res.headersSent) throw err;
+        }
       }
       call.ip = ctx.clientIp(req);
       if (r.access === 'public') {
