@@ -214,7 +214,8 @@ export class RaftDriver {
       },
       storage,
     );
-    this.confState = this.node.status().confState;
+    // The configuration as of the applied index (what a snapshot must record), not the one in force.
+    this.confState = this.node.appliedConfState();
   }
 
   /** Starts ticking. */
