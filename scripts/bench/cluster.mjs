@@ -1,0 +1,218 @@
+// `pnpm bench cluster [--duration S] [--connections N]`: a real three-node cluster of `./bin/coffer
+// server` processes on loopback, driven with autocannon over HTTP/1.1 keep-alive connections.
+// Prints writes/s and linearizable reads/s at 64 connections (p50/p99), the same through a follower,
+// stale reads, and the 1-connection write latency. Everything runs on this machine, so the load
+// generator competes with the three nodes for the same cores. Never fails on speed; it fails only if
+// the cluster cannot start or a phase answers with errors.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = path.join(ROOT, 'bin', 'coffer');
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '64' },
+    keys: { type: 'string', default: '1000' },
+    'value-bytes': { type: 'string', default: '100' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const DURATION = Number(args.duration);
+const CONNECTIONS = Number(args.connections);
+const KEYS = Number(args.keys);
+const VALUE = 'v'.repeat(Number(args['value-bytes']));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startCluster(root) {
+  const clusterKey = randomBytes(32).toString('base64');
+  const masterKey = randomBytes(32).toString('base64');
+  const token = `cof_bench_${randomBytes(24).toString('base64url')}`;
+  const nodes = [];
+  for (let i = 1; i <= 3; i++) {
+    nodes.push({ id: `n${i}`, apiPort: await freePort(), raftPort: await freePort() });
+  }
+  const initial = nodes.map((n) => `${n.id}=http://127.0.0.1:${n.raftPort}`).join(',');
+  for (const n of nodes) {
+    n.api = `http://127.0.0.1:${n.apiPort}`;
+    const log = createWriteStream(path.join(root, `${n.id}.log`));
+    n.proc = spawn(BIN, ['server'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH ?? '',
+        COFFER_NODE_ID: n.id,
+        COFFER_DATA_DIR: path.join(root, n.id),
+        COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
+        COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
+        COFFER_INITIAL_CLUSTER: initial,
+        COFFER_CLUSTER_KEY: clusterKey,
+        COFFER_LOCAL_MASTER_KEY: masterKey,
+        COFFER_BOOTSTRAP_TOKEN: token,
+        COFFER_READ_ALLOWLIST: '127.0.0.0/8',
+        COFFER_LOG_LEVEL: 'warn',
+      },
+    });
+    n.proc.stdout.pipe(log);
+    n.proc.stderr.pipe(log);
+    n.proc.on('exit', (code, signal) => {
+      if (!stopping) console.error(`node ${n.id} exited (${code ?? signal}); see ${path.join(root, `${n.id}.log`)}`);
+    });
+  }
+  return { nodes, token };
+}
+
+let stopping = false;
+async function stopCluster(nodes) {
+  stopping = true;
+  await Promise.all(
+    nodes.map(
+      (n) =>
+        new Promise((resolve) => {
+          if (n.proc.exitCode !== null || n.proc.signalCode !== null) return resolve();
+          const t = setTimeout(() => n.proc.kill('SIGKILL'), 5000);
+          n.proc.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          n.proc.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+async function findLeader(nodes, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const n of nodes) {
+      try {
+        const r = await fetch(`${n.api}/v1/sys/health`, { signal: AbortSignal.timeout(1000) });
+        await r.arrayBuffer();
+        if (r.status === 200) return n;
+      } catch {
+        // not up yet
+      }
+    }
+    await sleep(200);
+  }
+  throw new Error('no leader within 30 s');
+}
+
+async function put(node, token, name, value) {
+  const r = await fetch(`${node.api}/v1/secrets/${name}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ value }),
+  });
+  if (r.status !== 200) throw new Error(`PUT ${name} → ${r.status} ${await r.text()}`);
+  await r.arrayBuffer();
+}
+
+function cannon(opts) {
+  return new Promise((resolve, reject) => {
+    const inst = autocannon({ ...opts, timeout: 10 }, (err, res) => (err ? reject(err) : resolve(res)));
+    void inst;
+  });
+}
+
+function report(label, res) {
+  const errors = res.errors + res.timeouts + res.non2xx;
+  const line =
+    `${label.padEnd(44)} ${Math.round(res.requests.average).toLocaleString('en-US').padStart(8)} req/s` +
+    `  p50 ${String(res.latency.p50).padStart(4)} ms  p99 ${String(res.latency.p99).padStart(4)} ms` +
+    `  (${res.requests.total.toLocaleString('en-US')} requests${errors > 0 ? `, ${res.non2xx} non-2xx, ${res.errors} errors, ${res.timeouts} timeouts` : ''})`;
+  console.log(line);
+  return { rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, errors };
+}
+
+function writeRequests(token) {
+  let i = 0;
+  return [
+    {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      setupRequest: (req) => {
+        i = (i + 1) % KEYS;
+        return { ...req, path: `/v1/secrets/bench/k${i}`, body: JSON.stringify({ value: VALUE }) };
+      },
+    },
+  ];
+}
+
+function readRequests(token, query = '') {
+  let i = 0;
+  return [
+    {
+      method: 'GET',
+      headers: { authorization: `Bearer ${token}` },
+      setupRequest: (req) => {
+        i = (i + 1) % KEYS;
+        return { ...req, path: `/v1/secrets/bench/k${i}${query}` };
+      },
+    },
+  ];
+}
+
+async function main() {
+  const root = mkdtempSync(path.join(tmpdir(), 'coffer-bench-cluster-'));
+  const { nodes, token } = await startCluster(root);
+  let failed = false;
+  try {
+    const leader = await findLeader(nodes);
+    const follower = nodes.find((n) => n !== leader);
+    console.log(`cluster bench: 3 nodes on loopback, leader ${leader.id}; ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}`);
+    console.log(`${CONNECTIONS} connections, ${DURATION} s per phase, ${KEYS} secret names, ${VALUE.length}-byte values\n`);
+    // Seed every name so reads hit existing secrets.
+    for (let i = 0; i < KEYS; i += 64) {
+      await Promise.all(Array.from({ length: Math.min(64, KEYS - i) }, (_, j) => put(leader, token, `bench/k${i + j}`, VALUE)));
+    }
+    // Warm-up: JIT, connection pools, DEK cache.
+    await cannon({ url: leader.api, connections: CONNECTIONS, duration: 2, requests: writeRequests(token) });
+    await cannon({ url: leader.api, connections: CONNECTIONS, duration: 2, requests: readRequests(token) });
+
+    const results = {};
+    results.writes = report(`writes (leader, ${CONNECTIONS} conns)`, await cannon({ url: leader.api, connections: CONNECTIONS, duration: DURATION, requests: writeRequests(token) }));
+    results.reads = report(`linearizable reads (leader, ${CONNECTIONS} conns)`, await cannon({ url: leader.api, connections: CONNECTIONS, duration: DURATION, requests: readRequests(token) }));
+    results.fwrites = report(`writes via a follower (${CONNECTIONS} conns)`, await cannon({ url: follower.api, connections: CONNECTIONS, duration: DURATION, requests: writeRequests(token) }));
+    results.freads = report(`linearizable reads (follower, ${CONNECTIONS} conns)`, await cannon({ url: follower.api, connections: CONNECTIONS, duration: DURATION, requests: readRequests(token) }));
+    results.stale = report(`stale reads (follower, ${CONNECTIONS} conns)`, await cannon({ url: follower.api, connections: CONNECTIONS, duration: DURATION, requests: readRequests(token, '?consistency=stale') }));
+    results.single = report('writes (leader, 1 connection)', await cannon({ url: leader.api, connections: 1, duration: DURATION, requests: writeRequests(token) }));
+
+    console.log('');
+    console.log(`targets: writes ≥ 3,000/s → ${Math.round(results.writes.rps).toLocaleString('en-US')}/s; linearizable reads ≥ 6,000/s → ${Math.round(results.reads.rps).toLocaleString('en-US')}/s`);
+    console.log(`1-connection write latency: p50 ${results.single.p50} ms, p99 ${results.single.p99} ms`);
+    const errs = Object.entries(results).filter(([, r]) => r.errors > 0);
+    if (errs.length > 0) {
+      console.error(`phases with errors: ${errs.map(([k]) => k).join(', ')} (see ${root})`);
+      failed = true;
+    }
+  } finally {
+    await stopCluster(nodes);
+    if (!args.keep && !failed) rmSync(root, { recursive: true, force: true });
+  }
+  if (failed) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
