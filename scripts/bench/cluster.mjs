@@ -24,6 +24,8 @@ const { values: args } = parseArgs({
     keys: { type: 'string', default: '1000' },
     'value-bytes': { type: 'string', default: '100' },
     keep: { type: 'boolean', default: false },
+    // Writes a V8 CPU profile per node into the kept temp dir (implies --keep).
+    profile: { type: 'boolean', default: false },
   },
 });
 const DURATION = Number(args.duration);
@@ -56,7 +58,11 @@ async function startCluster(root) {
   for (const n of nodes) {
     n.api = `http://127.0.0.1:${n.apiPort}`;
     const log = createWriteStream(path.join(root, `${n.id}.log`));
-    n.proc = spawn(BIN, ['server'], {
+    // --cpu-prof is not allowed in NODE_OPTIONS, so a profiled node runs node directly.
+    const [cmd, argv] = args.profile
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(root, 'profiles', n.id)}`, path.join(ROOT, 'packages', 'cli', 'dist', 'main.js'), 'server']]
+      : [BIN, ['server']];
+    n.proc = spawn(cmd, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         PATH: process.env.PATH ?? '',
@@ -207,8 +213,9 @@ async function main() {
     }
   } finally {
     await stopCluster(nodes);
-    if (!args.keep && !failed) rmSync(root, { recursive: true, force: true });
+    if (!args.keep && !args.profile && !failed) rmSync(root, { recursive: true, force: true });
   }
+  if (args.profile) console.log(`profiles: ${path.join(root, 'profiles')}`);
   if (failed) process.exitCode = 1;
 }
 
