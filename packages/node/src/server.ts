@@ -33,6 +33,7 @@ import { decodeMemberContext, encodeMemberContext, foundingLog } from './raft/me
 import { createPeerServer, type PeerRpc } from './raft/peer-server.js';
 import { PeerTransport } from './raft/transport.js';
 import { createApi } from './http/api.js';
+import { acceptListMethod } from './http/list-method.js';
 
 /** Version reported by health and metrics. */
 export const COFFER_VERSION = '0.1.0';
@@ -625,6 +626,8 @@ async function assemble(
   const apiServer: Server = config.tls === undefined
     ? createHttpServer({ keepAliveTimeout: 65_000 }, handler)
     : (createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), keepAliveTimeout: 65_000 }, handler) as unknown as Server);
+
+  acceptListMethod(apiServer);
 
   driver.start();
   cleanups.push(async () => driver.stop());

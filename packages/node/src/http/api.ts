@@ -39,12 +39,13 @@ import { MAX_VALUE_BYTES, valueFields, valueFromBody } from '../service/values.j
 import { MAX_BODY_BYTES, MAX_RESTORE_BYTES, checkDeclaredLength, parseJsonObject, readBody } from './body.js';
 import { ServiceError, errorHandler, sendServiceError, toServiceError } from './errors.js';
 import { compilePattern, type Method, type Pattern } from './routes.js';
+import { VAULT_PREFIX, checkFolder, isVaultList, registerVaultRoutes, sendVaultError } from './vault.js';
 
 /** How a route is guarded. */
 export type RouteAccess = 'public' | 'allowlist' | 'token' | 'anyToken';
 
 /** What a handler answers. */
-interface Reply {
+export interface Reply {
   readonly status: number;
   readonly json?: unknown;
   readonly raw?: { readonly data: Uint8Array | string; readonly contentType: string; readonly headers?: Record<string, string> };
@@ -53,7 +54,7 @@ interface Reply {
 }
 
 /** One request in flight through the pipeline. */
-interface Call {
+export interface Call {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly requestId: string;
@@ -71,7 +72,7 @@ interface Call {
 }
 
 /** A route of the API. */
-interface Route {
+export interface Route {
   readonly method: Method;
   readonly pattern: Pattern;
   readonly access: RouteAccess;
@@ -87,12 +88,20 @@ interface Route {
    */
   readonly preferLeader?: boolean;
   readonly body: 'none' | 'json' | 'optionalJson' | 'raw';
-  /** How the route parameter is checked. */
-  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member';
+  /**
+   * How the route parameter is checked. `folder` is a Vault KV v2 list path: a name prefix that
+   * may end in `/` (or be empty); RBAC then only needs `secret.list` somewhere, names are filtered.
+   */
+  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member' | 'folder';
+  /** Errors in Vault's envelope (`{"errors": [...]}`) instead of the native one (KV v2 routes). */
+  readonly vault?: boolean;
   /** Whether the lockout applies to an allowlist route (verify). */
   readonly lockout?: boolean;
   readonly handler: (call: Call) => Promise<Reply>;
 }
+
+/** What a route module passes to register one route (see vault.ts). */
+export type RouteSpec = Omit<Route, 'pattern' | 'auditAction'> & { path: string; auditAction?: string };
 
 /** A documented route: method and template (for docs/API.md and the sync test). */
 export interface RouteInfo {
@@ -201,7 +210,7 @@ export function createApi(ctx: NodeContext): express.Express {
   const resetsInFlight = new Set<string>();
 
   const routes: Route[] = [];
-  const route = (r: Omit<Route, 'pattern' | 'auditAction'> & { path: string; auditAction?: string }): Route => {
+  const route = (r: RouteSpec): Route => {
     const { path, auditAction, ...rest } = r;
     const full: Route = { ...rest, pattern: compilePattern(path), auditAction: auditAction ?? r.action ?? 'none' };
     routes.push(full);
@@ -539,13 +548,31 @@ export function createApi(ctx: NodeContext): express.Express {
     handler: async (c) => ({ status: 200, json: { restored: true, secrets: await cluster.restore(c.rawBody ?? new Uint8Array(0)) } }),
   });
 
+  // --- Vault KV v2 (mount `secret`) ------------------------------------------------------------------
+
+  registerVaultRoutes(route, { ctx, secrets, actor });
+
   // --- health and metrics ------------------------------------------------------------------------------
 
   route({
     method: 'GET', path: '/v1/sys/health', access: 'public', auditAction: 'sys.health', write: false, body: 'none', param: 'none',
     handler: async (c) => {
       const h = health(ctx, c.query.get('standbyok') === 'true');
-      return { status: h.status, json: h.body };
+      // Vault's overrides: ?activecode=n answers n instead of 200 on the leader, ?standbycode=n
+      // instead of 429 on a follower.
+      const code = (key: string): number | undefined => {
+        const v = c.query.get(key);
+        if (v === null || v === '') return undefined;
+        const n = /^\d{3}$/.test(v) ? Number(v) : NaN;
+        if (!(n >= 200 && n <= 599)) throw new ServiceError('invalid_request', `"${key}" must be an HTTP status code (200-599)`);
+        return n;
+      };
+      const active = code('activecode');
+      const standby = code('standbycode');
+      let status = h.status;
+      if (status === 200 && !h.body.standby && active !== undefined) status = active;
+      else if (status === 429 && standby !== undefined) status = standby;
+      return { status, json: h.body };
     },
   });
 
@@ -599,6 +626,7 @@ export function createApi(ctx: NodeContext): express.Express {
     else if (r.param === 'token') nameOrThrow(checkTokenName(decoded));
     else if (r.param === 'role') nameOrThrow(checkRoleName(decoded));
     else if (r.param === 'member') nameOrThrow(checkNodeId(decoded));
+    else if (r.param === 'folder') call.param = checkFolder(decoded);
   }
 
   async function authorize(r: Route, call: Call, rawParam: string): Promise<void> {
@@ -716,6 +744,7 @@ export function createApi(ctx: NodeContext): express.Express {
     } catch (err) {
       let se = toServiceError(err);
       if (se.code === 'internal') ctx.logger.error({ err, requestId, route: r.pattern.template }, 'request failed');
+      const sendError = r.vault === true ? sendVaultError : sendServiceError;
       if (audited && se.code !== 'audit_unavailable') {
         try {
           await audit(r, call, se.status);
@@ -724,7 +753,7 @@ export function createApi(ctx: NodeContext): express.Express {
         }
       }
       if (res.headersSent) res.destroy();
-      else sendServiceError(res, se, requestId);
+      else sendError(res, se, requestId);
     } finally {
       reply?.after?.();
       const status = String(res.statusCode);
@@ -739,18 +768,23 @@ export function createApi(ctx: NodeContext): express.Express {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q + 1);
+    const vault = path.startsWith(VAULT_PREFIX);
+    // Vault's `GET …?list=true` is its LIST method (which the LIST rewrite in list-method.ts also becomes).
+    const method = vault && req.method === 'GET' && isVaultList(query) ? 'LIST' : req.method;
     let allow: Method[] | undefined;
     for (const r of routes) {
       const p = r.pattern.match(path);
       if (p === null) continue;
-      if (r.method === req.method) return run(r, p, req, res, query);
+      if (r.method === method) return run(r, p, req, res, query);
       (allow ??= []).push(r.method);
     }
     const requestId = randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const sendError = vault ? sendVaultError : sendServiceError;
     if (allow !== undefined) {
       res.setHeader('allow', allow.join(', '));
-      sendServiceError(res, new ServiceError('method_not_allowed', `${req.method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`), requestId);
-    } else sendServiceError(res, new ServiceError('not_found', 'no such route'), requestId);
+      sendError(res, new ServiceError('method_not_allowed', `${method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`), requestId);
+    } else sendError(res, new ServiceError('not_found', 'no such route'), requestId);
     return Promise.resolve();
   }
 

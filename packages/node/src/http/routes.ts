@@ -4,8 +4,8 @@
  * name can collide with a route). The dispatcher and docs/API.md share these templates.
  */
 
-/** HTTP methods the API serves. */
-export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+/** HTTP methods the API serves (`LIST` is Vault's; see list-method.ts for how it reaches us). */
+export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'LIST';
 
 /** A compiled pattern. */
 export interface Pattern {

@@ -24,7 +24,18 @@ export const NODE_VERSION: string = ((): string => {
 /** Health answer: HTTP status and body. */
 export interface HealthAnswer {
   readonly status: number;
-  readonly body: { initialized: boolean; standby: boolean; leader: string | null; term: number; version: string };
+  readonly body: {
+    initialized: boolean;
+    standby: boolean;
+    leader: string | null;
+    term: number;
+    version: string;
+    /** Vault's fields, so Vault clients' health checks read it: never sealed (no unseal step). */
+    sealed: boolean;
+    performance_standby: boolean;
+    server_time_utc: number;
+    cluster_name: string;
+  };
 }
 
 /**
@@ -46,6 +57,10 @@ export function health(ctx: NodeContext, standbyOk: boolean): HealthAnswer {
     leader,
     term: st.term,
     version: NODE_VERSION,
+    sealed: false,
+    performance_standby: false,
+    server_time_utc: Math.floor(ctx.now() / 1000),
+    cluster_name: 'coffer',
   };
   let status: number;
   if (removed || leader === null) status = 503;

@@ -1,7 +1,7 @@
 /**
  * Secrets: versioned writes sealed on the proposing node, reads opened on the reading node,
- * verification, rotation, listing and version management. The native routes use it today; the
- * Vault KV v2 surface is meant to reuse the same calls (a KV v2 data map is a `kv`-format value).
+ * verification, rotation, listing and version management. The native routes and the Vault KV v2
+ * routes (http/vault.ts) both use it (a KV v2 data map is a `kv`-format value).
  *
  * Write path (on the leader): reserve version v = latest + 1, counting writes to the same name
  * that are still in flight → seal with AAD `name:v` → propose `secret.put` → on

@@ -5,7 +5,7 @@
  * - `raw`: UTF-8 text, written and read as `value`.
  * - `base64`: arbitrary bytes, written and read as `valueBase64`.
  * - `userpass`: `{"username","password"}` JSON, written and read as those two fields.
- * - `kv`: a JSON object of strings (Vault KV v2 data maps), read back as `data`.
+ * - `kv`: the JSON text of a Vault KV v2 data map (any JSON values), read back as `data`.
  */
 import type { SecretFormat } from '@coffer/state';
 import { ServiceError } from '../http/errors.js';

@@ -77,7 +77,7 @@ describe('cluster, KMS, health and metrics, single-node path', () => {
   test('health: 200 leader, 429 follower, 200 standbyok, 503 without leader or when removed', async () => {
     h = await startHarness();
     const ok = await h.req('GET', '/v1/sys/health', { token: null });
-    expect([ok.status, ok.body]).toEqual([200, { initialized: true, standby: false, leader: 'n1', term: 4, version: expect.any(String) }]);
+    expect([ok.status, ok.body]).toEqual([200, { initialized: true, standby: false, leader: 'n1', term: 4, version: expect.any(String), sealed: false, performance_standby: false, server_time_utc: expect.any(Number), cluster_name: 'coffer' }]);
     h.leader.is = false;
     h.leader.leaderId = 'n2';
     expect((await h.req('GET', '/v1/sys/health')).status).toBe(429);
