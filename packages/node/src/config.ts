@@ -153,8 +153,11 @@ export interface ServerConfig {
   /** Origin of the member to join, if any. */
   readonly join: string | undefined;
   readonly kmsMode: 'local' | 'aws';
-  /** 32 bytes, or `undefined` = generate a random one (development only; data is lost on restart). */
-  readonly localMasterKey: Uint8Array | undefined;
+  /**
+   * The local key ring, current key first (32 bytes each), or `undefined` = generate a random key
+   * (development only; data is lost on restart). Older keys only unwrap what they wrapped.
+   */
+  readonly localMasterKeys: readonly Uint8Array[] | undefined;
   readonly kmsKeyId: string | undefined;
   readonly kmsEndpoint: string | undefined;
   readonly dekCacheTtlSecs: number;
@@ -393,6 +396,31 @@ function parseKey(name: ConfigVariable, v: string, rule: { min: number; exact?: 
   return bytes;
 }
 
+/** A comma-separated key ring (current key first): each entry base64 of exactly 32 bytes, no duplicates. */
+function parseKeyRing(name: ConfigVariable, v: string): Uint8Array[] {
+  const parts = v.split(',').map((x) => x.trim());
+  const keys: Uint8Array[] = [];
+  const wipe = (): void => {
+    for (const k of keys) k.fill(0);
+  };
+  for (let i = 0; i < parts.length; i++) {
+    const where = parts.length > 1 ? ` (key ${i + 1} of ${parts.length})` : '';
+    try {
+      keys.push(parseKey(name, parts[i] as string, { min: 32, exact: true }));
+    } catch (err) {
+      wipe();
+      if (err instanceof ConfigError) throw new ConfigError(name, `${err.message.slice(name.length + 2)}${where}`);
+      throw err;
+    }
+    const k = keys[keys.length - 1] as Uint8Array;
+    if (keys.slice(0, -1).some((o) => Buffer.from(o).equals(Buffer.from(k)))) {
+      wipe();
+      throw new ConfigError(name, `key ${i + 1} of ${parts.length} repeats an earlier key`);
+    }
+  }
+  return keys;
+}
+
 function parseInitialCluster(v: string): ClusterMember[] {
   const name = CONFIG_ENV.INITIAL_CLUSTER;
   const members: ClusterMember[] = [];
@@ -522,13 +550,13 @@ export function loadConfig(
   const kmsKeyId = r.get(E.KMS_KEY_ID);
   const kmsEndpointText = r.get(E.KMS_ENDPOINT);
   const kmsEndpoint = kmsEndpointText === undefined ? undefined : parseOrigin(E.KMS_ENDPOINT, kmsEndpointText, 'https://host[:port]');
-  let localMasterKey: Uint8Array | undefined;
+  let localMasterKeys: Uint8Array[] | undefined;
   if (kmsMode === 'aws') {
     if (kmsKeyId === undefined) throw new ConfigError(E.KMS_KEY_ID, `is required when ${E.KMS_MODE}=aws (key id, ARN or alias/name)`);
     if (kmsKeyId.length > 2048 || /\s/.test(kmsKeyId)) throw new ConfigError(E.KMS_KEY_ID, `${shown(E.KMS_KEY_ID, kmsKeyId)} is not a key id, ARN or alias`);
     if (masterText !== undefined) warnings.push(`${E.LOCAL_MASTER_KEY} is ignored because ${E.KMS_MODE}=aws`);
   } else {
-    if (masterText !== undefined) localMasterKey = parseKey(E.LOCAL_MASTER_KEY, masterText, { min: 32, exact: true });
+    if (masterText !== undefined) localMasterKeys = parseKeyRing(E.LOCAL_MASTER_KEY, masterText);
     else {
       warnings.push(
         `${E.LOCAL_MASTER_KEY} is not set: using a RANDOM master key. Everything written now becomes unreadable after a restart, and nodes cannot read each other's data. Development only.`,
@@ -575,7 +603,7 @@ export function loadConfig(
     initialCluster,
     join,
     kmsMode,
-    localMasterKey,
+    localMasterKeys,
     kmsKeyId: kmsMode === 'aws' ? kmsKeyId : undefined,
     kmsEndpoint: kmsMode === 'aws' ? kmsEndpoint : undefined,
     dekCacheTtlSecs: parseIntVar(r, E.DEK_CACHE_TTL_SECS, 300, 0, 86_400),
@@ -623,7 +651,7 @@ export function redactConfig(cfg: Readonly<ServerConfig>): Record<string, unknow
   const mark = (v: unknown): string => (v === undefined ? '[unset]' : '[set]');
   return {
     ...cfg,
-    localMasterKey: mark(cfg.localMasterKey),
+    localMasterKeys: cfg.localMasterKeys === undefined ? '[unset]' : `[${cfg.localMasterKeys.length} set]`,
     clusterKey: mark(cfg.clusterKey),
     bootstrapToken: mark(cfg.bootstrapToken),
   };

@@ -34,6 +34,7 @@ import { createPeerServer, type PeerRpc } from './raft/peer-server.js';
 import { PeerTransport } from './raft/transport.js';
 import { createApi } from './http/api.js';
 import { acceptListMethod } from './http/list-method.js';
+import { RewrapWorker } from './workers/rewrap.js';
 
 /** Version reported by health and metrics. */
 export const COFFER_VERSION = '0.1.0';
@@ -159,6 +160,7 @@ async function assemble(
   cleanup: () => Promise<void>,
 ): Promise<RunningServer> {
   const nodeId = config.nodeId;
+  let rewrapWorker: RewrapWorker | undefined;
   const audit = await AuditLog.open({ path: config.auditFile, nodeId, onWriteError: () => metrics.auditWriteFailures.inc() });
   cleanups.push(() => audit.close());
 
@@ -171,7 +173,7 @@ async function assemble(
     config.kmsMode === 'aws'
       ? createAwsProvider({ keyId: config.kmsKeyId as string, endpoint: config.kmsEndpoint, hooks: kmsHooks as never })
       : createLocalProvider({
-          masterKeyBase64: config.localMasterKey === undefined ? undefined : Buffer.from(config.localMasterKey).toString('base64'),
+          masterKeyBase64: config.localMasterKeys === undefined ? undefined : config.localMasterKeys.map((k) => Buffer.from(k).toString('base64')).join(','),
           onWarning: (m) => logger.warn(m),
           hooks: kmsHooks as never,
         });
@@ -254,6 +256,7 @@ async function assemble(
         metrics.raftTerm.set(term);
         logger.info({ lead, term }, `${nodeId} sees leader ${lead ?? 'none'} at term ${term}`);
         if (lead === nodeId) void leaderDuties();
+        if (lead === nodeId) rewrapWorker?.onLeadership();
       },
       onApplied: (index) => {
         metrics.raftAppliedIndex.set(index);
@@ -516,7 +519,7 @@ async function assemble(
         logger.warn({ err: String(err) }, 'could not record an authentication failure cluster-wide');
       }
     },
-    requestRewrapPass: () => false,
+    requestRewrapPass: () => rewrapWorker?.requestPass() ?? false,
     raftStatus: (): Status => driver.status(),
     confState: () => driver.members(),
     members(): MemberView[] {
@@ -585,6 +588,11 @@ async function assemble(
     isRemoved: () => wasMember && !driver.members().voters.includes(nodeId) && !driver.members().learners.includes(nodeId),
     snapshot: () => store.createSnapshot(),
   };
+
+  // --- background workers (leader only; idle on followers) -------------------------------------
+  rewrapWorker = new RewrapWorker(ctx);
+  rewrapWorker.start();
+  cleanups.push(() => rewrapWorker?.stop() ?? Promise.resolve());
 
   // --- HTTP API ------------------------------------------------------------------------------
   const app = createApi(ctx);

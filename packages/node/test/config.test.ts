@@ -29,7 +29,7 @@ describe('defaults (CONTRACT.md table)', () => {
       initialCluster: [{ id: 'n1', raftUrl: 'http://127.0.0.1:8201' }],
       join: undefined,
       kmsMode: 'local',
-      localMasterKey: undefined,
+      localMasterKeys: undefined,
       kmsKeyId: undefined,
       kmsEndpoint: undefined,
       dekCacheTtlSecs: 300,
@@ -107,7 +107,8 @@ describe('values', () => {
     expect(cfg.advertiseRaft).toBe('http://10.0.0.1:9201');
     expect(cfg.initialCluster.map((m) => m.raftUrl)).toEqual(['http://10.0.0.1:9201', 'http://10.0.0.2:9201', 'http://[fd00::3]:9201']);
     expect(Buffer.from(cfg.clusterKey ?? []).length).toBe(48);
-    expect(Buffer.from(cfg.localMasterKey ?? []).equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(cfg.localMasterKeys?.length).toBe(1);
+    expect(Buffer.from(cfg.localMasterKeys?.[0] ?? []).equals(Buffer.alloc(32, 7))).toBe(true);
     expect(cfg.readAllowlist).toEqual(['10.0.0.0/8', '::1/128']);
     expect(cfg.trustProxy).toBe(true);
     expect(cfg.tls).toEqual({ certFile: '/srv/coffer/tls/cert.pem', keyFile: '/etc/coffer/key.pem' });
@@ -116,6 +117,12 @@ describe('values', () => {
     expect(cfg.authLockoutEnabled).toBe(false);
     expect(cfg.logLevel).toBe('debug');
     expect(cfg.warnings).toEqual([]);
+  });
+
+  test('a local key ring: current key first, older keys after it', () => {
+    const older = Buffer.alloc(32, 3).toString('base64');
+    const cfg = load({ COFFER_LOCAL_MASTER_KEY: `${KEY32}, ${older}` });
+    expect(cfg.localMasterKeys?.map((k) => Buffer.from(k).toString('base64'))).toEqual([KEY32, older]);
   });
 
   test('aws mode', () => {
@@ -193,6 +200,9 @@ describe('bad values: one line naming the variable', () => {
     [{ COFFER_CLUSTER_KEY: 'not base64!' }, 'COFFER_CLUSTER_KEY: is not valid base64'],
     [{ COFFER_CLUSTER_KEY: Buffer.alloc(31).toString('base64') }, 'COFFER_CLUSTER_KEY: decodes to 31 bytes; at least 32 are required'],
     [{ COFFER_LOCAL_MASTER_KEY: KEY48 }, 'COFFER_LOCAL_MASTER_KEY: decodes to 48 bytes; exactly 32 are required'],
+    [{ COFFER_LOCAL_MASTER_KEY: `${KEY32},${KEY48}` }, 'COFFER_LOCAL_MASTER_KEY: decodes to 48 bytes; exactly 32 are required (key 2 of 2)'],
+    [{ COFFER_LOCAL_MASTER_KEY: `${KEY32},` }, 'COFFER_LOCAL_MASTER_KEY: is not valid base64 (key 2 of 2)'],
+    [{ COFFER_LOCAL_MASTER_KEY: `${KEY32},${KEY32}` }, 'COFFER_LOCAL_MASTER_KEY: key 2 of 2 repeats an earlier key'],
     [{ COFFER_KMS_MODE: 'gcp' }, 'COFFER_KMS_MODE: "gcp" is not local or aws'],
     [{ COFFER_KMS_MODE: 'aws' }, 'COFFER_KMS_KEY_ID: is required when COFFER_KMS_MODE=aws (key id, ARN or alias/name)'],
     [{ COFFER_KMS_MODE: 'aws', COFFER_KMS_KEY_ID: 'a', COFFER_KMS_ENDPOINT: 'localhost:5000' }, 'COFFER_KMS_ENDPOINT: "localhost:5000" must use http:// or https://'],

@@ -1,0 +1,124 @@
+/**
+ * The KMS re-wrap worker through real processes: after the local key ring rotates, a pass moves
+ * every live version's wrapped DEK onto the new key, so the old key can be dropped from the ring
+ * and every version still opens.
+ */
+import { randomBytes } from 'node:crypto';
+import { TestCluster, type NodeHandle } from '../src/harness';
+
+jest.setTimeout(180_000);
+
+describe('KMS re-wrap worker (local key ring)', () => {
+  const cluster = new TestCluster({ env: { COFFER_KMS_REWRAP_ENABLED: 'true', COFFER_KMS_REWRAP_MAX_PER_SEC: '200' } });
+  const oldKey = cluster.masterKey;
+  const newKey = randomBytes(32).toString('base64');
+  const written = new Map<string, string[]>(); // name → values by version (index = version - 1)
+
+  beforeAll(async () => {
+    await cluster.start();
+    const leader = await cluster.leader();
+    // The bootstrap token exists once the seed command has been applied.
+    await cluster.eventually(async () => (await cluster.http(leader, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  async function restartAll(masterKey: string): Promise<void> {
+    await Promise.all(cluster.nodes.map((n) => cluster.kill(n, 'SIGTERM')));
+    await Promise.all(cluster.nodes.map((n) => cluster.spawnNode(n, { COFFER_LOCAL_MASTER_KEY: masterKey })));
+    await cluster.leader(30_000);
+  }
+
+  async function status(n: NodeHandle): Promise<{ enabled: boolean; running: boolean; watermark: string | null; pending: number; done: number; lastPassAt: string | null }> {
+    const r = await cluster.http(n, 'GET', '/v1/admin/kms/rewrap/status');
+    expect(r.status).toBe(200);
+    return r.body;
+  }
+
+  test('a pass re-wraps every live version; the old key can then leave the ring', async () => {
+    const leader = await cluster.leader();
+    for (let i = 0; i < 12; i++) {
+      const name = `rewrap/s${i}`;
+      const values: string[] = [];
+      for (let v = 0; v < 1 + (i % 3); v++) {
+        const value = `value-${i}-${v}-${randomBytes(6).toString('hex')}`;
+        const r = await cluster.http(leader, 'PUT', `/v1/secrets/${name}`, { value });
+        expect(r.status).toBe(200);
+        values.push(value);
+      }
+      written.set(name, values);
+    }
+    // One destroyed version: nothing to re-wrap, and it must not count as pending.
+    expect((await cluster.http(leader, 'POST', '/v1/destroy/rewrap/s2', { versions: [1] })).status).toBe(200);
+    const live = [...written.values()].reduce((a, v) => a + v.length, 0) - 1;
+
+    // Rotate: the new key becomes current, the old one stays in the ring for now.
+    await restartAll(`${newKey},${oldKey}`);
+    const lead = await cluster.leader();
+    const follower = cluster.nodes.find((n) => n !== lead) as NodeHandle;
+    // Force a pass through any node (followers forward it to the leader).
+    const forced = await cluster.http(follower, 'POST', '/v1/admin/kms/rewrap');
+    expect(forced.status).toBe(202);
+    await cluster.eventually(
+      async () => {
+        const s = await status(follower);
+        return s.enabled && !s.running && s.pending === 0 && s.done === live && s.lastPassAt !== null;
+      },
+      60_000,
+      're-wrap pass finished',
+    );
+    const s = await status(follower);
+    expect(s.watermark).toEqual(expect.any(String));
+
+    // Drop the old key: every version must still open on every node.
+    await restartAll(newKey);
+    for (const n of cluster.nodes) {
+      for (const [name, values] of written) {
+        for (let v = 1; v <= values.length; v++) {
+          const r = await cluster.http(n, 'GET', `/v1/secrets/${name}?version=${v}&consistency=stale`, undefined, null);
+          if (name === 'rewrap/s2' && v === 1) {
+            expect(r.status).toBe(404);
+            continue;
+          }
+          expect({ name, v, status: r.status, value: r.body?.value }).toEqual({ name, v, status: 200, value: values[v - 1] });
+        }
+      }
+    }
+  });
+
+  test('a second forced pass with nothing new leaves everything in place', async () => {
+    const leader = await cluster.leader();
+    const before = await status(leader);
+    expect((await cluster.http(leader, 'POST', '/v1/admin/kms/rewrap')).status).toBe(202);
+    await cluster.eventually(async () => {
+      const s = await status(leader);
+      return !s.running && s.lastPassAt !== null && s.lastPassAt !== before.lastPassAt;
+    }, 30_000, 'second pass finished');
+    const after = await status(leader);
+    expect(after.pending).toBe(0);
+    expect(after.done).toBe(before.done);
+  });
+});
+
+describe('KMS re-wrap worker disabled', () => {
+  const cluster = new TestCluster({ size: 1 });
+  beforeAll(async () => {
+    await cluster.start();
+    const n = await cluster.leader();
+    await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  test('status says disabled and a forced pass is refused with a clear error', async () => {
+    const n = await cluster.leader();
+    const s = await cluster.http(n, 'GET', '/v1/admin/kms/rewrap/status');
+    expect(s.status).toBe(200);
+    expect(s.body).toMatchObject({ enabled: false, running: false });
+    const r = await cluster.http(n, 'POST', '/v1/admin/kms/rewrap');
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toMatch(/COFFER_KMS_REWRAP_ENABLED/);
+  });
+});
