@@ -33,20 +33,32 @@ export async function restoreDataDir(opts: RestoreOptions): Promise<{ index: num
   const snap = decodeSnapshotBlob(opts.snapshot); // validates version and checksum first
   if (snap.index < 1) throw new Error('the snapshot is of an empty cluster (applied index 0): nothing to restore');
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = await openNodeStore(storeDir);
+  const { secrets } = await seedStoreFromSnapshot({ storeDir, nodeId: opts.nodeId, raftAddr: opts.raftAddr, snapshot: opts.snapshot, term: snap.term });
+  return { index: snap.index, term: snap.term, secrets };
+}
+
+/**
+ * Writes a new store at `storeDir` from a snapshot blob, as a one-member cluster: the address book
+ * holds only `nodeId`, the Raft configuration has it as the only voter, and the hard state commits
+ * the snapshot's index at `term` (at least the snapshot's term).
+ *
+ * @internal shared by `restoreDataDir` and `recoverDataDir`
+ * @returns the number of secrets in the new store
+ */
+export async function seedStoreFromSnapshot(opts: { storeDir: string; nodeId: string; raftAddr: string; snapshot: Uint8Array; term: number }): Promise<{ secrets: number }> {
+  const store = await openNodeStore(opts.storeDir);
   try {
-    await store.restoreSnapshot(opts.snapshot);
-    // Make the restored node the only voter, and remember its address.
+    const { index, term: snapTerm } = await store.restoreSnapshot(opts.snapshot);
+    // Make the node the only voter, and remember its address.
     const sm = store.state;
     for (const m of sm.listMembers()) if (m.id !== opts.nodeId) sm.applyCommand({ type: 'member.remove', requestId: '', at: 0, id: m.id });
     sm.applyCommand({ type: 'member.upsert', requestId: '', at: 0, id: opts.nodeId, raftAddr: opts.raftAddr, apiAddr: '' });
-    const { index, term } = snap;
     // Persist the address-book edits at the snapshot's own applied index.
     await store.applyEntries([]);
     const data = (await store.createSnapshot()).data;
-    await store.log.saveSnapshot({ index, term, confState: { voters: [opts.nodeId], learners: [] } }, data);
-    await store.log.setHardState({ term, vote: null, commit: index });
-    return { index, term, secrets: sm.secretCount };
+    await store.log.saveSnapshot({ index, term: snapTerm, confState: { voters: [opts.nodeId], learners: [] } }, data);
+    await store.log.setHardState({ term: Math.max(opts.term, snapTerm), vote: null, commit: index });
+    return { secrets: sm.secretCount };
   } finally {
     await store.close();
   }

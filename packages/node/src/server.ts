@@ -629,7 +629,14 @@ async function assemble(
       return sendJson(res, 400, { error: { code: 'invalid_request', message: 'join needs raftAddr and apiAddr' } });
     }
     await ctx.addMember(v.from, parsed.raftAddr, parsed.apiAddr);
-    sendJson(res, 200, { id: v.from });
+    // The new member knows no peer address until the first snapshot or entries reach it: tell it
+    // where the members' Raft listeners are, or it cannot answer the leader.
+    const members = driver.members();
+    const peers = [...members.voters, ...members.learners]
+      .filter((id) => id !== v.from)
+      .map((id) => ({ id, raftAddr: id === nodeId ? config.advertiseRaft : (raftAddrOf(id) ?? '') }))
+      .filter((m) => m.raftAddr !== '');
+    sendJson(res, 200, { id: v.from, members: peers });
   }
   const apiServer: Server = config.tls === undefined
     ? createHttpServer({ keepAliveTimeout: 65_000 }, handler)
@@ -658,8 +665,12 @@ async function assemble(
         const bytes = new TextEncoder().encode(JSON.stringify({ raftAddr: config.advertiseRaft, apiAddr: config.advertiseApi }));
         const headers = signPeerRequest(peerKey, { method: 'POST', path: '/v1/cluster/join', from: nodeId, to: peerId, body: bytes });
         const res = await request(new URL('/v1/cluster/join', target), { method: 'POST', body: bytes, headers: { ...headers, 'content-type': 'application/json' }, dispatcher: rpcAgent });
-        const answer = (await res.body.json().catch(() => ({}))) as { leaderApiAddr?: string };
+        const answer = (await res.body.json().catch(() => ({}))) as { leaderApiAddr?: string; members?: unknown };
         if (res.statusCode === 200) {
+          for (const m of Array.isArray(answer.members) ? (answer.members as unknown[]) : []) {
+            const { id, raftAddr } = (m ?? {}) as { id?: unknown; raftAddr?: unknown };
+            if (typeof id === 'string' && id !== nodeId && typeof raftAddr === 'string' && /^https?:\/\/[^\s/]+\/?$/.test(raftAddr)) joinHints.set(id, raftAddr);
+          }
           logger.info({ via: target }, `${nodeId} was added to the cluster as a learner`);
           return;
         }

@@ -1,6 +1,6 @@
 /**
  * Server-side commands: `coffer server`, `coffer dev`, `coffer audit verify`, and the offline
- * `coffer snapshot restore FILE --data-dir DIR`. They import @coffer/node; everything else in the
+ * `coffer snapshot restore FILE --data-dir DIR` and `coffer recover --data-dir DIR`. They import @coffer/node; everything else in the
  * CLI speaks HTTP through @coffer/client.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,12 +8,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, describeConfig, loadConfig, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir } from '@coffer/node';
+import { ConfigError, describeConfig, loadConfig, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
 import { group, leaf, type CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 
 /**
- * Registers `server`, `dev`, `audit verify` and `snapshot restore`.
+ * Registers `server`, `dev`, `audit verify`, `snapshot restore` and `recover`.
  *
  * @param program - the root command
  * @param ctx - CLI context
@@ -72,6 +72,47 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
       const r = await restoreDataDir({ dataDir: path.resolve(opts.dataDir), nodeId, raftAddr: opts.raftAddr ?? 'http://127.0.0.1:8201', snapshot: blob });
       if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify(r)}\n`);
       else ctx.io.stdout.write(`restored ${r.secrets} secrets at index ${r.index} into ${path.resolve(opts.dataDir)}; start the node with COFFER_NODE_ID=${nodeId}\n`);
+    });
+
+  program
+    .command('recover')
+    .description('quorum-loss recovery (offline): turn a STOPPED surviving member\'s data dir into a new one-member cluster that keeps all its data; the other members then join with fresh data dirs (COFFER_JOIN)')
+    .requiredOption('--data-dir <dir>', 'the survivor\'s data dir (holds store/); the node must be stopped')
+    .option('--node-id <id>', 'id of the node that will run on it (default COFFER_NODE_ID)')
+    .option('--raft-addr <url>', 'the node\'s advertised Raft URL (default: the address the survivor\'s address book holds for it)')
+    .option('--dry-run', 'only print what would be kept (last index and term, commit index, old members, secrets); change nothing')
+    .option('--json', 'print the result as JSON (for scripts)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Use it only when a majority of the members is lost for good (e.g. two of three data dirs destroyed).',
+        'With several survivors, run it with --dry-run on each and pick the one with the highest index.',
+        'Every entry the survivor holds is kept, including ones it had not yet seen committed. The old store is',
+        'kept as DIR/store.pre-recover-<time> (remove it once the new cluster is healthy). Never start the lost',
+        'members on their old data dirs again: wipe them and let them join (COFFER_JOIN=<API URL of the survivor>).',
+        'Runbook: docs/OPERATIONS.md, "Quorum loss".',
+        '',
+        'Examples:',
+        '  $ coffer recover --data-dir /var/lib/coffer/n1 --node-id n1 --dry-run',
+        '  $ coffer recover --data-dir /var/lib/coffer/n1 --node-id n1',
+        '',
+      ].join('\n'),
+    )
+    .action(async (opts: { dataDir: string; nodeId?: string; raftAddr?: string; dryRun?: boolean; json?: boolean }) => {
+      const nodeId = opts.nodeId ?? ctx.io.env['COFFER_NODE_ID'];
+      if (nodeId === undefined || nodeId === '') throw new CliError('CLI_USAGE', '--node-id (or COFFER_NODE_ID) is required');
+      const dataDir = path.resolve(opts.dataDir);
+      if (!existsSync(path.join(dataDir, 'store'))) throw new CliError('CLI_USAGE', `${dataDir}: no store/ in this data dir`);
+      let r;
+      try {
+        r = await recoverDataDir({ dataDir, nodeId, ...(opts.raftAddr === undefined ? {} : { raftAddr: opts.raftAddr }), dryRun: opts.dryRun === true });
+      } catch (err) {
+        throw new CliError('CLI_FAILED', err instanceof Error ? err.message : String(err));
+      }
+      if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify({ dryRun: opts.dryRun === true, ...r })}\n`);
+      else if (opts.dryRun === true) ctx.io.stdout.write(`would keep ${r.secrets} secrets up to index ${r.index} (term ${r.term}; known committed ${r.commit}); old members: ${r.previousMembers.join(', ')}\n`);
+      else ctx.io.stdout.write(`recovered ${r.secrets} secrets up to index ${r.index} into a one-member cluster (${nodeId}); old store kept at ${r.backupDir}; start the node, then join the others with COFFER_JOIN\n`);
     });
 }
 
