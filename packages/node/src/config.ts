@@ -46,6 +46,7 @@ export const CONFIG_ENV = {
   HEARTBEAT_MS: 'COFFER_HEARTBEAT_MS',
   ELECTION_MS: 'COFFER_ELECTION_MS',
   SNAPSHOT_ENTRIES: 'COFFER_SNAPSHOT_ENTRIES',
+  SNAPSHOT_CATCHUP_ENTRIES: 'COFFER_SNAPSHOT_CATCHUP_ENTRIES',
   LOG_LEVEL: 'COFFER_LOG_LEVEL',
 } as const;
 
@@ -112,6 +113,7 @@ export const CONFIG_VARIABLES: readonly VariableSpec[] = Object.freeze([
   spec(CONFIG_ENV.HEARTBEAT_MS, '100', 'Raft heartbeat interval in ms'),
   spec(CONFIG_ENV.ELECTION_MS, '1000', 'Raft election timeout in ms (> 2 x heartbeat)'),
   spec(CONFIG_ENV.SNAPSHOT_ENTRIES, '10000', 'compact the log after this many applied entries'),
+  spec(CONFIG_ENV.SNAPSHOT_CATCHUP_ENTRIES, '1000', 'entries kept behind a snapshot so lagging followers catch up without one'),
   spec(CONFIG_ENV.LOG_LEVEL, 'info', 'fatal, error, warn, info, debug, trace or silent'),
 ]);
 
@@ -182,6 +184,8 @@ export interface ServerConfig {
   readonly heartbeatMs: number;
   readonly electionMs: number;
   readonly snapshotEntries: number;
+  /** Log entries kept behind a snapshot for followers that lag only a little. */
+  readonly snapshotCatchUpEntries: number;
   readonly logLevel: LogLevel;
   /** Things worth a loud log line at start-up (random master key, ignored variables, …). */
   readonly warnings: readonly string[];
@@ -624,6 +628,7 @@ export function loadConfig(
     heartbeatMs,
     electionMs,
     snapshotEntries: parseIntVar(r, E.SNAPSHOT_ENTRIES, 10_000, 1, 1_000_000_000),
+    snapshotCatchUpEntries: parseIntVar(r, E.SNAPSHOT_CATCHUP_ENTRIES, 1_000, 0, 1_000_000_000),
     logLevel: parseLogLevel(r),
     warnings: Object.freeze(warnings),
   };

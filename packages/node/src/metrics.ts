@@ -20,6 +20,10 @@ export interface CofferMetrics {
   /** 1 while this node is leader. */
   readonly raftIsLeader: Gauge;
   readonly raftLeaderChanges: Counter;
+  /** Snapshots this node (as leader) started sending to lagging followers. */
+  readonly raftSnapshotsSent: Counter;
+  /** Snapshots from a leader that replaced this node's state. */
+  readonly raftSnapshotsInstalled: Counter;
   /** Propose → applied locally; `outcome`: ok | dropped | timeout | not_leader | error. */
   readonly raftProposalDuration: Histogram<'outcome'>;
   /** Failed peer RPCs we sent; `kind`: e.g. connect, timeout, status. */
@@ -80,6 +84,8 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
     raftAppliedIndex: new Gauge({ name: 'coffer_raft_applied_index', help: 'Raft applied index', registers }),
     raftIsLeader: new Gauge({ name: 'coffer_raft_is_leader', help: '1 while this node is the Raft leader', registers }),
     raftLeaderChanges: new Counter({ name: 'coffer_raft_leader_changes_total', help: 'Leader changes seen by this node', registers }),
+    raftSnapshotsSent: new Counter({ name: 'coffer_raft_snapshots_sent_total', help: 'Snapshots sent to followers too far behind to catch up from the log', registers }),
+    raftSnapshotsInstalled: new Counter({ name: 'coffer_raft_snapshots_installed_total', help: 'Snapshots received from the leader and installed', registers }),
     raftProposalDuration: new Histogram({
       name: 'coffer_raft_proposal_duration_seconds',
       help: 'Time from proposing a command to its local apply',

@@ -239,6 +239,7 @@ async function assemble(
       heartbeatTicks: 2,
       electionTicks: Math.max(3, Math.round(config.electionMs / tickMs)),
       snapshotEntries: config.snapshotEntries,
+      snapshotCatchUpEntries: config.snapshotCatchUpEntries,
       logger: {
         debug: (m) => logger.debug(m),
         info: (m) => logger.info(m),
@@ -263,6 +264,14 @@ async function assemble(
         if (store.state.listMembers().some((m) => m.id === nodeId) || driver.members().voters.includes(nodeId) || driver.members().learners.includes(nodeId)) wasMember = true;
       },
       onSnapshot: (index, bytes) => logger.info({ index, bytes }, 'snapshot taken, log compacted'),
+      onSnapshotSent: (to, index) => {
+        metrics.raftSnapshotsSent.inc();
+        logger.info({ to, index }, `sending snapshot at index ${index} to ${to}`);
+      },
+      onSnapshotInstalled: (index) => {
+        metrics.raftSnapshotsInstalled.inc();
+        logger.info({ index }, `installed snapshot at index ${index} from the leader`);
+      },
       onFatal: (err) => {
         logger.fatal({ err: String((err as Error)?.stack ?? err) }, 'raft driver stopped: the node cannot continue safely');
         fatalResolve(err);

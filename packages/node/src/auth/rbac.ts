@@ -236,3 +236,91 @@ export function isAllowed(role: CompiledRole, action: Action, resource?: string)
   for (const g of grant) if (g.matches(resource)) return true;
   return false;
 }
+
+/**
+ * Whether every name one segment pattern can match is also matched by another, decided
+ * symbolically: a literal character of `outer` must meet the same literal in `inner`, and a `*` of
+ * `outer` may absorb any run of `inner`'s characters and stars. Sound (never says yes wrongly) and
+ * exact for the patterns roles use in practice (`*`, `db-*`, literals).
+ */
+function segmentCovers(outer: string, inner: string): boolean {
+  if (outer === '*' || outer === inner) return true;
+  if (!outer.includes('*')) return false;
+  // dp[j]: outer[0..i) matches inner[0..j)
+  let dp: boolean[] = new Array<boolean>(inner.length + 1).fill(false);
+  dp[0] = true;
+  for (let i = 0; i < outer.length; i++) {
+    const next: boolean[] = new Array<boolean>(inner.length + 1).fill(false);
+    const oc = outer[i];
+    for (let j = 0; j <= inner.length; j++) {
+      if (oc === '*') next[j] = (dp[j] ?? false) || (j > 0 && (next[j - 1] ?? false));
+      else next[j] = j > 0 && (dp[j - 1] ?? false) && inner[j - 1] === oc;
+    }
+    dp = next;
+  }
+  return dp[inner.length] ?? false;
+}
+
+/**
+ * Whether glob `outer` matches every name glob `inner` matches (see glob.ts for the syntax).
+ * Sound: a `true` is always right; a `false` may be conservative for exotic combinations.
+ *
+ * @param outer - pattern that must cover
+ * @param inner - pattern that must be covered
+ * @returns whether `outer` ⊇ `inner`
+ * @example
+ * ```ts
+ * globCovers('payments/**', 'payments/eu/*'); // true
+ * globCovers('payments/*', 'payments/**');    // false
+ * ```
+ */
+export function globCovers(outer: string, inner: string): boolean {
+  if (outer === '**' || outer === inner) return true;
+  const o = outer.split('/');
+  const n = inner.split('/');
+  const memo = new Map<number, boolean>();
+  const go = (i: number, j: number): boolean => {
+    const key = i * (n.length + 1) + j;
+    const hit = memo.get(key);
+    if (hit !== undefined) return hit;
+    let r: boolean;
+    if (i === o.length) r = j === n.length;
+    else if (o[i] === '**') {
+      if (i === o.length - 1) r = n.length - j >= 1;
+      else {
+        r = false;
+        for (let k = j; k <= n.length && !r; k++) r = go(i + 1, k);
+      }
+    } else {
+      const seg = n[j];
+      r = seg !== undefined && seg !== '**' && segmentCovers(o[i] ?? '', seg) && go(i + 1, j + 1);
+    }
+    memo.set(key, r);
+    return r;
+  };
+  return go(0, 0);
+}
+
+/**
+ * Whether `outer` grants everything `inner` grants: every action of `inner`, and for `secret.*`
+ * actions every path `inner` covers. Used when minting or rotating tokens: a caller may only hand
+ * out a role that grants nothing its own role does not (the built-in `admin` covers every role).
+ * Rate limits are restrictions, not grants, and are not compared.
+ *
+ * @param outer - the caller's role
+ * @param inner - the role of the token being created or rotated
+ * @returns the first grant `outer` lacks (e.g. `cluster.manage` or `secret.write on "a/**"`), or
+ *   `undefined` when `outer` covers `inner`
+ */
+export function missingGrant(outer: CompiledRole, inner: CompiledRole): string | undefined {
+  for (const [action, grant] of inner.grants) {
+    const have = outer.grants.get(action);
+    if (have === undefined) return action;
+    if (have === 'any') continue;
+    if (grant === 'any') return action;
+    for (const g of grant) {
+      if (!have.some((h) => globCovers(h.pattern, g.pattern))) return `${action} on "${g.pattern}"`;
+    }
+  }
+  return undefined;
+}

@@ -25,7 +25,7 @@ import { hashToken } from '@coffer/crypto';
 import { tokenStatusAt, type TokenRecord } from '@coffer/state';
 import express from 'express';
 import type { AuditOutcome } from '../audit/audit-log.js';
-import { isAllowed, type Action, type CompiledRole } from '../auth/rbac.js';
+import { isAllowed, missingGrant, type Action, type CompiledRole } from '../auth/rbac.js';
 import { RoleRateLimiter } from '../auth/rate-limit.js';
 import type { NodeContext, ReadConsistency } from '../context.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName, MAX_SECRET_NAME_BYTES, type NameCheck } from '../validate.js';
@@ -218,6 +218,20 @@ export function createApi(ctx: NodeContext): express.Express {
   };
   const actor = (c: Call): string => c.token?.name ?? '-';
 
+  /**
+   * A caller may only mint or rotate a token whose role grants nothing the caller's own role does
+   * not grant (admin covers every role), so `token.create` cannot be used to escalate.
+   */
+  const mayHandOut = (c: Call, roleName: string): void => {
+    const target = access.role(ctx.state, roleName);
+    if (target === undefined) return; // unknown role: the service answers; a role that does not compile grants nothing
+    const mine = c.role;
+    const missing = mine === undefined ? 'everything' : missingGrant(mine, target);
+    if (missing !== undefined) {
+      throw new ServiceError('permission_denied', `role "${roleName}" grants ${missing}, which your role "${c.token?.role ?? '-'}" does not; a token may only be given a role within the caller's own`);
+    }
+  };
+
   // --- secrets -------------------------------------------------------------------------------
 
   const putSecret = route({
@@ -373,6 +387,7 @@ export function createApi(ctx: NodeContext): express.Express {
       nameOrThrow(checkTokenName(name));
       nameOrThrow(checkRoleName(role));
       const ttl = field(c.body, 'ttl', isStr, 'a duration such as "90d", "12w" or "6m"');
+      mayHandOut(c, role as string);
       const t = await tokens.create(name as string, role as string, ttl, actor(c));
       return { status: 200, json: t };
     },
@@ -401,6 +416,8 @@ export function createApi(ctx: NodeContext): express.Express {
     handler: async (c) => {
       onlyKeys(c.body, ['ttl']);
       const ttl = field(c.body, 'ttl', isStr, 'a duration such as "90d", "12w" or "6m"');
+      const rec = ctx.state.tokenByName(c.param);
+      if (rec !== undefined) mayHandOut(c, rec.role);
       return { status: 200, json: await tokens.rotate(c.param, ttl, actor(c)) };
     },
   });

@@ -96,12 +96,19 @@ export class DriverError extends Error {
   }
 }
 
+/** Entries kept behind a snapshot when {@link DriverOptions.snapshotCatchUpEntries} is not set. */
+export const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 1_000;
+
 /** Hooks for metrics and logs. */
 export interface DriverEvents {
   onLeaderChange?(lead: NodeId | null, term: number): void;
   onApplied?(index: number): void;
   onRoleChange?(role: string, term: number): void;
   onSnapshot?(index: number, bytes: number): void;
+  /** A snapshot started on its way to a lagging follower (first chunk handed to the transport). */
+  onSnapshotSent?(to: NodeId, index: number): void;
+  /** A snapshot received from the leader replaced this node's state. */
+  onSnapshotInstalled?(index: number): void;
   onFatal(err: unknown): void;
 }
 
@@ -419,7 +426,12 @@ export class RaftDriver {
       if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     }
     // 2. Send, now that what the messages promise is durable.
-    if (rd.messages.length > 0) this.sendMessages(rd.messages);
+    if (rd.messages.length > 0) {
+      this.sendMessages(rd.messages);
+      for (const m of rd.messages) {
+        if (m.type === 'MsgSnap' && m.snapshot !== undefined && m.snapshot.offset === 0) this.events.onSnapshotSent?.(m.to, m.snapshot.meta.index);
+      }
+    }
     // 3. Apply.
     if (rd.softState !== undefined) this.onSoftState(rd.softState.lead, rd.softState.raftState);
     if (rd.hardState !== undefined && rd.hardState.term !== this.term) this.term = rd.hardState.term;
@@ -428,6 +440,7 @@ export class RaftDriver {
       this.snapshotIndex = rd.snapshot.meta.index;
       this.confState = rd.snapshot.meta.confState;
       this.failOverwritten(rd.snapshot.meta.index, rd.snapshot.meta.term, true);
+      this.events.onSnapshotInstalled?.(rd.snapshot.meta.index);
     }
     if (rd.committedEntries.length > 0) await this.applyCommitted(rd.committedEntries);
     for (const rs of rd.readStates) {
@@ -506,7 +519,7 @@ export class RaftDriver {
     const snap = this.storage.createSnapshot(applied, this.confState, data);
     await this.log.saveSnapshot(snap.meta, data, false);
     this.snapshotIndex = applied;
-    const keep = this.opts.snapshotCatchUpEntries ?? 1_000;
+    const keep = this.opts.snapshotCatchUpEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
     const compactTo = applied - keep;
     if (compactTo > this.storage.firstIndex()) {
       this.storage.compact(compactTo);

@@ -15,7 +15,8 @@ const PROBES: Record<Exclude<Action, 'audit.read'>, { method: string; path: stri
   'secret.delete': { method: 'POST', path: '/v1/delete/rbac/target', body: { versions: [1] } },
   'secret.destroy': { method: 'POST', path: '/v1/destroy/rbac/target', body: { versions: [1] } },
   'secret.rotate': { method: 'POST', path: '/v1/rotate/rbac/target' },
-  'token.create': { method: 'POST', path: '/v1/tokens', body: { name: 'made-by-probe', role: 'admin' } },
+  // A role within the caller's own (only token.create): minting admin would be refused as escalation.
+  'token.create': { method: 'POST', path: '/v1/tokens', body: { name: 'made-by-probe', role: 'role-allow-token-create' } },
   'token.read': { method: 'GET', path: '/v1/tokens' },
   'token.revoke': { method: 'DELETE', path: '/v1/tokens/victim' },
   'role.read': { method: 'GET', path: '/v1/roles' },
