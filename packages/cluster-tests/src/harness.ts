@@ -5,6 +5,7 @@
  * Network rule: everything here talks to 127.0.0.1 only; `assertLoopback` guards every URL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -49,6 +50,8 @@ export interface ClusterOptions {
   size?: number;
   env?: Record<string, string>;
   snapshotEntries?: number;
+  /** Host the API listeners bind (default `127.0.0.1`; `::1` for IPv6). Raft stays on 127.0.0.1. */
+  apiHost?: string;
 }
 
 export interface HttpResult {
@@ -86,12 +89,17 @@ export class TestCluster {
       id,
       apiPort,
       raftPort,
-      api: `http://127.0.0.1:${apiPort}`,
+      api: `http://${this.apiHostInUrl()}:${apiPort}`,
       raft: `http://127.0.0.1:${raftPort}`,
       dataDir: path.join(this.root, id),
       logFile: path.join(this.root, `${id}.log`),
       proc: undefined,
     };
+  }
+
+  private apiHostInUrl(): string {
+    const h = this.opts.apiHost ?? '127.0.0.1';
+    return h.includes(':') ? `[${h}]` : h;
   }
 
   /** Environment of one node. */
@@ -100,7 +108,7 @@ export class TestCluster {
       PATH: process.env['PATH'] ?? '',
       COFFER_NODE_ID: n.id,
       COFFER_DATA_DIR: n.dataDir,
-      COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
+      COFFER_API_ADDR: `${this.apiHostInUrl()}:${n.apiPort}`,
       COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
       COFFER_CLUSTER_KEY: this.clusterKey,
       COFFER_LOCAL_MASTER_KEY: this.masterKey,
@@ -190,6 +198,86 @@ export class TestCluster {
       parsed = text;
     }
     return { status: r.status, body: parsed, headers: r.headers };
+  }
+
+  /**
+   * One HTTP call from a chosen loopback source address (e.g. `127.0.0.2`), to test the read
+   * allowlist and per-IP lockout with distinct clients. Same answer shape as {@link http}.
+   */
+  httpFrom(n: NodeHandle, localAddress: string, method: string, p: string, body?: unknown, token: string | null = this.bootstrapToken, headers: Record<string, string> = {}): Promise<HttpResult> {
+    const url = new URL(`${n.api}${p}`);
+    assertLoopback(url.href);
+    assertLoopback(`http://${localAddress.includes(':') ? `[${localAddress}]` : localAddress}/`);
+    const h: Record<string, string> = { ...headers };
+    if (token !== null) h['authorization'] = `Bearer ${token}`;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload !== undefined) {
+      h['content-type'] = 'application/json';
+      h['content-length'] = String(payload.length);
+    }
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, path: url.pathname + url.search, method, headers: h, localAddress, agent: false, timeout: 15_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = text === '' ? undefined : JSON.parse(text);
+            } catch {
+              parsed = text;
+            }
+            const headers = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+            resolve({ status: res.statusCode ?? 0, body: parsed, headers });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`request to ${url.href} timed out`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /**
+   * The value of one Prometheus series on a node's `/metrics` (summed over label sets when
+   * `labels` is omitted; 0 when absent).
+   */
+  async metric(n: NodeHandle, name: string): Promise<number> {
+    const r = await this.http(n, 'GET', '/metrics', undefined, null);
+    if (r.status !== 200) throw new Error(`/metrics on ${n.id} answered ${r.status}`);
+    let sum = 0;
+    for (const line of String(r.body).split('\n')) {
+      if (line.startsWith('#')) continue;
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+      if (m !== null && m[1] === name) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  /** Whether a node's process is running. */
+  isRunning(n: NodeHandle): boolean {
+    return n.proc !== undefined && n.proc.exitCode === null && n.proc.signalCode === null;
+  }
+
+  /**
+   * Sends `signal` (default SIGTERM) and waits for the process to exit (SIGKILL after
+   * `timeoutMs`); reports how it ended and how long it took.
+   */
+  async terminate(n: NodeHandle, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+    const p = n.proc;
+    if (p === undefined) throw new Error(`${n.id} was never started`);
+    const started = Date.now();
+    if (p.exitCode !== null || p.signalCode !== null) return { code: p.exitCode, signal: p.signalCode, ms: 0 };
+    const gone = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => p.once('exit', (code, sig) => r({ code, signal: sig })));
+    p.kill(signal);
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    const out = await gone;
+    clearTimeout(t);
+    return { ...out, ms: Date.now() - started };
   }
 
   /** Retries `fn` until it returns true or the deadline passes. */

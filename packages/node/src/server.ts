@@ -399,7 +399,9 @@ async function assemble(
     const cs = driver.members();
     for (const id of cs.learners) {
       const p = st.progress?.[id];
-      if (p === undefined || !p.recentActive) continue;
+      // Only a learner that has acknowledged entries and is being replicated to (not probed, not
+      // mid-snapshot) can be caught up; a brand-new one starts with matchIndex 0.
+      if (p === undefined || !p.recentActive || p.state !== 'replicate' || p.matchIndex === 0) continue;
       // Caught up: within a small distance of the leader's commit index.
       if (p.matchIndex + 10 < st.commit) continue;
       const m = store.state.listMembers().find((x) => x.id === id);
