@@ -182,6 +182,17 @@ export class TestCluster {
     throw new Error('no leader emerged in time');
   }
 
+  /**
+   * Waits until a leader exists and every running node accepts a write (followers know the
+   * leader's API address and forward), writing `e2e/ready` through each.
+   */
+  async ready(timeoutMs = 30_000): Promise<void> {
+    await this.leader(timeoutMs);
+    for (const n of this.nodes.filter((x) => x.proc !== undefined && x.proc.exitCode === null && x.proc.signalCode === null)) {
+      await this.eventually(async () => (await this.http(n, 'PUT', '/v1/secrets/e2e/ready', { value: n.id })).status === 200, timeoutMs, `${n.id} accepts writes`);
+    }
+  }
+
   /** One HTTP call with the bootstrap token (unless `token` is given; null = none). */
   async http(n: NodeHandle, method: string, p: string, body?: unknown, token: string | null = this.bootstrapToken, headers: Record<string, string> = {}): Promise<HttpResult> {
     const url = `${n.api}${p}`;

@@ -25,7 +25,7 @@ describe('membership and catch-up (real processes)', () => {
 
   beforeAll(async () => {
     await cluster.start();
-    await cluster.leader(30_000);
+    await cluster.ready();
   });
   afterAll(async () => {
     await cluster.stop(process.env['COFFER_E2E_KEEP'] === '1');
