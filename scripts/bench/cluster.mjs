@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,15 +33,19 @@ const CONNECTIONS = Number(args.connections);
 const KEYS = Number(args.keys);
 const VALUE = 'v'.repeat(Number(args['value-bytes']));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// Random ports below the kernel's ephemeral range, so that no outgoing connection can take a port
+// between the probe and the node's bind (see packages/cluster-tests/src/harness.ts).
+async function freePort() {
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const port = 20_000 + randomInt(12_000);
+    const ok = await new Promise((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (ok) return port;
+  }
+  throw new Error('no free port found');
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, rmSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -23,8 +23,19 @@ export function assertLoopback(url: string): void {
   }
 }
 
-/** A free TCP port on 127.0.0.1 (the OS picks it). */
-export function freePort(): Promise<number> {
+/**
+ * A free TCP port on 127.0.0.1 for a node to listen on.
+ *
+ * Picked at random below the kernel's ephemeral range (32768–60999 here): a port the OS hands out
+ * with `listen(0)` is also what it hands out for outgoing connections, so between our probe and the
+ * node's bind another process's client socket could take it. Below the range only another listener
+ * can collide, and a random pick makes that unlikely; the probe bind rules out ports in use.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const port = 20_000 + randomInt(12_000);
+    if (await canBind(port)) return port;
+  }
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -32,6 +43,14 @@ export function freePort(): Promise<number> {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
+  });
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
 

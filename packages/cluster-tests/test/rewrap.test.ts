@@ -71,8 +71,11 @@ describe('KMS re-wrap worker (local key ring)', () => {
     const s = await status(follower);
     expect(s.watermark).toEqual(expect.any(String));
 
-    // Drop the old key: every version must still open on every node.
+    // Drop the old key: every version must still open on every node, and the same rotation is not
+    // worked on again.
     await restartAll(newKey);
+    const afterDrop = await status(await cluster.leader());
+    expect({ watermark: afterDrop.watermark, pending: afterDrop.pending, done: afterDrop.done }).toEqual({ watermark: s.watermark, pending: 0, done: live });
     for (const n of cluster.nodes) {
       for (const [name, values] of written) {
         for (let v = 1; v <= values.length; v++) {

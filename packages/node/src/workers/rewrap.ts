@@ -8,7 +8,9 @@
  *   state (each version's `wrapMarker`), not in this object.
  * - A pass is due when the provider's newest rotation differs from the replicated watermark, or
  *   when an operator forces one (`POST /v1/admin/kms/rewrap`). The marker of a pass is the newest
- *   rotation's id (or `key:<current key id>` when the key never rotated).
+ * rotation's id, or the current key id when the key never rotated (for the local ring
+ *   that is the same value: a rotation's id is the new ring key's id, so dropping an old key from the
+ *   ring does not start a new pass).
  * - One `kms.rewrap` command per version, paced at `COFFER_KMS_REWRAP_MAX_PER_SEC`. The command
  *   carries the key id the worker read, so a version re-wrapped concurrently (or destroyed) is left
  *   alone by the state machine: the pass is idempotent and safe to repeat.
@@ -133,7 +135,7 @@ export class RewrapWorker {
     try {
       const rotations = await ctx.kms.listKeyRotations();
       const newest = rotations[rotations.length - 1];
-      marker = newest !== undefined ? newest.rotationId : `key:${ctx.kms.currentKeyId()}`;
+      marker = newest !== undefined ? newest.rotationId : ctx.kms.currentKeyId();
     } catch (err) {
       if (isTransientCryptoError(err)) return { marker: '', rewrapped: 0, failed: 0, ended: 'kms_unavailable' };
       throw err;
