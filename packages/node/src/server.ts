@@ -35,6 +35,8 @@ import { PeerTransport } from './raft/transport.js';
 import { createApi } from './http/api.js';
 import { acceptListMethod } from './http/list-method.js';
 import { RewrapWorker } from './workers/rewrap.js';
+import { RotationWorker } from './workers/rotation.js';
+import { SecretService } from './service/secrets.js';
 
 /** Version reported by health and metrics. */
 export const COFFER_VERSION = '0.1.0';
@@ -604,6 +606,9 @@ async function assemble(
   rewrapWorker = new RewrapWorker(ctx);
   rewrapWorker.start();
   cleanups.push(() => rewrapWorker?.stop() ?? Promise.resolve());
+  const rotationWorker = new RotationWorker(ctx, new SecretService(ctx));
+  rotationWorker.start();
+  cleanups.push(() => rotationWorker.stop());
 
   // --- HTTP API ------------------------------------------------------------------------------
   const app = createApi(ctx);

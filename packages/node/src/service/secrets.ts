@@ -239,8 +239,9 @@ export class SecretService {
 
   /**
    * Manual rotation: a new random value (32 bytes, base64url text), or for `userpass` secrets the
-   * same username with a new random password. A configured rotation `target` is kept as stored;
-   * running targets is a later step.
+   * same username with a new random password. Also what the automatic rotation worker calls. A
+   * configured rotation `target` is stored and reported but not called: Coffer does not send
+   * secret values to other systems.
    *
    * @param name - secret name
    * @param actor - token name
