@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "coffer: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
