@@ -26,12 +26,15 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
     // Writes a V8 CPU profile per node into the kept temp dir (implies --keep).
     profile: { type: 'boolean', default: false },
+    // Comma-separated subset of phases: writes,reads,fwrites,freads,stale,single.
+    only: { type: 'string' },
   },
 });
 const DURATION = Number(args.duration);
 const CONNECTIONS = Number(args.connections);
 const KEYS = Number(args.keys);
 const VALUE = 'v'.repeat(Number(args['value-bytes']));
+const ONLY = args.only?.split(',');
 
 // Random ports below the kernel's ephemeral range, so that no outgoing connection can take a port
 // between the probe and the node's bind (see packages/cluster-tests/src/harness.ts).
@@ -200,16 +203,23 @@ async function main() {
     await cannon({ url: leader.api, connections: CONNECTIONS, duration: 2, requests: readRequests(token) });
 
     const results = {};
-    results.writes = report(`writes (leader, ${CONNECTIONS} conns)`, await cannon({ url: leader.api, connections: CONNECTIONS, duration: DURATION, requests: writeRequests(token) }));
-    results.reads = report(`linearizable reads (leader, ${CONNECTIONS} conns)`, await cannon({ url: leader.api, connections: CONNECTIONS, duration: DURATION, requests: readRequests(token) }));
-    results.fwrites = report(`writes via a follower (${CONNECTIONS} conns)`, await cannon({ url: follower.api, connections: CONNECTIONS, duration: DURATION, requests: writeRequests(token) }));
-    results.freads = report(`linearizable reads (follower, ${CONNECTIONS} conns)`, await cannon({ url: follower.api, connections: CONNECTIONS, duration: DURATION, requests: readRequests(token) }));
-    results.stale = report(`stale reads (follower, ${CONNECTIONS} conns)`, await cannon({ url: follower.api, connections: CONNECTIONS, duration: DURATION, requests: readRequests(token, '?consistency=stale') }));
-    results.single = report('writes (leader, 1 connection)', await cannon({ url: leader.api, connections: 1, duration: DURATION, requests: writeRequests(token) }));
+    const phases = [
+      ['writes', `writes (leader, ${CONNECTIONS} conns)`, leader, CONNECTIONS, writeRequests(token)],
+      ['reads', `linearizable reads (leader, ${CONNECTIONS} conns)`, leader, CONNECTIONS, readRequests(token)],
+      ['fwrites', `writes via a follower (${CONNECTIONS} conns)`, follower, CONNECTIONS, writeRequests(token)],
+      ['freads', `linearizable reads (follower, ${CONNECTIONS} conns)`, follower, CONNECTIONS, readRequests(token)],
+      ['stale', `stale reads (follower, ${CONNECTIONS} conns)`, follower, CONNECTIONS, readRequests(token, '?consistency=stale')],
+      ['single', 'writes (leader, 1 connection)', leader, 1, writeRequests(token)],
+    ];
+    for (const [key, label, node, connections, requests] of phases) {
+      if (ONLY !== undefined && !ONLY.includes(key)) continue;
+      results[key] = report(label, await cannon({ url: node.api, connections, duration: DURATION, requests }));
+    }
 
     console.log('');
-    console.log(`targets: writes ≥ 3,000/s → ${Math.round(results.writes.rps).toLocaleString('en-US')}/s; linearizable reads ≥ 6,000/s → ${Math.round(results.reads.rps).toLocaleString('en-US')}/s`);
-    console.log(`1-connection write latency: p50 ${results.single.p50} ms, p99 ${results.single.p99} ms`);
+    if (results.writes) console.log(`target writes ≥ 3,000/s: ${Math.round(results.writes.rps).toLocaleString('en-US')}/s`);
+    if (results.reads) console.log(`target linearizable reads ≥ 6,000/s: ${Math.round(results.reads.rps).toLocaleString('en-US')}/s`);
+    if (results.single) console.log(`1-connection write latency: p50 ${results.single.p50} ms, p99 ${results.single.p99} ms`);
     const errs = Object.entries(results).filter(([, r]) => r.errors > 0);
     if (errs.length > 0) {
       console.error(`phases with errors: ${errs.map(([k]) => k).join(', ')} (see ${root})`);
