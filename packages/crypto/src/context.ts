@@ -70,9 +70,11 @@ export function encodeAad(formatVersion: number, alg: string, ctx: SecretContext
     throw new RangeError('formatVersion must be a u32');
   }
   // NB: Buffer.write is several times faster than TextEncoder for short strings; the result is
-  // identical because lone surrogates were refused above.
+  // identical because lone surrogates were refused above. allocUnsafe takes a slice of Node's
+  // small-buffer pool instead of a new ArrayBuffer per call (the AAD is not secret); every byte
+  // is written below.
   const nameLen = Buffer.byteLength(ctx.name, 'utf8');
-  const out = Buffer.alloc(AAD_DOMAIN.length + 4 + 1 + 4 + nameLen + 8);
+  const out = Buffer.allocUnsafe(AAD_DOMAIN.length + 4 + 1 + 4 + nameLen + 8);
   let o = 0;
   out.set(AAD_DOMAIN, o);
   o += AAD_DOMAIN.length;
@@ -80,7 +82,7 @@ export function encodeAad(formatVersion: number, alg: string, ctx: SecretContext
   o = out.writeUInt8(algId, o);
   o = out.writeUInt32BE(nameLen, o);
   o += out.write(ctx.name, o, 'utf8');
-  out.writeBigUInt64BE(BigInt(ctx.version), o);
+  writeU64BE(out, ctx.version, o);
   return out;
 }
 
@@ -106,17 +108,37 @@ export function kmsEncryptionContext(ctx: SecretContext): Record<string, string>
  */
 export function encodeKeyBinding(label: string, keyId: string, ctx: SecretContext): Uint8Array {
   assertContext(ctx);
-  const parts = [label, keyId, ctx.name];
-  let size = 8;
-  for (const p of parts) size += 4 + Buffer.byteLength(p, 'utf8');
-  const out = Buffer.alloc(size);
-  let o = 0;
-  for (const p of parts) {
-    const at = o + 4;
-    const n = out.write(p, at, 'utf8');
-    out.writeUInt32BE(n, o);
-    o = at + n;
-  }
-  out.writeBigUInt64BE(BigInt(ctx.version), o);
+  const out = Buffer.allocUnsafe(keyBindingLength(label, keyId, ctx));
+  writeKeyBinding(out, 0, label, keyId, ctx);
   return out;
+}
+
+/** Bytes {@link encodeKeyBinding} produces (the context must already have been checked). */
+export function keyBindingLength(label: string, keyId: string, ctx: SecretContext): number {
+  return 4 + Buffer.byteLength(label, 'utf8') + 4 + Buffer.byteLength(keyId, 'utf8') + 4 + Buffer.byteLength(ctx.name, 'utf8') + 8;
+}
+
+/**
+ * Writes {@link encodeKeyBinding}'s bytes into `out` at `offset` (which must have room for
+ * {@link keyBindingLength} bytes; the context must already have been checked).
+ * @returns the offset just past the written bytes.
+ */
+export function writeKeyBinding(out: Buffer, offset: number, label: string, keyId: string, ctx: SecretContext): number {
+  let o = writePrefixed(out, offset, label);
+  o = writePrefixed(out, o, keyId);
+  o = writePrefixed(out, o, ctx.name);
+  writeU64BE(out, ctx.version, o);
+  return o + 8;
+}
+
+function writePrefixed(out: Buffer, offset: number, s: string): number {
+  const n = out.write(s, offset + 4, 'utf8');
+  out.writeUInt32BE(n, offset);
+  return offset + 4 + n;
+}
+
+// A safe integer as u64 big-endian, without the BigInt round trip writeBigUInt64BE needs.
+function writeU64BE(out: Buffer, value: number, offset: number): void {
+  out.writeUInt32BE(Math.floor(value / 0x1_0000_0000), offset);
+  out.writeUInt32BE(value >>> 0, offset + 4);
 }

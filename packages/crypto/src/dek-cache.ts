@@ -1,7 +1,7 @@
 // Unwrapped-DEK cache. Lets reads continue while the KMS is briefly unreachable (until the TTL)
 // and keeps the KMS off the hot read path. Holds DEKs only, never plaintext secrets.
-import { createHash } from 'node:crypto';
-import { encodeKeyBinding, type SecretContext } from './context.js';
+import { hash } from 'node:crypto';
+import { assertContext, keyBindingLength, writeKeyBinding, type SecretContext } from './context.js';
 import { zeroize } from './bytes.js';
 
 /** Why an entry left the cache. */
@@ -37,6 +37,10 @@ const DEK_LENGTH = 32;
 const SLOTS_PER_CHUNK = 1024;
 
 const CACHE_LABEL = 'coffer.dek-cache.v1';
+
+// Scratch for the bytes keyFor hashes (key binding || wrapped DEK): neither is secret, and it is
+// filled and hashed synchronously, so one growable buffer serves every call without allocating.
+let keyScratch = Buffer.allocUnsafe(512);
 
 /**
  * LRU + TTL cache of unwrapped DEKs, keyed by SHA-256 over the wrapped DEK, the key id and the
@@ -105,10 +109,15 @@ export class DekCache {
    * @returns base64 SHA-256 of a length-prefixed encoding of all three.
    */
   keyFor(wrappedDek: Uint8Array, kmsKeyId: string, ctx: SecretContext): string {
-    const h = createHash('sha256');
-    h.update(encodeKeyBinding(CACHE_LABEL, kmsKeyId, ctx));
-    h.update(wrappedDek);
-    return h.digest('base64');
+    assertContext(ctx);
+    if (!(wrappedDek instanceof Uint8Array)) throw new TypeError('keyFor: wrappedDek must be a Uint8Array');
+    const n = keyBindingLength(CACHE_LABEL, kmsKeyId, ctx) + wrappedDek.length;
+    if (keyScratch.length < n) keyScratch = Buffer.allocUnsafe(Math.max(n, keyScratch.length * 2));
+    const o = writeKeyBinding(keyScratch, 0, CACHE_LABEL, kmsKeyId, ctx);
+    keyScratch.set(wrappedDek, o);
+    // One-shot digest: no Hash object, no intermediate Buffer (same bytes as SHA-256 of
+    // encodeKeyBinding(CACHE_LABEL, kmsKeyId, ctx) || wrappedDek).
+    return hash('sha256', keyScratch.subarray(0, n), 'base64');
   }
 
   /**

@@ -26,3 +26,4 @@ export {
 } from './local-provider.js';
 export { createAwsProvider, type AwsKeyProvider, type AwsProviderOptions } from './aws-provider.js';
 export { AEAD_BACKEND } from './aead-backend.js';
+export type { AeadName } from './internal/aead.js';

@@ -1,5 +1,5 @@
 // XChaCha20-Poly1305 backends: published vectors, agreement with each other, and tamper refusal.
-import { hchacha20, nobleAead, nodeAead, aead, type Aead } from '../src/internal/aead.js';
+import { hchacha20, nobleAead, nodeAead, sodiumAead, sodiumLoad, aead, type Aead } from '../src/internal/aead.js';
 import { CryptoError } from '../src/errors.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -30,7 +30,12 @@ const A31 = {
   tag: hex('c0875924c1c7987947deafd8780acf49'),
 };
 
-const backends: Aead[] = [nodeAead, nobleAead];
+// The addon ships prebuilt for this platform: failing to load it here is a failure, not a skip.
+test('the libsodium addon loads', () => {
+  expect(sodiumLoad.error).toBeUndefined();
+  expect(sodiumAead).toBeDefined();
+});
+const backends: Aead[] = [...(sodiumAead ? [sodiumAead] : []), nodeAead, nobleAead];
 
 function expectIntegrity(fn: () => unknown): void {
   let thrown: unknown;
@@ -43,8 +48,8 @@ function expectIntegrity(fn: () => unknown): void {
   expect((thrown as CryptoError).code).toBe('CRYPTO_INTEGRITY');
 }
 
-test('the default backend is the native one on this Node build', () => {
-  expect(aead.name).toBe('node');
+test('the default backend is libsodium on this platform', () => {
+  expect(aead.name).toBe('sodium');
 });
 
 describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, impl) => {
@@ -87,10 +92,34 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, i
   test('rejects keys and nonces of the wrong size as programmer errors', () => {
     expect(() => impl.seal(new Uint8Array(31), A31.iv, A31.plaintext, A31.aad)).toThrow(RangeError);
     expect(() => impl.seal(A31.key, new Uint8Array(12), A31.plaintext, A31.aad)).toThrow(RangeError);
+    expect(() => impl.open(new Uint8Array(33), A31.iv, A31.ciphertext, A31.aad)).toThrow(RangeError);
+    expect(() => impl.open(A31.key, new Uint8Array(25), A31.ciphertext, A31.aad)).toThrow(RangeError);
+  });
+
+  test('seal into a caller buffer (also a view into a larger one) gives the same bytes', () => {
+    const big = new Uint8Array(A31.plaintext.length + 16 + 9).fill(0xee);
+    const view = big.subarray(5, 5 + A31.plaintext.length + 16);
+    expect(impl.seal(A31.key, A31.iv, A31.plaintext, A31.aad, view)).toBe(view);
+    expect(toHex(view)).toBe(toHex(A31.ciphertext) + toHex(A31.tag));
+    expect([...big.subarray(0, 5), ...big.subarray(5 + view.length)]).toEqual(new Array(9).fill(0xee));
+    expect(() => impl.seal(A31.key, A31.iv, A31.plaintext, A31.aad, new Uint8Array(A31.plaintext.length + 15))).toThrow(RangeError);
+  });
+
+  test('opens from views into larger buffers (key, nonce, sealed, aad at odd offsets)', () => {
+    const at = (b: Uint8Array, off: number): Uint8Array => {
+      const host = new Uint8Array(b.length + off + 3).fill(0x5a);
+      host.set(b, off);
+      return host.subarray(off, off + b.length);
+    };
+    const sealed = at(new Uint8Array([...A31.ciphertext, ...A31.tag]), 7);
+    const pt = impl.open(at(A31.key, 3), at(A31.iv, 1), sealed, at(A31.aad, 5));
+    expect(toHex(pt)).toBe(toHex(A31.plaintext));
+    expect(pt.byteOffset).toBe(0);
+    expect(pt.buffer.byteLength).toBe(pt.length);
   });
 });
 
-test('node and noble backends agree on random inputs of many lengths (and open each other)', () => {
+test('all backends agree on random inputs of many lengths (and open each other)', () => {
   const lengths = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 1000, 4096, 65537];
   let seed = 7;
   const bytes = (n: number): Uint8Array => {
@@ -106,11 +135,14 @@ test('node and noble backends agree on random inputs of many lengths (and open e
     const nonce = bytes(24);
     const aad = bytes(len % 50);
     const pt = bytes(len);
-    const a = nodeAead.seal(key, nonce, pt, aad);
-    const b = nobleAead.seal(key, nonce, pt, aad);
-    expect(toHex(a)).toBe(toHex(b));
-    expect(a.length).toBe(len + 16);
-    expect(toHex(nobleAead.open(key, nonce, a, aad))).toBe(toHex(pt));
-    expect(toHex(nodeAead.open(key, nonce, b, aad))).toBe(toHex(pt));
+    const sealedBy = backends.map((impl) => impl.seal(key, nonce, pt, aad));
+    for (const s of sealedBy) {
+      expect(s.length).toBe(len + 16);
+      expect(toHex(s)).toBe(toHex(sealedBy[0]!));
+    }
+    // Each backend opens what every other one sealed.
+    for (const impl of backends) {
+      for (const s of sealedBy) expect(toHex(impl.open(key, nonce, s, aad))).toBe(toHex(pt));
+    }
   }
 });

@@ -1,10 +1,15 @@
-// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03), two interchangeable backends:
+// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03), three interchangeable backends:
 //
+//  - `sodium`: libsodium's crypto_aead_xchacha20poly1305_ietf_* through sodium-native (prebuilt
+//             N-API addon). One native call per operation, no cipher context, output written
+//             into a buffer we allocate, HChaCha20 subkey wiped inside libsodium, tag checked
+//             BEFORE anything is decrypted. ~4x less CPU than `node` at 1 KiB. Preferred when the
+//             addon loads.
 //  - `node`:  HChaCha20 from @noble/ciphers derives the subkey (§2.3), then Node's native
 //             (OpenSSL) IETF ChaCha20-Poly1305 runs with nonce 0x00000000 || nonce[16..24].
 //             ~2.3x faster at 1 KiB and ~7x at 64 KiB than the pure-JS AEAD on our machines.
 //  - `noble`: @noble/ciphers' xchacha20poly1305, pure JS; the reference the tests compare with
-//             and the fallback when OpenSSL lacks chacha20-poly1305.
+//             and the last fallback (no addon, and OpenSSL without chacha20-poly1305).
 //
 // Both backends must pass the same known-answer vectors and tamper tests (test/aead.test.ts).
 import { createCipheriv, createDecipheriv, getCiphers } from 'node:crypto';
@@ -16,10 +21,17 @@ export const KEY_LENGTH = 32;
 export const NONCE_LENGTH = 24;
 export const TAG_LENGTH = 16;
 
+/** Names of the backends, fastest first. */
+export type AeadName = 'sodium' | 'node' | 'noble';
+
 /** One AEAD backend. `seal` returns ciphertext || tag; `open` throws CRYPTO_INTEGRITY on failure. */
 export interface Aead {
-  readonly name: 'node' | 'noble';
-  seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  readonly name: AeadName;
+  /**
+   * `out`, when given, must be exactly `plaintext.length + 16` bytes and receives ciphertext || tag
+   * (saves an allocation and a copy, e.g. when the result is part of a larger record).
+   */
+  seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array;
   open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array;
 }
 
@@ -74,6 +86,14 @@ function checkKeyNonce(key: Uint8Array, nonce: Uint8Array): void {
   if (nonce.length !== NONCE_LENGTH) throw new RangeError('xchacha20poly1305: nonce must be 24 bytes');
 }
 
+function outputFor(plaintext: Uint8Array, out: Uint8Array | undefined): Uint8Array {
+  if (out === undefined) return new Uint8Array(plaintext.length + TAG_LENGTH);
+  if (!(out instanceof Uint8Array) || out.length !== plaintext.length + TAG_LENGTH) {
+    throw new RangeError('xchacha20poly1305: out must be plaintext.length + 16 bytes');
+  }
+  return out;
+}
+
 function integrity(cause?: unknown): CryptoError {
   return new CryptoError('CRYPTO_INTEGRITY', 'authentication failed: ciphertext, nonce, key or context do not match', cause === undefined ? undefined : { cause });
 }
@@ -87,8 +107,9 @@ function ietfNonce(nonce: Uint8Array): Uint8Array {
 
 export const nodeAead: Aead = {
   name: 'node',
-  seal(key, nonce, plaintext, aad) {
+  seal(key, nonce, plaintext, aad, out) {
     checkKeyNonce(key, nonce);
+    const dest = outputFor(plaintext, out);
     const subkey = hchacha20(key, nonce.subarray(0, 16));
     try {
       const c = createCipheriv('chacha20-poly1305', subkey, ietfNonce(nonce), { authTagLength: TAG_LENGTH });
@@ -96,10 +117,9 @@ export const nodeAead: Aead = {
       const ct = c.update(plaintext);
       c.final();
       const tag = c.getAuthTag();
-      const out = new Uint8Array(ct.length + TAG_LENGTH);
-      out.set(ct, 0);
-      out.set(tag, ct.length);
-      return out;
+      dest.set(ct, 0);
+      dest.set(tag, ct.length);
+      return dest;
     } finally {
       // NB: OpenSSL keeps its own copy of the subkey inside the cipher context; it is cleansed
       // when the context is freed (on GC), which we cannot force.
@@ -139,9 +159,13 @@ export const nodeAead: Aead = {
 
 export const nobleAead: Aead = {
   name: 'noble',
-  seal(key, nonce, plaintext, aad) {
+  seal(key, nonce, plaintext, aad, out) {
     checkKeyNonce(key, nonce);
-    return xchacha20poly1305(key, nonce, aad).encrypt(plaintext);
+    const dest = outputFor(plaintext, out);
+    const sealed = xchacha20poly1305(key, nonce, aad).encrypt(plaintext);
+    if (out === undefined) return sealed;
+    dest.set(sealed);
+    return dest;
   },
   open(key, nonce, sealed, aad) {
     checkKeyNonce(key, nonce);
@@ -155,5 +179,56 @@ export const nobleAead: Aead = {
   },
 };
 
-/** The backend in use: native when OpenSSL offers chacha20-poly1305 (it does in Node 20 builds). */
-export const aead: Aead = getCiphers().includes('chacha20-poly1305') ? nodeAead : nobleAead;
+// The few sodium-native functions we use (the package ships no types of its own).
+interface SodiumNative {
+  crypto_aead_xchacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_xchacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
+}
+
+/** How loading the libsodium addon went: the module, or why it is not used. */
+export const sodiumLoad: { readonly sodium: SodiumNative | undefined; readonly error: string | undefined } = (() => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const sodium = require('sodium-native') as SodiumNative;
+    if (typeof sodium.crypto_aead_xchacha20poly1305_ietf_encrypt !== 'function') return { sodium: undefined, error: 'sodium-native lacks xchacha20poly1305' };
+    return { sodium, error: undefined };
+  } catch (err) {
+    // No prebuilt binary for this platform: fall back to the OpenSSL or pure-JS backend.
+    return { sodium: undefined, error: err instanceof Error ? err.message : String(err) };
+  }
+})();
+
+function sodiumAeadOf(sodium: SodiumNative): Aead {
+  return {
+    name: 'sodium',
+    seal(key, nonce, plaintext, aad, out) {
+      checkKeyNonce(key, nonce);
+      const dest = outputFor(plaintext, out);
+      sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(dest, plaintext, aad, null, nonce, key);
+      return dest;
+    },
+    open(key, nonce, sealed, aad) {
+      checkKeyNonce(key, nonce);
+      if (sealed.length < TAG_LENGTH) throw integrity();
+      // A fresh, exact-size buffer that belongs to the caller. libsodium verifies the tag before it
+      // decrypts anything and zero-fills `pt` on failure; we wipe it again regardless.
+      const pt = new Uint8Array(sealed.length - TAG_LENGTH);
+      try {
+        sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(pt, null, sealed, aad, nonce, key);
+      } catch (err) {
+        zeroize(pt);
+        throw integrity(err);
+      }
+      return pt;
+    },
+  };
+}
+
+/** libsodium's XChaCha20-Poly1305, or undefined when the addon did not load. */
+export const sodiumAead: Aead | undefined = sodiumLoad.sodium ? sodiumAeadOf(sodiumLoad.sodium) : undefined;
+
+/**
+ * The backend in use: libsodium when its addon loads (prebuilt for linux/darwin/win32 x64+arm64),
+ * else OpenSSL's chacha20-poly1305 (present in Node 20 builds), else pure JS.
+ */
+export const aead: Aead = sodiumAead ?? (getCiphers().includes('chacha20-poly1305') ? nodeAead : nobleAead);
