@@ -127,6 +127,31 @@ export class DekCache {
    * @returns a copy of the DEK (caller zeroizes it), or undefined.
    */
   get(key: string): Uint8Array | undefined {
+    const entry = this.#lookup(key);
+    if (!entry) return undefined;
+    const out = new Uint8Array(DEK_LENGTH);
+    out.set(this.#slotView(entry.slot));
+    return out;
+  }
+
+  /**
+   * Like {@link DekCache.get}, but copies the DEK into `out` (32 bytes) instead of allocating:
+   * for callers that keep one scratch buffer and wipe it after each use.
+   *
+   * @param key - from {@link DekCache.keyFor}.
+   * @param out - receives the DEK on a hit; untouched on a miss.
+   * @returns whether the DEK was found.
+   */
+  getInto(key: string, out: Uint8Array): boolean {
+    if (!(out instanceof Uint8Array) || out.length !== DEK_LENGTH) throw new RangeError(`DekCache: out must be ${DEK_LENGTH} bytes`);
+    const entry = this.#lookup(key);
+    if (!entry) return false;
+    out.set(this.#slotView(entry.slot));
+    return true;
+  }
+
+  // Finds a live entry, marks it most recently used and counts the hit or miss.
+  #lookup(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
     if (!entry) {
       this.#onMiss?.();
@@ -142,9 +167,7 @@ export class DekCache {
       this.#pushFront(entry);
     }
     this.#onHit?.();
-    const out = new Uint8Array(DEK_LENGTH);
-    out.set(this.#slotView(entry.slot));
-    return out;
+    return entry;
   }
 
   /**

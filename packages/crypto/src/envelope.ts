@@ -41,6 +41,9 @@ export interface EnvelopeDeps {
   readonly cacheOnSeal?: boolean | undefined;
 }
 
+// Where a cached DEK is copied for the one synchronous AEAD call of a cache-hit open; wiped after.
+const cachedDek = new Uint8Array(KEY_LENGTH);
+
 function integrity(message: string, cause?: unknown): CryptoError {
   return new CryptoError('CRYPTO_INTEGRITY', message, cause === undefined ? undefined : { cause });
 }
@@ -131,27 +134,30 @@ export class Envelopes {
     const aad = encodeAad(env.formatVersion, env.alg, ctx);
     const cache = this.#cache;
     const cacheKey = cache?.enabled ? cache.keyFor(env.wrappedDek, env.kmsKeyId, ctx) : undefined;
-    let dek = cacheKey === undefined ? undefined : cache!.get(cacheKey);
-    const fromCache = dek !== undefined;
-    if (!dek) {
+    if (cacheKey !== undefined && cache!.getInto(cacheKey, cachedDek)) {
+      // Cache hit: the DEK sits in the module's scratch buffer only until the AEAD is done (no
+      // await in between, so no other open can touch it), then it is wiped.
       try {
-        dek = await this.#provider.decrypt(env.wrappedDek, env.kmsKeyId, ctx);
-      } catch (err) {
-        // A refused wrapped DEK is tampering (or the wrong context) as far as the caller knows.
-        if (err instanceof CryptoError && err.code === 'CRYPTO_KMS_INVALID_CIPHERTEXT') {
-          throw integrity('wrapped DEK was refused for this name and version', err);
-        }
-        throw err;
+        return aead.open(cachedDek, env.nonce, env.ciphertext, aad);
+      } finally {
+        zeroize(cachedDek);
       }
-      if (dek.length !== KEY_LENGTH) {
-        zeroize(dek);
-        throw integrity('unwrapped DEK has the wrong length');
+    }
+    let dek: Uint8Array;
+    try {
+      dek = await this.#provider.decrypt(env.wrappedDek, env.kmsKeyId, ctx);
+    } catch (err) {
+      // A refused wrapped DEK is tampering (or the wrong context) as far as the caller knows.
+      if (err instanceof CryptoError && err.code === 'CRYPTO_KMS_INVALID_CIPHERTEXT') {
+        throw integrity('wrapped DEK was refused for this name and version', err);
       }
-      // Cache only once the DEK has proven itself against this envelope's tag (below).
+      throw err;
     }
     try {
+      if (dek.length !== KEY_LENGTH) throw integrity('unwrapped DEK has the wrong length');
       const plaintext = aead.open(dek, env.nonce, env.ciphertext, aad);
-      if (!fromCache && cacheKey !== undefined) cache!.set(cacheKey, dek);
+      // Cached only now that the DEK has proven itself against this envelope's tag.
+      if (cacheKey !== undefined) cache!.set(cacheKey, dek);
       return plaintext;
     } finally {
       zeroize(dek);

@@ -166,11 +166,12 @@ export function createLocalProvider(opts: LocalProviderOptions = {}): LocalKeyPr
 
   const wrap = (entry: RingKey, dek: Uint8Array, ctx: SecretContext): Uint8Array => {
     const nonce = random(NONCE_LENGTH);
-    const sealed = aead.seal(entry.key, nonce, dek, encodeKeyBinding(WRAP_LABEL, entry.id, ctx));
+    if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_LENGTH) throw new RangeError('randomBytes returned a bad nonce');
     const out = new Uint8Array(WRAPPED_LENGTH);
     out[0] = WRAP_VERSION;
     out.set(nonce, 1);
-    out.set(sealed, 1 + NONCE_LENGTH);
+    // Sealed straight into the record: no intermediate ciphertext buffer.
+    aead.seal(entry.key, nonce, dek, encodeKeyBinding(WRAP_LABEL, entry.id, ctx), out.subarray(1 + NONCE_LENGTH));
     return out;
   };
   const unwrap = (wrappedDek: Uint8Array, kmsKeyId: string, ctx: SecretContext): Uint8Array => {

@@ -1,5 +1,5 @@
 // XChaCha20-Poly1305 backends: published vectors, agreement with each other, and tamper refusal.
-import { hchacha20, nobleAead, nodeAead, sodiumAead, sodiumLoad, aead, type Aead } from '../src/internal/aead.js';
+import { hchacha20, nobleAead, nodeAead, sodiumAead, sodiumLoad, aead, bySize, LARGE_MESSAGE, type Aead } from '../src/internal/aead.js';
 import { CryptoError } from '../src/errors.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -35,7 +35,7 @@ test('the libsodium addon loads', () => {
   expect(sodiumLoad.error).toBeUndefined();
   expect(sodiumAead).toBeDefined();
 });
-const backends: Aead[] = [...(sodiumAead ? [sodiumAead] : []), nodeAead, nobleAead];
+const backends: Aead[] = [aead, ...(sodiumAead ? [sodiumAead] : []), nodeAead, nobleAead];
 
 function expectIntegrity(fn: () => unknown): void {
   let thrown: unknown;
@@ -48,11 +48,31 @@ function expectIntegrity(fn: () => unknown): void {
   expect((thrown as CryptoError).code).toBe('CRYPTO_INTEGRITY');
 }
 
-test('the default backend is libsodium on this platform', () => {
-  expect(aead.name).toBe('sodium');
+test('the default backend is libsodium, with OpenSSL for large messages, on this platform', () => {
+  expect(aead.name).toBe('sodium+node');
 });
 
-describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, impl) => {
+test('bySize routes by plaintext length, on both sides of the threshold', () => {
+  const calls: string[] = [];
+  const spy = (tag: string, impl: Aead): Aead => ({
+    name: impl.name,
+    seal: (k, n, p, a, o) => (calls.push(`${tag}.seal`), impl.seal(k, n, p, a, o)),
+    open: (k, n, s, a) => (calls.push(`${tag}.open`), impl.open(k, n, s, a)),
+  });
+  const both = bySize('sodium+node', spy('small', nobleAead), spy('large', nodeAead));
+  const key = new Uint8Array(32).fill(1);
+  const nonce = new Uint8Array(24).fill(2);
+  for (const len of [0, LARGE_MESSAGE - 1, LARGE_MESSAGE, LARGE_MESSAGE + 1]) {
+    calls.length = 0;
+    const pt = new Uint8Array(len).fill(3);
+    const sealed = both.seal(key, nonce, pt, new Uint8Array(0));
+    expect(Buffer.compare(both.open(key, nonce, sealed, new Uint8Array(0)), pt)).toBe(0);
+    const side = len >= LARGE_MESSAGE ? 'large' : 'small';
+    expect(calls).toEqual([`${side}.seal`, `${side}.open`]);
+  }
+});
+
+describe.each(backends.map((b, i) => [i === 0 ? `default (${b.name})` : b.name, b] as const))('%s backend', (_name, impl) => {
   test('§A.3.1 vector: seal produces the published ciphertext and tag', () => {
     const sealed = impl.seal(A31.key, A31.iv, A31.plaintext, A31.aad);
     expect(toHex(sealed)).toBe(toHex(A31.ciphertext) + toHex(A31.tag));
@@ -120,7 +140,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, i
 });
 
 test('all backends agree on random inputs of many lengths (and open each other)', () => {
-  const lengths = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 1000, 4096, 65537];
+  const lengths = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 1000, 4096, LARGE_MESSAGE - 1, LARGE_MESSAGE, 65537];
   let seed = 7;
   const bytes = (n: number): Uint8Array => {
     const out = new Uint8Array(n);

@@ -115,3 +115,26 @@ test('bad options and bad DEKs are programmer errors', () => {
   expect(() => new DekCache({ ttlSecs: 1, maxEntries: 0 })).toThrow(RangeError);
   expect(() => new DekCache({ ttlSecs: 1 }).set('k', new Uint8Array(16))).toThrow(RangeError);
 });
+
+test('getInto copies into the caller buffer, counts like get, and leaves the buffer alone on a miss', () => {
+  const { cache, events, advance } = harness(300, 2);
+  const out = new Uint8Array(32).fill(0xcc);
+  cache.set('k', dek(5));
+  expect(cache.getInto('k', out)).toBe(true);
+  expect(out.every((b) => b === 5)).toBe(true);
+  out.fill(0); // the caller's copy: wiping it leaves the cache's own intact
+  expect(cache.get('k')?.[0]).toBe(5);
+  out.fill(0xcc);
+  expect(cache.getInto('nope', out)).toBe(false);
+  expect(out.every((b) => b === 0xcc)).toBe(true);
+  // It bumps recency like get: 'k' survives the next insertion, 'j' is evicted.
+  cache.set('j', dek(6));
+  expect(cache.getInto('k', out)).toBe(true);
+  cache.set('i', dek(7));
+  expect(cache.getInto('j', out)).toBe(false);
+  advance(300_000);
+  expect(cache.getInto('k', out)).toBe(false);
+  expect(events.hit).toBe(3);
+  expect(events.miss).toBe(3);
+  expect(() => cache.getInto('k', new Uint8Array(31))).toThrow(RangeError);
+});

@@ -105,6 +105,25 @@ describe('seal/open round trip', () => {
     expect(handedOut).toHaveLength(2);
     for (const dek of handedOut) expect(dek.every((b) => b === 0)).toBe(true);
   });
+
+  test('a DEK served from the cache is wiped after the open, also when the open fails', async () => {
+    const served: Uint8Array[] = [];
+    class SpyCache extends DekCache {
+      override getInto(key: string, out: Uint8Array): boolean {
+        const hit = super.getInto(key, out);
+        if (hit) served.push(out);
+        return hit;
+      }
+    }
+    const envelopes = new Envelopes({ provider, cache: new SpyCache({ ttlSecs: 60 }) });
+    const env = await envelopes.seal(enc('cached value'), ctx);
+    expect(new TextDecoder().decode(await envelopes.open(env, ctx))).toBe('cached value');
+    const bad = clone(env);
+    bad.ciphertext[0]! ^= 1;
+    await expectIntegrity(envelopes.open(bad, ctx));
+    expect(served).toHaveLength(2);
+    for (const dek of served) expect(dek.every((b) => b === 0)).toBe(true);
+  });
 });
 
 describe('nonce uniqueness', () => {
