@@ -43,10 +43,13 @@ export interface Secret {
   value?: string;
   /** Binary values. */
   valueBase64?: string;
-  /** `userpass` secrets. */
+  /** `userpass` or `kv` (absent for plain values). */
   format?: string;
+  /** `userpass` secrets. */
   username?: string;
   password?: string;
+  /** `kv` secrets (written through the Vault KV v2 routes): the data map. */
+  data?: Record<string, unknown>;
   createdAt: Timestamp;
 }
 

@@ -51,6 +51,9 @@ function writeValue(ctx: CliContext, s: Secret, asBase64: boolean): void {
     out.write(asBase64 ? `${s.valueBase64}${nl}` : Buffer.from(s.valueBase64, 'base64'));
   } else if (s.format === 'userpass') {
     out.write(`username: ${s.username ?? ''}\npassword: ${s.password ?? ''}\n`);
+  } else if (s.format === 'kv') {
+    // A Vault KV v2 data map: one line of JSON (for `jq`).
+    out.write(`${JSON.stringify(s.data ?? {})}\n`);
   } else {
     out.write(`${s.value ?? ''}${nl}`);
   }
