@@ -6,7 +6,7 @@
 // the cluster cannot start or a phase answers with errors.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { mkdtempSync, rmSync, createWriteStream, readFileSync } from 'node:fs';
 import { randomBytes, randomInt } from 'node:crypto';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import path from 'node:path';
@@ -49,6 +49,17 @@ async function freePort() {
     if (ok) return port;
   }
   throw new Error('no free port found');
+}
+
+// utime + stime of a process in ms (Linux /proc; clock ticks are 100 Hz here).
+function cpuMs(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -194,6 +205,14 @@ async function main() {
     const follower = nodes.find((n) => n !== leader);
     console.log(`cluster bench: 3 nodes on loopback, leader ${leader.id}; ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}`);
     console.log(`${CONNECTIONS} connections, ${DURATION} s per phase, ${KEYS} secret names, ${VALUE.length}-byte values\n`);
+    // The bootstrap token works once the seed command has been applied.
+    for (let i = 0; ; i++) {
+      const r = await fetch(`${leader.api}/v1/tokens/self`, { headers: { authorization: `Bearer ${token}` } });
+      await r.arrayBuffer();
+      if (r.status === 200) break;
+      if (i > 150) throw new Error('bootstrap token not accepted within 30 s');
+      await sleep(200);
+    }
     // Seed every name so reads hit existing secrets.
     for (let i = 0; i < KEYS; i += 64) {
       await Promise.all(Array.from({ length: Math.min(64, KEYS - i) }, (_, j) => put(leader, token, `bench/k${i + j}`, VALUE)));
@@ -213,7 +232,12 @@ async function main() {
     ];
     for (const [key, label, node, connections, requests] of phases) {
       if (ONLY !== undefined && !ONLY.includes(key)) continue;
-      results[key] = report(label, await cannon({ url: node.api, connections, duration: DURATION, requests }));
+      const before = nodes.map((n) => cpuMs(n.proc.pid));
+      const res = await cannon({ url: node.api, connections, duration: DURATION, requests });
+      results[key] = report(label, res);
+      // CPU each node spent per request: independent of how busy the machine is otherwise.
+      const per = nodes.map((n, i) => ((cpuMs(n.proc.pid) - before[i]) * 1000) / Math.max(1, res.requests.total));
+      console.log(`${''.padEnd(44)} cpu/request: ${nodes.map((n, i) => `${n.id}${n === leader ? '(leader)' : ''} ${per[i].toFixed(0)} µs`).join(', ')}; total ${per.reduce((a, b) => a + b, 0).toFixed(0)} µs`);
     }
 
     console.log('');
