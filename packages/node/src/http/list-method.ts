@@ -21,13 +21,31 @@ const TAKEN = Symbol('coffer.listTaken');
 
 type ParseError = Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number };
 
-function plainAnswer(socket: Socket, status: number, reason: string, body?: string): void {
-  if (socket.writable) {
-    const text = body ?? '';
-    const type = body === undefined ? '' : 'Content-Type: application/json\r\n';
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\n${type}Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+/** A response still being written on this socket (node's own bookkeeping). */
+function inFlight(socket: Socket): (NodeJS.WritableStream & { _headerSent?: boolean; writableFinished?: boolean }) | undefined {
+  const msg = (socket as unknown as { _httpMessage?: NodeJS.WritableStream & { _headerSent?: boolean; writableFinished?: boolean } | null })._httpMessage;
+  return msg === null || msg === undefined || msg.writableFinished === true ? undefined : msg;
+}
+
+/** What node answers a parse error with when nobody listens: a bare status (unless a response is under way), then close. */
+function nodeDefault(err: ParseError, socket: Socket): void {
+  const msg = inFlight(socket);
+  if (socket.writable && (msg === undefined || msg._headerSent !== true)) {
+    const [status, reason] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request'];
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n\r\n`);
   }
-  socket.destroySoon?.();
+  socket.destroy(err);
+}
+
+/** A refused LIST: a Vault-shaped error body, then close once it is flushed. */
+function refuseList(socket: Socket, status: number, message: string): void {
+  const text = JSON.stringify({ errors: [message] });
+  const reason = status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  }
+  socket.destroySoon();
 }
 
 /**
@@ -72,45 +90,52 @@ export function acceptListMethod(server: Server): void {
     // llhttp stops at the 'S' of "LIST", two bytes into the request.
     const start = (err.bytesParsed ?? 0) - 2;
     if (err.code !== 'HPE_INVALID_METHOD' || raw === undefined || start < 0 || raw.toString('latin1', start, start + 5) !== 'LIST ') {
-      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') plainAnswer(socket, 408, 'Request Timeout');
-      else if (err.code === 'HPE_HEADER_OVERFLOW') plainAnswer(socket, 431, 'Request Header Fields Too Large');
-      else plainAnswer(socket, 400, 'Bad Request');
+      nodeDefault(err, socket);
       return;
     }
     s[TAKEN] = true;
     const rewritten = rewriteListHead(raw.subarray(start));
-    if ('status' in rewritten) {
-      plainAnswer(socket, rewritten.status, rewritten.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request', JSON.stringify({ errors: [rewritten.message] }));
-      return;
-    }
-    const inner = new Duplex({
-      read() {},
-      write(chunk: Buffer, _enc, cb) {
-        if (socket.destroyed) cb(new Error('socket closed'));
-        else socket.write(chunk, cb);
-      },
-      final(cb) {
-        socket.end();
-        cb();
-      },
-      destroy(e, cb) {
-        socket.destroy();
-        cb(e);
-      },
-    });
-    // What the HTTP server and the API read from a socket.
-    for (const k of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort', 'encrypted'] as const) {
-      Object.defineProperty(inner, k, { value: (socket as unknown as Record<string, unknown>)[k], enumerable: true });
-    }
-    const self = inner as unknown as Record<string, unknown>;
-    self['setTimeout'] = () => inner;
-    self['setNoDelay'] = () => inner;
-    self['setKeepAlive'] = () => inner;
-    self['destroySoon'] = () => inner.end();
-    socket.once('close', () => inner.destroy());
-    socket.on('error', () => inner.destroy());
-    // An https server serves 'secureConnection'; a plain one 'connection'.
-    server.emit((socket as { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection', inner);
-    inner.push(rewritten.head);
+    // A pipelined LIST behind a response still being written waits for it, so answers never interleave.
+    const previous = inFlight(socket);
+    if (previous !== undefined) previous.once('finish', () => handOver(server, socket, rewritten));
+    else handOver(server, socket, rewritten);
   });
+}
+
+/** Answers the rewritten LIST through `server` on `socket` (or refuses it). */
+function handOver(server: Server, socket: Socket, rewritten: ReturnType<typeof rewriteListHead>): void {
+  if (socket.destroyed) return;
+  if ('status' in rewritten) {
+    refuseList(socket, rewritten.status, rewritten.message);
+    return;
+  }
+  const inner = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      if (socket.destroyed) cb(new Error('socket closed'));
+      else socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(e, cb) {
+      socket.destroy();
+      cb(e);
+    },
+  });
+  // What the HTTP server and the API read from a socket.
+  for (const k of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort', 'encrypted'] as const) {
+    Object.defineProperty(inner, k, { value: (socket as unknown as Record<string, unknown>)[k], enumerable: true });
+  }
+  const self = inner as unknown as Record<string, unknown>;
+  self['setTimeout'] = () => inner;
+  self['setNoDelay'] = () => inner;
+  self['setKeepAlive'] = () => inner;
+  self['destroySoon'] = () => inner.end();
+  socket.once('close', () => inner.destroy());
+  socket.on('error', () => inner.destroy());
+  // An https server serves 'secureConnection'; a plain one 'connection'.
+  server.emit((socket as { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection', inner);
+  inner.push(rewritten.head);
 }
