@@ -1,7 +1,7 @@
 // `pnpm bench cluster [--duration S] [--connections N]`: a real three-node cluster of `./bin/coffer
 // server` processes on loopback, driven with autocannon over HTTP/1.1 keep-alive connections.
 // Prints writes/s and linearizable reads/s at 64 connections (p50/p99), the same through a follower,
-// stale reads, and the 1-connection write latency. Everything runs on this machine, so the load
+// stale reads, and the 1-connection write latency. `--vault` drives the Vault KV v2 routes instead. Everything runs on this machine, so the load
 // generator competes with the three nodes for the same cores. Never fails on speed; it fails only if
 // the cluster cannot start or a phase answers with errors.
 import { spawn } from 'node:child_process';
@@ -28,6 +28,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     // Comma-separated subset of phases: writes,reads,fwrites,freads,stale,single.
     only: { type: 'string' },
+    // Drive the Vault KV v2 routes (POST/GET /v1/secret/data/…) instead of the native ones.
+    vault: { type: 'boolean', default: false },
   },
 });
 const DURATION = Number(args.duration);
@@ -35,6 +37,7 @@ const CONNECTIONS = Number(args.connections);
 const KEYS = Number(args.keys);
 const VALUE = 'v'.repeat(Number(args['value-bytes']));
 const ONLY = args.only?.split(',');
+const VAULT = args.vault;
 
 // Random ports below the kernel's ephemeral range, so that no outgoing connection can take a port
 // between the probe and the node's bind (see packages/cluster-tests/src/harness.ts).
@@ -176,7 +179,9 @@ function writeRequests(token) {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       setupRequest: (req) => {
         i = (i + 1) % KEYS;
-        return { ...req, path: `/v1/secrets/bench/k${i}`, body: JSON.stringify({ value: VALUE }) };
+        return VAULT
+          ? { ...req, method: 'POST', path: `/v1/secret/data/bench/k${i}`, body: JSON.stringify({ data: { value: VALUE } }) }
+          : { ...req, path: `/v1/secrets/bench/k${i}`, body: JSON.stringify({ value: VALUE }) };
       },
     },
   ];
@@ -190,7 +195,7 @@ function readRequests(token, query = '') {
       headers: { authorization: `Bearer ${token}` },
       setupRequest: (req) => {
         i = (i + 1) % KEYS;
-        return { ...req, path: `/v1/secrets/bench/k${i}${query}` };
+        return { ...req, path: `${VAULT ? '/v1/secret/data' : '/v1/secrets'}/bench/k${i}${query}` };
       },
     },
   ];
@@ -204,7 +209,7 @@ async function main() {
     const leader = await findLeader(nodes);
     const follower = nodes.find((n) => n !== leader);
     console.log(`cluster bench: 3 nodes on loopback, leader ${leader.id}; ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}`);
-    console.log(`${CONNECTIONS} connections, ${DURATION} s per phase, ${KEYS} secret names, ${VALUE.length}-byte values\n`);
+    console.log(`${CONNECTIONS} connections, ${DURATION} s per phase, ${KEYS} secret names, ${VALUE.length}-byte values${VAULT ? ', Vault KV v2 routes' : ''}\n`);
     // The bootstrap token works once the seed command has been applied.
     for (let i = 0; ; i++) {
       const r = await fetch(`${leader.api}/v1/tokens/self`, { headers: { authorization: `Bearer ${token}` } });

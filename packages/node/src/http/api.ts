@@ -14,9 +14,9 @@
  * 3. Every request that reaches step 2 appends ONE audit record (denials included) before the
  *    answer is sent; if the append fails the client gets 503 `audit_unavailable` instead.
  *
- * Hot routes (GET and PUT /v1/secrets/…) skip express's per-request set-up (prototype swaps,
- * router walk): `app.handle` sends them straight to the dispatcher, which only uses node's own
- * request/response API. Everything else goes through express as one middleware.
+ * Hot routes (GET and PUT /v1/secrets/…, and Vault's GET/POST/PUT /v1/secret/data/…) skip
+ * express's per-request set-up (prototype swaps, router walk): `app.handle` sends them straight to
+ * the dispatcher, which only uses node's own request/response API. Everything else goes through express as one middleware.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -567,7 +567,7 @@ export function createApi(ctx: NodeContext): express.Express {
 
   // --- Vault KV v2 (mount `secret`) ------------------------------------------------------------------
 
-  registerVaultRoutes(route, { ctx, secrets, actor });
+  const vaultHot = registerVaultRoutes(route, { ctx, secrets, actor });
 
   // --- health and metrics ------------------------------------------------------------------------------
 
@@ -816,21 +816,23 @@ export function createApi(ctx: NodeContext): express.Express {
   // Hot routes bypass express's per-request set-up; see the module comment.
   const expressHandle = (app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: unknown) => void }).handle.bind(app);
   const HOT = '/v1/secrets/';
+  const HOT_VAULT = '/v1/secret/data/';
   (app as unknown as { handle: unknown }).handle = (req: IncomingMessage, res: ServerResponse, next?: unknown): void => {
     const url = req.url;
-    if (url !== undefined && url.startsWith(HOT)) {
-      const r = req.method === 'GET' ? getSecret : req.method === 'PUT' ? putSecret : undefined;
-      if (r !== undefined) {
-        const q = url.indexOf('?');
-        const path = q === -1 ? url : url.slice(0, q);
-        const p = r.pattern.match(path);
-        if (p !== null) {
-          run(r, p, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
-            ctx.logger.error({ err }, 'request failed');
-            if (!res.headersSent) sendServiceError(res, toServiceError(err), 'unknown');
-          });
-          return;
-        }
+    let r: Route | undefined;
+    if (url === undefined) r = undefined;
+    else if (url.startsWith(HOT)) r = req.method === 'GET' ? getSecret : req.method === 'PUT' ? putSecret : undefined;
+    else if (url.startsWith(HOT_VAULT)) r = req.method === 'GET' ? vaultHot.GET : req.method === 'POST' ? vaultHot.POST : req.method === 'PUT' ? vaultHot.PUT : undefined;
+    if (r !== undefined && url !== undefined) {
+      const hot = r;
+      const q = url.indexOf('?');
+      const p = hot.pattern.match(q === -1 ? url : url.slice(0, q));
+      if (p !== null) {
+        run(hot, p, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
+          ctx.logger.error({ err }, 'request failed');
+          if (!res.headersSent) (hot.vault === true ? sendVaultError : sendServiceError)(res, toServiceError(err), 'unknown');
+        });
+        return;
       }
     }
     expressHandle(req, res, next);

@@ -210,6 +210,13 @@ function customMetadataField(v: unknown): Record<string, string> {
   return v as Record<string, string>;
 }
 
+/** The data routes (the Vault clients' hot paths), for api.ts's lean dispatch. */
+export interface VaultHotRoutes<R> {
+  readonly GET: R;
+  readonly POST: R;
+  readonly PUT: R;
+}
+
 /** What the Vault routes use from the API. */
 export interface VaultDeps {
   readonly ctx: NodeContext;
@@ -225,7 +232,7 @@ const NO_CONTENT: Reply = { status: 204 };
  * @param route - api.ts's route registrar
  * @param deps - node context, secret service, actor naming
  */
-export function registerVaultRoutes(route: (r: RouteSpec) => unknown, deps: VaultDeps): void {
+export function registerVaultRoutes<R>(route: (r: RouteSpec) => R, deps: VaultDeps): VaultHotRoutes<R> {
   const { ctx, secrets, actor } = deps;
   const vault = true;
 
@@ -241,7 +248,7 @@ export function registerVaultRoutes(route: (r: RouteSpec) => unknown, deps: Vaul
 
   // --- data ----------------------------------------------------------------------------------------
 
-  route({
+  const getData = route({
     method: 'GET', path: `${MOUNT}/data/{path+}`, access: 'allowlist', auditAction: 'secret.read', write: false, body: 'none', param: 'secret', vault,
     handler: async (c) => {
       const vq = c.query.get('version');
@@ -276,7 +283,7 @@ export function registerVaultRoutes(route: (r: RouteSpec) => unknown, deps: Vaul
     },
   });
 
-  for (const method of ['POST', 'PUT'] as const) {
+  const writeData = (['POST', 'PUT'] as const).map((method) =>
     route({
       method, path: `${MOUNT}/data/{path+}`, access: 'token', action: 'secret.write', write: true, body: 'json', param: 'secret', vault,
       handler: async (c) => {
@@ -315,8 +322,8 @@ export function registerVaultRoutes(route: (r: RouteSpec) => unknown, deps: Vaul
           }),
         };
       },
-    });
-  }
+    }),
+  );
 
   route({
     method: 'DELETE', path: `${MOUNT}/data/{path+}`, access: 'token', action: 'secret.delete', auditAction: 'secret.delete', write: true, body: 'none', param: 'secret', vault,
@@ -430,4 +437,5 @@ export function registerVaultRoutes(route: (r: RouteSpec) => unknown, deps: Vaul
       handler: (c) => list(c, ''),
     });
   }
+  return { GET: getData, POST: writeData[0] as R, PUT: writeData[1] as R };
 }
