@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { createAwsProvider, createLocalProvider, DekCache, Envelopes, hashToken, type KeyProvider } from '@coffer/crypto';
@@ -94,6 +94,50 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
       resolve(server.address() as AddressInfo);
     });
   });
+}
+
+/** How the API listener is doing, for a graceful close. */
+interface ApiActivity {
+  /** Requests received and not yet answered. */
+  active: number;
+  /** When the last request arrived (ms since the epoch). */
+  lastAt: number;
+}
+
+/** Quiet time after the last request before idle keep-alive connections are closed. */
+const DRAIN_QUIET_MS = 300;
+/** Longest wait for that quiet time. */
+const DRAIN_MAX_WAIT_MS = 3_000;
+/** Longest wait for answers in flight before every connection is cut. */
+const DRAIN_HARD_MS = 5_000;
+
+/**
+ * Closes the API listener without dropping requests clients already sent. node's `server.close()`
+ * destroys every idle keep-alive connection at once, and a connection whose request bytes sit
+ * unread in the socket buffer counts as idle; closing the listener also resets connections still
+ * in the accept backlog. Either way a client would see a reset for a request it had sent. So:
+ * keep answering (with `Connection: close`, set by the handler while closing; writes on the leader
+ * get 503 `shutting_down`) until no request came for a moment (at most a few seconds); then stop
+ * accepting, close idle connections, and cut the rest only after a hard deadline.
+ */
+async function drainAndCloseApi(server: Server, activity: ApiActivity): Promise<void> {
+  const started = Date.now();
+  while (Date.now() - started < DRAIN_MAX_WAIT_MS && (activity.active > 0 || Date.now() - activity.lastAt < DRAIN_QUIET_MS)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const closed = new Promise<void>((resolve) => {
+    NetServer.prototype.close.call(server, () => resolve());
+  });
+  server.closeIdleConnections();
+  // Connections that finish their last answer become idle: close them as they do.
+  const sweep = setInterval(() => server.closeIdleConnections(), 100);
+  const hard = setTimeout(() => server.closeAllConnections(), DRAIN_HARD_MS);
+  try {
+    await closed;
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(hard);
+  }
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -612,8 +656,13 @@ async function assemble(
 
   // --- HTTP API ------------------------------------------------------------------------------
   const app = createApi(ctx);
+  const apiActivity: ApiActivity = { active: 0, lastAt: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    apiActivity.active++;
+    apiActivity.lastAt = Date.now();
+    res.once('close', () => apiActivity.active--);
     res.setHeader('x-coffer-node-id', nodeId);
+    if (closing) res.setHeader('connection', 'close');
     if (req.method === 'POST' && req.url === JOIN_PATH) {
       void handleJoin(req, res).catch((err) => {
         logger.warn({ err: String(err) }, 'join request failed');
@@ -663,7 +712,7 @@ async function assemble(
   driver.start();
   cleanups.push(async () => driver.stop());
   const apiAddress = await listen(apiServer, config.apiAddr.host, config.apiAddr.port);
-  cleanups.push(() => closeServer(apiServer));
+  cleanups.push(() => drainAndCloseApi(apiServer, apiActivity));
   logger.info({ api: apiAddress, raft: raftAddress, members: driver.members() }, `${nodeId} started`);
 
   if (config.join !== undefined && !wasMember && driver.members().voters.length === 0) void joinCluster(config.join);
