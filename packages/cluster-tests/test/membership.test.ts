@@ -162,6 +162,16 @@ describe('membership and catch-up (real processes)', () => {
     for (const n of members) {
       await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/secrets/after/remove9?consistency=stale', undefined, null)).body?.value === 'r9', 20_000, `${n.id} has the write`);
     }
+    // It learns that it was removed: 503 on health (also with standbyok) and 503 `removed` on
+    // every other route, reads included.
+    const removedEverywhere = async (): Promise<void> => {
+      await cluster.eventually(async () => (await cluster.http(victim, 'GET', '/v1/sys/health?standbyok=true', undefined, null)).status === 503, 15_000, 'removed node answers 503 with standbyok');
+      const read = await cluster.http(victim, 'GET', '/v1/secrets/after/remove9?consistency=stale', undefined, null);
+      expect([read.status, read.body.error.code]).toEqual([503, 'removed']);
+      const w = await cluster.http(victim, 'PUT', '/v1/secrets/after/removed-write', { value: 'no' });
+      expect([w.status, w.body.error.code]).toEqual([503, 'removed']);
+    };
+    await removedEverywhere();
     // Restarted, it still never claims health, and the members keep their leader.
     expect((await cluster.terminate(victim)).code).toBe(0);
     await cluster.spawnNode(victim);
@@ -169,5 +179,6 @@ describe('membership and catch-up (real processes)', () => {
     const after = await cluster.leader(20_000, members);
     expect(after).not.toBe(victim);
     await write('after/restart-removed', 'ok');
+    await removedEverywhere();
   });
 });

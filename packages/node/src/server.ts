@@ -9,7 +9,7 @@
  * sees it; the peer listener starts before the driver ticks, so the first votes can arrive; the API
  * listens last. Shutdown runs the other way and waits for in-flight writes to LevelDB.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -259,12 +259,53 @@ async function assemble(
   };
   const applier: Applier = {
     appliedIndex: () => store.applied,
-    apply: async (entries, confChanges) => applyEntries(store, entries, confChanges),
+    apply: async (entries, confChanges) => applyEntries(store, entries, confChanges, (id, raftAddr) => onMemberRemoved(id, raftAddr)),
     snapshot: async () => (await store.createSnapshot()).data,
     restore: async (_index, data) => {
       await store.restoreSnapshot(data);
     },
   };
+
+  // --- Removal ---------------------------------------------------------------------------------
+  // A removed node stops serving (503 `removed`) and stays so across restarts (a marker file in
+  // the data dir); members that see a removed node still sending Raft messages tell it again.
+  const removedMarker = path.join(config.dataDir, 'REMOVED');
+  let selfRemoved = existsSync(removedMarker);
+  if (selfRemoved) logger.warn(`${nodeId} was removed from its cluster (${removedMarker} exists): it answers 503 to everything; wipe the data dir to reuse this machine`);
+  const removedPeers = new Map<string, string>();
+  const lastRemovedNotice = new Map<string, number>();
+  function markSelfRemoved(by: string): void {
+    if (selfRemoved) return;
+    selfRemoved = true;
+    try {
+      writeFileSync(removedMarker, `removed from the cluster (told by ${by}) at ${new Date().toISOString()}\n`, { mode: 0o600 });
+    } catch (err) {
+      logger.error({ err: String(err) }, 'could not write the removal marker');
+    }
+    logger.warn(`${nodeId} was removed from the cluster (told by ${by}); it no longer serves`);
+  }
+  function onMemberRemoved(id: string, raftAddr: string): void {
+    if (id === nodeId) {
+      markSelfRemoved('its own log');
+      return;
+    }
+    if (raftAddr === '') return;
+    removedPeers.set(id, raftAddr);
+    void notifyRemoved(id, raftAddr);
+  }
+  async function notifyRemoved(id: string, raftAddr: string): Promise<void> {
+    const now = Date.now();
+    if (now - (lastRemovedNotice.get(id) ?? 0) < 1_000 || closing) return;
+    lastRemovedNotice.set(id, now);
+    for (let attempt = 0; attempt < 3 && !closing; attempt++) {
+      try {
+        if ((await callPeer(id, raftAddr, 'removed', {})).status === 200) return;
+      } catch {
+        // down or unreachable: it will be told when it next sends a Raft message
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
 
   const initialUrls = new Map(config.initialCluster.map((m) => [m.id, m.raftUrl]));
   const raftAddrOf = (id: NodeId): string | undefined => {
@@ -336,6 +377,13 @@ async function assemble(
 
   // Peer RPCs besides Raft messages (each authenticated by the peer server before it gets here).
   const rpc: PeerRpc = async (from, method, body) => {
+    if (method === 'removed') {
+      // A voter tells this node it was removed from the configuration (it may never see the
+      // committed removal itself: the leader stops replicating to it).
+      if (from === nodeId || !driver.members().voters.includes(from)) return { status: 403, body: { error: 'only a voter may say so' } };
+      markSelfRemoved(from);
+      return { status: 200, body: {} };
+    }
     if (!driver.isLeader()) return { status: 421, body: { leader: driver.leader() } };
     switch (method) {
       case 'register': {
@@ -364,7 +412,15 @@ async function assemble(
   const peerServer = createPeerServer({
     verifier,
     nodeId,
-    onMessages: (_from, msgs) => driver.step(msgs),
+    onMessages: (from, msgs) => {
+      const addr = removedPeers.get(from);
+      if (addr !== undefined) {
+        // A removed member still talking (it missed the news, e.g. it was down): tell it again.
+        void notifyRemoved(from, addr);
+        return;
+      }
+      driver.step(msgs);
+    },
     onRefused: (reason) => metrics.peerRefusals.inc({ reason }),
     rpc,
   });
@@ -642,7 +698,7 @@ async function assemble(
       }
       throw new ServiceError('no_quorum', `leadership did not move to ${target} in time`, { retryAfterSecs: 1 });
     },
-    isRemoved: () => wasMember && !driver.members().voters.includes(nodeId) && !driver.members().learners.includes(nodeId),
+    isRemoved: () => selfRemoved || (wasMember && !driver.members().voters.includes(nodeId) && !driver.members().learners.includes(nodeId)),
     snapshot: () => store.createSnapshot(),
   };
 
@@ -771,7 +827,12 @@ async function readSnapshotData(store: NodeStore): Promise<Uint8Array> {
  * Applies a batch of committed entries. Membership changes also update the replicated address
  * book, immediately before the entry itself, so both land in the same ordered stream on every node.
  */
-async function applyEntries(store: NodeStore, entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]> {
+async function applyEntries(
+  store: NodeStore,
+  entries: readonly Entry[],
+  confChanges: ReadonlyMap<number, ConfChange>,
+  onRemoved?: (id: string, raftAddr: string) => void,
+): Promise<ApplyOutcome[]> {
   const byIndex = new Map<number, ApplyOutcome>();
   let run: Entry[] = [];
   const flush = async (): Promise<void> => {
@@ -786,7 +847,11 @@ async function applyEntries(store: NodeStore, entries: readonly Entry[], confCha
       await flush();
       const addr = decodeMemberContext(cc.context);
       const sm = store.state;
-      if (cc.type === 'remove') sm.applyCommand({ type: 'member.remove', requestId: '', at: 0, id: cc.nodeId });
+      if (cc.type === 'remove') {
+        const prev = sm.listMembers().find((m) => m.id === cc.nodeId);
+        sm.applyCommand({ type: 'member.remove', requestId: '', at: 0, id: cc.nodeId });
+        onRemoved?.(cc.nodeId, prev?.raftAddr ?? '');
+      }
       else {
         const prev = sm.listMembers().find((m) => m.id === cc.nodeId);
         sm.applyCommand({

@@ -728,6 +728,9 @@ export function createApi(ctx: NodeContext): express.Express {
     let audited = false;
     let reply: Reply | undefined;
     try {
+      if (r.access !== 'public' && ctx.isRemoved()) {
+        throw new ServiceError('removed', 'this node was removed from the cluster and no longer serves; use another member', { retryAfterSecs: 1 });
+      }
       if (r.write && !ctx.isLeader()) {
         // Forward first: the leader authenticates, authorises and audits the original request.
         const body = r.body === 'none' ? undefined : await readBody(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
