@@ -128,7 +128,7 @@ for (const size of sizes) {
 // --- run ------------------------------------------------------------------------------------
 const load0 = loadavg()[0].toFixed(2);
 console.log(`@coffer/crypto benchmark — node ${process.version}, AEAD backend in use: ${crypto.AEAD_BACKEND}` +
-  (sodiumLoad.error ? ` (libsodium addon not loaded: ${sodiumLoad.error})` : ''));
+  (sodiumLoad?.error ? ` (libsodium addon not loaded: ${sodiumLoad.error})` : ''));
 console.log(`${seconds}s per run, ${repeats} runs per figure (round-robin), load average at start ${load0}`);
 console.log('Rates: operations per CPU-second of this process (user+system, all threads) = per core; median of the runs [min–max]; wall-clock median in ().');
 

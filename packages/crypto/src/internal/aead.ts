@@ -1,4 +1,5 @@
-// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03), three interchangeable backends:
+// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03), three interchangeable implementations; the one
+// in use (`aead`) is libsodium below LARGE_MESSAGE bytes and OpenSSL above when both are present:
 //
 //  - `sodium`: libsodium's crypto_aead_xchacha20poly1305_ietf_* through sodium-native (prebuilt
 //             N-API addon). One native call per operation, no cipher context, output written
@@ -11,7 +12,8 @@
 //  - `noble`: @noble/ciphers' xchacha20poly1305, pure JS; the reference the tests compare with
 //             and the last fallback (no addon, and OpenSSL without chacha20-poly1305).
 //
-// Both backends must pass the same known-answer vectors and tamper tests (test/aead.test.ts).
+// Every backend must pass the same known-answer vectors and tamper tests, and all must produce the
+// same bytes (test/aead.test.ts).
 import { createCipheriv, createDecipheriv, getCiphers } from 'node:crypto';
 import { hchacha, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { CryptoError } from '../errors.js';
@@ -31,8 +33,9 @@ export type AeadName = 'sodium+node' | 'sodium' | 'node' | 'noble';
 export interface Aead {
   readonly name: AeadName;
   /**
-   * `out`, when given, must be exactly `plaintext.length + 16` bytes and receives ciphertext || tag
-   * (saves an allocation and a copy, e.g. when the result is part of a larger record).
+   * `out`, when given, must be exactly `plaintext.length + 16` bytes, must not overlap `plaintext`,
+   * and receives ciphertext || tag (saves an allocation and a copy, e.g. when the result is part
+   * of a larger record).
    */
   seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array;
   open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array;
