@@ -17,6 +17,9 @@ const STATE_LT = 'n';
 const META_GTE = 'm';
 const META_LT = 'n';
 
+/** Bytes of sealed blobs (ciphertext, wrapped DEKs) kept in memory for hot reads. */
+export const BLOB_CACHE_BYTES: number = 32 * 1024 * 1024;
+
 /** A consistent snapshot of the state at an applied index. */
 export type StateSnapshot = { index: number; term: number; data: Uint8Array };
 
@@ -33,6 +36,15 @@ export class NodeStore {
   private bootLog: RaftLogState;
   /** Blob writes of the batch being written: reads must see them before LevelDB does. */
   private inflight = new Map<string, Uint8Array | null>();
+  /**
+   * Recently read blobs (ciphertext and wrapped DEKs only — never plaintext), so hot reads skip
+   * LevelDB. Insertion order is recency order (a hit moves the entry to the end). Bounded by
+   * {@link BLOB_CACHE_BYTES}.
+   */
+  private blobCache = new Map<string, Uint8Array>();
+  private blobCacheBytes = 0;
+  /** Bumped before and after every batch that changes blobs: a read that overlapped one does not fill the cache. */
+  private blobGen = 0;
   /** Serialises applies, restores and snapshots against each other. */
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -131,19 +143,65 @@ export class NodeStore {
         if (!key.startsWith(KEY.member)) ops.push({ type: 'del', key });
       }
     }
+    if (ch.fullRewrite) this.clearBlobCache();
     for (const key of ch.dels) {
       ops.push({ type: 'del', key });
-      if (key.charCodeAt(0) === 0x62 /* b */) this.inflight.set(key, null);
+      if (key.charCodeAt(0) === 0x62 /* b */) {
+        this.inflight.set(key, null);
+        this.dropBlob(key);
+      }
     }
     for (const [key, value] of ch.puts) {
       ops.push({ type: 'put', key, value });
-      if (key.charCodeAt(0) === 0x62) this.inflight.set(key, value);
+      if (key.charCodeAt(0) === 0x62) {
+        this.inflight.set(key, value);
+        this.dropBlob(key);
+      }
     }
+    const blobsChange = this.inflight.size > 0 || ch.fullRewrite;
+    if (blobsChange) this.blobGen++;
     ops.push({ type: 'put', key: KEY.applied, value: encodeApplied(ch.applied.index, ch.applied.term) });
     try {
       await this.writer.write(ops, false, ch.applied.index);
     } finally {
       this.inflight = new Map();
+      // Reads that started while the batch was being written must not fill the cache either.
+      if (blobsChange) this.blobGen++;
+      if (ch.fullRewrite) this.clearBlobCache();
+    }
+  }
+
+  private dropBlob(key: string): void {
+    const v = this.blobCache.get(key);
+    if (v === undefined) return;
+    this.blobCache.delete(key);
+    this.blobCacheBytes -= v.length + key.length;
+  }
+
+  private clearBlobCache(): void {
+    this.blobCache.clear();
+    this.blobCacheBytes = 0;
+  }
+
+  private cachedBlob(key: string): Uint8Array | undefined {
+    const v = this.blobCache.get(key);
+    if (v !== undefined) {
+      this.blobCache.delete(key);
+      this.blobCache.set(key, v);
+    }
+    return v;
+  }
+
+  private cacheBlob(key: string, value: Uint8Array): void {
+    const size = value.length + key.length;
+    if (size > BLOB_CACHE_BYTES / 16) return;
+    this.dropBlob(key);
+    this.blobCache.set(key, value);
+    this.blobCacheBytes += size;
+    for (const [k, v] of this.blobCache) {
+      if (this.blobCacheBytes <= BLOB_CACHE_BYTES) break;
+      this.blobCache.delete(k);
+      this.blobCacheBytes -= v.length + k.length;
     }
   }
 
@@ -157,18 +215,38 @@ export class NodeStore {
    */
   async readSealed(name: string, version: number): Promise<SealedValue | undefined> {
     this.check();
+    // A batch that changes this version's blobs (a re-wrap, a destroy, a restore) can land while
+    // LevelDB is being read: then the bytes read may not match the metadata any more. Such a read
+    // is simply repeated; a mismatch without a concurrent batch is real corruption.
+    for (let attempt = 0; ; attempt++) {
+      const gen = this.blobGen;
+      try {
+        return await this.readSealedOnce(name, version, gen);
+      } catch (err) {
+        if (attempt < 5 && gen !== this.blobGen && err instanceof StateError && err.code === 'SM_CORRUPT_STORAGE') continue;
+        throw err;
+      }
+    }
+  }
+
+  private async readSealedOnce(name: string, version: number, gen: number): Promise<SealedValue | undefined> {
     const meta = this.sm.getSecret(name);
     if (!meta?.versions.some((v) => v.version === version && !v.destroyed)) return undefined;
     const kc = ctKey(name, version);
     const kd = dekKey(name, version);
-    const pc = this.inflight.get(kc);
-    const pd = this.inflight.get(kd);
+    const pc = this.inflight.get(kc) ?? this.cachedBlob(kc);
+    const pd = this.inflight.get(kd) ?? this.cachedBlob(kd);
     let ct = pc ?? undefined;
     let dek = pd ?? undefined;
     if (pc === undefined || pd === undefined) {
       const [c, d] = await this.db.getMany([kc, kd]);
       if (pc === undefined) ct = c;
       if (pd === undefined) dek = d;
+      // Fill the cache only if no batch changed blobs meanwhile (else `c`/`d` may be stale).
+      if (gen === this.blobGen && !this.closed) {
+        if (pc === undefined && c !== undefined) this.cacheBlob(kc, c);
+        if (pd === undefined && d !== undefined) this.cacheBlob(kd, d);
+      }
     }
     // Metadata may have moved on during the read (e.g. destroyed); re-check against current.
     return assembleSealed(this.sm.getSecret(name), version, ct, dek);
@@ -221,7 +299,11 @@ export class NodeStore {
       for await (const key of this.db.keys({ gte: STATE_GTE, lt: STATE_LT })) ops.push({ type: 'del', key });
       for (const [key, value] of snap.records) ops.push({ type: 'put', key, value });
       ops.push({ type: 'put', key: KEY.applied, value: encodeApplied(snap.index, snap.term) });
+      this.blobGen++;
+      this.clearBlobCache();
       await this.writer.write(ops, true, snap.index);
+      this.blobGen++;
+      this.clearBlobCache();
       this.sm = sm;
       return { index: snap.index, term: snap.term };
     });

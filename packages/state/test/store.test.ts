@@ -152,6 +152,37 @@ describe('state persistence', () => {
     expect(keys).toEqual([]);
   });
 
+  test('the in-memory blob cache never serves a blob a later command changed or removed', async () => {
+    const s = await open();
+    const e = (index: number, c: Command): LogEntry => ({ index, term: 1, type: 'normal', data: encodeCommand(c) });
+    await s.applyEntries([e(1, put('a', 1))]);
+    expect(await s.readSealed('a', 1)).toEqual(sealed(1)); // from LevelDB, now cached
+    expect(await s.readSealed('a', 1)).toEqual(sealed(1)); // from the cache
+    // Re-wrap changes the wrapped DEK blob: the next read must see the new one.
+    const rewrap: Command = { type: 'kms.rewrap', requestId: 'rw', at: T0, name: 'a', version: 1, wrappedDek: Uint8Array.of(7, 7), kmsKeyId: 'key-2', expectedKmsKeyId: 'key-1', marker: 'm1' };
+    await s.applyEntries([e(2, rewrap)]);
+    expect(await s.readSealed('a', 1)).toEqual({ ...sealed(1), wrappedDek: Uint8Array.of(7, 7), kmsKeyId: 'key-2' });
+    // Reads racing a batch that changes the blob (version 2 is not cached yet, so they go to
+    // LevelDB while the batch is written): each sees the old or the new value, and the cache is
+    // not left holding the old one.
+    await s.applyEntries([e(3, put('a', 2))]);
+    const rewrap2: Command = { ...rewrap, requestId: 'rw2', version: 2, wrappedDek: Uint8Array.of(8, 8, 8), kmsKeyId: 'key-3', expectedKmsKeyId: 'key-1', marker: 'm2' };
+    const racing = Promise.all(Array.from({ length: 20 }, () => s.readSealed('a', 2)));
+    await s.applyEntries([e(4, rewrap2)]);
+    for (const r of await racing) expect([sealed(2).wrappedDek, Uint8Array.of(8, 8, 8)]).toContainEqual(r?.wrappedDek);
+    expect((await s.readSealed('a', 2))?.wrappedDek).toEqual(Uint8Array.of(8, 8, 8));
+    // Destroy: gone, also from the cache.
+    await s.applyEntries([e(5, { type: 'secret.destroy', requestId: 'd', at: T0, name: 'a', versions: [1], actor: 't' })]);
+    expect(await s.readSealed('a', 1)).toBeUndefined();
+    // A restore replaces everything: nothing cached from before survives it.
+    await s.applyEntries([e(6, put('b', 1))]);
+    expect(await s.readSealed('b', 1)).toEqual(sealed(1));
+    const other = new StateMachine({ keepBlobs: true });
+    other.apply({ index: 1, term: 1, type: 'normal', data: encodeCommand({ ...put('b', 1), sealed: sealed(42) }) });
+    await s.restoreSnapshot(other.createSnapshot());
+    expect(await s.readSealed('b', 1)).toEqual(sealed(42));
+  });
+
   test('a bad entry stops the batch: earlier entries are persisted, the bad one is not applied', async () => {
     let s = await open();
     const good = { index: 1, term: 1, type: 'normal' as const, data: encodeCommand(put('a', 1)) };
