@@ -141,6 +141,8 @@ interface ReadRound {
 }
 
 const EMPTY = new Uint8Array(0);
+/** How long a new read round waits for the one in flight before it is sent anyway. */
+const ROUND_FALLBACK_MS = 20;
 
 function ctxOf(id: number): Uint8Array {
   const b = new Uint8Array(8);
@@ -176,6 +178,8 @@ export class RaftDriver {
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   private readonly rounds = new Map<number, ReadRound>();
   private openRound: ReadRound | undefined;
+  /** Sends the open round if the rounds in flight take too long (a dropped ReadIndex). */
+  private openRoundTimer: NodeJS.Timeout | undefined;
   private nextRoundId = 1;
   private ticker: NodeJS.Timeout | undefined;
   private running = false;
@@ -245,8 +249,10 @@ export class RaftDriver {
       p.reject(err);
       this.pending.delete(i);
     }
+    if (this.openRoundTimer !== undefined) clearTimeout(this.openRoundTimer);
     for (const r of this.rounds.values()) this.failRound(r, err);
     if (this.openRound !== undefined) this.failRound(this.openRound, err);
+    this.openRound = undefined;
   }
 
   /** @returns raft's status (term, leader, commit, progress on the leader) */
@@ -333,8 +339,14 @@ export class RaftDriver {
       if (r === undefined) {
         r = { id: this.nextRoundId++, waiters: [] };
         this.openRound = r;
-        // Open the round for the rest of this turn of the event loop, then ask raft once.
-        setImmediate(() => this.sendRound());
+        if (this.rounds.size === 0) {
+          // Open the round for the rest of this turn of the event loop, then ask raft once.
+          setImmediate(() => this.sendRound());
+        } else {
+          // A round is in flight: this one goes when it completes (one quorum round serves every
+          // read that arrived meanwhile), or after a short wait in case raft dropped it.
+          this.openRoundTimer = setTimeout(() => this.sendRound(), ROUND_FALLBACK_MS);
+        }
       }
       r.waiters.push({ resolve, reject });
     });
@@ -350,6 +362,8 @@ export class RaftDriver {
     const r = this.openRound;
     if (r === undefined) return;
     this.openRound = undefined;
+    if (this.openRoundTimer !== undefined) clearTimeout(this.openRoundTimer);
+    this.openRoundTimer = undefined;
     this.rounds.set(r.id, r);
     r.timer = setTimeout(() => {
       this.rounds.delete(r.id);
@@ -370,6 +384,7 @@ export class RaftDriver {
     if (r.timer !== undefined) clearTimeout(r.timer);
     for (const w of r.waiters) w.reject(err);
     r.waiters = [];
+    if (this.openRound !== undefined && this.openRound !== r && this.rounds.size === 0 && !this.stopped) setImmediate(() => this.sendRound());
   }
 
   private track(fn: () => { index: number; term: number }): Promise<ApplyOutcome> {
@@ -453,6 +468,7 @@ export class RaftDriver {
         for (const w of waiters) w.resolve();
       });
     }
+    if (rd.readStates.length > 0 && this.openRound !== undefined && this.rounds.size === 0) setImmediate(() => this.sendRound());
     this.node.advance();
     this.releaseApplied();
     await this.maybeSnapshot();
