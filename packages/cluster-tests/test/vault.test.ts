@@ -186,6 +186,22 @@ describe('Vault KV v2 compatibility (node-vault against real nodes)', () => {
     expect((await failure(viaLeader.read('secret/data/app/fresh'))).status).toBe(404);
   });
 
+  test('patch (JSON merge patch, node-vault update) through a follower', async () => {
+    await viaLeader.write('secret/data/app/patch', { data: { a: '1', b: { c: '2', d: '3' }, gone: 'x' } });
+    const w = await viaFollower.update('secret/data/app/patch', { data: { a: 'one', b: { d: null, e: '5' }, gone: null, n: 7 } });
+    expect(w.data.version).toBe(2);
+    expect((await viaLeader.read('secret/data/app/patch')).data.data).toEqual({ a: 'one', b: { c: '2', e: '5' }, n: 7 });
+    // With options.cas: a stale one is refused.
+    const stale = await failure(viaFollower.update('secret/data/app/patch', { data: { a: 'two' }, options: { cas: 1 } }));
+    expect(stale.status).toBe(400);
+    expect(stale.message).toBe('check-and-set parameter did not match the current version');
+    expect((await viaFollower.update('secret/data/app/patch', { data: { a: 'two' }, options: { cas: 2 } })).data.version).toBe(3);
+    // Nothing to patch: 404; a plain (native) value cannot be patched: 400.
+    expect((await failure(viaLeader.update('secret/data/app/never-written', { data: { a: '1' } }))).status).toBe(404);
+    expect((await cluster.http(leader, 'PUT', '/v1/secrets/app/plain', { value: 'text' })).status).toBe(200);
+    expect((await failure(viaLeader.update('secret/data/app/plain', { data: { a: '1' } }))).status).toBe(400);
+  });
+
   test('health: node-vault reads it from the leader and a follower', async () => {
     const lh = await viaLeader.health();
     expect(lh).toMatchObject({ initialized: true, sealed: false, standby: false });
@@ -280,9 +296,9 @@ describe('Vault KV v2 compatibility (node-vault against real nodes)', () => {
       expect(badName.status).toBe(400);
       const noVersions = await raw(leader, 'POST', '/v1/secret/delete/raw/one', token(), JSON.stringify({ versions: [] }));
       expect(noVersions).toMatchObject({ status: 400, body: { errors: ['no version number provided'] } });
-      const patch = await raw(leader, 'PATCH', '/v1/secret/data/raw/one', token(), '{}');
-      expect(patch.status).toBe(405);
-      expect(patch.body.errors).toHaveLength(1);
+      const wrongMethod = await raw(leader, 'DELETE', '/v1/secret/undelete/raw/one', token());
+      expect(wrongMethod.status).toBe(405);
+      expect(wrongMethod.body.errors).toHaveLength(1);
     });
 
     test('RBAC: a role limited to one folder writes there only and lists only what it may see', async () => {

@@ -5,7 +5,7 @@
  */
 
 /** HTTP methods the API serves (`LIST` is Vault's; see list-method.ts for how it reaches us). */
-export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'LIST';
+export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' | 'LIST';
 
 /** A compiled pattern. */
 export interface Pattern {

@@ -217,6 +217,27 @@ export interface VaultHotRoutes<R> {
   readonly PUT: R;
 }
 
+/**
+ * RFC 7386 JSON merge patch, as Vault's KV v2 PATCH applies it: `null` removes a key, objects merge
+ * recursively, anything else replaces.
+ *
+ * @param target - the current value
+ * @param patch - the patch
+ * @returns the patched value (inputs are not modified)
+ */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** How many times a PATCH without `cas` re-reads and re-applies after losing a race. */
+const MAX_PATCH_ATTEMPTS = 5;
+
 /** What the Vault routes use from the API. */
 export interface VaultDeps {
   readonly ctx: NodeContext;
@@ -324,6 +345,53 @@ export function registerVaultRoutes<R>(route: (r: RouteSpec) => R, deps: VaultDe
       },
     }),
   );
+
+  route({
+    method: 'PATCH', path: `${MOUNT}/data/{path+}`, access: 'token', action: 'secret.write', auditAction: 'secret.patch', write: true, body: 'json', param: 'secret', vault,
+    handler: async (c) => {
+      for (const k of Object.keys(c.body)) if (k !== 'data' && k !== 'options') throw new ServiceError('invalid_request', `unknown field "${k}" (expected data, options)`);
+      const patch = c.body['data'];
+      if (!isObject(patch)) throw new ServiceError('invalid_request', 'no data provided');
+      const options = c.body['options'] ?? {};
+      if (!isObject(options)) throw new ServiceError('invalid_request', '"options" must be an object');
+      const casOpt = options['cas'];
+      if (casOpt !== undefined && casOpt !== null && !isNat(casOpt)) throw new ServiceError('invalid_request', '"options.cas" must be a version number');
+      const explicitCas = isNat(casOpt) ? casOpt : null;
+      for (let attempt = 1; ; attempt++) {
+        // Read-modify-write of the current version, made atomic by check-and-set on it.
+        const rec = ctx.state.getSecret(c.param);
+        const current = rec?.currentVersion ?? 0;
+        if (rec === undefined || ctx.state.readableVersion(c.param, ctx.now()) === undefined) throw new ServiceError('not_found', `no data at "${c.param}" to patch`);
+        if (explicitCas !== null && explicitCas !== current) throw new ServiceError('cas_conflict', 'check-and-set parameter did not match the current version');
+        const s = await secrets.read(c.param, { version: current, consistency: 'stale' });
+        let merged: unknown;
+        try {
+          if (s.format !== 'kv') throw new ServiceError('invalid_request', 'only KV v2 data maps can be patched; this secret holds a plain value');
+          merged = mergePatch(valueFields(s.format, s.plaintext)['data'], patch);
+        } finally {
+          s.plaintext.fill(0);
+        }
+        const buf = Buffer.from(JSON.stringify(merged), 'utf8');
+        if (buf.length > MAX_VALUE_BYTES) throw new ServiceError('body_too_large', `secret values are limited to ${MAX_VALUE_BYTES} bytes`);
+        try {
+          const written = await secrets.write({
+            name: c.param, plaintext: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), format: 'kv', cas: current, description: null, rotation: null, actor: actor(c),
+          });
+          const after = ctx.state.getSecret(c.param);
+          return {
+            status: 200,
+            json: vaultEnvelope(c.requestId, {
+              created_time: iso(written.createdAt), custom_metadata: customMetadata(after), deletion_time: '', destroyed: false, version: written.version,
+            }),
+          };
+        } catch (err) {
+          const lostRace = err instanceof ServiceError && err.code === 'cas_conflict';
+          if (lostRace && explicitCas !== null) throw new ServiceError('cas_conflict', 'check-and-set parameter did not match the current version');
+          if (!lostRace || attempt >= MAX_PATCH_ATTEMPTS) throw err;
+        }
+      }
+    },
+  });
 
   route({
     method: 'DELETE', path: `${MOUNT}/data/{path+}`, access: 'token', action: 'secret.delete', auditAction: 'secret.delete', write: true, body: 'none', param: 'secret', vault,

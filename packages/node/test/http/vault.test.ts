@@ -1,6 +1,6 @@
 // Pure helpers of the Vault KV v2 surface: the LIST rewrite, list detection, folders, durations.
 import { rewriteListHead } from '../../src/http/list-method.js';
-import { checkFolder, goDuration, isVaultList, parseGoDuration } from '../../src/http/vault.js';
+import { checkFolder, goDuration, isVaultList, mergePatch, parseGoDuration } from '../../src/http/vault.js';
 
 const head = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -42,4 +42,14 @@ test('Go durations both ways', () => {
   expect(['0s', '30m', '72h', '1h2m5s'].map(parseGoDuration)).toEqual([0, 1800, 259200, 3725]);
   expect(parseGoDuration(120)).toBe(120);
   for (const bad of ['', 'x', '5d', '-1s', 1.5, -1, true]) expect(() => parseGoDuration(bad)).toThrow(/delete_version_after/);
+});
+
+test('mergePatch follows RFC 7386', () => {
+  const target = { a: 'b', c: { d: 'e', f: 'g' }, keep: [1, 2] };
+  expect(mergePatch(target, { a: 'z', c: { f: null } })).toEqual({ a: 'z', c: { d: 'e' }, keep: [1, 2] });
+  expect(target).toEqual({ a: 'b', c: { d: 'e', f: 'g' }, keep: [1, 2] });
+  expect(mergePatch({ a: [1] }, { a: [2, 3] })).toEqual({ a: [2, 3] });
+  expect(mergePatch({ a: 'x' }, { a: { b: 'c' } })).toEqual({ a: { b: 'c' } });
+  expect(mergePatch({ a: { b: 'c' } }, { a: 'x' })).toEqual({ a: 'x' });
+  expect(mergePatch({}, { a: { b: null } })).toEqual({ a: {} });
 });
