@@ -19,8 +19,8 @@ import { commandId } from '../service/common.js';
 /** Actor recorded in the audit log and in the version's metadata. */
 export const ROTATION_ACTOR = 'rotation-worker';
 
-/** Names scanned per page. */
-const PAGE = 1024;
+/** Most rotations started per poll. */
+const PAGE = 1000;
 
 /** Leader-side scheduler of automatic rotations. */
 export class RotationWorker {
@@ -69,28 +69,24 @@ export class RotationWorker {
    */
   async runOnce(): Promise<number> {
     let rotated = 0;
-    let after: string | undefined;
-    for (;;) {
-      const names = this.#ctx.state.listNames('', PAGE, after);
-      for (const name of names) {
-        if (this.#stopped || !this.#ctx.isLeader()) return rotated;
-        if (!this.#due(name)) continue;
-        const requestId = commandId();
-        try {
-          const w = await this.#secrets.rotate(name, ROTATION_ACTOR);
-          rotated++;
-          await this.#ctx.audit.append({ requestId, actor: ROTATION_ACTOR, clientIp: null, action: 'secret.rotate', resource: name, outcome: 'ok', status: 200 });
-          this.#ctx.logger.info({ name, version: w.version }, 'secret rotated automatically');
-        } catch (err) {
-          await this.#ctx.audit
-            .append({ requestId, actor: ROTATION_ACTOR, clientIp: null, action: 'secret.rotate', resource: name, outcome: 'error', status: 503 })
-            .catch(() => undefined);
-          this.#ctx.logger.warn({ name, err: String(err) }, 'automatic rotation failed; retried at the next poll');
-        }
+    // At most PAGE per poll; the rest are still due at the next one.
+    for (const name of this.#ctx.state.rotationDue(this.#ctx.now(), PAGE)) {
+      if (this.#stopped || !this.#ctx.isLeader()) return rotated;
+      if (!this.#due(name)) continue;
+      const requestId = commandId();
+      try {
+        const w = await this.#secrets.rotate(name, ROTATION_ACTOR);
+        rotated++;
+        await this.#ctx.audit.append({ requestId, actor: ROTATION_ACTOR, clientIp: null, action: 'secret.rotate', resource: name, outcome: 'ok', status: 200 });
+        this.#ctx.logger.info({ name, version: w.version }, 'secret rotated automatically');
+      } catch (err) {
+        await this.#ctx.audit
+          .append({ requestId, actor: ROTATION_ACTOR, clientIp: null, action: 'secret.rotate', resource: name, outcome: 'error', status: 503 })
+          .catch(() => undefined);
+        this.#ctx.logger.warn({ name, err: String(err) }, 'automatic rotation failed; retried at the next poll');
       }
-      if (names.length < PAGE) return rotated;
-      after = names[names.length - 1];
     }
+    return rotated;
   }
 
   #due(name: string): boolean {
