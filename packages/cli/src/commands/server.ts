@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, describeConfig, loadConfig, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
+import { checkNodeId, ConfigError, describeConfig, loadConfig, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
 import { group, leaf, type CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 
@@ -62,16 +62,20 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
     'coffer snapshot restore backup.snap --data-dir ./data/n1 --node-id n1',
   ])
     .requiredOption('--data-dir <dir>', 'the data dir to create (must not hold a store yet)')
-    .option('--node-id <id>', 'id of the node that will run on it (default COFFER_NODE_ID)')
-    .option('--raft-addr <url>', 'the node\'s advertised Raft URL (default http://127.0.0.1:8201)')
+    .option('--node-id <id>', 'id of the node that will run on it (default COFFER_NODE_ID, else the data dir\'s name when it is a valid id, as in ./data/n1)')
+    .option('--raft-addr <url>', 'the node\'s advertised Raft URL (default COFFER_ADVERTISE_RAFT, else http://127.0.0.1:8201)')
     .action(async (file: string, opts: { dataDir: string; nodeId?: string; raftAddr?: string; json?: boolean }) => {
-      const nodeId = opts.nodeId ?? ctx.io.env['COFFER_NODE_ID'];
-      if (nodeId === undefined || nodeId === '') throw new CliError('CLI_USAGE', '--node-id (or COFFER_NODE_ID) is required');
+      const base = path.basename(path.resolve(opts.dataDir));
+      const nodeId = opts.nodeId ?? nonEmpty(ctx.io.env['COFFER_NODE_ID']) ?? (checkNodeId(base).ok ? base : undefined);
+      if (nodeId === undefined) throw new CliError('CLI_USAGE', `--node-id is required (COFFER_NODE_ID is unset and the data dir name ${JSON.stringify(base)} is not a node id)`);
+      const idCheck = checkNodeId(nodeId);
+      if (!idCheck.ok) throw new CliError('CLI_USAGE', `--node-id: ${idCheck.reason}`);
       if (!existsSync(file)) throw new CliError('CLI_USAGE', `${file}: no such file`);
       const blob = new Uint8Array(readFileSync(file));
-      const r = await restoreDataDir({ dataDir: path.resolve(opts.dataDir), nodeId, raftAddr: opts.raftAddr ?? 'http://127.0.0.1:8201', snapshot: blob });
+      const raftAddr = opts.raftAddr ?? nonEmpty(ctx.io.env['COFFER_ADVERTISE_RAFT']) ?? 'http://127.0.0.1:8201';
+      const r = await restoreDataDir({ dataDir: path.resolve(opts.dataDir), nodeId, raftAddr, snapshot: blob });
       if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify(r)}\n`);
-      else ctx.io.stdout.write(`restored ${r.secrets} secrets at index ${r.index} into ${path.resolve(opts.dataDir)}; start the node with COFFER_NODE_ID=${nodeId}\n`);
+      else ctx.io.stdout.write(`restored ${r.secrets} secrets at index ${r.index} into ${path.resolve(opts.dataDir)} for node ${nodeId} (Raft ${raftAddr}); start it with COFFER_NODE_ID=${nodeId} COFFER_DATA_DIR=${path.resolve(opts.dataDir)}\n`);
     });
 
   program
@@ -241,4 +245,8 @@ async function runDev(dir: string, basePort: number, ctx: CliContext): Promise<v
     process.once('SIGINT', stopAll);
     process.once('SIGTERM', stopAll);
   });
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
 }
