@@ -19,7 +19,7 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { createAwsProvider, createLocalProvider, DekCache, Envelopes, hashToken, type KeyProvider } from '@coffer/crypto';
 import { type ConfChange, type Entry, type Message, type NodeId, type Status } from '@coffer/raft';
-import { type Command, type CommandResult, encodeCommand, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine } from '@coffer/state';
+import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, type CommandResult, encodeCommand, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
 import { AuditLog } from './audit/audit-log.js';
 import type { ServerConfig } from './config.js';
 import type { MemberView, NodeContext, ReadConsistency } from './context.js';
@@ -207,6 +207,8 @@ async function assemble(
 ): Promise<RunningServer> {
   const nodeId = config.nodeId;
   let rewrapWorker: RewrapWorker | undefined;
+  /** Command versions each member advertised (peer RPC `hello`); others are assumed at the baseline. */
+  const peerCommands = new Map<NodeId, Readonly<Partial<Record<string, number>>>>();
   const audit = await AuditLog.open({ path: config.auditFile, nodeId, onWriteError: () => metrics.auditWriteFailures.inc() });
   cleanups.push(() => audit.close());
 
@@ -345,6 +347,7 @@ async function assemble(
         logger.info({ lead, term }, `${nodeId} sees leader ${lead ?? 'none'} at term ${term}`);
         if (lead === nodeId) void leaderDuties();
         if (lead === nodeId) rewrapWorker?.onLeadership();
+        if (lead !== null && lead !== nodeId) void sayHello(lead);
       },
       onApplied: (index) => {
         metrics.raftAppliedIndex.set(index);
@@ -377,6 +380,13 @@ async function assemble(
 
   // Peer RPCs besides Raft messages (each authenticated by the peer server before it gets here).
   const rpc: PeerRpc = async (from, method, body) => {
+    if (method === 'hello') {
+      // A member advertises the command versions it can apply (upgrade gating, see `propose`).
+      const table = parseCommandTable((body as { commands?: unknown }).commands);
+      if (table === undefined) return { status: 400, body: { error: 'bad hello body' } };
+      peerCommands.set(from, table);
+      return { status: 200, body: {} };
+    }
     if (method === 'removed') {
       // A voter tells this node it was removed from the configuration (it may never see the
       // committed removal itself: the leader stops replicating to it).
@@ -455,6 +465,18 @@ async function assemble(
     if (base === undefined) return false;
     const r = await callPeer(lead, base, method, body);
     return r.status === 200;
+  }
+
+  /** Tells the leader which command versions this build applies (retried a few times). */
+  async function sayHello(lead: NodeId): Promise<void> {
+    for (let attempt = 0; attempt < 5 && !closing && driver.leader() === lead; attempt++) {
+      try {
+        if (await callLeader('hello', { commands: SUPPORTED_COMMAND_VERSIONS })) return;
+      } catch (err) {
+        logger.debug({ err: String(err) }, 'hello to the leader failed; retrying');
+      }
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
   }
 
   // --- Proposals -----------------------------------------------------------------------------
@@ -554,6 +576,12 @@ async function assemble(
     },
     async propose(cmd: Command): Promise<CommandResult> {
       if (closing) throw new ServiceError('shutting_down', 'the node is shutting down', { retryAfterSecs: 1 });
+      // Upgrade gating: never propose a command version some voter cannot apply (it would stop).
+      const cs = driver.members();
+      const tables = [...cs.voters, ...cs.learners].map((id) => (id === nodeId ? SUPPORTED_COMMAND_VERSIONS : (peerCommands.get(id) ?? BASELINE_COMMAND_VERSIONS)));
+      if (!allVotersSupport(cmd.type, tables)) {
+        throw new ServiceError('upgrade_pending', `not every member can apply ${cmd.type} v${SUPPORTED_COMMAND_VERSIONS[cmd.type]} yet: finish upgrading every node first`, { retryAfterSecs: 5 });
+      }
       const started = process.hrtime.bigint();
       let outcome = 'ok';
       try {
@@ -817,6 +845,19 @@ async function assemble(
       return closed;
     },
   };
+}
+
+/** A peer's advertised command table: at most 256 `type → version` pairs, versions 1–255. */
+function parseCommandTable(v: unknown): Readonly<Record<string, number>> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > 256) return undefined;
+  const out: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const [k, n] of entries) {
+    if (k.length > 64 || typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 255) return undefined;
+    out[k] = n;
+  }
+  return Object.freeze(out);
 }
 
 async function readSnapshotData(store: NodeStore): Promise<Uint8Array> {

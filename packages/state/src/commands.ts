@@ -244,6 +244,36 @@ export const COMMAND_TYPES: readonly CommandType[] = Object.freeze(
 );
 
 /**
+ * What a node that never advertised its table is assumed to apply: the command set of the first
+ * release (every type at version 1). Never change this table; new types and versions are absent
+ * from it on purpose, so they wait until every voter has said it supports them.
+ */
+export const BASELINE_COMMAND_VERSIONS: Readonly<Partial<Record<string, number>>> = Object.freeze({
+  noop: 1,
+  'secret.put': 1,
+  'secret.metadata': 1,
+  'secret.delete': 1,
+  'secret.undelete': 1,
+  'secret.destroy': 1,
+  'secret.destroyAll': 1,
+  'token.create': 1,
+  'token.revoke': 1,
+  'token.rotate': 1,
+  'token.expire': 1,
+  'role.put': 1,
+  'role.delete': 1,
+  'allowlist.replace': 1,
+  bootstrap: 1,
+  'kms.rewrap': 1,
+  'kms.watermark': 1,
+  'auth.failure': 1,
+  'auth.reset': 1,
+  'member.upsert': 1,
+  'member.remove': 1,
+  'state.restore': 1,
+});
+
+/**
  * Whether `peer` (another node's advertised table) can apply every command version `mine` would
  * propose for `type`. Used by the leader for upgrade gating.
  *

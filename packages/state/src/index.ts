@@ -4,6 +4,7 @@ export {
   COMMAND_TYPE_IDS,
   COMMAND_TYPES,
   SUPPORTED_COMMAND_VERSIONS,
+  BASELINE_COMMAND_VERSIONS,
   allVotersSupport,
   assertNever,
   decodeCommand,

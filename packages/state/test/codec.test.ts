@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as fc from 'fast-check';
 import {
+  BASELINE_COMMAND_VERSIONS,
   COMMAND_TYPE_IDS,
   COMMAND_TYPES,
   SUPPORTED_COMMAND_VERSIONS,
@@ -136,5 +137,20 @@ describe('golden fixtures (test/fixtures/commands/<type>.v<N>.bin, only ever add
       expect(decoded.version).toBe(Number(v));
       expect(upcast(decoded).type).toBe(type);
     }
+  });
+});
+
+describe('upgrade gating tables', () => {
+  test('the baseline is the first release: every type of this build at version 1, so nothing is gated today', () => {
+    expect(Object.keys(BASELINE_COMMAND_VERSIONS).sort()).toEqual([...COMMAND_TYPES].sort());
+    for (const t of COMMAND_TYPES) expect(allVotersSupport(t, [BASELINE_COMMAND_VERSIONS])).toBe(true);
+  });
+
+  test('a version newer than a voter advertises is not proposable; an unknown voter table means the baseline', () => {
+    const newer = { ...SUPPORTED_COMMAND_VERSIONS, 'secret.put': 2 };
+    expect(allVotersSupport('secret.put', [newer, SUPPORTED_COMMAND_VERSIONS])).toBe(true);
+    const missing: Partial<Record<string, number>> = { ...SUPPORTED_COMMAND_VERSIONS };
+    delete missing['secret.put'];
+    expect(allVotersSupport('secret.put', [SUPPORTED_COMMAND_VERSIONS, missing])).toBe(false);
   });
 });

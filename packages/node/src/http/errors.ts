@@ -38,7 +38,8 @@ export type ServiceErrorCode =
   | 'kms_unavailable'
   | 'audit_unavailable'
   | 'shutting_down'
-  | 'removed';
+  | 'removed'
+  | 'upgrade_pending';
 
 /**
  * HTTP status for every service error code: ONE exhaustive table, so adding a code without a
@@ -72,6 +73,7 @@ export const SERVICE_ERROR_STATUS: Readonly<Record<ServiceErrorCode, number>> = 
   audit_unavailable: 503,
   shutting_down: 503,
   removed: 503,
+  upgrade_pending: 503,
 });
 
 /** Every code, for tests and docs. */
