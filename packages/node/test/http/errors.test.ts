@@ -37,6 +37,7 @@ describe('status table', () => {
     audit_unavailable: 503,
     shutting_down: 503,
     removed: 503,
+    upgrade_pending: 503,
   };
   test.each(Object.entries(expected))('%s → %d', (code, status) => {
     const e = new ServiceError(code as ServiceErrorCode, 'x');
