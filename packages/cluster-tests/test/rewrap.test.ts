@@ -4,7 +4,8 @@
  * and every version still opens.
  */
 import { randomBytes } from 'node:crypto';
-import { TestCluster, type NodeHandle } from '../src/harness';
+import { execFileSync } from 'node:child_process';
+import { COFFER_BIN, TestCluster, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(180_000);
 
@@ -101,6 +102,29 @@ describe('KMS re-wrap worker (local key ring)', () => {
     const after = await status(leader);
     expect(after.pending).toBe(0);
     expect(after.done).toBe(before.done);
+  });
+});
+
+describe('KMS re-wrap from the CLI', () => {
+  const cluster = new TestCluster({ size: 1, env: { COFFER_KMS_REWRAP_ENABLED: 'true' } });
+  beforeAll(async () => {
+    await cluster.start();
+    const n = await cluster.leader();
+    await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    for (let i = 0; i < 5; i++) expect((await cluster.http(n, 'PUT', `/v1/secrets/cli/s${i}`, { value: `v${i}` })).status).toBe(200);
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  test('coffer kms rewrap --wait runs a pass to the end; --status reports it', async () => {
+    const env = { PATH: process.env['PATH'] ?? '', COFFER_ADDR: cluster.nodes[0]!.api, COFFER_TOKEN: cluster.bootstrapToken };
+    const run = execFileSync(COFFER_BIN, ['kms', 'rewrap', '--wait', '--interval', '1', '--json'], { env, encoding: 'utf8' });
+    const last = JSON.parse(run);
+    expect(last).toMatchObject({ enabled: true, running: false, pending: 0, done: 5 });
+    const st = JSON.parse(execFileSync(COFFER_BIN, ['kms', 'rewrap', '--status', '--json'], { env, encoding: 'utf8' }));
+    expect(st).toMatchObject({ enabled: true, pending: 0, done: 5 });
+    expect(st.lastPassAt).toEqual(expect.any(String));
   });
 });
 
