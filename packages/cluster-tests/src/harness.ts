@@ -310,6 +310,19 @@ export class TestCluster {
     return { ...out, ms: Date.now() - started };
   }
 
+  /**
+   * Like {@link http}, but a 503 (no leader yet, leadership moving, shutting down: always with
+   * Retry-After) is retried for up to `timeoutMs`, as a client would. Any other answer is returned.
+   */
+  async call(n: NodeHandle, method: string, p: string, body?: unknown, token: string | null = this.bootstrapToken, headers: Record<string, string> = {}, timeoutMs = 20_000): Promise<HttpResult> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.http(n, method, p, body, token, headers);
+      if (r.status !== 503 || Date.now() > deadline) return r;
+      await sleep(200);
+    }
+  }
+
   /** Retries `fn` until it returns true or the deadline passes. */
   async eventually(fn: () => Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -85,12 +85,12 @@ describe('access control on a three-node cluster (real processes)', () => {
 
   /** Creates role `name` with `rules` and a token of that role; returns the raw token. */
   async function roleAndToken(name: string, rules: unknown[], tokenName = name): Promise<string> {
-    const r1 = await cluster.http(anyNode(), 'PUT', `/v1/roles/${name}`, { rules });
+    const r1 = await cluster.call(anyNode(), 'PUT', `/v1/roles/${name}`, { rules });
     expect([name, r1.status]).toEqual([name, 200]);
     return token(tokenName, name);
   }
   async function token(name: string, role: string, by: string = cluster.bootstrapToken): Promise<string> {
-    const r = await cluster.http(anyNode(), 'POST', '/v1/tokens', { name, role }, by);
+    const r = await cluster.call(anyNode(), 'POST', '/v1/tokens', { name, role }, by);
     expect([name, r.status, r.body?.error]).toEqual([name, 200, undefined]);
     rawTokens.push(r.body.token);
     return r.body.token as string;
@@ -104,13 +104,13 @@ describe('access control on a three-node cluster (real processes)', () => {
     }
     // Re-creates what allowed probes consume.
     const seed = async (): Promise<void> => {
-      expect((await cluster.http(anyNode(), 'PUT', '/v1/secrets/rbac/t', { value: 'rbac-value' })).status).toBe(200);
+      expect((await cluster.call(anyNode(), 'PUT', '/v1/secrets/rbac/t', { value: 'rbac-value' })).status).toBe(200);
       for (const [name, role] of [['victim-create', 'only-token-create'], ['victim-revoke', 'only-token-revoke']] as const) {
-        const cur = await cluster.http(anyNode(), 'GET', '/v1/tokens');
+        const cur = await cluster.call(anyNode(), 'GET', '/v1/tokens');
         const live = cur.body.tokens.some((t: { name: string; status: string }) => t.name === name && t.status === 'active');
         if (!live) await token(name, role);
       }
-      await cluster.http(anyNode(), 'DELETE', '/v1/tokens/minted-by-probe');
+      await cluster.call(anyNode(), 'DELETE', '/v1/tokens/minted-by-probe');
     };
     await seed();
     // Every action has at least one probe except audit.read, which guards no native route yet.
@@ -120,10 +120,10 @@ describe('access control on a three-node cluster (real processes)', () => {
       for (const p of PROBES) {
         const what = `${holder} → ${p.method} ${p.path}`;
         if (p.action !== holder) {
-          expectDenied(what, await cluster.http(anyNode(), p.method, p.path, p.body, tok));
+          expectDenied(what, await cluster.call(anyNode(), p.method, p.path, p.body, tok));
         } else if (p.safe) {
           await seed();
-          const r = await cluster.http(anyNode(), p.method, p.path, p.body, tok);
+          const r = await cluster.call(anyNode(), p.method, p.path, p.body, tok);
           // Allowed: whatever the route answers, it is not an auth refusal (e.g. 404 for a missing member).
           expect({ what, status: r.status, denied: r.status === 401 || r.status === 403 || r.status >= 500 }).toEqual({ what, status: r.status, denied: false });
           if (r.body?.token !== undefined) rawTokens.push(r.body.token);
@@ -133,7 +133,7 @@ describe('access control on a three-node cluster (real processes)', () => {
     // The admin token may do all of it.
     for (const p of PROBES.filter((x) => x.safe)) {
       await seed();
-      const r = await cluster.http(anyNode(), p.method, p.path, p.body);
+      const r = await cluster.call(anyNode(), p.method, p.path, p.body);
       expect({ p: p.path, s: r.status === 401 || r.status === 403 || r.status >= 500 }).toEqual({ p: p.path, s: false });
     }
   });
@@ -142,7 +142,7 @@ describe('access control on a three-node cluster (real processes)', () => {
     const one = await roleAndToken('glob-one', [{ paths: ['g/*'], actions: ['secret.write'] }]);
     const deep = await roleAndToken('glob-deep', [{ paths: ['g/**'], actions: ['secret.write'] }]);
     const mid = await roleAndToken('glob-mid', [{ paths: ['**/db-*'], actions: ['secret.write'] }]);
-    const put = (name: string, tok: string): Promise<HttpResult> => cluster.http(anyNode(), 'PUT', `/v1/secrets/${name}`, { value: 'glob-canary-9d0e' }, tok);
+    const put = (name: string, tok: string): Promise<HttpResult> => cluster.call(anyNode(), 'PUT', `/v1/secrets/${name}`, { value: 'glob-canary-9d0e' }, tok);
     expect((await put('g/a', one)).status).toBe(200);
     expectDenied('g/* on g/a/b', await put('g/a/b', one));
     expectDenied('g/* on h/a', await put('h/a', one));
@@ -155,54 +155,54 @@ describe('access control on a three-node cluster (real processes)', () => {
     expectDenied('**/db-* on a/b/dbmain', await put('a/b/dbmain', mid));
     // secret.list filters by the same globs.
     const lister = await roleAndToken('glob-list', [{ paths: ['g/*'], actions: ['secret.list'] }]);
-    const listed = await cluster.http(anyNode(), 'GET', '/v1/secrets?prefix=g', undefined, lister);
+    const listed = await cluster.call(anyNode(), 'GET', '/v1/secrets?prefix=g', undefined, lister);
     expect(listed.status).toBe(200);
     expect(listed.body.secrets.map((s: { name: string }) => s.name).sort()).toEqual(['g/a', 'g/x']);
   });
 
   test('the built-in admin role is immutable; a role in use cannot be deleted', async () => {
-    const before = await cluster.http(anyNode(), 'GET', '/v1/roles/admin');
+    const before = await cluster.call(anyNode(), 'GET', '/v1/roles/admin');
     for (const n of cluster.nodes) {
-      const put = await cluster.http(n, 'PUT', '/v1/roles/admin', { rules: [{ paths: ['x'], actions: ['secret.write'] }] });
+      const put = await cluster.call(n, 'PUT', '/v1/roles/admin', { rules: [{ paths: ['x'], actions: ['secret.write'] }] });
       expectDenied(`PUT admin on ${n.id}`, put, 'immutable_role', put.status);
       expect(put.status).toBeGreaterThanOrEqual(400);
       expect(put.status).toBeLessThan(500);
-      const del = await cluster.http(n, 'DELETE', '/v1/roles/admin');
+      const del = await cluster.call(n, 'DELETE', '/v1/roles/admin');
       expect([del.status >= 400 && del.status < 500, del.body.error.code]).toEqual([true, 'immutable_role']);
     }
-    expect((await cluster.http(anyNode(), 'GET', '/v1/roles/admin')).body).toEqual(before.body);
+    expect((await cluster.call(anyNode(), 'GET', '/v1/roles/admin')).body).toEqual(before.body);
 
     await roleAndToken('in-use', [{ actions: ['cluster.read'] }], 'in-use-token');
-    const busy = await cluster.http(anyNode(), 'DELETE', '/v1/roles/in-use');
+    const busy = await cluster.call(anyNode(), 'DELETE', '/v1/roles/in-use');
     expectDenied('delete a role in use', busy, 'role_in_use', 409);
-    expect((await cluster.http(anyNode(), 'DELETE', '/v1/tokens/in-use-token')).status).toBe(200);
-    expect((await cluster.http(anyNode(), 'DELETE', '/v1/roles/in-use')).status).toBe(200);
-    expect((await cluster.http(anyNode(), 'GET', '/v1/roles/in-use')).status).toBe(404);
+    expect((await cluster.call(anyNode(), 'DELETE', '/v1/tokens/in-use-token')).status).toBe(200);
+    expect((await cluster.call(anyNode(), 'DELETE', '/v1/roles/in-use')).status).toBe(200);
+    expect((await cluster.call(anyNode(), 'GET', '/v1/roles/in-use')).status).toBe(404);
   });
 
   test('token.create cannot mint or rotate a token with more than the caller\'s own role', async () => {
     const minter = await roleAndToken('minter', [{ paths: ['apps/**'], actions: ['secret.write'] }, { actions: ['token.create'] }]);
-    await cluster.http(anyNode(), 'PUT', '/v1/roles/wider', { rules: [{ paths: ['**'], actions: ['secret.write'] }] });
-    await cluster.http(anyNode(), 'PUT', '/v1/roles/narrow', { rules: [{ paths: ['apps/web/*'], actions: ['secret.write'] }] });
-    await cluster.http(anyNode(), 'PUT', '/v1/roles/extra', { rules: [{ paths: ['apps/**'], actions: ['secret.write'] }, { actions: ['cluster.manage'] }] });
+    await cluster.call(anyNode(), 'PUT', '/v1/roles/wider', { rules: [{ paths: ['**'], actions: ['secret.write'] }] });
+    await cluster.call(anyNode(), 'PUT', '/v1/roles/narrow', { rules: [{ paths: ['apps/web/*'], actions: ['secret.write'] }] });
+    await cluster.call(anyNode(), 'PUT', '/v1/roles/extra', { rules: [{ paths: ['apps/**'], actions: ['secret.write'] }, { actions: ['cluster.manage'] }] });
     for (const n of cluster.nodes) {
       for (const role of ['admin', 'wider', 'extra']) {
-        expectDenied(`minter mints ${role} via ${n.id}`, await cluster.http(n, 'POST', '/v1/tokens', { name: `esc-${role}-${n.id}`, role }, minter));
+        expectDenied(`minter mints ${role} via ${n.id}`, await cluster.call(n, 'POST', '/v1/tokens', { name: `esc-${role}-${n.id}`, role }, minter));
       }
     }
-    const listed = await cluster.http(anyNode(), 'GET', '/v1/tokens');
+    const listed = await cluster.call(anyNode(), 'GET', '/v1/tokens');
     expect(listed.body.tokens.map((t: { name: string }) => t.name).filter((x: string) => x.startsWith('esc-'))).toEqual([]);
     // Within its own role: fine, and the new token has exactly that role.
     const narrow = await token('narrow-1', 'narrow', minter);
-    expect((await cluster.http(anyNode(), 'PUT', '/v1/secrets/apps/web/x', { value: 'v' }, narrow)).status).toBe(200);
-    expectDenied('narrow on apps/db', await cluster.http(anyNode(), 'PUT', '/v1/secrets/apps/db', { value: 'v' }, narrow));
+    expect((await cluster.call(anyNode(), 'PUT', '/v1/secrets/apps/web/x', { value: 'v' }, narrow)).status).toBe(200);
+    expectDenied('narrow on apps/db', await cluster.call(anyNode(), 'PUT', '/v1/secrets/apps/db', { value: 'v' }, narrow));
     const same = await token('minter-2', 'minter', minter);
-    expect((await cluster.http(anyNode(), 'GET', '/v1/tokens/self', undefined, same)).body.role).toBe('minter');
+    expect((await cluster.call(anyNode(), 'GET', '/v1/tokens/self', undefined, same)).body.role).toBe('minter');
     // Rotation follows the same rule.
     const adminVictim = await token('admin-victim', 'admin');
-    expectDenied('minter rotates an admin token', await cluster.http(anyNode(), 'POST', '/v1/tokens/admin-victim/rotate', {}, minter));
-    expect((await cluster.http(anyNode(), 'GET', '/v1/tokens/self', undefined, adminVictim)).status).toBe(200);
-    const rotated = await cluster.http(anyNode(), 'POST', '/v1/tokens/narrow-1/rotate', {}, minter);
+    expectDenied('minter rotates an admin token', await cluster.call(anyNode(), 'POST', '/v1/tokens/admin-victim/rotate', {}, minter));
+    expect((await cluster.call(anyNode(), 'GET', '/v1/tokens/self', undefined, adminVictim)).status).toBe(200);
+    const rotated = await cluster.call(anyNode(), 'POST', '/v1/tokens/narrow-1/rotate', {}, minter);
     expect(rotated.status).toBe(200);
     rawTokens.push(rotated.body.token);
     // Admin may mint anything.
@@ -213,19 +213,19 @@ describe('access control on a three-node cluster (real processes)', () => {
     const readFrom = (n: NodeHandle, ip: string, headers: Record<string, string> = {}): Promise<HttpResult> =>
       cluster.httpFrom(n, ip, 'GET', '/v1/secrets/allow/x?consistency=stale', undefined, null, headers);
     const setList = async (cidrs: string[]): Promise<HttpResult> => {
-      const r = await cluster.http(anyNode(), 'PUT', '/v1/allowlist', { cidrs });
+      const r = await cluster.call(anyNode(), 'PUT', '/v1/allowlist', { cidrs });
       expect(r.status).toBe(200);
       return r;
     };
     /** Waits until every node agrees on the list (it is replicated). */
     const everywhere = async (cidrs: string[]): Promise<void> => {
       for (const n of cluster.nodes) {
-        await cluster.eventually(async () => JSON.stringify((await cluster.http(n, 'GET', '/v1/allowlist?consistency=stale')).body.cidrs) === JSON.stringify(cidrs), 15_000, `allowlist on ${n.id}`);
+        await cluster.eventually(async () => JSON.stringify((await cluster.call(n, 'GET', '/v1/allowlist?consistency=stale')).body.cidrs) === JSON.stringify(cidrs), 15_000, `allowlist on ${n.id}`);
       }
     };
 
     test('IPv4 CIDRs and single addresses, IPv4-mapped IPv6 normalised; others get 403 on every node', async () => {
-      expect((await cluster.http(anyNode(), 'PUT', '/v1/secrets/allow/x', { value: 'allowlist-canary-51c2' })).status).toBe(200);
+      expect((await cluster.call(anyNode(), 'PUT', '/v1/secrets/allow/x', { value: 'allowlist-canary-51c2' })).status).toBe(200);
       const set = await setList(['127.0.0.2', '127.0.1.0/24', '::ffff:127.0.0.9', '::1/128']);
       expect(set.body.cidrs).toEqual(expect.arrayContaining(['127.0.0.2/32', '127.0.1.0/24', '127.0.0.9/32', '::1/128']));
       expect(set.body.cidrs.some((c: string) => c.includes('ffff'))).toBe(false);
@@ -250,10 +250,10 @@ describe('access control on a three-node cluster (real processes)', () => {
       await everywhere([]);
       for (const n of cluster.nodes) {
         for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.1.77']) expectDenied(`${ip} on ${n.id} (empty list)`, await readFrom(n, ip), 'not_allowlisted');
-        expectDenied(`metrics on ${n.id} (empty list)`, await cluster.http(n, 'GET', '/metrics', undefined, null), 'not_allowlisted');
+        expectDenied(`metrics on ${n.id} (empty list)`, await cluster.call(n, 'GET', '/metrics', undefined, null), 'not_allowlisted');
       }
       // Token routes are not governed by the allowlist.
-      expect((await cluster.http(anyNode(), 'GET', '/v1/tokens/self')).status).toBe(200);
+      expect((await cluster.call(anyNode(), 'GET', '/v1/tokens/self')).status).toBe(200);
       await setList(['127.0.0.0/8', '::1/128']);
       await everywhere(['127.0.0.0/8', '::1/128']);
     });
@@ -264,7 +264,7 @@ describe('access control on a three-node cluster (real processes)', () => {
     for (const [i, n] of cluster.nodes.entries()) {
       expect((await cluster.httpFrom(n, `127.0.3.${i + 1}`, 'GET', '/v1/tokens', undefined, null)).status).toBe(401);
       expect((await cluster.httpFrom(n, `127.0.3.${i + 1}`, 'GET', '/v1/tokens', undefined, 'cof_unknown_token_for_audit')).status).toBe(401);
-      expectDenied(`403 on ${n.id}`, await cluster.http(n, 'GET', '/v1/cluster', undefined, rawTokens[1] as string));
+      expectDenied(`403 on ${n.id}`, await cluster.call(n, 'GET', '/v1/cluster', undefined, rawTokens[1] as string));
     }
     // SIGTERM every node so the files are complete and closed.
     for (const n of cluster.nodes) expect((await cluster.terminate(n)).code).toBe(0);
@@ -308,16 +308,16 @@ describe('allowlist with IPv6 and a trusted proxy (one node on [::1])', () => {
   test('::1/128 admits the IPv6 loopback; with COFFER_TRUST_PROXY the left-most X-Forwarded-For is the client', async () => {
     const n = single.nodes[0] as NodeHandle;
     expect(n.api).toMatch(/^http:\/\/\[::1\]:/);
-    expect((await single.http(n, 'PUT', '/v1/secrets/v6/x', { value: 'v6-value' })).status).toBe(200);
+    expect((await single.call(n, 'PUT', '/v1/secrets/v6/x', { value: 'v6-value' })).status).toBe(200);
     const read = (headers: Record<string, string> = {}): Promise<HttpResult> => single.httpFrom(n, '::1', 'GET', '/v1/secrets/v6/x', undefined, null, headers);
     expect((await read()).body.value).toBe('v6-value');
-    expect((await single.http(n, 'PUT', '/v1/allowlist', { cidrs: ['127.0.0.0/8'] })).status).toBe(200);
+    expect((await single.call(n, 'PUT', '/v1/allowlist', { cidrs: ['127.0.0.0/8'] })).status).toBe(200);
     expectDenied('::1 not on an IPv4-only list', await read(), 'not_allowlisted');
     // Trusted proxy: the forwarded client decides, IPv4-mapped forms included.
     expect((await read({ 'x-forwarded-for': '127.0.0.5, ::1' })).status).toBe(200);
     expect((await read({ 'x-forwarded-for': '::ffff:127.0.0.5' })).status).toBe(200);
     expectDenied('forwarded client outside the list', await read({ 'x-forwarded-for': '10.1.2.3' }), 'not_allowlisted');
-    expect((await single.http(n, 'PUT', '/v1/allowlist', { cidrs: ['::1'] })).body.cidrs).toEqual(['::1/128']);
+    expect((await single.call(n, 'PUT', '/v1/allowlist', { cidrs: ['::1'] })).body.cidrs).toEqual(['::1/128']);
     expect((await read()).status).toBe(200);
     expectDenied('forwarded IPv4 client on an IPv6-only list', await read({ 'x-forwarded-for': '127.0.0.5' }), 'not_allowlisted');
   });

@@ -31,7 +31,7 @@ describe('tokens and lockout on a three-node cluster (real processes)', () => {
   const self = (n: NodeHandle, token: string, ip = freshIp()): Promise<HttpResult> => cluster.httpFrom(n, ip, 'GET', '/v1/tokens/self?consistency=stale', undefined, token);
 
   async function mint(name: string, ttl?: string): Promise<string> {
-    const r = await cluster.http(await cluster.leader(), 'POST', '/v1/tokens', ttl === undefined ? { name, role: 'admin' } : { name, role: 'admin', ttl });
+    const r = await cluster.call(await cluster.leader(), 'POST', '/v1/tokens', ttl === undefined ? { name, role: 'admin' } : { name, role: 'admin', ttl });
     expect([name, r.status]).toEqual([name, 200]);
     return r.body.token as string;
   }
@@ -45,7 +45,7 @@ describe('tokens and lockout on a three-node cluster (real processes)', () => {
   test('a token with a short TTL works on every node, then is refused with 401 on every node', async () => {
     const started = Date.now();
     const t = await mint('short-lived', '5s');
-    const r = await cluster.http(cluster.nodes[0] as NodeHandle, 'GET', '/v1/tokens');
+    const r = await cluster.call(cluster.nodes[0] as NodeHandle, 'GET', '/v1/tokens');
     const rec = r.body.tokens.find((x: { name: string }) => x.name === 'short-lived');
     expect(Date.parse(rec.expiresAt) - started).toBeGreaterThan(4_000);
     expect(Date.parse(rec.expiresAt) - started).toBeLessThan(7_000);
@@ -55,11 +55,11 @@ describe('tokens and lockout on a three-node cluster (real processes)', () => {
     for (const n of cluster.nodes) {
       const again = await self(n, t);
       expect([n.id, again.status, again.body.error.code]).toEqual([n.id, 401, 'invalid_token']);
-      const listed = (await cluster.http(n, 'GET', '/v1/tokens?consistency=stale')).body.tokens.find((x: { name: string }) => x.name === 'short-lived');
+      const listed = (await cluster.call(n, 'GET', '/v1/tokens?consistency=stale')).body.tokens.find((x: { name: string }) => x.name === 'short-lived');
       expect([n.id, listed.status]).toEqual([n.id, 'expired']);
     }
     // An expired token cannot be rotated back to life.
-    const rot = await cluster.http(cluster.nodes[1] as NodeHandle, 'POST', '/v1/tokens/short-lived/rotate', {});
+    const rot = await cluster.call(cluster.nodes[1] as NodeHandle, 'POST', '/v1/tokens/short-lived/rotate', {});
     expect(rot.status).toBe(400);
   });
 
@@ -68,12 +68,12 @@ describe('tokens and lockout on a three-node cluster (real processes)', () => {
     await everywhere(t, 200, 'the token works');
     const leader = await cluster.leader();
     const follower = cluster.nodes.find((n) => n !== leader) as NodeHandle;
-    const rev = await cluster.http(follower, 'DELETE', '/v1/tokens/to-revoke');
+    const rev = await cluster.call(follower, 'DELETE', '/v1/tokens/to-revoke');
     expect(rev.status).toBe(200);
     expect(typeof rev.body.revokedAt).toBe('string');
     await everywhere(t, 401, 'the revoked token is refused', 5_000);
     for (const n of cluster.nodes) {
-      const listed = (await cluster.http(n, 'GET', '/v1/tokens?consistency=stale')).body.tokens.find((x: { name: string }) => x.name === 'to-revoke');
+      const listed = (await cluster.call(n, 'GET', '/v1/tokens?consistency=stale')).body.tokens.find((x: { name: string }) => x.name === 'to-revoke');
       expect([n.id, listed.status, listed.revokedAt]).toEqual([n.id, 'revoked', rev.body.revokedAt]);
     }
   });
@@ -81,7 +81,7 @@ describe('tokens and lockout on a three-node cluster (real processes)', () => {
   test('after rotation the old token is refused and the new one works, on every node', async () => {
     const old = await mint('to-rotate');
     await everywhere(old, 200, 'the token works');
-    const rot = await cluster.http(cluster.nodes[2] as NodeHandle, 'POST', '/v1/tokens/to-rotate/rotate', {});
+    const rot = await cluster.call(cluster.nodes[2] as NodeHandle, 'POST', '/v1/tokens/to-rotate/rotate', {});
     expect(rot.status).toBe(200);
     const fresh = rot.body.token as string;
     expect(fresh).not.toBe(old);

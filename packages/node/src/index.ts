@@ -51,6 +51,8 @@ export {
   MAX_PATHS_PER_RULE,
   isAction,
   isAllowed,
+  missingGrant,
+  globCovers,
   compileRole,
   validateRoleDocument,
   type Action,

@@ -19,6 +19,8 @@ describe('createMetrics', () => {
     m.dekCacheEvictions.inc();
     m.authLockouts.inc();
     m.auditWriteFailures.inc();
+    m.raftSnapshotsSent.inc();
+    m.raftSnapshotsInstalled.inc();
     const text = await m.registry.metrics();
     for (const name of [
       'coffer_raft_term 3',
@@ -38,6 +40,8 @@ describe('createMetrics', () => {
       'coffer_dek_cache_evictions_total 1',
       'coffer_auth_lockouts_total 1',
       'coffer_audit_write_failures_total 1',
+      'coffer_raft_snapshots_sent_total 1',
+      'coffer_raft_snapshots_installed_total 1',
     ]) {
       expect(text).toContain(name);
     }
