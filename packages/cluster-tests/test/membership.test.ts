@@ -181,4 +181,22 @@ describe('membership and catch-up (real processes)', () => {
     await write('after/restart-removed', 'ok');
     await removedEverywhere();
   });
+
+  test('a member removed while it is down learns it on restart and stops serving', async () => {
+    const lead = await cluster.leader();
+    const ids = (await cluster.call(lead, 'GET', '/v1/cluster')).body.members.map((m: { id: string }) => m.id) as string[];
+    const down = cluster.nodes.find((n) => n !== lead && ids.includes(n.id)) as NodeHandle;
+    expect((await cluster.terminate(down)).code).toBe(0);
+    const del = await cluster.call(lead, 'DELETE', `/v1/cluster/members/${down.id}`);
+    expect(del.status).toBe(200);
+    await write('after/remove-down', 'two voters left');
+    await cluster.spawnNode(down);
+    // Its Raft messages reach the members, which tell it it was removed.
+    await cluster.eventually(async () => {
+      const r = await cluster.http(down, 'GET', '/v1/secrets/after/remove-down?consistency=stale', undefined, null);
+      return r.status === 503 && r.body.error.code === 'removed';
+    }, 30_000, 'the restarted removed node learns it was removed');
+    expect((await cluster.http(down, 'GET', '/v1/sys/health?standbyok=true', undefined, null)).status).toBe(503);
+    await write('after/remove-down-2', 'still writable');
+  });
 });
