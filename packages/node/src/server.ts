@@ -261,7 +261,7 @@ async function assemble(
   };
   const applier: Applier = {
     appliedIndex: () => store.applied,
-    apply: async (entries, confChanges) => applyEntries(store, entries, confChanges, (id, raftAddr) => onMemberRemoved(id, raftAddr)),
+    apply: async (entries, confChanges) => applyEntries(store, entries, confChanges, (change) => onMembershipApplied(change)),
     snapshot: async () => (await store.createSnapshot()).data,
     restore: async (_index, data) => {
       await store.restoreSnapshot(data);
@@ -274,7 +274,8 @@ async function assemble(
   const removedMarker = path.join(config.dataDir, 'REMOVED');
   let selfRemoved = existsSync(removedMarker);
   if (selfRemoved) logger.warn(`${nodeId} was removed from its cluster (${removedMarker} exists): it answers 503 to everything; wipe the data dir to reuse this machine`);
-  const removedPeers = new Map<string, string>();
+  /** Removed members by id: their Raft address and the log index of their removal. */
+  const removedPeers = new Map<string, { raftAddr: string; index: number }>();
   const lastRemovedNotice = new Map<string, number>();
   function markSelfRemoved(by: string): void {
     if (selfRemoved) return;
@@ -286,22 +287,28 @@ async function assemble(
     }
     logger.warn(`${nodeId} was removed from the cluster (told by ${by}); it no longer serves`);
   }
-  function onMemberRemoved(id: string, raftAddr: string): void {
-    if (id === nodeId) {
+  function onMembershipApplied(change: MembershipApplied): void {
+    if (change.type !== 'remove') {
+      // Re-added under the same id (e.g. after wiping its data dir): it is a member again.
+      removedPeers.delete(change.id);
+      return;
+    }
+    if (change.id === nodeId) {
       markSelfRemoved('its own log');
       return;
     }
-    if (raftAddr === '') return;
-    removedPeers.set(id, raftAddr);
-    void notifyRemoved(id, raftAddr);
+    if (change.raftAddr === '') return;
+    const removed = { raftAddr: change.raftAddr, index: change.index };
+    removedPeers.set(change.id, removed);
+    void notifyRemoved(change.id, removed);
   }
-  async function notifyRemoved(id: string, raftAddr: string): Promise<void> {
+  async function notifyRemoved(id: string, removed: { raftAddr: string; index: number }): Promise<void> {
     const now = Date.now();
     if (now - (lastRemovedNotice.get(id) ?? 0) < 1_000 || closing) return;
     lastRemovedNotice.set(id, now);
     for (let attempt = 0; attempt < 3 && !closing; attempt++) {
       try {
-        if ((await callPeer(id, raftAddr, 'removed', {})).status === 200) return;
+        if ((await callPeer(id, removed.raftAddr, 'removed', { index: removed.index })).status === 200) return;
       } catch {
         // down or unreachable: it will be told when it next sends a Raft message
       }
@@ -391,6 +398,10 @@ async function assemble(
       // A voter tells this node it was removed from the configuration (it may never see the
       // committed removal itself: the leader stops replicating to it).
       if (from === nodeId || !driver.members().voters.includes(from)) return { status: 403, body: { error: 'only a voter may say so' } };
+      // The removal must be news: a node that has applied entries past it was added again since
+      // (a lagging member's stale word must not remove it).
+      const index = (body as { index?: unknown }).index;
+      if (typeof index !== 'number' || !Number.isSafeInteger(index) || index <= store.applied) return { status: 409, body: { error: 'stale removal' } };
       markSelfRemoved(from);
       return { status: 200, body: {} };
     }
@@ -423,10 +434,10 @@ async function assemble(
     verifier,
     nodeId,
     onMessages: (from, msgs) => {
-      const addr = removedPeers.get(from);
-      if (addr !== undefined) {
+      const removed = removedPeers.get(from);
+      if (removed !== undefined) {
         // A removed member still talking (it missed the news, e.g. it was down): tell it again.
-        void notifyRemoved(from, addr);
+        void notifyRemoved(from, removed);
         return;
       }
       driver.step(msgs);
@@ -864,6 +875,16 @@ async function readSnapshotData(store: NodeStore): Promise<Uint8Array> {
   return (await readSavedSnapshot(store)) ?? new Uint8Array(0);
 }
 
+/** A membership change as it is applied. */
+interface MembershipApplied {
+  readonly type: ConfChange['type'];
+  readonly id: string;
+  /** The member's Raft address (for a removal: as it was before). */
+  readonly raftAddr: string;
+  /** Log index of the change. */
+  readonly index: number;
+}
+
 /**
  * Applies a batch of committed entries. Membership changes also update the replicated address
  * book, immediately before the entry itself, so both land in the same ordered stream on every node.
@@ -872,7 +893,7 @@ async function applyEntries(
   store: NodeStore,
   entries: readonly Entry[],
   confChanges: ReadonlyMap<number, ConfChange>,
-  onRemoved?: (id: string, raftAddr: string) => void,
+  onMembership?: (change: MembershipApplied) => void,
 ): Promise<ApplyOutcome[]> {
   const byIndex = new Map<number, ApplyOutcome>();
   let run: Entry[] = [];
@@ -891,9 +912,9 @@ async function applyEntries(
       if (cc.type === 'remove') {
         const prev = sm.listMembers().find((m) => m.id === cc.nodeId);
         sm.applyCommand({ type: 'member.remove', requestId: '', at: 0, id: cc.nodeId });
-        onRemoved?.(cc.nodeId, prev?.raftAddr ?? '');
-      }
-      else {
+        onMembership?.({ type: 'remove', id: cc.nodeId, raftAddr: prev?.raftAddr ?? '', index: e.index });
+      } else {
+        onMembership?.({ type: cc.type, id: cc.nodeId, raftAddr: addr.raftAddr, index: e.index });
         const prev = sm.listMembers().find((m) => m.id === cc.nodeId);
         sm.applyCommand({
           type: 'member.upsert',
