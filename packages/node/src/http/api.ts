@@ -849,7 +849,8 @@ function listRoutes(routes: readonly Route[]): RouteInfo[] {
 }
 
 /**
- * Every native route the API mounts (method, template, guard, action), in registration order.
+ * Every route the API mounts, native and Vault KV v2 (method, template, guard, action), in
+ * registration order.
  * docs/API.md documents exactly these; a test keeps the two in sync.
  *
  * @param app - an app from {@link createApi}
