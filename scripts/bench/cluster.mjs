@@ -65,6 +65,14 @@ function cpuMs(pid) {
   }
 }
 
+// The leader's counters of Raft traffic to its peers (coffer_peer_requests_total, …_messages_total).
+async function peerCounters(node) {
+  const r = await fetch(`${node.api}/metrics`);
+  const text = await r.text();
+  const sum = (name) => [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return { requests: sum('coffer_peer_requests_total'), messages: sum('coffer_peer_messages_total') };
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function startCluster(root) {
@@ -238,11 +246,16 @@ async function main() {
     for (const [key, label, node, connections, requests] of phases) {
       if (ONLY !== undefined && !ONLY.includes(key)) continue;
       const before = nodes.map((n) => cpuMs(n.proc.pid));
+      const peerBefore = await peerCounters(leader);
       const res = await cannon({ url: node.api, connections, duration: DURATION, requests });
+      const peerAfter = await peerCounters(leader);
       results[key] = report(label, res);
       // CPU each node spent per request: independent of how busy the machine is otherwise.
       const per = nodes.map((n, i) => ((cpuMs(n.proc.pid) - before[i]) * 1000) / Math.max(1, res.requests.total));
       console.log(`${''.padEnd(44)} cpu/request: ${nodes.map((n, i) => `${n.id}${n === leader ? '(leader)' : ''} ${per[i].toFixed(0)} µs`).join(', ')}; total ${per.reduce((a, b) => a + b, 0).toFixed(0)} µs`);
+      const reqs = peerAfter.requests - peerBefore.requests;
+      const msgs = peerAfter.messages - peerBefore.messages;
+      console.log(`${''.padEnd(44)} leader → peers: ${(reqs / Math.max(1, res.requests.total)).toFixed(2)} HTTP requests and ${(msgs / Math.max(1, res.requests.total)).toFixed(2)} Raft messages per client request (${(msgs / Math.max(1, reqs)).toFixed(1)} per HTTP request)`);
     }
 
     console.log('');

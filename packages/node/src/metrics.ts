@@ -28,6 +28,9 @@ export interface CofferMetrics {
   readonly raftProposalDuration: Histogram<'outcome'>;
   /** Failed peer RPCs we sent; `kind`: e.g. connect, timeout, status. */
   readonly peerRpcErrors: Counter<'peer' | 'kind'>;
+  readonly peerRequests: Counter<'peer'>;
+  readonly peerMessages: Counter<'peer'>;
+  readonly peerBytes: Counter<'peer'>;
   /** Incoming peer requests refused by authentication. */
   readonly peerRefusals: Counter<'reason'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status' | 'token'>;
@@ -93,6 +96,9 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
       buckets: [...LATENCY_BUCKETS],
       registers,
     }),
+    peerRequests: new Counter({ name: 'coffer_peer_requests_total', help: 'Raft message batches (HTTP requests) sent to each peer', labelNames: ['peer'] as const, registers }),
+    peerMessages: new Counter({ name: 'coffer_peer_messages_total', help: 'Raft messages sent to each peer (many per request)', labelNames: ['peer'] as const, registers }),
+    peerBytes: new Counter({ name: 'coffer_peer_sent_bytes_total', help: 'Bytes of encoded Raft messages sent to each peer', labelNames: ['peer'] as const, registers }),
     peerRpcErrors: new Counter({ name: 'coffer_peer_rpc_errors_total', help: 'Failed outgoing peer RPCs', labelNames: ['peer', 'kind'] as const, registers }),
     peerRefusals,
     httpRequests: new Counter({

@@ -382,6 +382,11 @@ async function assemble(
     resolve: raftAddrOf,
     onUnreachable: (id) => driver.reportUnreachable(id),
     onError: (id, kind) => metrics.peerRpcErrors.inc({ peer: id, kind }),
+    onSent: (id, messages, bytes) => {
+      metrics.peerRequests.inc({ peer: id });
+      metrics.peerMessages.inc({ peer: id }, messages);
+      metrics.peerBytes.inc({ peer: id }, bytes);
+    },
   });
   cleanups.push(async () => transport?.close());
 

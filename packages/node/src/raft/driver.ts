@@ -218,7 +218,11 @@ export class RaftDriver {
         checkQuorum: true,
         applied: applier.appliedIndex(),
         maxSizePerMsg: 1024 * 1024,
-        maxInflightMsgs: 256,
+        // One MsgApp with entries in flight per follower: whatever is proposed meanwhile goes in the
+        // next one. Each message costs an HTTP round on both sides here, so bigger batches win:
+        // measured with 64 writers, half the peer requests and ~15% less CPU per write than a
+        // window of 256 (and more writes/s). Catch-up still moves up to maxSizePerMsg per round trip.
+        maxInflightMsgs: 1,
         maxInflightBytes: 32 * 1024 * 1024,
         maxSnapshotChunkBytes: 1024 * 1024,
         ...(opts.logger === undefined ? {} : { logger: opts.logger }),

@@ -38,6 +38,8 @@ export interface TransportOptions {
   readonly resolve: (id: NodeId) => string | undefined;
   /** Called when a request to a peer failed (the driver reports it to Raft). */
   readonly onUnreachable: (id: NodeId) => void;
+  /** Called once per request sent, with its message count and body size (for metrics). */
+  readonly onSent?: (id: NodeId, messages: number, bytes: number) => void;
   /** Called once per failed request with a short reason (for metrics). */
   readonly onError?: (id: NodeId, reason: string) => void;
   /** Request timeout (headers and body). */
@@ -149,6 +151,7 @@ export class PeerTransport {
       return false;
     }
     const body = encodeMessages(batch);
+    this.opts.onSent?.(id, batch.length, body.length);
     const headers = signPeerRequest(this.opts.peerKey, { method: 'POST', path: RAFT_MESSAGES_PATH, from: this.opts.nodeId, to: id, body });
     try {
       const res = await request(new URL(RAFT_MESSAGES_PATH, base), {
