@@ -659,7 +659,18 @@ export function createApi(ctx: NodeContext): express.Express {
     }
     checkLockout(call.ip);
     if (raw === undefined) throw new ServiceError('missing_token', 'send a token in "Authorization: Bearer <token>" or "X-Vault-Token"');
-    const token = lookupToken(raw);
+    let token = lookupToken(raw);
+    if (token === undefined && ctx.state.tokenByHash(hashToken(raw)) === undefined) {
+      // Unknown here may just mean "not applied here yet" (a token minted a moment ago through
+      // the leader): catch up to the cluster's commit index once before refusing, so a new token
+      // works on every node as soon as its creation was acknowledged.
+      try {
+        await ctx.readBarrier('linearizable');
+        token = lookupToken(raw);
+      } catch {
+        // no quorum: answer from what this node knows
+      }
+    }
     if (token === undefined) {
       if (call.ip !== undefined) await countAuthFailure(call.ip);
       throw new ServiceError('invalid_token', 'the token is unknown, expired or revoked');
