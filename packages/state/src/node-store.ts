@@ -41,7 +41,7 @@ export class NodeStore {
    * LevelDB. Insertion order is recency order (a hit moves the entry to the end). Bounded by
    * {@link BLOB_CACHE_BYTES}.
    */
-  private blobCache = new Map<string, Uint8Array>();
+  private blobCache = new Map<string, Uint8Array | null>();
   private blobCacheBytes = 0;
   /** Bumped before and after every batch that changes blobs: a read that overlapped one does not fill the cache. */
   private blobGen = 0;
@@ -175,7 +175,7 @@ export class NodeStore {
     const v = this.blobCache.get(key);
     if (v === undefined) return;
     this.blobCache.delete(key);
-    this.blobCacheBytes -= v.length + key.length;
+    this.blobCacheBytes -= (v?.length ?? 0) + key.length;
   }
 
   private clearBlobCache(): void {
@@ -183,7 +183,7 @@ export class NodeStore {
     this.blobCacheBytes = 0;
   }
 
-  private cachedBlob(key: string): Uint8Array | undefined {
+  private cachedBlob(key: string): Uint8Array | null | undefined {
     const v = this.blobCache.get(key);
     if (v !== undefined) {
       this.blobCache.delete(key);
@@ -192,8 +192,8 @@ export class NodeStore {
     return v;
   }
 
-  private cacheBlob(key: string, value: Uint8Array): void {
-    const size = value.length + key.length;
+  private cacheBlob(key: string, value: Uint8Array | null): void {
+    const size = (value?.length ?? 0) + key.length;
     if (size > BLOB_CACHE_BYTES / 16) return;
     this.dropBlob(key);
     this.blobCache.set(key, value);
@@ -201,7 +201,7 @@ export class NodeStore {
     for (const [k, v] of this.blobCache) {
       if (this.blobCacheBytes <= BLOB_CACHE_BYTES) break;
       this.blobCache.delete(k);
-      this.blobCacheBytes -= v.length + k.length;
+      this.blobCacheBytes -= (v?.length ?? 0) + k.length;
     }
   }
 
@@ -234,8 +234,10 @@ export class NodeStore {
     if (!meta?.versions.some((v) => v.version === version && !v.destroyed)) return undefined;
     const kc = ctKey(name, version);
     const kd = dekKey(name, version);
-    const pc = this.inflight.get(kc) ?? this.cachedBlob(kc);
-    const pd = this.inflight.get(kd) ?? this.cachedBlob(kd);
+    // `null` = known absent (in flight as deleted, or cached as absent: a version never re-wrapped
+    // has no separate wrapped-DEK blob).
+    const pc = this.inflight.has(kc) ? (this.inflight.get(kc) as Uint8Array | null) : this.cachedBlob(kc);
+    const pd = this.inflight.has(kd) ? (this.inflight.get(kd) as Uint8Array | null) : this.cachedBlob(kd);
     let ct = pc ?? undefined;
     let dek = pd ?? undefined;
     if (pc === undefined || pd === undefined) {
@@ -244,8 +246,8 @@ export class NodeStore {
       if (pd === undefined) dek = d;
       // Fill the cache only if no batch changed blobs meanwhile (else `c`/`d` may be stale).
       if (gen === this.blobGen && !this.closed) {
-        if (pc === undefined && c !== undefined) this.cacheBlob(kc, c);
-        if (pd === undefined && d !== undefined) this.cacheBlob(kd, d);
+        if (pc === undefined) this.cacheBlob(kc, c ?? null);
+        if (pd === undefined) this.cacheBlob(kd, d ?? null);
       }
     }
     // Metadata may have moved on during the read (e.g. destroyed); re-check against current.
