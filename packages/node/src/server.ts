@@ -327,6 +327,8 @@ async function assemble(
   let fatalResolve: (e: unknown) => void = () => undefined;
   const fatal = new Promise<unknown>((r) => (fatalResolve = r));
   let transport: PeerTransport | undefined;
+  /** Requests being forwarded to the leader, so that a leader change can cut them short. */
+  const forwards = new Set<{ leader: string; abort: AbortController }>();
   const tickMs = Math.max(5, Math.round(config.heartbeatMs / 2));
   const driver = new RaftDriver(
     {
@@ -352,6 +354,9 @@ async function assemble(
         metrics.raftIsLeader.set(lead === nodeId ? 1 : 0);
         metrics.raftTerm.set(term);
         logger.info({ lead, term }, `${nodeId} sees leader ${lead ?? 'none'} at term ${term}`);
+        // A request forwarded to a leader this node no longer follows would otherwise wait out
+        // the forwarding timeout (e.g. the old leader is paused): answer it now, outcome unknown.
+        for (const f of forwards) if (f.leader !== lead) f.abort.abort();
         if (lead === nodeId) void leaderDuties();
         if (lead === nodeId) rewrapWorker?.onLeadership();
         if (lead !== null && lead !== nodeId) void sayHello(lead);
@@ -634,15 +639,23 @@ async function assemble(
       const signed = signPeerRequest(peerKey, { method: req.method ?? 'GET', path: `FWD ${ip} ${url}`, from: nodeId, to: lead });
       Object.assign(headers, signed, { [FORWARDED_IP_HEADER]: ip });
       let upstream;
+      const fwd = { leader: lead, abort: new AbortController() };
+      forwards.add(fwd);
       try {
         upstream = await request(new URL(url, base), {
           method: (req.method ?? 'GET') as 'GET',
           headers,
           ...(body === undefined ? {} : { body }),
           dispatcher: forwardAgent,
+          signal: fwd.abort.signal,
         });
       } catch (err) {
+        if (fwd.abort.signal.aborted) {
+          throw new ServiceError('outcome_unknown', 'leadership changed while the request was with the old leader; it may or may not have been applied', { retryAfterSecs: 1, cause: err });
+        }
         throw new ServiceError('no_leader', 'the leader could not be reached; retry shortly', { retryAfterSecs: 1, cause: err });
+      } finally {
+        forwards.delete(fwd);
       }
       res.statusCode = upstream.statusCode;
       for (const [k, v] of Object.entries(upstream.headers)) {

@@ -646,6 +646,14 @@ export function createApi(ctx: NodeContext): express.Express {
     else if (r.param === 'folder') call.param = checkFolder(decoded);
   }
 
+  /** A learner (joined, not yet promoted) or a node still waiting to be added. */
+  function catchingUp(): boolean {
+    const cs = ctx.confState();
+    const id = ctx.config.nodeId;
+    if (cs.voters.includes(id)) return false;
+    return cs.learners.includes(id) || !ctx.isRemoved();
+  }
+
   async function authorize(r: Route, call: Call, rawParam: string): Promise<void> {
     const raw = presentedToken(call.req);
     if (r.access === 'allowlist') {
@@ -762,6 +770,11 @@ export function createApi(ctx: NodeContext): express.Express {
         reply = await r.handler(call);
         send(call, reply);
         return;
+      }
+      if (catchingUp()) {
+        // A node that joined and has not caught up yet holds no (or old) tokens and allowlist:
+        // answering from them would refuse valid clients with 401/403. Send them elsewhere.
+        throw new ServiceError('no_leader', 'this node is still catching up with the cluster; retry on another node', { retryAfterSecs: 1 });
       }
       audited = true;
       if (r.body !== 'none') checkDeclaredLength(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
