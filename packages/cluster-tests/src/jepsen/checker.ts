@@ -19,9 +19,11 @@
  *
  * Operations with an unknown outcome may or may not have happened, at any time after their
  * invocation: they have no return entry and are optional. Unknown reads say nothing and are
- * dropped, as are failed operations. Unknown plain writes whose value no read ever returned are
- * interchangeable once invoked, so the memo counts them instead of naming them (otherwise a burst
- * of timeouts would make the search exponential); every other operation is tracked by identity.
+ * dropped, as are failed operations. Unknown operations that no read can tell apart are
+ * interchangeable once invoked — plain writes whose value no read returned, check-and-sets with the
+ * same expected version whose value no read returned, and deletes — so the memo counts them per
+ * group instead of naming them (otherwise a burst of timeouts makes the search exponential); every
+ * other operation is tracked by identity.
  *
  * A failing name is narrowed to the smallest failing sub-history found: the shortest failing
  * prefix in time (binary search; a prefix of a linearizable history is linearizable), then greedy
@@ -77,8 +79,10 @@ interface Prepared {
   op: Op;
   /** false: optional (unknown outcome). */
   required: boolean;
-  /** Index into the identity bitset, or -1 for interchangeable hidden unknown writes. */
+  /** Index into the identity bitset, or -1 for interchangeable unknown ops (see `group`). */
   bit: number;
+  /** Group of interchangeable unknown ops (index into the count array), or -1. */
+  group: number;
   /** Value as the model stores it (HIDDEN for values no read returned). */
   value: string | null;
 }
@@ -128,6 +132,7 @@ function prepare(ops: readonly Op[]): Prepared[] {
   const observed = new Set<string>();
   for (const o of ops) if (o.kind === 'read' && o.outcome === 'ok' && o.result?.value != null) observed.add(o.result.value);
   const out: Prepared[] = [];
+  const groups = new Map<string, number>();
   let bits = 0;
   for (const op of ops) {
     if (op.outcome === 'fail') continue;
@@ -135,8 +140,15 @@ function prepare(ops: readonly Op[]): Prepared[] {
     const required = op.outcome === 'ok';
     const writes = op.kind === 'write' || op.kind === 'cas';
     const value = writes ? (op.value !== undefined && observed.has(op.value) ? op.value : HIDDEN) : null;
-    const hiddenUnknownWrite = !required && op.kind === 'write' && value === HIDDEN;
-    out.push({ op, required, bit: hiddenUnknownWrite ? -1 : bits++, value });
+    let sig: string | null = null;
+    if (!required && op.kind === 'delete') sig = 'd';
+    else if (!required && value === HIDDEN) sig = op.kind === 'write' ? 'w' : `c${op.expectVersion ?? '?'}`;
+    let group = -1;
+    if (sig !== null) {
+      group = groups.get(sig) ?? groups.size;
+      groups.set(sig, group);
+    }
+    out.push({ op, required, bit: group >= 0 ? -1 : bits++, group, value });
   }
   return out;
 }
@@ -171,7 +183,8 @@ function search(preps: readonly Prepared[], maxSteps: number): SearchResult {
   let remaining = preps.filter((p) => p.required).length;
   const nBits = preps.reduce((m, p) => Math.max(m, p.bit + 1), 0);
   const bitset = new Uint32Array(Math.max(1, Math.ceil(nBits / 32)));
-  let hiddenCount = 0;
+  const nGroups = preps.reduce((m, p) => Math.max(m, p.group + 1), 0);
+  const counts = new Int32Array(nGroups);
   const memo = new Set<string>();
   const stack: { entry: Entry; state: State }[] = [];
   let state: State = null;
@@ -196,15 +209,20 @@ function search(preps: readonly Prepared[], maxSteps: number): SearchResult {
     (e.prev as Entry).next = e;
     if (e.next !== null) e.next.prev = e;
   };
-  const toggle = (p: Prepared): void => {
-    if (p.bit < 0) return;
+  const mark = (p: Prepared, on: boolean): void => {
+    if (p.group >= 0) {
+      counts[p.group] = (counts[p.group] as number) + (on ? 1 : -1);
+      return;
+    }
     const w = p.bit >>> 5;
     bitset[w] = (bitset[w] as number) ^ (1 << (p.bit & 31));
   };
   const memoKey = (s: State): string => {
     let k = '';
     for (let i = 0; i < bitset.length; i++) k += (bitset[i] as number).toString(36) + ',';
-    return `${k}|${hiddenCount}|${stateKey(s)}`;
+    k += '|';
+    for (let i = 0; i < counts.length; i++) k += `${counts[i] as number},`;
+    return `${k}|${stateKey(s)}`;
   };
 
   while (remaining > 0) {
@@ -214,8 +232,7 @@ function search(preps: readonly Prepared[], maxSteps: number): SearchResult {
       const p = preps[entry.prep] as Prepared;
       const next = step(state, p);
       if (next !== INVALID) {
-        toggle(p);
-        if (p.bit < 0) hiddenCount++;
+        mark(p, true);
         const k = memoKey(next);
         if (!memo.has(k)) {
           memo.add(k);
@@ -226,8 +243,7 @@ function search(preps: readonly Prepared[], maxSteps: number): SearchResult {
           entry = head.next;
           continue;
         }
-        toggle(p);
-        if (p.bit < 0) hiddenCount--;
+        mark(p, false);
       }
       entry = entry.next;
     } else {
@@ -236,8 +252,7 @@ function search(preps: readonly Prepared[], maxSteps: number): SearchResult {
       if (top === undefined) return { result: 'violation', steps };
       const p = preps[top.entry.prep] as Prepared;
       state = top.state;
-      toggle(p);
-      if (p.bit < 0) hiddenCount--;
+      mark(p, false);
       unlift(top.entry);
       if (p.required) remaining++;
       entry = top.entry.next;

@@ -10,6 +10,7 @@
  *   - 503 `no_leader` whose message says the node had no leader, was not the leader, or that the
  *     write "was not applied" (the entry was overwritten by another leader's);
  *   - 503 `kms_unavailable` (sealing failed before proposing).
+ * A refused TCP connection (ECONNREFUSED) never carried the request, so it is `fail` too.
  * Everything else that is not a success — a timeout, a reset connection, 503 `outcome_unknown`,
  * `shutting_down`, `audit_unavailable`, "the leader could not be reached" — is `unknown`.
  */
@@ -82,7 +83,7 @@ export function classifyWriteFailure(a: Answer): 'fail' | 'unknown' {
   if (a.status !== 503) return 'unknown';
   const { code, message } = errorOf(a.body);
   if (code === 'kms_unavailable') return 'fail';
-  if (code === 'no_leader' && /not applied|no leader is known|not the leader|leadership is moving/.test(message)) return 'fail';
+  if (code === 'no_leader' && /not applied|no leader is known|not the leader|leadership is moving|still catching up/.test(message)) return 'fail';
   return 'unknown';
 }
 
@@ -123,10 +124,13 @@ export async function perform(o: Op, base: string, token: string, timeoutMs: num
     else if (o.kind === 'delete') a = await call(base, 'DELETE', secretPath(o.key), token, undefined, timeoutMs);
     else a = await call(base, 'PUT', secretPath(o.key), token, o.kind === 'cas' ? { value: o.value, cas: o.expectVersion } : { value: o.value }, timeoutMs);
   } catch (err) {
-    o.completeMs = null;
-    o.outcome = o.kind === 'read' ? 'fail' : 'unknown';
     const e = err as { name?: string; cause?: { code?: string } };
     o.detail = e.name === 'TimeoutError' ? 'timeout' : (e.cause?.code ?? e.name ?? 'error');
+    // A refused connection never carried the request: nothing happened. Anything else (reset,
+    // timeout) may have been after the server received it.
+    const notSent = o.detail === 'ECONNREFUSED';
+    o.outcome = o.kind === 'read' || notSent ? 'fail' : 'unknown';
+    o.completeMs = o.outcome === 'fail' ? nowMs() : null;
     return;
   }
   const done = nowMs();
