@@ -1,7 +1,7 @@
 /**
  * Regressions found by the fault-injection runs, pinned down on their own:
- *   - a node joining with COFFER_JOIN (here: a removed member, wiped, re-added) used to stay a
- *     learner at match index 0 forever — it had no way to learn the members' peer addresses;
+ *   - a removed member, wiped and re-added under the same id, replays its own old removal from
+ *     the log while catching up and used to mark itself removed for good (503 to everything);
  *   - while catching up it answered valid clients 401/403 from its empty state (now 503);
  *   - a write forwarded by a follower to a paused leader hung for the 15 s forwarding timeout
  *     (now answered 503 as soon as the follower stops following that leader).

@@ -9,7 +9,7 @@
  * sees it; the peer listener starts before the driver ticks, so the first votes can arrive; the API
  * listens last. Shutdown runs the other way and waits for in-flight writes to LevelDB.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -291,6 +291,13 @@ async function assemble(
     if (change.type !== 'remove') {
       // Re-added under the same id (e.g. after wiping its data dir): it is a member again.
       removedPeers.delete(change.id);
+      if (change.id === nodeId && selfRemoved) {
+        // This node, joining afresh under an id that was removed before, replayed that old
+        // removal from the log while catching up; the later addition supersedes it.
+        selfRemoved = false;
+        rmSync(removedMarker, { force: true });
+        logger.info(`${nodeId} was added to the cluster again`);
+      }
       return;
     }
     if (change.id === nodeId) {
@@ -328,7 +335,7 @@ async function assemble(
   const fatal = new Promise<unknown>((r) => (fatalResolve = r));
   let transport: PeerTransport | undefined;
   /** Requests being forwarded to the leader, so that a leader change can cut them short. */
-  const forwards = new Set<{ leader: string; abort: AbortController }>();
+  const forwards = new Set<{ leader: string; abort: AbortController; timer: NodeJS.Timeout | undefined }>();
   const tickMs = Math.max(5, Math.round(config.heartbeatMs / 2));
   const driver = new RaftDriver(
     {
@@ -355,8 +362,15 @@ async function assemble(
         metrics.raftTerm.set(term);
         logger.info({ lead, term }, `${nodeId} sees leader ${lead ?? 'none'} at term ${term}`);
         // A request forwarded to a leader this node no longer follows would otherwise wait out
-        // the forwarding timeout (e.g. the old leader is paused): answer it now, outcome unknown.
-        for (const f of forwards) if (f.leader !== lead) f.abort.abort();
+        // the forwarding timeout (e.g. the old leader is paused). A live old leader answers within
+        // moments (a transfer it ran, a write it committed just before stepping down), so give it
+        // one election timeout, then answer 503 outcome unknown.
+        for (const f of forwards) {
+          if (f.leader !== lead && f.timer === undefined) {
+            f.timer = setTimeout(() => f.abort.abort(), config.electionMs);
+            f.timer.unref();
+          }
+        }
         if (lead === nodeId) void leaderDuties();
         if (lead === nodeId) rewrapWorker?.onLeadership();
         if (lead !== null && lead !== nodeId) void sayHello(lead);
@@ -639,7 +653,7 @@ async function assemble(
       const signed = signPeerRequest(peerKey, { method: req.method ?? 'GET', path: `FWD ${ip} ${url}`, from: nodeId, to: lead });
       Object.assign(headers, signed, { [FORWARDED_IP_HEADER]: ip });
       let upstream;
-      const fwd = { leader: lead, abort: new AbortController() };
+      const fwd: { leader: string; abort: AbortController; timer: NodeJS.Timeout | undefined } = { leader: lead, abort: new AbortController(), timer: undefined };
       forwards.add(fwd);
       try {
         upstream = await request(new URL(url, base), {
@@ -656,6 +670,7 @@ async function assemble(
         throw new ServiceError('no_leader', 'the leader could not be reached; retry shortly', { retryAfterSecs: 1, cause: err });
       } finally {
         forwards.delete(fwd);
+        if (fwd.timer !== undefined) clearTimeout(fwd.timer);
       }
       res.statusCode = upstream.statusCode;
       for (const [k, v] of Object.entries(upstream.headers)) {
