@@ -187,6 +187,11 @@ export class RaftDriver {
   private stopped = false;
   private lead: NodeId | null = null;
   private term = 0;
+  /** Role as of the last Ready (`leader` lets messages go out before the leader's own fsync). */
+  private role = 'follower';
+  /** Term and vote as last persisted. */
+  private durableTerm = 0;
+  private durableVote: NodeId | null = null;
   private confState: ConfState;
   private snapshotIndex: number;
 
@@ -201,6 +206,9 @@ export class RaftDriver {
   constructor(opts: DriverOptions, storage: MemoryStorage, log: DurableLog, applier: Applier, sendMessages: (msgs: Message[]) => void, events: DriverEvents) {
     this.opts = opts;
     this.storage = storage;
+    const boot = storage.initialState().hardState;
+    this.durableTerm = boot.term;
+    this.durableVote = boot.vote;
     this.log = log;
     this.applier = applier;
     this.sendMessages = sendMessages;
@@ -434,6 +442,16 @@ export class RaftDriver {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== undefined) this.role = rd.softState.raftState;
+    // A leader's messages promise nothing about its own disk (raft counts the leader's copy of an
+    // entry only once `advance` reports it persisted), so a leader that keeps its term and vote
+    // sends them before its fsync: its own write overlaps the followers' (Raft thesis §10.2.1).
+    // Everyone else sends only after persisting: their messages (acks, votes) promise durability.
+    const early =
+      this.role === 'leader' &&
+      rd.snapshot === undefined &&
+      (rd.hardState === undefined || (rd.hardState.term === this.durableTerm && rd.hardState.vote === this.durableVote));
+    if (early) this.send(rd);
     // 1. Persist. The snapshot first: entries in the same Ready follow it.
     if (rd.snapshot !== undefined) {
       await this.log.saveSnapshot(rd.snapshot.meta, rd.snapshot.data, true);
@@ -442,15 +460,14 @@ export class RaftDriver {
     if (rd.entries.length > 0 || rd.hardState !== undefined) {
       await this.log.append(rd.entries, rd.hardState, rd.mustSync);
       this.storage.append(rd.entries);
-      if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
-    }
-    // 2. Send, now that what the messages promise is durable.
-    if (rd.messages.length > 0) {
-      this.sendMessages(rd.messages);
-      for (const m of rd.messages) {
-        if (m.type === 'MsgSnap' && m.snapshot !== undefined && m.snapshot.offset === 0) this.events.onSnapshotSent?.(m.to, m.snapshot.meta.index);
+      if (rd.hardState !== undefined) {
+        this.storage.setHardState(rd.hardState);
+        this.durableTerm = rd.hardState.term;
+        this.durableVote = rd.hardState.vote;
       }
     }
+    // 2. Send, now that what the messages promise is durable.
+    if (!early) this.send(rd);
     // 3. Apply.
     if (rd.softState !== undefined) this.onSoftState(rd.softState.lead, rd.softState.raftState);
     if (rd.hardState !== undefined && rd.hardState.term !== this.term) this.term = rd.hardState.term;
@@ -520,6 +537,14 @@ export class RaftDriver {
         this.appliedWaiters.splice(i, 1);
         w.resolve();
       }
+    }
+  }
+
+  private send(rd: Ready): void {
+    if (rd.messages.length === 0) return;
+    this.sendMessages(rd.messages);
+    for (const m of rd.messages) {
+      if (m.type === 'MsgSnap' && m.snapshot !== undefined && m.snapshot.offset === 0) this.events.onSnapshotSent?.(m.to, m.snapshot.meta.index);
     }
   }
 
