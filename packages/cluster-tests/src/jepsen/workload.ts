@@ -14,9 +14,9 @@
  * Everything else that is not a success — a timeout, a reset connection, 503 `outcome_unknown`,
  * `shutting_down`, `audit_unavailable`, "the leader could not be reached" — is `unknown`.
  */
-import { readlinkSync } from 'node:fs';
 import { assertLoopback } from '../harness.js';
 import { nowMs, type Op } from './history.js';
+import { unsealedReason } from './ns-guard.js';
 
 /** Relative weights of operation kinds. */
 export interface OpMix {
@@ -255,15 +255,8 @@ export function checkNamespacedAddress(url: string): void {
   } catch {
     // not loopback: only inside a namespace
   }
-  let own = '';
-  let init = '';
-  try {
-    own = readlinkSync('/proc/self/ns/net');
-    init = readlinkSync('/proc/1/ns/net');
-  } catch {
-    throw new Error(`refusing ${url}: cannot tell which network namespace this process is in`);
-  }
-  if (own === '' || own === init) throw new Error(`refusing ${url}: non-loopback addresses are only used from inside a test network namespace`);
+  const why = unsealedReason();
+  if (why !== null) throw new Error(`refusing ${url}: non-loopback addresses are only used from inside a sealed test network namespace (${why})`);
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
   if (!/^10\.\d+\.\d+\.\d+$/.test(host) && !/^fd[0-9a-f]{2}:/i.test(host)) throw new Error(`refusing ${url}: only private 10.x / fd00::/8 addresses inside namespaces`);
 }

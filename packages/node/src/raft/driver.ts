@@ -175,6 +175,7 @@ export class RaftDriver {
   private readonly sendMessages: (msgs: Message[]) => void;
   private readonly events: DriverEvents;
   private readonly pending = new Map<number, PendingProposal>();
+  private wasLeader = false;
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   private readonly rounds = new Map<number, ReadRound>();
   private openRound: ReadRound | undefined;
@@ -518,6 +519,28 @@ export class RaftDriver {
     this.events.onApplied?.(last.index);
   }
 
+  /**
+   * This node stopped being leader (CheckQuorum, a higher term, a transfer). Its read rounds
+   * already sent to raft fail now (a read has no effect; the client may retry). Its pending writes may still be committed by the next leader,
+   * so each waits at most one more election timeout for that, then fails with an unknown outcome:
+   * a leader cut off from the majority answers within about two election timeouts instead of
+   * holding requests until the proposal timeout.
+   */
+  private lostLeadership(): void {
+    const err = new DriverError('no_quorum', 'leadership was lost before the read was confirmed');
+    for (const r of this.rounds.values()) this.failRound(r, err);
+    this.rounds.clear();
+    const graceMs = this.opts.electionTicks * this.opts.tickMs;
+    for (const [i, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.timer = setTimeout(() => {
+        if (this.pending.get(i) !== p) return;
+        this.pending.delete(i);
+        p.reject(new DriverError('outcome_unknown', 'leadership was lost before the write was confirmed; it may or may not have been applied'));
+      }, graceMs);
+    }
+  }
+
   /** Fails proposals at or below `index` that a snapshot replaced (their fate is unknown here). */
   private failOverwritten(index: number, _term: number, unknown: boolean): void {
     for (const [i, p] of this.pending) {
@@ -550,6 +573,8 @@ export class RaftDriver {
 
   private onSoftState(lead: NodeId | null, role: string): void {
     const st = this.node.status();
+    if (this.wasLeader && role !== 'leader') this.lostLeadership();
+    this.wasLeader = role === 'leader';
     if (lead !== this.lead) {
       this.lead = lead;
       this.events.onLeaderChange?.(lead, st.term);

@@ -1,0 +1,217 @@
+/**
+ * Network faults for a {@link NetnsCluster}: nftables rules inside the node namespaces (netem is
+ * not available in this kernel, so loss is `numgen random mod 100 < N drop`).
+ *
+ * Every node namespace gets one table, `inet coffer_nemesis`, rewritten atomically (one `nft -f`
+ * transaction) whenever the fault set changes; `heal()` empties it everywhere. Faults apply to
+ * traffic between nodes; the client namespace keeps reaching every node (so an isolated leader
+ * is still asked to serve, which is the point), except where `withClient` says otherwise.
+ */
+import { prng } from './workload.js';
+import type { NetnsCluster, NetNode } from './netns.js';
+
+/** One network fault. */
+export type NetFault =
+  /** Cut these nodes off from every other node (both directions); the client still reaches them. */
+  | { kind: 'isolate'; nodes: string[] }
+  /** Nodes in different groups cannot talk (both directions). */
+  | { kind: 'partition'; groups: string[][] }
+  /** Packets from `from` to `to` are dropped; `to` → `from` still flows. */
+  | { kind: 'one-way'; from: string; to: string }
+  /** Every node drops this percentage of the packets it receives (from peers and clients). */
+  | { kind: 'loss'; percent: number };
+
+/** Describes a fault in one line. */
+export function describeFault(f: NetFault): string {
+  switch (f.kind) {
+    case 'isolate':
+      return `isolate ${f.nodes.join(',')}`;
+    case 'partition':
+      return `partition ${f.groups.map((g) => g.join(',')).join(' | ')}`;
+    case 'one-way':
+      return `drop ${f.from}->${f.to}`;
+    case 'loss':
+      return `loss ${f.percent}%`;
+  }
+}
+
+const TABLE = 'coffer_nemesis';
+
+/** Applies and heals network faults inside a cluster's namespaces. */
+export class NetNemesis {
+  private readonly cluster: NetnsCluster;
+  private readonly active: NetFault[] = [];
+  /** Every fault applied so far (for the run's summary). */
+  readonly log: { atMs: number; action: string }[] = [];
+
+  constructor(cluster: NetnsCluster) {
+    this.cluster = cluster;
+  }
+
+  private node(id: string): NetNode {
+    const n = this.cluster.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Adds a fault (on top of those active). */
+  apply(f: NetFault): void {
+    for (const id of f.kind === 'isolate' ? f.nodes : f.kind === 'partition' ? f.groups.flat() : f.kind === 'one-way' ? [f.from, f.to] : []) this.node(id);
+    if (f.kind === 'loss' && !(Number.isInteger(f.percent) && f.percent > 0 && f.percent < 100)) throw new Error('loss percent must be 1..99');
+    this.active.push(f);
+    this.log.push({ atMs: Date.now(), action: describeFault(f) });
+    this.sync();
+  }
+
+  /** Removes every fault. */
+  heal(): void {
+    this.active.length = 0;
+    this.log.push({ atMs: Date.now(), action: 'heal' });
+    this.sync();
+  }
+
+  /** The faults in force. */
+  get faults(): readonly NetFault[] {
+    return this.active;
+  }
+
+  /** The nftables ruleset of one node for the faults in force. */
+  rulesFor(n: NetNode): { input: string[]; output: string[] } {
+    const ipOf = (id: string): string => this.node(id).ip;
+    const blockIn = new Set<string>();
+    const blockOut = new Set<string>();
+    let loss = 0;
+    const others = this.cluster.nodes.filter((m) => m !== n).map((m) => m.id);
+    for (const f of this.active) {
+      if (f.kind === 'isolate') {
+        const cut = f.nodes.includes(n.id) ? others.filter((o) => !f.nodes.includes(o)) : others.filter((o) => f.nodes.includes(o));
+        for (const o of cut) {
+          blockIn.add(ipOf(o));
+          blockOut.add(ipOf(o));
+        }
+      } else if (f.kind === 'partition') {
+        const mine = f.groups.find((g) => g.includes(n.id));
+        for (const o of others) {
+          const theirs = f.groups.find((g) => g.includes(o));
+          if (mine !== undefined && theirs !== undefined && mine !== theirs) {
+            blockIn.add(ipOf(o));
+            blockOut.add(ipOf(o));
+          }
+        }
+      } else if (f.kind === 'one-way') {
+        if (f.from === n.id) blockOut.add(ipOf(f.to));
+        if (f.to === n.id) blockIn.add(ipOf(f.from));
+      } else {
+        loss = Math.max(loss, f.percent);
+      }
+    }
+    const input: string[] = [];
+    const output: string[] = [];
+    if (blockIn.size > 0) input.push(`ip saddr { ${[...blockIn].sort().join(', ')} } drop`);
+    if (blockOut.size > 0) output.push(`ip daddr { ${[...blockOut].sort().join(', ')} } drop`);
+    if (loss > 0) input.push(`ip saddr 10.77.0.0/24 numgen random mod 100 < ${loss} drop`);
+    return { input, output };
+  }
+
+  private sync(): void {
+    for (const n of this.cluster.nodes) {
+      const { input, output } = this.rulesFor(n);
+      // Create-then-delete makes the delete safe on a namespace without the table; the new table
+      // replaces the old one in the same transaction.
+      const script = [
+        `table inet ${TABLE}`,
+        `delete table inet ${TABLE}`,
+        `table inet ${TABLE} {`,
+        '  chain input {',
+        '    type filter hook input priority 0; policy accept;',
+        ...input.map((r) => `    ${r}`),
+        '  }',
+        '  chain output {',
+        '    type filter hook output priority 0; policy accept;',
+        ...output.map((r) => `    ${r}`),
+        '  }',
+        '}',
+        '',
+      ].join('\n');
+      this.cluster.nft(n.ns, script);
+    }
+  }
+}
+
+/** Kinds of network fault a schedule draws from. */
+export type NetFaultKind = 'isolate-leader' | 'split' | 'one-way' | 'loss';
+
+/** One step of a seeded schedule: at `atMs` after the start, inject `kind` for `forMs`, then heal. */
+export interface ScheduledFault {
+  atMs: number;
+  forMs: number;
+  kind: NetFaultKind;
+  /** For `split`: the minority (one node of three); for `one-way`: [from, to]; for `loss`: [percent]. */
+  args: string[];
+}
+
+/**
+ * A seeded schedule of network faults over `durationMs`: faults of the given kinds, each lasting
+ * 3–6 s, separated by 2–4 s of healthy network, the last healed before the end.
+ *
+ * @param seed - PRNG seed (same seed → same schedule)
+ * @param durationMs - total length
+ * @param kinds - fault kinds to draw from
+ * @param nodeIds - the cluster's node ids
+ * @returns the schedule
+ */
+export function netSchedule(seed: number, durationMs: number, kinds: readonly NetFaultKind[], nodeIds: readonly string[]): ScheduledFault[] {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+  const out: ScheduledFault[] = [];
+  let t = 1_500 + Math.floor(rnd() * 1_500);
+  for (;;) {
+    const forMs = 3_000 + Math.floor(rnd() * 3_000);
+    if (t + forMs > durationMs - 1_500) break;
+    const kind = pick(kinds);
+    let args: string[] = [];
+    if (kind === 'split') args = [pick(nodeIds)];
+    else if (kind === 'one-way') {
+      const from = pick(nodeIds);
+      args = [from, pick(nodeIds.filter((x) => x !== from))];
+    } else if (kind === 'loss') args = [String(5 + Math.floor(rnd() * 26))];
+    out.push({ atMs: t, forMs, kind, args });
+    t += forMs + 2_000 + Math.floor(rnd() * 2_000);
+  }
+  return out;
+}
+
+/**
+ * Runs a schedule against a cluster: waits for each step's time, resolves `isolate-leader` to the
+ * node that is leader at that moment, injects, waits, heals. Bounded by the schedule's length.
+ *
+ * @param cluster - the cluster
+ * @param nemesis - its nemesis
+ * @param schedule - from {@link netSchedule}
+ * @param startMs - `Date.now()` the schedule's times count from
+ * @returns one line per injected fault
+ */
+export async function runNetSchedule(cluster: NetnsCluster, nemesis: NetNemesis, schedule: readonly ScheduledFault[], startMs: number = Date.now()): Promise<string[]> {
+  const done: string[] = [];
+  const until = async (ms: number): Promise<void> => {
+    const wait = startMs + ms - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  };
+  for (const s of schedule) {
+    await until(s.atMs);
+    let f: NetFault;
+    if (s.kind === 'isolate-leader') {
+      const lead = await cluster.leader(5_000).catch(() => undefined);
+      f = { kind: 'isolate', nodes: [lead?.id ?? (cluster.nodes[0] as NetNode).id] };
+    } else if (s.kind === 'split') {
+      const minority = s.args[0] as string;
+      f = { kind: 'partition', groups: [[minority], cluster.nodes.map((n) => n.id).filter((id) => id !== minority)] };
+    } else if (s.kind === 'one-way') f = { kind: 'one-way', from: s.args[0] as string, to: s.args[1] as string };
+    else f = { kind: 'loss', percent: Number(s.args[0]) };
+    nemesis.apply(f);
+    done.push(describeFault(f));
+    await until(s.atMs + s.forMs);
+    nemesis.heal();
+  }
+  return done;
+}
