@@ -319,7 +319,7 @@ export class Raft {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.leaderTicks = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.rng() * this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.rng() * this.cfg.electionJitterTicks);
     this.abortLeaderTransfer();
     this.votes.clear();
     for (const id of [...this.progress.keys()]) this.progress.set(id, this.newProgress(id, this.learners.has(id)));

@@ -89,6 +89,7 @@ export function classifyWriteFailure(a: Answer): 'fail' | 'unknown' {
 
 /** One HTTP request with a deadline; the body is parsed as JSON when it is JSON. */
 export async function call(base: string, method: string, path: string, token: string, body: unknown, timeoutMs: number): Promise<Answer> {
+  checkNamespacedAddress(base); // loopback, or a private address from inside a sealed namespace
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const r = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(timeoutMs) });

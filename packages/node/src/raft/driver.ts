@@ -221,6 +221,9 @@ export class RaftDriver {
       {
         id: opts.nodeId,
         electionTicks: opts.electionTicks,
+        // Elections start within [1, 1.5) election timeouts of losing the leader, so a majority
+        // that loses its leader elects another and commits again within 2 election timeouts.
+        electionJitterTicks: Math.max(1, Math.floor(opts.electionTicks / 2)),
         heartbeatTicks: opts.heartbeatTicks,
         rng: opts.rng ?? Math.random,
         preVote: true,
