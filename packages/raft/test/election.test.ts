@@ -1,5 +1,6 @@
-import { RaftError } from '../src/index';
-import { Cluster } from './sim/cluster';
+import { MemoryStorage, RaftError, type Config } from '../src/index';
+import { newNode } from './helpers';
+import { Cluster, prng } from './sim/cluster';
 
 const ids = ['n1', 'n2', 'n3'];
 
@@ -131,5 +132,25 @@ describe('leader election (Raft §5.2)', () => {
     c.propose('solo', 'only');
     c.stabilize();
     expect(c.node('solo').sm.values).toEqual(['only']);
+  });
+});
+
+describe('electionJitterTicks', () => {
+  test('election timeouts fall in [electionTicks, electionTicks + jitter); the default jitter is electionTicks', () => {
+    const drawn = (over: Partial<Config>): number[] => {
+      const out: number[] = [];
+      for (let seed = 1; seed <= 200; seed++) {
+        const node = newNode('n1', new MemoryStorage(), { electionTicks: 10, rng: prng(seed), ...over });
+        out.push((node as unknown as { raft: { randomizedElectionTimeout: number } }).raft.randomizedElectionTimeout);
+      }
+      return out;
+    };
+    const narrow = drawn({ electionJitterTicks: 5 });
+    expect(Math.min(...narrow)).toBe(10);
+    expect(Math.max(...narrow)).toBe(14);
+    const wide = drawn({});
+    expect(Math.min(...wide)).toBe(10);
+    expect(Math.max(...wide)).toBe(19);
+    expect(() => newNode('n1', new MemoryStorage(), { electionJitterTicks: 0 })).toThrow(RaftError);
   });
 });

@@ -7,7 +7,6 @@
  * traffic between nodes; the client namespace keeps reaching every node (so an isolated leader
  * is still asked to serve, which is the point), except where `withClient` says otherwise.
  */
-import { prng } from './workload.js';
 import type { NetnsCluster, NetNode } from './netns.js';
 
 /** One network fault. */
@@ -138,80 +137,5 @@ export class NetNemesis {
   }
 }
 
-/** Kinds of network fault a schedule draws from. */
+/** Kinds of network fault a seeded nemesis (net-scenario.ts) draws from. */
 export type NetFaultKind = 'isolate-leader' | 'split' | 'one-way' | 'loss';
-
-/** One step of a seeded schedule: at `atMs` after the start, inject `kind` for `forMs`, then heal. */
-export interface ScheduledFault {
-  atMs: number;
-  forMs: number;
-  kind: NetFaultKind;
-  /** For `split`: the minority (one node of three); for `one-way`: [from, to]; for `loss`: [percent]. */
-  args: string[];
-}
-
-/**
- * A seeded schedule of network faults over `durationMs`: faults of the given kinds, each lasting
- * 3–6 s, separated by 2–4 s of healthy network, the last healed before the end.
- *
- * @param seed - PRNG seed (same seed → same schedule)
- * @param durationMs - total length
- * @param kinds - fault kinds to draw from
- * @param nodeIds - the cluster's node ids
- * @returns the schedule
- */
-export function netSchedule(seed: number, durationMs: number, kinds: readonly NetFaultKind[], nodeIds: readonly string[]): ScheduledFault[] {
-  const rnd = prng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
-  const out: ScheduledFault[] = [];
-  let t = 1_500 + Math.floor(rnd() * 1_500);
-  for (;;) {
-    const forMs = 3_000 + Math.floor(rnd() * 3_000);
-    if (t + forMs > durationMs - 1_500) break;
-    const kind = pick(kinds);
-    let args: string[] = [];
-    if (kind === 'split') args = [pick(nodeIds)];
-    else if (kind === 'one-way') {
-      const from = pick(nodeIds);
-      args = [from, pick(nodeIds.filter((x) => x !== from))];
-    } else if (kind === 'loss') args = [String(5 + Math.floor(rnd() * 26))];
-    out.push({ atMs: t, forMs, kind, args });
-    t += forMs + 2_000 + Math.floor(rnd() * 2_000);
-  }
-  return out;
-}
-
-/**
- * Runs a schedule against a cluster: waits for each step's time, resolves `isolate-leader` to the
- * node that is leader at that moment, injects, waits, heals. Bounded by the schedule's length.
- *
- * @param cluster - the cluster
- * @param nemesis - its nemesis
- * @param schedule - from {@link netSchedule}
- * @param startMs - `Date.now()` the schedule's times count from
- * @returns one line per injected fault
- */
-export async function runNetSchedule(cluster: NetnsCluster, nemesis: NetNemesis, schedule: readonly ScheduledFault[], startMs: number = Date.now()): Promise<string[]> {
-  const done: string[] = [];
-  const until = async (ms: number): Promise<void> => {
-    const wait = startMs + ms - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  };
-  for (const s of schedule) {
-    await until(s.atMs);
-    let f: NetFault;
-    if (s.kind === 'isolate-leader') {
-      const lead = await cluster.leader(5_000).catch(() => undefined);
-      f = { kind: 'isolate', nodes: [lead?.id ?? (cluster.nodes[0] as NetNode).id] };
-    } else if (s.kind === 'split') {
-      const minority = s.args[0] as string;
-      f = { kind: 'partition', groups: [[minority], cluster.nodes.map((n) => n.id).filter((id) => id !== minority)] };
-    } else if (s.kind === 'one-way') f = { kind: 'one-way', from: s.args[0] as string, to: s.args[1] as string };
-    else f = { kind: 'loss', percent: Number(s.args[0]) };
-    nemesis.apply(f);
-    done.push(describeFault(f));
-    await until(s.atMs + s.forMs);
-    nemesis.heal();
-  }
-  return done;
-}
