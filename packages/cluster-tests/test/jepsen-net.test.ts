@@ -49,6 +49,21 @@ describe('network-namespace harness', () => {
     expect(() => checkNamespacedAddress('http://127.0.0.1:8200')).not.toThrow();
   });
 
+  test('cleanupStale removes the namespaces of runs whose process is gone, and only those', () => {
+    const dead = `${NETNS_PREFIX}999999999-0dead0-n1`; // above any pid_max: no such process
+    const live = `${NETNS_PREFIX}${process.pid}-11ve00-n1`;
+    try {
+      for (const ns of [dead, live]) expect(spawnSync('ip', ['netns', 'add', ns]).status).toBe(0);
+      const removed = cleanupStale();
+      expect(removed).toContain(dead);
+      expect(removed).not.toContain(live);
+      expect(ourNamespaces()).toEqual([live]);
+    } finally {
+      for (const ns of [dead, live]) spawnSync('ip', ['netns', 'del', ns]);
+    }
+    expect(ourNamespaces()).toEqual([]);
+  });
+
   test('nodes are reachable only from inside; nftables rules cut exactly what they say; teardown leaves nothing', async () => {
     const c = new NetnsCluster();
     try {

@@ -167,6 +167,14 @@ export function requireNamespaceSupport(): void {
   }
 }
 
+/** Namespaces of this process's live clusters, removed synchronously if the process exits early. */
+const liveNamespaces = new Set<string>();
+let exitHook = false;
+function onExit(): void {
+  for (const ns of liveNamespaces) deleteNamespace(ns);
+  liveNamespaces.clear();
+}
+
 /** A cluster of real node processes in network namespaces. */
 export class NetnsCluster {
   readonly run: string = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -236,8 +244,13 @@ export class NetnsCluster {
   }
 
   private addNs(ns: string): void {
+    if (!exitHook) {
+      process.once('exit', onExit);
+      exitHook = true;
+    }
     run('ip', ['netns', 'add', ns]);
     this.created.push(ns);
+    liveNamespaces.add(ns);
   }
 
   private async startAgent(): Promise<void> {
@@ -434,7 +447,10 @@ export class NetnsCluster {
           }),
       ),
     );
-    for (const ns of [...this.created].reverse()) deleteNamespace(ns);
+    for (const ns of [...this.created].reverse()) {
+      deleteNamespace(ns);
+      liveNamespaces.delete(ns);
+    }
     this.created.length = 0;
     for (const l of this.logs) l.end();
     if (!keepOnFailure) rmSync(this.root, { recursive: true, force: true });
