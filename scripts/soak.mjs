@@ -28,6 +28,8 @@ const { runScenario, summaryLine, prng } = {
   ...require(path.join(root, 'packages/cluster-tests/dist/jepsen/workload.js')),
 };
 const { processNemesis, PROCESS_FAULTS } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/process-nemesis.js'));
+const { NamespaceScenarioCluster, netNemesis } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/net-scenario.js'));
+const { cleanupStale } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/netns.js'));
 
 /** Scenario name → nemesis factory. Network scenarios are added next to these. */
 const SCENARIOS = {
@@ -35,7 +37,14 @@ const SCENARIOS = {
   'process-kill': () => processNemesis(['kill-leader', 'kill-random', 'kill-all']),
   'process-pause': () => processNemesis(['pause-leader', 'pause-follower', 'pause-majority']),
   'process-membership': () => processNemesis(['member-readd', 'wipe-rejoin', 'kill-leader']),
+  // Network faults: nodes in network namespaces, nftables rules (needs root, ip and nft).
+  'net-all': () => netNemesis({ kinds: ['isolate-leader', 'split', 'one-way', 'loss'] }),
+  'net-partition': () => netNemesis({ kinds: ['isolate-leader', 'split'] }),
+  'net-one-way': () => netNemesis({ kinds: ['one-way'] }),
+  'net-loss': () => netNemesis({ kinds: ['loss'] }),
 };
+/** Scenarios whose cluster runs in network namespaces. */
+const clusterFor = (name) => (name.startsWith('net-') ? { makeCluster: () => new NamespaceScenarioCluster() } : {});
 
 const runs = Number(values.runs);
 const masterSeed = Number(values.seed);
@@ -44,13 +53,14 @@ const names = values.scenarios === undefined ? Object.keys(SCENARIOS) : values.s
 for (const n of names) if (!(n in SCENARIOS)) throw new Error(`unknown scenario ${n}; known: ${Object.keys(SCENARIOS).join(', ')}`);
 if (!Number.isInteger(runs) || runs < 1 || !Number.isFinite(masterSeed) || !(durationMs >= 5_000)) throw new Error('bad --runs/--seed/--duration-ms');
 
+if (names.some((n) => n.startsWith('net-'))) cleanupStale(); // namespaces left by a killed run
 const rnd = prng(masterSeed);
 const results = [];
 console.log(`soak: ${runs} runs, master seed ${masterSeed}, ${durationMs} ms each, scenarios ${names.join(', ')}`);
 for (let i = 0; i < runs; i++) {
   const name = names[Math.floor(rnd() * names.length)];
   const seed = Math.floor(rnd() * 1_000_000_000);
-  const r = await runScenario({ name, seed, durationMs, nemesis: SCENARIOS[name]() });
+  const r = await runScenario({ name, seed, durationMs, nemesis: SCENARIOS[name](), ...clusterFor(name) });
   results.push(r);
   const rec = r.faults.map((f) => (f.recoveryMs === undefined ? f.kind : `${f.kind}:${f.recoveryMs === null ? 'never' : Math.round(f.recoveryMs)}ms`)).join(' ');
   console.log(`run ${i + 1}/${runs} ${name} seed ${seed}: ${r.passed ? 'ok' : 'FAILED'}; ${r.ops} ops (${r.stats.ok} ok, ${r.stats.fail} fail, ${r.stats.unknown} unknown), faults: ${rec}`);

@@ -37,6 +37,11 @@ export interface ScenarioCluster {
   finalRead(keys: readonly string[]): Promise<NodeFinalState[]>;
   /** One request to one node (index into `endpoints`), with a deadline. */
   request(node: number, method: string, p: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: unknown }>;
+  /**
+   * Performs a read op (as `perform` does) from where the cluster is reachable; needed when the
+   * test process must not send to the endpoints itself (network namespaces).
+   */
+  performRead?(o: Op, node: number, timeoutMs: number): Promise<void>;
   /** Where logs live (printed when a run fails). */
   readonly logDir: string;
 }
@@ -289,7 +294,9 @@ export async function runScenario<C extends ScenarioCluster>(opts: ScenarioOptio
     for (const key of keys) {
       for (let attempt = 0; attempt < 20; attempt++) {
         const o: Op = { id: nextId++, process: -1, key, kind: 'read', invokeMs: 0, completeMs: null, outcome: 'unknown' };
-        await perform(o, cluster.endpoints[attempt % cluster.endpoints.length] as string, cluster.token, 5_000);
+        const node = attempt % cluster.endpoints.length;
+        if (cluster.performRead !== undefined) await cluster.performRead(o, node, 5_000);
+        else await perform(o, cluster.endpoints[node] as string, cluster.token, 5_000);
         ops.push(o);
         if (o.outcome === 'ok') break;
         await sleep(250);
