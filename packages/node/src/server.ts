@@ -31,7 +31,7 @@ import { derivePeerKey, PeerVerifier, signPeerRequest } from './peer/auth.js';
 import { type Applier, type ApplyOutcome, type DurableLog, DriverError, loadStorage, RaftDriver } from './raft/driver.js';
 import { decodeMemberContext, encodeMemberContext, foundingLog } from './raft/members.js';
 import { createPeerServer, type PeerRpc } from './raft/peer-server.js';
-import { PeerTransport } from './raft/transport.js';
+import { PeerTransport, RAFT_MESSAGES_PATH, RETURN_SIGNED_METHOD } from './raft/transport.js';
 import { createApi } from './http/api.js';
 import { acceptListMethod } from './http/list-method.js';
 import { RewrapWorker } from './workers/rewrap.js';
@@ -401,6 +401,12 @@ async function assemble(
     resolve: raftAddrOf,
     onUnreachable: (id) => driver.reportUnreachable(id),
     onError: (id, kind) => metrics.peerRpcErrors.inc({ peer: id, kind }),
+    verifyReturn: (peer, headers, body) => {
+      const v = verifier.verify({ method: RETURN_SIGNED_METHOD, path: RAFT_MESSAGES_PATH, headers, body });
+      if (!v.ok) metrics.peerRefusals.inc({ reason: v.reason });
+      return v.ok && v.from === peer;
+    },
+    onReturned: (from, msgs) => receiveMessages(from, msgs),
     onSent: (id, messages, bytes) => {
       metrics.peerRequests.inc({ peer: id });
       metrics.peerMessages.inc({ peer: id }, messages);
@@ -454,17 +460,23 @@ async function assemble(
     }
   };
 
+  function receiveMessages(from: NodeId, msgs: Message[]): void {
+    const removed = removedPeers.get(from);
+    if (removed !== undefined) {
+      // A removed member still talking (it missed the news, e.g. it was down): tell it again.
+      void notifyRemoved(from, removed);
+      return;
+    }
+    driver.step(msgs);
+  }
+
   const peerServer = createPeerServer({
     verifier,
     nodeId,
-    onMessages: (from, msgs) => {
-      const removed = removedPeers.get(from);
-      if (removed !== undefined) {
-        // A removed member still talking (it missed the news, e.g. it was down): tell it again.
-        void notifyRemoved(from, removed);
-        return;
-      }
-      driver.step(msgs);
+    onMessages: (from, msgs) => receiveMessages(from, msgs),
+    holdReturn: (from, respond) => {
+      if (transport === undefined) respond(null);
+      else transport.holdReturn(from, respond);
     },
     onRefused: (reason) => metrics.peerRefusals.inc({ reason }),
     rpc,

@@ -4,12 +4,15 @@
  * It is not a public API, so it skips the framework: a request is read up to a hard size cap,
  * authenticated with the cluster key (peer/auth.ts) before anything is decoded, decoded with
  * @coffer/raft's codec, handed to the driver, and answered 204 at once (Raft is asynchronous: the
- * answer to a message is another message).
+ * answer to a message is another message) — or, when the sender asks for it (`x-coffer-return: 1`)
+ * and the owner offers `holdReturn`, the answer is held briefly so that this node's next messages
+ * to the sender travel back in its body (signed like a request; see transport.ts). That saves one
+ * HTTP exchange per replication round.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { decodeMessages, type Message, RaftError } from '@coffer/raft';
 import type { PeerRefusal, PeerVerifier } from '../peer/auth.js';
-import { RAFT_MESSAGES_PATH } from './transport.js';
+import { RAFT_MESSAGES_PATH, RETURN_HEADER } from './transport.js';
 
 /** Largest accepted peer request body (a batch is at most 8 MiB of data plus framing). */
 const MAX_BODY_BYTES = 80 * 1024 * 1024;
@@ -29,6 +32,11 @@ export interface PeerServerOptions {
   readonly onMessages: (from: string, msgs: Message[]) => void;
   /** Handles `POST /raft/v1/rpc/<method>` (JSON in, JSON out) from an authenticated member. */
   readonly rpc?: PeerRpc;
+  /**
+   * Offered the response of a batch whose sender accepts messages back in it: call `respond` once,
+   * with an encoded, signed batch or with null (204).
+   */
+  readonly holdReturn?: (from: string, respond: (body: Uint8Array | null, headers?: Record<string, string>) => void) => void;
   /** Counts refusals by reason (metrics). */
   readonly onRefused?: (reason: PeerRefusal | 'decode' | 'too_large' | 'not_found') => void;
 }
@@ -109,7 +117,22 @@ async function handle(opts: PeerServerOptions, req: IncomingMessage, res: Server
   }
   // A member may only speak for itself: the signature covers `from`, so drop forged senders.
   const mine = msgs.filter((m) => m.to === opts.nodeId && m.from === verdict.from);
-  answer(res, 204);
+  if (opts.holdReturn !== undefined && req.headers[RETURN_HEADER] === '1') {
+    let done = false;
+    opts.holdReturn(verdict.from, (out, headers) => {
+      if (done) return;
+      done = true;
+      if (res.destroyed || res.headersSent) return;
+      if (out === null) return answer(res, 204);
+      res.statusCode = 200;
+      for (const [k, v] of Object.entries(headers ?? {})) res.setHeader(k, v);
+      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-length', String(out.length));
+      res.end(out);
+    });
+  } else {
+    answer(res, 204);
+  }
   if (mine.length > 0) opts.onMessages(verdict.from, mine);
 }
 

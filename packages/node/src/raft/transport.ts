@@ -16,11 +16,17 @@
  * unauthenticated or replayed before decoding a byte of it.
  */
 import { Agent, request } from 'undici';
-import { encodeMessages, type Message, type NodeId } from '@coffer/raft';
+import { decodeMessages, encodeMessages, type Message, type NodeId } from '@coffer/raft';
 import { signPeerRequest } from '../peer/auth.js';
 
 /** Path of the one peer RPC: a batch of Raft messages. */
 export const RAFT_MESSAGES_PATH = '/raft/v1/messages';
+/** Request header: the sender takes Raft messages back in the response body. */
+export const RETURN_HEADER = 'x-coffer-return';
+/** Method name in the signature of a batch that travels back in a response. */
+export const RETURN_SIGNED_METHOD = 'RETURN';
+/** How long a peer's request is held open for this node's answer before it gets an empty 204. */
+const RETURN_HOLD_MS = 20;
 
 /** Most bytes of entries/snapshot data put in one request (more waits for the next one). */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
@@ -38,6 +44,13 @@ export interface TransportOptions {
   readonly resolve: (id: NodeId) => string | undefined;
   /** Called when a request to a peer failed (the driver reports it to Raft). */
   readonly onUnreachable: (id: NodeId) => void;
+  /**
+   * Checks the signature of a batch that came back in a response (`from` must be the peer the
+   * request went to). Without it, batches are not asked back (plain 204 answers).
+   */
+  readonly verifyReturn?: (peer: NodeId, headers: Record<string, string | string[] | undefined>, body: Uint8Array) => boolean;
+  /** Receives a verified batch that came back in a response (already filtered to this node). */
+  readonly onReturned?: (peer: NodeId, msgs: Message[]) => void;
   /** Called once per request sent, with its message count and body size (for metrics). */
   readonly onSent?: (id: NodeId, messages: number, bytes: number) => void;
   /** Called once per failed request with a short reason (for metrics). */
@@ -73,6 +86,8 @@ export class PeerTransport {
   private readonly opts: TransportOptions;
   private readonly agent: Agent;
   private readonly queues = new Map<NodeId, PeerQueue>();
+  /** Open responses of peers' requests that take this node's next messages back. */
+  private readonly returns = new Map<NodeId, { respond: (body: Uint8Array | null, headers?: Record<string, string>) => void; timer: NodeJS.Timeout }>();
   private closed = false;
 
   /** @param opts - see {@link TransportOptions} */
@@ -90,8 +105,16 @@ export class PeerTransport {
   send(msgs: readonly Message[]): void {
     if (this.closed) return;
     const now = Date.now();
+    let back: Map<NodeId, Message[]> | undefined;
     for (const m of msgs) {
       if (m.to === this.opts.nodeId) continue;
+      if (this.returns.has(m.to)) {
+        back ??= new Map();
+        const list = back.get(m.to);
+        if (list === undefined) back.set(m.to, [m]);
+        else list.push(m);
+        continue;
+      }
       let q = this.queues.get(m.to);
       if (q === undefined) {
         q = { msgs: [], bytes: 0, inFlight: false, downUntil: 0 };
@@ -105,13 +128,50 @@ export class PeerTransport {
         if (dropped !== undefined) q.bytes -= messageBytes(dropped);
       }
     }
+    if (back !== undefined) {
+      for (const [id, list] of back) {
+        const slot = this.returns.get(id);
+        if (slot === undefined) continue;
+        this.returns.delete(id);
+        clearTimeout(slot.timer);
+        const body = encodeMessages(list);
+        this.opts.onSent?.(id, list.length, body.length);
+        slot.respond(body, signPeerRequest(this.opts.peerKey, { method: RETURN_SIGNED_METHOD, path: RAFT_MESSAGES_PATH, from: this.opts.nodeId, to: id, body }));
+      }
+    }
     for (const [id, q] of this.queues) if (!q.inFlight && q.msgs.length > 0) void this.flush(id, q);
+  }
+
+  /**
+   * Offers the open response of `peer`'s request: the next messages this node sends to `peer`
+   * (within a few ms) go back in it instead of in a request of their own.
+   *
+   * @param peer - the member whose request it is
+   * @param respond - answers the request (body and signature headers, or null for 204)
+   */
+  holdReturn(peer: NodeId, respond: (body: Uint8Array | null, headers?: Record<string, string>) => void): void {
+    if (this.closed) return respond(null);
+    const prev = this.returns.get(peer);
+    if (prev !== undefined) {
+      clearTimeout(prev.timer);
+      prev.respond(null);
+    }
+    const timer = setTimeout(() => {
+      if (this.returns.get(peer)?.respond === respond) this.returns.delete(peer);
+      respond(null);
+    }, RETURN_HOLD_MS);
+    this.returns.set(peer, { respond, timer });
   }
 
   /** Stops sending; in-flight requests are abandoned. */
   async close(): Promise<void> {
     this.closed = true;
     this.queues.clear();
+    for (const slot of this.returns.values()) {
+      clearTimeout(slot.timer);
+      slot.respond(null);
+    }
+    this.returns.clear();
     await this.agent.close().catch(() => undefined);
   }
 
@@ -154,12 +214,18 @@ export class PeerTransport {
     this.opts.onSent?.(id, batch.length, body.length);
     const headers = signPeerRequest(this.opts.peerKey, { method: 'POST', path: RAFT_MESSAGES_PATH, from: this.opts.nodeId, to: id, body });
     try {
+      const wantBack = this.opts.verifyReturn !== undefined && this.opts.onReturned !== undefined;
       const res = await request(new URL(RAFT_MESSAGES_PATH, base), {
         method: 'POST',
         body,
-        headers: { ...headers, 'content-type': 'application/octet-stream' },
+        headers: { ...headers, 'content-type': 'application/octet-stream', ...(wantBack ? { [RETURN_HEADER]: '1' } : {}) },
         dispatcher: this.agent,
       });
+      if (res.statusCode === 200 && wantBack) {
+        const back = new Uint8Array(await res.body.arrayBuffer());
+        this.takeReturned(id, res.headers, back);
+        return true;
+      }
       await res.body.dump();
       if (res.statusCode !== 204) {
         this.opts.onError?.(id, `status_${res.statusCode}`);
@@ -170,5 +236,22 @@ export class PeerTransport {
       this.opts.onError?.(id, (err as { code?: string }).code ?? 'network');
       return false;
     }
+  }
+
+  /** A batch that came back in a response: verified like a request, then handed to raft. */
+  private takeReturned(id: NodeId, headers: Record<string, string | string[] | undefined>, body: Uint8Array): void {
+    if (!(this.opts.verifyReturn?.(id, headers, body) ?? false)) {
+      this.opts.onError?.(id, 'return_refused');
+      return;
+    }
+    let msgs: Message[];
+    try {
+      msgs = decodeMessages(body);
+    } catch {
+      this.opts.onError?.(id, 'return_decode');
+      return;
+    }
+    const mine = msgs.filter((m) => m.to === this.opts.nodeId && m.from === id);
+    if (mine.length > 0) this.opts.onReturned?.(id, mine);
   }
 }
