@@ -178,8 +178,9 @@ export class LoopbackCluster implements ScenarioCluster {
 }
 
 /**
- * Writes to a probe name through each of the given nodes at once (one loop per node, so a request
- * hanging on one node does not delay the others) until a write succeeds anywhere.
+ * Writes to a probe name through each of the given nodes, starting a new attempt on every node
+ * every 100 ms without waiting for the previous one (a request hanging on a paused leader does not
+ * delay the measurement), until a write succeeds anywhere.
  *
  * @param cluster - the cluster
  * @param nodes - indexes of nodes to try
@@ -190,23 +191,23 @@ export class LoopbackCluster implements ScenarioCluster {
 export async function probeWrite(cluster: ScenarioCluster, nodes: readonly number[], since: number, budgetMs: number): Promise<number | null> {
   const end = Date.now() + budgetMs;
   let first: number | null = null;
-  await Promise.all(
-    nodes.map(async (node) => {
-      for (let i = 0; first === null && Date.now() < end; i++) {
-        try {
-          const r = await cluster.request(node, 'PUT', `/v1/secrets/probe/n${node}`, { value: `p${i}` }, 300);
-          if (r.status === 200) {
+  const attempts: Promise<void>[] = [];
+  for (let i = 0; first === null && Date.now() < end; i++) {
+    for (const node of nodes) {
+      attempts.push(
+        cluster.request(node, 'PUT', `/v1/secrets/probe/n${node}-${i % 8}`, { value: `p${i}` }, 2_000).then(
+          (r) => {
+            if (r.status !== 200) return;
             const at = nowMs() - since;
             if (first === null || at < first) first = at;
-            return;
-          }
-        } catch {
-          // timeout or reset: try again
-        }
-        await sleep(20);
-      }
-    }),
-  );
+          },
+          () => undefined,
+        ),
+      );
+    }
+    await sleep(100);
+  }
+  await Promise.all(attempts);
   return first;
 }
 
