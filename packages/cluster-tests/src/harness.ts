@@ -201,6 +201,13 @@ export class TestCluster {
     throw new Error('no leader emerged in time');
   }
 
+  /** Waits until a leader exists and has applied the bootstrap seed (the bootstrap token works). */
+  async bootstrapped(timeoutMs = 30_000): Promise<NodeHandle> {
+    const leader = await this.leader(timeoutMs);
+    await this.eventually(async () => (await this.http(leader, 'GET', '/v1/tokens/self')).status === 200, timeoutMs, 'bootstrap applied');
+    return leader;
+  }
+
   /**
    * Waits until a leader exists and every running node accepts a write (followers know the
    * leader's API address and forward), writing `e2e/ready` through each.

@@ -28,8 +28,7 @@ describe('backup and restore', () => {
 
   beforeAll(async () => {
     await cluster.start();
-    const leader = await cluster.leader();
-    await cluster.eventually(async () => (await cluster.http(leader, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    await cluster.bootstrapped();
     env = { COFFER_ADDR: cluster.nodes.map((n) => n.api).join(','), COFFER_TOKEN: cluster.bootstrapToken };
     file = path.join(cluster.root, 'backup.snap');
   });

@@ -17,9 +17,7 @@ describe('KMS re-wrap worker (local key ring)', () => {
 
   beforeAll(async () => {
     await cluster.start();
-    const leader = await cluster.leader();
-    // The bootstrap token exists once the seed command has been applied.
-    await cluster.eventually(async () => (await cluster.http(leader, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    await cluster.bootstrapped();
   });
   afterAll(async () => {
     await cluster.stop();
@@ -109,8 +107,7 @@ describe('KMS re-wrap from the CLI', () => {
   const cluster = new TestCluster({ size: 1, env: { COFFER_KMS_REWRAP_ENABLED: 'true' } });
   beforeAll(async () => {
     await cluster.start();
-    const n = await cluster.leader();
-    await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    const n = await cluster.bootstrapped();
     for (let i = 0; i < 5; i++) expect((await cluster.http(n, 'PUT', `/v1/secrets/cli/s${i}`, { value: `v${i}` })).status).toBe(200);
   });
   afterAll(async () => {
@@ -132,8 +129,7 @@ describe('KMS re-wrap worker disabled', () => {
   const cluster = new TestCluster({ size: 1 });
   beforeAll(async () => {
     await cluster.start();
-    const n = await cluster.leader();
-    await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    await cluster.bootstrapped();
   });
   afterAll(async () => {
     await cluster.stop();

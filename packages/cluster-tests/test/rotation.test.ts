@@ -14,8 +14,7 @@ describe('automatic rotation worker', () => {
 
   beforeAll(async () => {
     await cluster.start();
-    const n = await cluster.leader();
-    await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    await cluster.bootstrapped();
   });
   afterAll(async () => {
     await cluster.stop();

@@ -15,8 +15,7 @@ describe('upgrade gating', () => {
 
   beforeAll(async () => {
     await cluster.start();
-    const leader = await cluster.leader();
-    await cluster.eventually(async () => (await cluster.http(leader, 'GET', '/v1/tokens/self')).status === 200, 20_000, 'bootstrap applied');
+    await cluster.bootstrapped();
   });
   afterAll(async () => {
     await cluster.stop();
