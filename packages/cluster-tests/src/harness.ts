@@ -46,7 +46,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function canBind(port: number): Promise<boolean> {
+/** Whether a listener can bind `port` on 127.0.0.1 right now. */
+export function canBind(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
     s.once('error', () => resolve(false));
@@ -368,6 +369,36 @@ export class TestCluster {
     this.nodes.push(n);
     return n;
   }
+}
+
+/** What a finished `./bin/coffer` command printed, and its exit code (null when killed). */
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `./bin/coffer ARGS` with only PATH and `env` in its environment; killed after `timeoutMs`.
+ *
+ * @param args - command line after `coffer`
+ * @param env - e.g. COFFER_ADDR and COFFER_TOKEN
+ * @returns exit code and output
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 export function sleep(ms: number): Promise<void> {

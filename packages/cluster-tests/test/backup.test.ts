@@ -4,20 +4,11 @@
  * `coffer snapshot restore --data-dir` preparing a new one-member cluster offline that another node
  * then joins.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { COFFER_BIN, TestCluster, type NodeHandle } from '../src/harness';
+import { runCli, TestCluster, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(180_000);
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
-  });
-}
 
 describe('backup and restore', () => {
   const cluster = new TestCluster();
@@ -45,7 +36,7 @@ describe('backup and restore', () => {
   test('snapshot save writes a sealed backup', async () => {
     const leader = await cluster.leader();
     for (let i = 1; i <= 5; i++) expect((await cluster.http(leader, 'PUT', `/v1/secrets/bk/s${i}`, { value: `${canary}-${i}` })).status).toBe(200);
-    const saved = await cli(['snapshot', 'save', file], env);
+    const saved = await runCli(['snapshot', 'save', file], env);
     expect(saved).toMatchObject({ code: 0 });
     const bytes = readFileSync(file);
     expect(bytes.length).toBeGreaterThan(100);
@@ -57,7 +48,7 @@ describe('backup and restore', () => {
     const leader = await cluster.leader();
     expect((await cluster.http(leader, 'PUT', '/v1/secrets/bk/after-backup', { value: 'later' })).status).toBe(200);
     expect((await cluster.http(leader, 'DELETE', '/v1/secrets/bk/s1')).status).toBe(200);
-    const r = await cli(['cluster', 'restore', file], env);
+    const r = await runCli(['cluster', 'restore', file], env);
     expect(r).toMatchObject({ code: 0 });
     for (const n of cluster.nodes) {
       await cluster.eventually(async () => (await valueOn(n, 'bk/s1')) === `${canary}-1` && (await valueOn(n, 'bk/after-backup')) === 404, 20_000, `restore applied on ${n.id}`);
@@ -68,7 +59,7 @@ describe('backup and restore', () => {
     const dir = path.join(restored.root, 'r1');
     // No --node-id: the data dir's name is the node id, as with COFFER_DATA_DIR=./data/<id>.
     const r1 = await restored.addHandle('r1');
-    const out = await cli(['snapshot', 'restore', file, '--data-dir', dir, '--raft-addr', r1.raft], {});
+    const out = await runCli(['snapshot', 'restore', file, '--data-dir', dir, '--raft-addr', r1.raft], {});
     expect(out).toMatchObject({ code: 0 });
     expect(out.stdout).toMatch(/for node r1/);
     r1.dataDir = dir;
@@ -90,12 +81,12 @@ describe('backup and restore', () => {
 
   test('snapshot restore refuses a data dir that already holds a store, and a file that is not a snapshot', async () => {
     const dir = path.join(restored.root, 'r1');
-    const again = await cli(['snapshot', 'restore', file, '--data-dir', dir], {});
+    const again = await runCli(['snapshot', 'restore', file, '--data-dir', dir], {});
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/already holds data/);
     const junk = path.join(restored.root, 'junk.snap');
     writeFileSync(junk, 'not a snapshot');
-    const bad = await cli(['snapshot', 'restore', junk, '--data-dir', path.join(restored.root, 'r9')], {});
+    const bad = await runCli(['snapshot', 'restore', junk, '--data-dir', path.join(restored.root, 'r9')], {});
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/snapshot/i);
   });

@@ -4,6 +4,7 @@
  */
 import { checkHistory, describeVerdict } from '../src/jepsen/checker';
 import { fromJsonl, toJsonl, type Op } from '../src/jepsen/history';
+import { prng } from '../src/jepsen/workload';
 
 let nextId = 1;
 function op(p: Partial<Op> & Pick<Op, 'kind' | 'invokeMs'>): Op {
@@ -127,25 +128,13 @@ describe('checker: hand-made histories', () => {
   });
 });
 
-/** Deterministic PRNG for generated histories. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A history that is linearizable by construction: each op takes effect at a random point inside
  * its interval, applied to a real model in point order; some ops lose their answer (unknown) and
  * some of those never take effect.
  */
 function generated(seed: number, n: number, procs: number): Op[] {
-  const rnd = mulberry32(seed);
+  const rnd = prng(seed);
   type Planned = { op: Op; at: number; happens: boolean };
   const planned: Planned[] = [];
   const busyUntil = new Array<number>(procs).fill(0);

@@ -3,23 +3,14 @@
  * kept (mode 0600), the bootstrap token and example commands printed, Ctrl-C (SIGINT) stops all
  * three cleanly, and the next start reuses keys and data.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { COFFER_BIN, sleep } from '../src/harness';
+import { canBind, COFFER_BIN, runCli, sleep } from '../src/harness';
 
 jest.setTimeout(120_000);
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
 
 /** A base port whose six ports (API base/+10/+20, Raft +1 each) are all free. */
 async function freeBase(): Promise<number> {
@@ -28,14 +19,6 @@ async function freeBase(): Promise<number> {
     const ports = [0, 1, 10, 11, 20, 21].map((d) => base + d);
     if ((await Promise.all(ports.map(canBind))).every(Boolean)) return base;
   }
-}
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
-  });
 }
 
 interface Dev {
@@ -87,12 +70,12 @@ describe('coffer dev', () => {
     expect(readFileSync(path.join(dir, 'keys.json'), 'utf8')).toContain(token);
 
     const env = { COFFER_ADDR: `http://127.0.0.1:${base},http://127.0.0.1:${base + 10},http://127.0.0.1:${base + 20}`, COFFER_TOKEN: token };
-    await waitFor('a write succeeds', async () => ((await cli(['secrets', 'put', 'dev/probe', 'hello-dev'], env)).code === 0 ? true : undefined));
+    await waitFor('a write succeeds', async () => ((await runCli(['secrets', 'put', 'dev/probe', 'hello-dev'], env)).code === 0 ? true : undefined));
     for (const port of [base, base + 10, base + 20]) {
-      const r = await cli(['secrets', 'get', 'dev/probe'], { ...env, COFFER_ADDR: `http://127.0.0.1:${port}` });
+      const r = await runCli(['secrets', 'get', 'dev/probe'], { ...env, COFFER_ADDR: `http://127.0.0.1:${port}` });
       expect({ port, code: r.code, value: r.stdout.trim() }).toEqual({ port, code: 0, value: 'hello-dev' });
     }
-    const status = await cli(['cluster', 'status', '--json'], env);
+    const status = await runCli(['cluster', 'status', '--json'], env);
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout).members.map((m: { id: string }) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
 
@@ -113,7 +96,7 @@ describe('coffer dev', () => {
     expect(readFileSync(path.join(dir, 'keys.json'), 'utf8')).toBe(before);
     const env = { COFFER_ADDR: `http://127.0.0.1:${base},http://127.0.0.1:${base + 10},http://127.0.0.1:${base + 20}`, COFFER_TOKEN: token };
     const got = await waitFor('the old secret is readable', async () => {
-      const r = await cli(['secrets', 'get', 'dev/probe'], env);
+      const r = await runCli(['secrets', 'get', 'dev/probe'], env);
       return r.code === 0 ? r.stdout.trim() : undefined;
     });
     expect(got).toBe('hello-dev');

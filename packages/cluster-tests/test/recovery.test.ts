@@ -3,27 +3,10 @@
  * offline command (`coffer recover`) turns the survivor into a new one-member cluster keeping all
  * its data, and two fresh nodes join it and catch up.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { COFFER_BIN, TestCluster, type NodeHandle } from '../src/harness';
+import { runCli, TestCluster, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(180_000);
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.once('error', reject);
-    p.once('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('quorum loss: coffer recover on the survivor, then fresh nodes join', () => {
   // A low snapshot threshold: part of the data is in the survivor's snapshot, part only in its log.
