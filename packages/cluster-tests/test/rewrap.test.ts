@@ -58,7 +58,7 @@ describe('KMS re-wrap worker (local key ring)', () => {
     const follower = cluster.nodes.find((n) => n !== lead) as NodeHandle;
     // Force a pass through any node (followers forward it to the leader).
     const forced = await cluster.http(follower, 'POST', '/v1/admin/kms/rewrap');
-    expect(forced.status).toBe(202);
+    expect({ status: forced.status, body: forced.body }).toEqual({ status: 202, body: { accepted: true } });
     await cluster.eventually(
       async () => {
         const s = await status(follower);

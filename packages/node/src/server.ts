@@ -336,6 +336,28 @@ async function assemble(
   let transport: PeerTransport | undefined;
   /** Requests being forwarded to the leader, so that a leader change can cut them short. */
   const forwards = new Set<{ leader: string; abort: AbortController; timer: NodeJS.Timeout | undefined }>();
+  // Requests that arrived while no leader was known (an election in progress, a node that just
+  // started): they wait for one, up to a bound, instead of failing at once.
+  const leaderWaiters = new Set<() => void>();
+  /** Resolves once `ready()` holds or `ms` have passed (then the caller answers 503 as before). */
+  async function waitUntil(ready: () => boolean, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!ready() && !closing) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        // Leader changes wake the wait; the short poll covers what arrives by apply (a member's
+        // API address in the address book).
+        const wake = (): void => {
+          leaderWaiters.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, 50));
+        leaderWaiters.add(wake);
+      });
+    }
+  }
   // Ticks of ~1/10 heartbeat: the randomised election timeout is drawn in ticks, and with only
   // 20 possible values two followers drew the same one 1 time in 20 and split the vote after a
   // leader failure (recovery then took a second election timeout). 100 values: 1 in 100.
@@ -377,6 +399,7 @@ async function assemble(
         if (lead === nodeId) void leaderDuties();
         if (lead === nodeId) rewrapWorker?.onLeadership();
         if (lead !== null && lead !== nodeId) void sayHello(lead);
+        if (lead !== null) for (const wake of [...leaderWaiters]) wake();
       },
       onApplied: (index) => {
         metrics.raftAppliedIndex.set(index);
@@ -647,6 +670,7 @@ async function assemble(
     },
     async readBarrier(consistency: ReadConsistency): Promise<void> {
       if (consistency === 'stale') return;
+      await waitUntil(() => driver.leader() !== null, config.electionMs);
       try {
         await driver.readBarrier();
       } catch (err) {
@@ -654,6 +678,7 @@ async function assemble(
       }
     },
     async forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void> {
+      await waitUntil(() => driver.leader() !== null && ctx.leaderApiAddr() !== undefined, config.electionMs);
       const lead = driver.leader();
       const base = ctx.leaderApiAddr();
       if (lead === null || base === undefined || lead === nodeId) throw new ServiceError('no_leader', 'no leader is known; retry shortly', { retryAfterSecs: 1 });
