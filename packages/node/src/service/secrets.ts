@@ -4,7 +4,8 @@
  * routes (http/vault.ts) both use it (a KV v2 data map is a `kv`-format value).
  *
  * Write path (on the leader): reserve version v = latest + 1, counting writes to the same name
- * that are still in flight → seal with AAD `name:v` → propose `secret.put` → on
+ * that are still in flight → seal with AAD `name:v` → propose `secret.put` (in reservation order
+ * per name) → on
  * `version_conflict` (another write got v first) re-seal with the next version, a bounded number of
  * times. The plaintext buffer is zeroized once sealed (best effort: JS gives no guarantee that no
  * copy exists elsewhere).
@@ -64,6 +65,13 @@ export class SecretService {
   private readonly ctx: NodeContext;
   /** Versions reserved by writes still in flight, per name (leader only). */
   private readonly inflight = new Map<string, Set<number>>();
+  /**
+   * Per name, settles once the most recently reserved write has handed its proposal to raft (or
+   * given up). Seals run in parallel, but proposals for one name enter the log in reservation
+   * order, so concurrent plain writes apply as v, v+1, … instead of racing each other into
+   * `version_conflict` when a later seal finishes first.
+   */
+  private readonly issued = new Map<string, Promise<void>>();
 
   /** @param ctx - the running node */
   constructor(ctx: NodeContext) {
@@ -111,6 +119,10 @@ export class SecretService {
       for (let attempt = 1; ; attempt++) {
         // Invariant: a CAS write can only ever succeed as version cas + 1.
         const version = this.reserve(name, cas === null ? undefined : cas + 1);
+        const before = this.issued.get(name);
+        let markIssued = (): void => {};
+        const mine = new Promise<void>((resolve) => (markIssued = resolve));
+        this.issued.set(name, mine);
         try {
           let sealed;
           try {
@@ -118,7 +130,10 @@ export class SecretService {
           } catch (err) {
             throw cryptoFailure(err);
           }
-          const result = await this.ctx.propose({
+          if (before !== undefined) await before;
+          // propose() appends to the log synchronously before its first await: once called, the
+          // next reservation may go.
+          const proposing = this.ctx.propose({
             type: 'secret.put',
             requestId: commandId(),
             at: this.ctx.now(),
@@ -131,6 +146,8 @@ export class SecretService {
             rotation: input.rotation,
             actor: input.actor,
           });
+          markIssued();
+          const result = await proposing;
           if (result.status === 'ok') return { name, version, createdAt: result.createdAt ?? this.ctx.now() };
           if (result.status === 'version_conflict' && attempt < MAX_WRITE_ATTEMPTS) continue;
           if (result.status === 'cas_conflict') {
@@ -139,6 +156,8 @@ export class SecretService {
           const [code, message] = result.status === 'noop' ? RESULT_ERRORS.stale : RESULT_ERRORS[result.status as keyof typeof RESULT_ERRORS];
           throw new ServiceError(code, message);
         } finally {
+          markIssued();
+          if (this.issued.get(name) === mine) this.issued.delete(name);
           this.release(name, version);
         }
       }

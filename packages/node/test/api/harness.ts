@@ -26,6 +26,8 @@ export interface HarnessOptions {
   cidrs?: string[];
   /** Delay (ms) before each propose applies: lets writes overlap. */
   proposeDelayMs?: number;
+  /** Seals finish in reverse order: the k-th seal waits `sealReverseMs - k` ms (at least 0). */
+  sealReverseMs?: number;
 }
 
 export interface Harness {
@@ -61,6 +63,17 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const realAppend = audit.append.bind(audit);
   audit.append = (e) => (auditBroken.on ? Promise.reject(new Error('disk full')) : realAppend(e));
   const envelopes = new Envelopes({ provider: createLocalProvider({ masterKeyBase64: MASTER_KEY }) });
+  if (opts.sealReverseMs !== undefined) {
+    const realSeal = envelopes.seal.bind(envelopes);
+    const total = opts.sealReverseMs;
+    let k = 0;
+    envelopes.seal = async (...args) => {
+      const wait = Math.max(0, total - k++);
+      const sealed = await realSeal(...args);
+      await new Promise((r) => setTimeout(r, wait));
+      return sealed;
+    };
+  }
   let rewrapRequests = 0;
 
   const apply = (cmd: Command): CommandResult => sm.applyCommand(decodeCommand(encodeCommand(cmd))).result;

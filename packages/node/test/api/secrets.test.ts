@@ -109,6 +109,18 @@ describe('secrets, single-node path', () => {
     expect(values.map((v) => v.body.value).sort()).toEqual(['v0', 'v1', 'v2', 'v3', 'v4', 'v5']);
   });
 
+  test('concurrent plain writes whose seals finish out of order propose in reservation order: no re-seal, no 409', async () => {
+    await h.close();
+    h = await startHarness({ proposeDelayMs: 2, sealReverseMs: 40 });
+    const n = 32;
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => h.req('PUT', '/v1/secrets/hot2', { body: { value: `v${i}` } })));
+    expect(results.map((r) => r.status)).toEqual(Array.from({ length: n }, () => 200));
+    expect(results.map((r) => r.body.version).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    // One proposal per write, in version order: nothing lost its version to a later seal.
+    const puts = h.proposed.filter((c) => c.type === 'secret.put' && c.name === 'hot2') as { version: number }[];
+    expect(puts.map((c) => c.version)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  });
+
   test('batch read: missing names omitted, at most 256 names', async () => {
     await h.req('PUT', '/v1/secrets/b/1', { body: { value: 'one' } });
     await h.req('PUT', '/v1/secrets/b/2', { body: { value: 'two' } });
