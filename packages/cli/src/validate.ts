@@ -27,20 +27,21 @@ export function checkDuration(value: string): string {
 }
 
 /**
- * Check a CIDR (IPv4 or IPv6) such as `10.8.0.0/24` or `::1/128`.
+ * Check an allowlist entry: a CIDR (`10.8.0.0/24`, `::1/128`) or a single address (`::1`,
+ * `10.8.0.5`), which the server takes as /32 or /128 — the same rule as `COFFER_READ_ALLOWLIST`.
  *
  * @param value - the text
  * @returns the same text
- * @throws {CLI_USAGE} not address/prefix, or prefix out of range
+ * @throws {CLI_USAGE} not an address or address/prefix, or prefix out of range
  */
 export function checkCidr(value: string): string {
   const slash = value.lastIndexOf('/');
-  const addr = slash === -1 ? '' : value.slice(0, slash);
-  const prefix = slash === -1 ? '' : value.slice(slash + 1);
+  const addr = slash === -1 ? value : value.slice(0, slash);
   const family = isIP(addr);
   const max = family === 4 ? 32 : family === 6 ? 128 : -1;
-  if (max === -1 || !/^\d{1,3}$/.test(prefix) || Number(prefix) > max) {
-    throw usage(`invalid CIDR ${JSON.stringify(value)}: expected address/prefix, e.g. 10.8.0.0/24 or ::1/128`);
+  const prefixOk = slash === -1 || (/^\d{1,3}$/.test(value.slice(slash + 1)) && Number(value.slice(slash + 1)) <= max);
+  if (max === -1 || !prefixOk) {
+    throw usage(`invalid allowlist entry ${JSON.stringify(value)}: expected an address or address/prefix, e.g. 10.8.0.0/24, ::1/128 or 10.8.0.5`);
   }
   return value;
 }

@@ -209,14 +209,17 @@ describe('roles and allowlist', () => {
     expect(node.hits).toHaveLength(1);
   });
 
-  test('allowlist set validates CIDRs locally', async () => {
+  test('allowlist set validates entries locally; a bare address is allowed (the server takes it as /32 or /128)', async () => {
     route('PUT /v1/allowlist', (h) => [200, JSON.parse(h.body)]);
     expect((await run(['allowlist', 'set', '10.8.0.0/24', '::1/128'], { env: env() })).code).toBe(0);
     expect(JSON.parse(node.hits[0]?.body ?? '')).toEqual({ cidrs: ['10.8.0.0/24', '::1/128'] });
-    for (const bad of ['10.8.0.0', '10.8.0.0/33', 'example.com/8', '::1/129']) {
-      expect((await run(['allowlist', 'set', bad], { env: env() })).code).toBe(2);
+    expect((await run(['allowlist', 'set', '::1', '10.8.0.5'], { env: env() })).code).toBe(0);
+    expect(JSON.parse(node.hits[1]?.body ?? '')).toEqual({ cidrs: ['::1', '10.8.0.5'] });
+    for (const bad of ['10.8.0', '10.8.0.0/33', 'example.com/8', '::1/129', '10.8.0.0/', '10.8.0.0/x']) {
+      const r = await run(['allowlist', 'set', bad], { env: env() });
+      expect({ bad, code: r.code }).toEqual({ bad, code: 2 });
     }
-    expect(node.hits).toHaveLength(1);
+    expect(node.hits).toHaveLength(2);
   });
 });
 

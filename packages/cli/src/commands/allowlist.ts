@@ -20,7 +20,7 @@ export function registerAllowlist(program: Command, ctx: CliContext): void {
       });
     });
 
-  leaf(g, 'set <cidr...>', 'replace the allowlist', ['coffer allowlist set 10.8.0.0/24 127.0.0.1/32 ::1/128'])
+  leaf(g, 'set <cidr...>', 'replace the allowlist (CIDRs, or single addresses taken as /32 or /128)', ['coffer allowlist set 10.8.0.0/24 127.0.0.1/32 ::1/128', 'coffer allowlist set 10.8.0.5 ::1'])
     .action(async (cidrs: string[], _o: unknown, cmd: Command) => {
       for (const c of cidrs) checkCidr(c);
       await withClient(ctx, cmd, async (c) => {
