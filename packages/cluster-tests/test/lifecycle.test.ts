@@ -3,7 +3,9 @@
  * requests are in flight; each of those requests either completes or fails cleanly (a JSON error
  * with Retry-After, or a refused connection for requests that arrive after the listener closed);
  * every write that was acknowledged survives; the node restarts from its data dir with all data.
+ * A leader hands leadership over before it stops.
  */
+import { readFileSync } from 'node:fs';
 import { TestCluster, type HttpResult, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(180_000);
@@ -100,7 +102,10 @@ describe('SIGTERM and restart (real processes)', () => {
     expect(ms).toBeLessThan(8_000);
     judge(outcomes);
     const others = cluster.nodes.filter((x) => x !== leader);
-    await cluster.leader(20_000, others);
+    const next = await cluster.leader(20_000, others);
+    // It handed leadership over before stopping instead of leaving the others to time out.
+    expect(readFileSync(leader.logFile, 'utf8')).toMatch(new RegExp(`${leader.id} handed leadership to n\\d before stopping`));
+    expect(next.id).not.toBe(leader.id);
     for (const n of others) await cluster.eventually(() => hasAll(n), 15_000, `${n.id} has every acknowledged write`);
     await cluster.spawnNode(leader);
     await cluster.eventually(() => hasAll(leader), 30_000, `${leader.id} restarted with all data`);

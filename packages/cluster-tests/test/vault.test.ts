@@ -215,6 +215,23 @@ describe('Vault KV v2 compatibility (node-vault against real nodes)', () => {
     expect((await raw(leader, 'GET', '/v1/sys/health?activecode=abc')).status).toBe(400);
   });
 
+  test('mount discovery: the `vault kv` CLI\'s preflight finds a KV v2 mount at secret/, then its requests work', async () => {
+    // What `vault kv put secret/cli/app k=v`, `vault kv get secret/cli/app` and `vault kv list secret/cli`
+    // send: the preflight (no token needed here; Vault's CLI sends one), then the KV v2 route.
+    for (const [n, p] of [[follower, 'secret/cli/app'], [leader, 'secret/cli/'], [leader, 'secret']] as const) {
+      const pre = await raw(n, 'GET', `/v1/sys/internal/ui/mounts/${p}`, { 'x-vault-request': 'true' });
+      expect({ status: pre.status, path: pre.body?.data?.path, type: pre.body?.data?.type, options: pre.body?.data?.options }).toEqual({ status: 200, path: 'secret/', type: 'kv', options: { version: '2' } });
+    }
+    const other = await raw(leader, 'GET', '/v1/sys/internal/ui/mounts/kv/app');
+    expect({ status: other.status, body: other.body }).toEqual({ status: 403, body: { errors: ['permission denied'] } });
+    const put = await raw(follower, 'PUT', '/v1/secret/data/cli/app', { 'x-vault-token': cluster.bootstrapToken }, JSON.stringify({ data: { k: 'v' }, options: {} }));
+    expect(put.status).toBe(200);
+    const got = await raw(leader, 'GET', '/v1/secret/data/cli/app', { 'x-vault-token': cluster.bootstrapToken });
+    expect(got.body?.data?.data).toEqual({ k: 'v' });
+    const listed = await raw(leader, 'LIST', '/v1/secret/metadata/cli', { 'x-vault-token': cluster.bootstrapToken });
+    expect(listed.body?.data?.keys).toEqual(['app']);
+  });
+
   describe('raw HTTP', () => {
     const token = (): Record<string, string> => ({ 'x-vault-token': cluster.bootstrapToken });
 

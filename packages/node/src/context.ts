@@ -104,6 +104,8 @@ export interface NodeContext {
   removeMember(id: string): Promise<void>;
   /** Hands leadership to `to` (or the most up-to-date voter) and waits until it has moved. */
   transferLeadership(to: string | undefined): Promise<string>;
+  /** Whether this node is shutting down (draining): health answers 503 so balancers move on. */
+  isClosing(): boolean;
   /** Whether this node has been removed from the cluster (health must never say 200). */
   isRemoved(): boolean;
   /** A consistent snapshot of the replicated state (sealed; ciphertext only). */

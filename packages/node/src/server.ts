@@ -336,11 +336,15 @@ async function assemble(
   let transport: PeerTransport | undefined;
   /** Requests being forwarded to the leader, so that a leader change can cut them short. */
   const forwards = new Set<{ leader: string; abort: AbortController; timer: NodeJS.Timeout | undefined }>();
-  // Requests that arrived while no leader was known (an election in progress, a node that just
-  // started): they wait for one, up to a bound, instead of failing at once.
+  // A node that has just started knows no leader until the first heartbeat arrives (or its first
+  // election ends): requests that need the leader wait for it, up to a bound, instead of failing
+  // at once. Once a leader has been seen, a node without one answers 503 at once (no quorum, or an
+  // election under way): clients retry elsewhere rather than pile up here.
   const leaderWaiters = new Set<() => void>();
-  /** Resolves once `ready()` holds or `ms` have passed (then the caller answers 503 as before). */
+  let sawLeader = false;
+  /** Until a leader was first seen: resolves once `ready()` holds or `ms` have passed. */
   async function waitUntil(ready: () => boolean, ms: number): Promise<void> {
+    if (sawLeader) return;
     const deadline = Date.now() + ms;
     while (!ready() && !closing) {
       const left = deadline - Date.now();
@@ -399,7 +403,10 @@ async function assemble(
         if (lead === nodeId) void leaderDuties();
         if (lead === nodeId) rewrapWorker?.onLeadership();
         if (lead !== null && lead !== nodeId) void sayHello(lead);
-        if (lead !== null) for (const wake of [...leaderWaiters]) wake();
+        if (lead !== null) {
+          sawLeader = true;
+          for (const wake of [...leaderWaiters]) wake();
+        }
       },
       onApplied: (index) => {
         metrics.raftAppliedIndex.set(index);
@@ -670,7 +677,7 @@ async function assemble(
     },
     async readBarrier(consistency: ReadConsistency): Promise<void> {
       if (consistency === 'stale') return;
-      await waitUntil(() => driver.leader() !== null, config.electionMs);
+      await waitUntil(() => driver.leader() !== null, config.electionMs * 2);
       try {
         await driver.readBarrier();
       } catch (err) {
@@ -678,7 +685,7 @@ async function assemble(
       }
     },
     async forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void> {
-      await waitUntil(() => driver.leader() !== null && ctx.leaderApiAddr() !== undefined, config.electionMs);
+      await waitUntil(() => driver.leader() !== null && ctx.leaderApiAddr() !== undefined, config.electionMs * 2);
       const lead = driver.leader();
       const base = ctx.leaderApiAddr();
       if (lead === null || base === undefined || lead === nodeId) throw new ServiceError('no_leader', 'no leader is known; retry shortly', { retryAfterSecs: 1 });
@@ -810,6 +817,7 @@ async function assemble(
       }
       throw new ServiceError('no_quorum', `leadership did not move to ${target} in time`, { retryAfterSecs: 1 });
     },
+    isClosing: () => closing,
     isRemoved: () => selfRemoved || (wasMember && !driver.members().voters.includes(nodeId) && !driver.members().learners.includes(nodeId)),
     snapshot: () => store.createSnapshot(),
   };
@@ -917,6 +925,29 @@ async function assemble(
     }
   }
 
+  /**
+   * A leader that is asked to stop first hands leadership to the most up-to-date voter (as etcd
+   * does), so the cluster keeps taking writes within a round trip instead of waiting out an
+   * election timeout. Bounded: if no voter takes over in time (others down, no quorum), the node
+   * stops anyway and the rest elect a leader as after a crash.
+   */
+  async function handOffLeadership(): Promise<void> {
+    if (!driver.isLeader() || ctx.isRemoved() || !driver.members().voters.some((id) => id !== nodeId)) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const to = await Promise.race([
+        ctx.transferLeadership(undefined),
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), config.electionMs))),
+      ]);
+      if (to === undefined) logger.warn(`${nodeId} is stopping as leader: no voter took over within ${config.electionMs} ms`);
+      else logger.info({ to }, `${nodeId} handed leadership to ${to} before stopping`);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, `${nodeId} is stopping as leader: the hand-off failed`);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
   let closed: Promise<void> | undefined;
   return {
     ctx,
@@ -924,8 +955,11 @@ async function assemble(
     raftAddress,
     fatal,
     close(): Promise<void> {
-      closing = true;
-      closed ??= cleanup();
+      closed ??= (async () => {
+        await handOffLeadership();
+        closing = true;
+        await cleanup();
+      })();
       return closed;
     },
   };

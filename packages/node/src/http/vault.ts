@@ -31,6 +31,8 @@ import { ServiceError } from './errors.js';
 /** Every Vault route lives under this prefix (the `secret` mount). */
 export const VAULT_PREFIX = '/v1/secret/';
 const MOUNT = '/v1/secret';
+/** Vault's mount-discovery route (`sys/internal/ui/mounts/<path>`). */
+const MOUNTS_PREFIX = '/v1/sys/internal/ui/mounts/';
 
 /** Vault's limits on custom metadata. */
 const MAX_CUSTOM_KEYS = 64;
@@ -505,5 +507,34 @@ export function registerVaultRoutes<R>(route: (r: RouteSpec) => R, deps: VaultDe
       handler: (c) => list(c, ''),
     });
   }
+  // --- mount discovery ---------------------------------------------------------------------------
+
+  // The `vault kv …` CLI (and other clients that accept a path like `secret/app/db`) first asks
+  // which mount a path belongs to and which KV version it runs. The answer is the same for every
+  // caller (one fixed `secret` mount), so it needs no token and reveals nothing about secrets.
+  route({
+    method: 'GET', path: `${MOUNTS_PREFIX}{path+}`, access: 'public', auditAction: 'sys.mounts', write: false, body: 'none', param: 'none', vault,
+    handler: async (c) => {
+      const url = c.req.url ?? '';
+      const q = url.indexOf('?');
+      const raw = (q === -1 ? url : url.slice(0, q)).slice(MOUNTS_PREFIX.length);
+      let path: string;
+      try {
+        path = decodeURIComponent(raw);
+      } catch {
+        throw new ServiceError('invalid_request', 'the path is not valid percent-encoding');
+      }
+      // Vault answers 403 for a path under no mount, so the route cannot enumerate mounts.
+      if (path !== 'secret' && !path.startsWith('secret/')) throw new ServiceError('permission_denied', 'permission denied');
+      const data = {
+        accessor: 'kv_coffer', config: { default_lease_ttl: 0, force_no_cache: false, max_lease_ttl: 0 },
+        description: 'key/value secret storage (Coffer)', external_entropy_access: false, local: false,
+        options: { version: '2' }, path: 'secret/', plugin_version: '', running_plugin_version: '', running_sha256: '',
+        seal_wrap: false, type: 'kv', uuid: '00000000-0000-0000-0000-000000000000',
+      };
+      return { status: 200, json: { ...vaultEnvelope(c.requestId, data), mount_type: 'system' } };
+    },
+  });
+
   return { GET: getData, POST: writeData[0] as R, PUT: writeData[1] as R };
 }

@@ -40,7 +40,7 @@ export interface HealthAnswer {
 
 /**
  * Health per CONTRACT.md: 200 on the leader; 429 on a follower (200 with `standbyok`); 503 when no
- * leader is known or this node was removed. A removed node never answers 200.
+ * leader is known, this node was removed, or it is shutting down. A removed node never answers 200.
  *
  * @param ctx - the node
  * @param standbyOk - `?standbyok=true`
@@ -63,7 +63,7 @@ export function health(ctx: NodeContext, standbyOk: boolean): HealthAnswer {
     cluster_name: 'coffer',
   };
   let status: number;
-  if (removed || leader === null) status = 503;
+  if (removed || leader === null || ctx.isClosing()) status = 503;
   else if (isLeader) status = 200;
   else status = standbyOk ? 200 : 429;
   return { status, body };

@@ -74,7 +74,7 @@ describe('roles, single-node path', () => {
 });
 
 describe('cluster, KMS, health and metrics, single-node path', () => {
-  test('health: 200 leader, 429 follower, 200 standbyok, 503 without leader or when removed', async () => {
+  test('health: 200 leader, 429 follower, 200 standbyok, 503 without leader, when removed or shutting down', async () => {
     h = await startHarness();
     const ok = await h.req('GET', '/v1/sys/health', { token: null });
     expect([ok.status, ok.body]).toEqual([200, { initialized: true, standby: false, leader: 'n1', term: 4, version: expect.any(String), sealed: false, performance_standby: false, server_time_utc: expect.any(Number), cluster_name: 'coffer' }]);
@@ -88,6 +88,10 @@ describe('cluster, KMS, health and metrics, single-node path', () => {
     h.leader.leaderId = 'n1';
     h.leader.removed = true;
     expect((await h.req('GET', '/v1/sys/health?standbyok=true')).status).toBe(503);
+    // A node shutting down tells balancers to move on, also as leader.
+    h.leader.removed = false;
+    h.leader.closing = true;
+    expect((await h.req('GET', '/v1/sys/health')).status).toBe(503);
   });
 
   test('cluster status, members, transfer', async () => {

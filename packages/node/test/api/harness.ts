@@ -36,7 +36,7 @@ export interface Harness {
   base: string;
   port: number;
   clock: { now: number };
-  leader: { is: boolean; removed: boolean; leaderId: string | null };
+  leader: { is: boolean; removed: boolean; closing: boolean; leaderId: string | null };
   proposed: Command[];
   forwarded: { method: string; url: string; body: string | undefined }[];
   rewrapRequests: number;
@@ -55,7 +55,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const cfg = loadConfig({ COFFER_NODE_ID: 'n1', COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY, ...opts.env }, {});
   let sm = new StateMachine({ keepBlobs: true });
   const clock = { now: Date.UTC(2030, 0, 1) };
-  const leader = { is: true, removed: false, leaderId: 'n1' as string | null };
+  const leader = { is: true, removed: false, closing: false, leaderId: 'n1' as string | null };
   const proposed: Command[] = [];
   const forwarded: Harness['forwarded'] = [];
   const auditBroken = { on: false };
@@ -126,6 +126,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     addMember: async () => undefined,
     removeMember: async () => undefined,
     transferLeadership: async (to) => to ?? 'n1',
+    isClosing: () => leader.closing,
     isRemoved: () => leader.removed,
     snapshot: async () => ({ index: 7, term: 4, data: sm.createSnapshot() }),
   };
