@@ -4,18 +4,12 @@
 // stale reads, and the 1-connection write latency. `--vault` drives the Vault KV v2 routes instead. Everything runs on this machine, so the load
 // generator competes with the three nodes for the same cores. Never fails on speed; it fails only if
 // the cluster cannot start or a phase answers with errors.
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, createWriteStream, readFileSync } from 'node:fs';
-import { randomBytes, randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'coffer');
+import { findLeader, put, sleep, startCluster } from './lib/procs.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,21 +33,6 @@ const VALUE = 'v'.repeat(Number(args['value-bytes']));
 const ONLY = args.only?.split(',');
 const VAULT = args.vault;
 
-// Random ports below the kernel's ephemeral range, so that no outgoing connection can take a port
-// between the probe and the node's bind (see packages/cluster-tests/src/harness.ts).
-async function freePort() {
-  for (let attempt = 0; attempt < 64; attempt++) {
-    const port = 20_000 + randomInt(12_000);
-    const ok = await new Promise((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-  throw new Error('no free port found');
-}
-
 // utime + stime of a process in ms (Linux /proc; clock ticks are 100 Hz here).
 function cpuMs(pid) {
   try {
@@ -71,95 +50,6 @@ async function peerCounters(node) {
   const text = await r.text();
   const sum = (name) => [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
   return { requests: sum('coffer_peer_requests_total'), messages: sum('coffer_peer_messages_total') };
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function startCluster(root) {
-  const clusterKey = randomBytes(32).toString('base64');
-  const masterKey = randomBytes(32).toString('base64');
-  const token = `cof_bench_${randomBytes(24).toString('base64url')}`;
-  const nodes = [];
-  for (let i = 1; i <= 3; i++) {
-    nodes.push({ id: `n${i}`, apiPort: await freePort(), raftPort: await freePort() });
-  }
-  const initial = nodes.map((n) => `${n.id}=http://127.0.0.1:${n.raftPort}`).join(',');
-  for (const n of nodes) {
-    n.api = `http://127.0.0.1:${n.apiPort}`;
-    const log = createWriteStream(path.join(root, `${n.id}.log`));
-    // --cpu-prof is not allowed in NODE_OPTIONS, so a profiled node runs node directly.
-    const [cmd, argv] = args.profile
-      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(root, 'profiles', n.id)}`, path.join(ROOT, 'packages', 'cli', 'dist', 'main.js'), 'server']]
-      : [BIN, ['server']];
-    n.proc = spawn(cmd, argv, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH ?? '',
-        COFFER_NODE_ID: n.id,
-        COFFER_DATA_DIR: path.join(root, n.id),
-        COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
-        COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
-        COFFER_INITIAL_CLUSTER: initial,
-        COFFER_CLUSTER_KEY: clusterKey,
-        COFFER_LOCAL_MASTER_KEY: masterKey,
-        COFFER_BOOTSTRAP_TOKEN: token,
-        COFFER_READ_ALLOWLIST: '127.0.0.0/8',
-        COFFER_LOG_LEVEL: 'warn',
-      },
-    });
-    n.proc.stdout.pipe(log);
-    n.proc.stderr.pipe(log);
-    n.proc.on('exit', (code, signal) => {
-      if (!stopping) console.error(`node ${n.id} exited (${code ?? signal}); see ${path.join(root, `${n.id}.log`)}`);
-    });
-  }
-  return { nodes, token };
-}
-
-let stopping = false;
-async function stopCluster(nodes) {
-  stopping = true;
-  await Promise.all(
-    nodes.map(
-      (n) =>
-        new Promise((resolve) => {
-          if (n.proc.exitCode !== null || n.proc.signalCode !== null) return resolve();
-          const t = setTimeout(() => n.proc.kill('SIGKILL'), 5000);
-          n.proc.once('exit', () => {
-            clearTimeout(t);
-            resolve();
-          });
-          n.proc.kill('SIGTERM');
-        }),
-    ),
-  );
-}
-
-async function findLeader(nodes, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    for (const n of nodes) {
-      try {
-        const r = await fetch(`${n.api}/v1/sys/health`, { signal: AbortSignal.timeout(1000) });
-        await r.arrayBuffer();
-        if (r.status === 200) return n;
-      } catch {
-        // not up yet
-      }
-    }
-    await sleep(200);
-  }
-  throw new Error('no leader within 30 s');
-}
-
-async function put(node, token, name, value) {
-  const r = await fetch(`${node.api}/v1/secrets/${name}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ value }),
-  });
-  if (r.status !== 200) throw new Error(`PUT ${name} → ${r.status} ${await r.text()}`);
-  await r.arrayBuffer();
 }
 
 function cannon(opts) {
@@ -211,7 +101,7 @@ function readRequests(token, query = '') {
 
 async function main() {
   const root = mkdtempSync(path.join(tmpdir(), 'coffer-bench-cluster-'));
-  const { nodes, token } = await startCluster(root);
+  const { nodes, token, stopCluster } = await startCluster(root, { profile: args.profile });
   let failed = false;
   try {
     const leader = await findLeader(nodes);
@@ -268,7 +158,7 @@ async function main() {
       failed = true;
     }
   } finally {
-    await stopCluster(nodes);
+    await stopCluster();
     if (!args.keep && !args.profile && !failed) rmSync(root, { recursive: true, force: true });
   }
   if (args.profile) console.log(`profiles: ${path.join(root, 'profiles')}`);

@@ -56,8 +56,13 @@ describe('KMS re-wrap worker (local key ring)', () => {
     await restartAll(`${newKey},${oldKey}`);
     const lead = await cluster.leader();
     const follower = cluster.nodes.find((n) => n !== lead) as NodeHandle;
-    // Force a pass through any node (followers forward it to the leader).
-    const forced = await cluster.http(follower, 'POST', '/v1/admin/kms/rewrap');
+    // Force a pass through any node (followers forward it to the leader). Right after a restart an
+    // election may still be settling: a 503 then is retryable, anything else is not.
+    let forced = await cluster.http(follower, 'POST', '/v1/admin/kms/rewrap');
+    for (let i = 0; forced.status === 503 && i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      forced = await cluster.http(follower, 'POST', '/v1/admin/kms/rewrap');
+    }
     expect({ status: forced.status, body: forced.body }).toEqual({ status: 202, body: { accepted: true } });
     await cluster.eventually(
       async () => {
