@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CofferClient, CofferError, type ClientWarning, type TokenExpiryInfo } from '@coffer/client';
-import { apiError, fakeTime, json, standIn, type StandIn } from './helpers';
+import { apiError, caught, fakeTime, json, standIn, type StandIn } from './helpers';
 
 const servers: StandIn[] = [];
 const clients: CofferClient[] = [];
@@ -17,16 +17,6 @@ async function node(handler: Parameters<typeof standIn>[0]): Promise<StandIn> {
   const s = await standIn(handler);
   servers.push(s);
   return s;
-}
-
-async function caught(p: Promise<unknown>): Promise<CofferError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CofferError) return e;
-    throw e;
-  }
-  throw new Error('expected a CofferError');
 }
 
 /** A node whose secret value and availability the test controls. */

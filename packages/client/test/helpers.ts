@@ -2,6 +2,7 @@
 // CONTRACT.md says. They record every request so tests can count what reached a "node".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { CofferError } from '@coffer/client';
 
 export interface Hit {
   method: string;
@@ -86,4 +87,15 @@ export function fakeTime(start = 1_700_000_000_000): {
       t += ms;
     },
   };
+}
+
+/** Awaits a call that must fail with a CofferError, and returns that error. */
+export async function caught(p: Promise<unknown>): Promise<CofferError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof CofferError) return e;
+    throw e;
+  }
+  throw new Error('expected a CofferError');
 }

@@ -1,5 +1,5 @@
 import { CofferClient, CofferError, type RetryInfo } from '@coffer/client';
-import { apiError, deadAddress, fakeTime, json, standIn, type StandIn } from './helpers';
+import { apiError, caught, deadAddress, fakeTime, json, standIn, type StandIn } from './helpers';
 
 const servers: StandIn[] = [];
 const clients: CofferClient[] = [];
@@ -24,16 +24,6 @@ function client(addresses: string[], extra: ConstructorParameters<typeof CofferC
 }
 
 const secret = { name: 'app/db', version: 3, value: 'hunter2', createdAt: '2026-01-01T00:00:00Z' };
-
-async function caught(p: Promise<unknown>): Promise<CofferError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CofferError) return e;
-    throw e;
-  }
-  throw new Error('expected a CofferError');
-}
 
 describe('failover', () => {
   test('a refused connection moves a read to the next node, with a backoff sleep', async () => {
