@@ -11,6 +11,7 @@
 import { accessSync, constants as fsConstants } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from './errors.js';
+import { parseDuration } from './duration.js';
 import { validateCidrs } from './net/allowlist.js';
 import { checkNodeId } from './validate.js';
 
@@ -33,6 +34,8 @@ export const CONFIG_ENV = {
   BOOTSTRAP_TOKEN: 'COFFER_BOOTSTRAP_TOKEN',
   READ_ALLOWLIST: 'COFFER_READ_ALLOWLIST',
   TRUST_PROXY: 'COFFER_TRUST_PROXY',
+  TRUSTED_PROXIES: 'COFFER_TRUSTED_PROXIES',
+  TOKEN_MAX_TTL: 'COFFER_TOKEN_MAX_TTL',
   TLS_CERT_FILE: 'COFFER_TLS_CERT_FILE',
   TLS_KEY_FILE: 'COFFER_TLS_KEY_FILE',
   AUDIT_FILE: 'COFFER_AUDIT_FILE',
@@ -99,7 +102,9 @@ export const CONFIG_VARIABLES: readonly VariableSpec[] = Object.freeze([
   spec(CONFIG_ENV.CLUSTER_KEY, 'required with >1 node', 'base64 of >=32 bytes, same on every node; authenticates every peer RPC', { secret: true }),
   spec(CONFIG_ENV.BOOTSTRAP_TOKEN, 'none', 'seeds role admin and token bootstrap-admin on first start', { secret: true }),
   spec(CONFIG_ENV.READ_ALLOWLIST, 'empty (deny all reads)', 'comma-separated CIDRs seeding the replicated allowlist on first start'),
-  spec(CONFIG_ENV.TRUST_PROXY, 'false', 'use X-Forwarded-For for the client IP', { boolean: true }),
+  spec(CONFIG_ENV.TRUST_PROXY, 'false', 'use X-Forwarded-For for the client IP: the direct peer is the one trusted proxy', { boolean: true }),
+  spec(CONFIG_ENV.TRUSTED_PROXIES, 'none', 'comma-separated CIDRs of reverse proxies; the client IP is the right-most X-Forwarded-For address not in this list'),
+  spec(CONFIG_ENV.TOKEN_MAX_TTL, '1y', 'longest lifetime of a minted or rotated token (e.g. 30d, 12w, 1y); a role may set a shorter maxTtl'),
   spec(CONFIG_ENV.TLS_CERT_FILE, 'none', 'PEM certificate: serve the API over HTTPS (with the key file)'),
   spec(CONFIG_ENV.TLS_KEY_FILE, 'none', 'PEM private key for the certificate'),
   spec(CONFIG_ENV.AUDIT_FILE, '<data>/audit.jsonl', 'append-only, hash-chained JSON lines'),
@@ -169,6 +174,10 @@ export interface ServerConfig {
   /** Canonical CIDRs. */
   readonly readAllowlist: readonly string[];
   readonly trustProxy: boolean;
+  /** Canonical CIDRs of trusted reverse proxies (`COFFER_TRUSTED_PROXIES`). */
+  readonly trustedProxies: readonly string[];
+  /** Cluster-wide cap on token lifetimes, in ms (`COFFER_TOKEN_MAX_TTL`). */
+  readonly tokenMaxTtlMs: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** Absolute. */
   readonly auditFile: string;
@@ -588,6 +597,23 @@ export function loadConfig(
     readAllowlist = Object.freeze([...v.cidrs]);
   }
 
+  const proxiesText = r.get(E.TRUSTED_PROXIES);
+  let trustedProxies: readonly string[] = [];
+  if (proxiesText !== undefined && proxiesText.trim() !== '') {
+    const v = validateCidrs(proxiesText.split(',').map((s) => s.trim()));
+    if (!v.ok) throw new ConfigError(E.TRUSTED_PROXIES, v.errors.join('; '));
+    trustedProxies = Object.freeze([...v.cidrs]);
+  }
+  const ttlText = r.get(E.TOKEN_MAX_TTL);
+  let tokenMaxTtlMs = 365 * 86_400_000;
+  if (ttlText !== undefined) {
+    try {
+      tokenMaxTtlMs = parseDuration(ttlText);
+    } catch (err) {
+      throw new ConfigError(E.TOKEN_MAX_TTL, (err as Error).message);
+    }
+  }
+
   const heartbeatMs = parseIntVar(r, E.HEARTBEAT_MS, 100, 1, 60_000);
   const electionMs = parseIntVar(r, E.ELECTION_MS, 1000, 1, 600_000);
   if (electionMs <= 2 * heartbeatMs) {
@@ -615,6 +641,8 @@ export function loadConfig(
     bootstrapToken,
     readAllowlist,
     trustProxy: parseBoolVar(r, E.TRUST_PROXY, false),
+    trustedProxies,
+    tokenMaxTtlMs,
     tls,
     auditFile: path.resolve(dataDir, r.get(E.AUDIT_FILE) ?? 'audit.jsonl'),
     kmsRewrapEnabled: parseBoolVar(r, E.KMS_REWRAP_ENABLED, false),

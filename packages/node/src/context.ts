@@ -11,6 +11,7 @@ import type { Envelopes, KeyProvider } from '@coffer/crypto';
 import type { ConfState, Status } from '@coffer/raft';
 import type { Command, CommandResult, SealedValue, StateMachine } from '@coffer/state';
 import type { AuditLog } from './audit/audit-log.js';
+import type { Lockout } from './auth/lockout.js';
 import type { ServerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { CofferMetrics } from './metrics.js';
@@ -70,25 +71,34 @@ export interface NodeContext {
    */
   readBarrier(consistency: ReadConsistency): Promise<void>;
   /**
-   * Sends the request to the leader's API and pipes the answer back (a follower's writes). The
-   * leader re-authenticates the original token; the original client IP travels in a header signed
-   * with the cluster key. Resolves when the response has been sent.
+   * Sends an authorised request to the leader's API and pipes the answer back (a follower's
+   * writes). What is sent is signed with the cluster key: method, `target.path` exactly as sent,
+   * the body's hash, the original client IP, time and sender. The leader authorises and audits it
+   * again. Resolves when the response has been sent.
    *
-   * @param body - the raw request body already read (or undefined)
+   * @param target - the canonical path and query to send to, and the body already read
    * @throws {ServiceError} `no_leader` when no leader is known or it cannot be reached
    */
-  forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void>;
+  forwardToLeader(req: IncomingMessage, res: ServerResponse, target: { readonly path: string; readonly body: Uint8Array | undefined }): Promise<void>;
   /**
-   * The client IP of a request: the socket's, `X-Forwarded-For`'s with COFFER_TRUST_PROXY, or the
-   * signed original IP of a request a follower forwarded.
+   * The client IP of a request: the socket's, a trusted proxy's `X-Forwarded-For` entry
+   * (COFFER_TRUST_PROXY / COFFER_TRUSTED_PROXIES), or the signed original IP of a request a member
+   * forwarded.
+   *
+   * @throws {ServiceError} `invalid_forward` (401) when a request claims to be forwarded by a
+   *   member but its signature does not verify: never a fallback to the socket's address
    */
   clientIp(req: IncomingMessage): string | undefined;
-
   /**
-   * Records one failed authentication from `ip` cluster-wide (leader: proposes it; follower: hands
-   * it to the leader over the peer port). Best effort: never throws.
+   * Checks the body of a forwarded request against the hash its signature covers (a no-op for a
+   * request that was not forwarded).
+   *
+   * @throws {ServiceError} `invalid_forward` when the body is not the one that was signed
    */
-  recordAuthFailure(ip: string): Promise<void>;
+  checkForwardedBody(req: IncomingMessage, body: Uint8Array): void;
+
+  /** Cluster-wide lockout of addresses after repeated authentication failures. */
+  readonly lockout: Lockout;
   /** Asks the leader's re-wrap worker for a pass now; false when the worker is disabled. */
   requestRewrapPass(): boolean;
 

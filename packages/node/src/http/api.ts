@@ -2,17 +2,27 @@
  * The client-facing HTTP API (CONTRACT.md, native routes). server.ts builds the NodeContext and
  * mounts the app this module returns.
  *
- * Request pipeline, in this order:
- * 1. A write route on a follower is handed to `ctx.forwardToLeader` before anything else: the
- *    leader authenticates, authorises and audits the original request.
- * 2. Client IP (`ctx.clientIp`), then by route kind:
+ * Request pipeline, in this order, on whichever node the request arrives at (ARCHITECTURE.md,
+ * "Invariants of the request path"):
+ * 1. The path is canonical or refused (400 `invalid_name`: no `.`/`..` segments, raw or
+ *    percent-encoded, no empty interior segments); the route is matched and its parameter decoded
+ *    once; what runs, what is authorised and what is audited is that decoded name.
+ * 2. Client IP (`ctx.clientIp`: the socket's, a trusted proxy's `X-Forwarded-For`, or the signed
+ *    original IP of a request a member forwarded — an unverifiable forward is 401, never a
+ *    fallback), then by route kind:
  *    - token routes: lockout → token (`Authorization: Bearer` / `X-Vault-Token`) → sha256 →
  *      state → active? → name checks → RBAC → per-role rate limit;
  *    - allowlist routes (reads, batch, verify, metrics): the replicated read allowlist; verify also
  *      honours the lockout, since its mismatches count toward it;
  *    - public: health only.
- * 3. Every request that reaches step 2 appends ONE audit record (denials included) before the
- *    answer is sent; if the append fails the client gets 503 `audit_unavailable` instead.
+ * 3. Only then is a body read (bounded; a refused request's body is never read and its connection
+ *    is closed), and actions that depend on the body (`extraActions`) are checked.
+ * 4. A write on a follower is forwarded to the leader now, to the canonical path, signed over
+ *    exactly what is sent (method, path and query, body hash, client IP, time, sender); the leader
+ *    authorises and audits it again with the original client IP.
+ * 5. Every request that reaches step 2 appends audit records (denials included; every name it
+ *    touches, in as many records as that takes) before the answer is sent; if the append fails the
+ *    client gets 503 `audit_unavailable` instead.
  *
  * Hot routes (GET and PUT /v1/secrets/…, and Vault's GET/POST/PUT /v1/secret/data/…) skip
  * express's per-request set-up (prototype swaps, router walk): `app.handle` sends them straight to
@@ -31,7 +41,7 @@ import type { NodeContext, ReadConsistency } from '../context.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName, MAX_SECRET_NAME_BYTES, type NameCheck } from '../validate.js';
 import { AccessCache } from '../service/access.js';
 import { checkOrigin, ClusterService, health } from '../service/cluster.js';
-import { commandId, iso } from '../service/common.js';
+import { iso } from '../service/common.js';
 import { PolicyService, roleView } from '../service/roles.js';
 import { MAX_BATCH_NAMES, SecretService, versionView, type OpenedSecret } from '../service/secrets.js';
 import { TokenService, tokenView } from '../service/tokens.js';
@@ -67,7 +77,10 @@ export interface Call {
   role: CompiledRole | undefined;
   /** What the audit line names as acted on. */
   resource: string | null;
+  /** Further names acted on, each recorded in an audit line of its own (batch reads). */
+  moreResources: readonly string[] | undefined;
   body: Record<string, unknown>;
+  /** The body as received (every route with a body). */
   rawBody: Uint8Array | undefined;
 }
 
@@ -97,6 +110,11 @@ export interface Route {
   readonly vault?: boolean;
   /** Whether the lockout applies to an allowlist route (verify). */
   readonly lockout?: boolean;
+  /**
+   * Actions the body asks for beyond `action` (checked on the route's name once the body is read,
+   * before the handler and before forwarding): one action, one permission, whatever the route.
+   */
+  readonly extraActions?: (body: Record<string, unknown>) => readonly Action[];
   readonly handler: (call: Call) => Promise<Reply>;
 }
 
@@ -176,6 +194,30 @@ function presentedToken(req: IncomingMessage): string | undefined {
   return v !== undefined && v.trim() !== '' ? v.trim() : undefined;
 }
 
+/** Most characters of names one audit line records (the audit log's `resource` limit). */
+const AUDIT_RESOURCE_CHARS = 1024;
+
+/**
+ * Splits names into comma-joined groups that each fit one audit line's resource; names hold no
+ * commas, so a group reads back unambiguously.
+ *
+ * @param names - validated secret names (each at most 512 characters)
+ * @returns the groups, in order
+ */
+export function auditGroups(names: readonly string[]): string[] {
+  const groups: string[] = [];
+  let cur = '';
+  for (const n of names) {
+    if (cur !== '' && cur.length + 1 + n.length > AUDIT_RESOURCE_CHARS) {
+      groups.push(cur);
+      cur = '';
+    }
+    cur = cur === '' ? n : `${cur},${n}`;
+  }
+  if (cur !== '') groups.push(cur);
+  return groups;
+}
+
 function outcomeOf(status: number): AuditOutcome {
   if (status < 400) return 'ok';
   return status === 401 || status === 403 || status === 429 ? 'denied' : 'error';
@@ -204,10 +246,6 @@ export function createApi(ctx: NodeContext): express.Express {
   const tokens = new TokenService(ctx);
   const policy = new PolicyService(ctx);
   const cluster = new ClusterService(ctx);
-  const cfg = ctx.config;
-  const lockoutPolicy = { maxFailures: cfg.authMaxFailures, windowMs: cfg.authWindowSecs * 1000, lockoutMs: cfg.authLockoutSecs * 1000 };
-  const retainMs = Math.max(lockoutPolicy.windowMs, lockoutPolicy.lockoutMs, 1);
-  const resetsInFlight = new Set<string>();
 
   const routes: Route[] = [];
   const route = (r: RouteSpec): Route => {
@@ -309,7 +347,10 @@ export function createApi(ctx: NodeContext): express.Express {
       if (!Array.isArray(names) || names.length === 0) throw new ServiceError('invalid_request', '"names" must be a non-empty array of secret names');
       if (names.length > MAX_BATCH_NAMES) throw new ServiceError('invalid_request', `a batch may name at most ${MAX_BATCH_NAMES} secrets`);
       for (const n of names) nameOrThrow(checkSecretName(n));
-      c.resource = clip((names as string[]).join(','), 1024);
+      // Every name is audited, however long the list: as many lines as it takes (never cut).
+      const groups = auditGroups(names as string[]);
+      c.resource = groups[0] ?? null;
+      c.moreResources = groups.slice(1);
       const found = await secrets.readMany(names as string[], consistencyOf(c.query));
       return { status: 200, json: { secrets: found.map(secretAnswer) }, after: () => found.forEach((s) => s.plaintext.fill(0)) };
     },
@@ -327,7 +368,7 @@ export function createApi(ctx: NodeContext): express.Express {
       else throw new ServiceError('invalid_value', 'send "value" (or "valueBase64") to verify');
       if (candidate.length > MAX_VALUE_BYTES) throw new ServiceError('body_too_large', `secret values are limited to ${MAX_VALUE_BYTES} bytes`);
       const out = await secrets.verify(c.param, candidate, consistencyOf(c.query));
-      if (!out.valid && c.ip !== undefined) await countAuthFailure(c.ip);
+      if (!out.valid && c.ip !== undefined) countAuthFailure(c.ip);
       return { status: 200, json: { valid: out.valid, version: out.version } };
     },
   });
@@ -600,29 +641,19 @@ export function createApi(ctx: NodeContext): express.Express {
 
   // --- pipeline -----------------------------------------------------------------------------------------
 
-  async function countAuthFailure(ip: string): Promise<void> {
+  const lockout = ctx.lockout;
+
+  function countAuthFailure(ip: string): void {
     ctx.metrics.authFailures.inc();
-    await ctx.recordAuthFailure(ip);
-    if (cfg.authLockoutEnabled && ctx.state.isLockedOut(ip, ctx.now(), lockoutPolicy).locked) ctx.metrics.authLockouts.inc();
+    lockout.fail(ip);
   }
 
   function checkLockout(ip: string | undefined): void {
-    if (ip === undefined || !cfg.authLockoutEnabled) return;
-    const lock = ctx.state.isLockedOut(ip, ctx.now(), lockoutPolicy);
+    if (ip === undefined || !lockout.enabled) return;
+    const lock = lockout.check(ip);
     if (lock.locked) {
-      throw new ServiceError('locked_out', 'too many failed authentications from this address; try again later', { retryAfterSecs: lock.retryAfterMs / 1000 });
+      throw new ServiceError('locked_out', 'too many failed authentications from this address; try again later', { retryAfterSecs: Math.ceil(lock.retryAfterMs / 1000) });
     }
-  }
-
-  /** Clears an IP's failures after a success, only when it has some (never a write per request). */
-  function maybeResetFailures(ip: string | undefined): void {
-    if (ip === undefined || !cfg.authLockoutEnabled || resetsInFlight.has(ip) || !ctx.isLeader()) return;
-    if (ctx.state.failuresInWindow(ip, ctx.now(), retainMs) === 0) return;
-    resetsInFlight.add(ip);
-    ctx
-      .propose({ type: 'auth.reset', requestId: commandId(), at: ctx.now(), ip })
-      .catch((err: unknown) => ctx.logger.warn({ err: (err as Error).message }, 'auth.reset proposal failed'))
-      .finally(() => resetsInFlight.delete(ip));
   }
 
   function lookupToken(raw: string): Readonly<TokenRecord> | undefined {
@@ -654,6 +685,13 @@ export function createApi(ctx: NodeContext): express.Express {
     return cs.learners.includes(id) || !ctx.isRemoved();
   }
 
+  function requireAction(call: Call, action: Action): void {
+    const role = call.role;
+    const onName = call.param !== '' && call.param !== undefined;
+    const allowed = role !== undefined && (onName ? isAllowed(role, action, call.param) : action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
+    if (!allowed) throw new ServiceError('permission_denied', `role "${call.token?.role ?? '-'}" does not allow ${action}${onName ? ` on "${call.param}"` : ''}`);
+  }
+
   async function authorize(r: Route, call: Call, rawParam: string): Promise<void> {
     const raw = presentedToken(call.req);
     if (r.access === 'allowlist') {
@@ -680,33 +718,55 @@ export function createApi(ctx: NodeContext): express.Express {
       }
     }
     if (token === undefined) {
-      if (call.ip !== undefined) await countAuthFailure(call.ip);
+      if (call.ip !== undefined) countAuthFailure(call.ip);
       throw new ServiceError('invalid_token', 'the token is unknown, expired or revoked');
     }
     call.token = token;
     if (r.param !== 'none') decodeParam(r, call, rawParam);
-    const role = access.role(ctx.state, token.role);
-    call.role = role;
+    call.role = access.role(ctx.state, token.role);
     if (r.access === 'token') {
       const action = r.action as Action;
-      const allowed =
-        role !== undefined &&
-        (r.param === 'secret' ? isAllowed(role, action, call.param) : action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
-      if (!allowed) throw new ServiceError('permission_denied', `role "${token.role}" does not allow ${action}${r.param === 'secret' ? ` on "${call.param}"` : ''}`);
+      if (r.param === 'secret') requireAction(call, action);
+      else {
+        const role = call.role;
+        const allowed = role !== undefined && (action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
+        if (!allowed) throw new ServiceError('permission_denied', `role "${token.role}" does not allow ${action}`);
+      }
     }
-    const rate = limiter.take(token.role, role?.rateLimit);
+    const rate = limiter.take(token.role, call.role?.rateLimit);
     if (!rate.allowed) {
       ctx.metrics.rateLimited.inc();
       throw new ServiceError('rate_limited', `role "${token.role}" is over its rate limit`, { retryAfterSecs: rate.retryAfterSecs });
     }
-    maybeResetFailures(call.ip);
   }
 
+  const bodyLimit = (r: Route): number => (r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+
+  /** Reads the body of an authorised request, checks it came unaltered if forwarded, parses it. */
   async function readBodyFor(r: Route, call: Call): Promise<void> {
     if (r.body === 'none') return;
-    const raw = await readBody(call.req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
-    if (r.body === 'raw') call.rawBody = raw;
-    else call.body = parseJsonObject(raw, r.body === 'optionalJson');
+    const raw = await readBody(call.req, bodyLimit(r));
+    ctx.checkForwardedBody(call.req, raw);
+    call.rawBody = raw;
+    if (r.body !== 'raw') call.body = parseJsonObject(raw, r.body === 'optionalJson');
+    if (r.extraActions !== undefined) for (const a of r.extraActions(call.body)) requireAction(call, a);
+  }
+
+  /**
+   * The path a follower forwards to: the route's template with the decoded, validated parameter
+   * encoded again, and the query as received. The leader matches exactly this, so what was
+   * authorised here is what runs there.
+   */
+  function canonicalTarget(r: Route, call: Call, query: string): string {
+    const t = r.pattern.template;
+    const open = t.indexOf('{');
+    let path = t;
+    if (open !== -1) {
+      const close = t.indexOf('}', open);
+      const encoded = call.param.split('/').map(encodeURIComponent).join('/');
+      path = t.slice(0, open) + encoded + t.slice(close + 1);
+    }
+    return query === '' ? path : `${path}?${query}`;
   }
 
   function send(call: Call, reply: Reply): void {
@@ -722,16 +782,32 @@ export function createApi(ctx: NodeContext): express.Express {
     } else sendJson(res, reply.status, reply.json);
   }
 
-  function audit(r: Route, call: Call, status: number): Promise<void> {
+  function auditOne(action: string, call: Call, resource: string | null, status: number): Promise<void> {
     return ctx.audit.append({
       requestId: call.requestId,
       actor: call.token?.name ?? '-',
       clientIp: clip(call.ip ?? null, 64),
-      action: r.auditAction,
-      resource: call.resource,
+      action,
+      resource,
       outcome: outcomeOf(status),
       status,
     });
+  }
+
+  /** One record per resource group: every name the request touched is in some line. */
+  async function audit(r: Route, call: Call, status: number): Promise<void> {
+    const more = call.moreResources !== undefined && status < 400 ? call.moreResources : [];
+    await Promise.all([auditOne(r.auditAction, call, call.resource, status), ...more.map((m) => auditOne(r.auditAction, call, m, status))]);
+  }
+
+  /** Denials of a locked-out address: one line per window, plus a count of those left out. */
+  async function auditDenial(r: Route, call: Call, se: ServiceError): Promise<void> {
+    if (se.code === 'locked_out' && call.ip !== undefined) {
+      const v = lockout.auditLocked(call.ip);
+      if (v.suppressed > 0) await auditOne('auth.lockout.suppressed', call, `${v.suppressed} denied requests from this address were not audited singly`, 429);
+      if (!v.audit) return;
+    }
+    await audit(r, call, se.status);
   }
 
   async function run(r: Route, rawParam: string, req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
@@ -742,7 +818,7 @@ export function createApi(ctx: NodeContext): express.Express {
     res.setHeader('x-request-id', requestId);
     const call: Call = {
       req, res, requestId, query: new URLSearchParams(query), param: '', ip: undefined, token: undefined, role: undefined,
-      resource: null, body: {}, rawBody: undefined,
+      resource: null, moreResources: undefined, body: {}, rawBody: undefined,
     };
     let audited = false;
     let reply: Reply | undefined;
@@ -750,21 +826,7 @@ export function createApi(ctx: NodeContext): express.Express {
       if (r.access !== 'public' && ctx.isRemoved()) {
         throw new ServiceError('removed', 'this node was removed from the cluster and no longer serves; use another member', { retryAfterSecs: 1 });
       }
-      if (r.write && !ctx.isLeader()) {
-        // Forward first: the leader authenticates, authorises and audits the original request.
-        const body = r.body === 'none' ? undefined : await readBody(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
-        await ctx.forwardToLeader(req, res, body);
-        return;
-      }
-      if (r.preferLeader === true && !ctx.isLeader() && ctx.leaderApiAddr() !== undefined && req.headers['x-coffer-forwarded-ip'] === undefined) {
-        try {
-          await ctx.forwardToLeader(req, res, undefined);
-          return;
-        } catch (err) {
-          // Nothing was sent yet when forwarding fails: answer from this node's own view.
-          if (res.headersSent) throw err;
-        }
-      }
+      audited = r.access !== 'public';
       call.ip = ctx.clientIp(req);
       if (r.access === 'public') {
         reply = await r.handler(call);
@@ -774,12 +836,28 @@ export function createApi(ctx: NodeContext): express.Express {
       if (catchingUp()) {
         // A node that joined and has not caught up yet holds no (or old) tokens and allowlist:
         // answering from them would refuse valid clients with 401/403. Send them elsewhere.
+        audited = false;
         throw new ServiceError('no_leader', 'this node is still catching up with the cluster; retry on another node', { retryAfterSecs: 1 });
       }
-      audited = true;
-      if (r.body !== 'none') checkDeclaredLength(req, r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+      if (r.body !== 'none') checkDeclaredLength(req, bodyLimit(r));
       await authorize(r, call, rawParam);
       await readBodyFor(r, call);
+      const forwarded = req.headers['x-coffer-forwarded-ip'] !== undefined;
+      if (r.write && !ctx.isLeader()) {
+        // Authorised here on the canonical request; the leader checks and audits it again.
+        audited = false;
+        await ctx.forwardToLeader(req, res, { path: canonicalTarget(r, call, query), body: r.body === 'none' ? undefined : call.rawBody });
+        return;
+      }
+      if (r.preferLeader === true && !ctx.isLeader() && !forwarded && ctx.leaderApiAddr() !== undefined) {
+        try {
+          await ctx.forwardToLeader(req, res, { path: canonicalTarget(r, call, query), body: undefined });
+          return;
+        } catch (err) {
+          // Nothing was sent yet when forwarding fails: answer from this node's own view.
+          if (res.headersSent) throw err;
+        }
+      }
       reply = await r.handler(call);
       await audit(r, call, reply.status).catch((err: unknown) => {
         throw new ServiceError('audit_unavailable', 'the audit log cannot be written; request refused', { retryAfterSecs: 1, cause: err });
@@ -791,13 +869,17 @@ export function createApi(ctx: NodeContext): express.Express {
       const sendError = r.vault === true ? sendVaultError : sendServiceError;
       if (audited && se.code !== 'audit_unavailable') {
         try {
-          await audit(r, call, se.status);
+          await auditDenial(r, call, se);
         } catch (auditErr) {
           se = new ServiceError('audit_unavailable', 'the audit log cannot be written; request refused', { retryAfterSecs: 1, cause: auditErr });
         }
       }
       if (res.headersSent) res.destroy();
-      else sendError(res, se, requestId);
+      else {
+        // A body nobody read stays unread: close the connection instead of draining it.
+        if (r.body !== 'none' && !req.complete) res.setHeader('connection', 'close');
+        sendError(res, se, requestId);
+      }
     } finally {
       reply?.after?.();
       const status = String(res.statusCode);
@@ -806,13 +888,46 @@ export function createApi(ctx: NodeContext): express.Express {
     }
   }
 
-  /** Finds the route and runs it; 404 / 405 otherwise. */
+  /** Refuses a path that is not in canonical form; see the module comment (step 1). */
+  function checkCanonical(path: string): void {
+    if (!path.includes('/.') && !path.includes('//') && !path.includes('%')) return;
+    const segments = path.split('/');
+    for (let i = 1; i < segments.length; i++) {
+      const raw = segments[i] as string;
+      if (raw === '') {
+        if (i === segments.length - 1) continue; // a trailing slash (Vault's LIST paths)
+        throw new ServiceError('invalid_name', 'the path has an empty segment ("//")');
+      }
+      let seg: string;
+      try {
+        seg = decodeURIComponent(raw);
+      } catch {
+        throw new ServiceError('invalid_name', 'the path is not valid percent-encoding');
+      }
+      if (seg === '.' || seg === '..') throw new ServiceError('invalid_name', `the path has a "${seg}" segment; send the canonical path`);
+    }
+  }
+
+  function refuse(req: IncomingMessage, res: ServerResponse, vault: boolean, err: ServiceError): Promise<void> {
+    const requestId = randomUUID();
+    res.setHeader('x-request-id', requestId);
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !req.complete) res.setHeader('connection', 'close');
+    (vault ? sendVaultError : sendServiceError)(res, err, requestId);
+    return Promise.resolve();
+  }
+
+  /** Finds the route and runs it; 400 `invalid_name` for a non-canonical path, 404 / 405 otherwise. */
   function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q + 1);
     const vault = path.startsWith(VAULT_PREFIX);
+    try {
+      checkCanonical(path);
+    } catch (err) {
+      return refuse(req, res, vault, err as ServiceError);
+    }
     // Vault's `GET …?list=true` is its LIST method (which the LIST rewrite in list-method.ts also becomes).
     const method = vault && req.method === 'GET' && isVaultList(query) ? 'LIST' : req.method;
     let allow: Method[] | undefined;
@@ -822,14 +937,11 @@ export function createApi(ctx: NodeContext): express.Express {
       if (r.method === method) return run(r, p, req, res, query);
       (allow ??= []).push(r.method);
     }
-    const requestId = randomUUID();
-    res.setHeader('x-request-id', requestId);
-    const sendError = vault ? sendVaultError : sendServiceError;
     if (allow !== undefined) {
       res.setHeader('allow', allow.join(', '));
-      sendError(res, new ServiceError('method_not_allowed', `${method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`), requestId);
-    } else sendError(res, new ServiceError('not_found', 'no such route'), requestId);
-    return Promise.resolve();
+      return refuse(req, res, vault, new ServiceError('method_not_allowed', `${method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`));
+    }
+    return refuse(req, res, vault, new ServiceError('not_found', 'no such route'));
   }
 
   const app = express();
@@ -853,8 +965,9 @@ export function createApi(ctx: NodeContext): express.Express {
     if (r !== undefined && url !== undefined) {
       const hot = r;
       const q = url.indexOf('?');
-      const p = hot.pattern.match(q === -1 ? url : url.slice(0, q));
-      if (p !== null) {
+      const path = q === -1 ? url : url.slice(0, q);
+      const p = hot.pattern.match(path);
+      if (p !== null && !path.includes('/.') && !path.includes('//') && !path.includes('%2')) {
         run(hot, p, req, res, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
           ctx.logger.error({ err }, 'request failed');
           if (!res.headersSent) (hot.vault === true ? sendVaultError : sendServiceError)(res, toServiceError(err), 'unknown');

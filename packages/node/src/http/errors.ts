@@ -15,7 +15,9 @@ export type ServiceErrorCode =
   | 'invalid_request'
   | 'invalid_json'
   | 'invalid_name'
+  | 'invalid_forward'
   | 'invalid_value'
+  | 'invalid_snapshot'
   | 'immutable_role'
   | 'missing_token'
   | 'invalid_token'
@@ -31,6 +33,7 @@ export type ServiceErrorCode =
   | 'rate_limited'
   | 'locked_out'
   | 'internal'
+  | 'integrity_error'
   | 'not_leader'
   | 'no_leader'
   | 'no_quorum'
@@ -49,7 +52,9 @@ export const SERVICE_ERROR_STATUS: Readonly<Record<ServiceErrorCode, number>> = 
   invalid_request: 400,
   invalid_json: 400,
   invalid_name: 400,
+  invalid_forward: 401,
   invalid_value: 400,
+  invalid_snapshot: 400,
   immutable_role: 400,
   missing_token: 401,
   invalid_token: 401,
@@ -65,6 +70,7 @@ export const SERVICE_ERROR_STATUS: Readonly<Record<ServiceErrorCode, number>> = 
   rate_limited: 429,
   locked_out: 429,
   internal: 500,
+  integrity_error: 500,
   not_leader: 503,
   no_leader: 503,
   no_quorum: 503,

@@ -18,7 +18,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { DEFAULT_MAX_VERSIONS, type SecretRecord, type VersionMeta } from '@coffer/state';
-import { isAllowed } from '../auth/rbac.js';
+import { isAllowed, type Action } from '../auth/rbac.js';
 import type { NodeContext } from '../context.js';
 import { commandId } from '../service/common.js';
 import { expectOk } from '../service/results.js';
@@ -248,6 +248,8 @@ export interface VaultDeps {
 }
 
 const NO_CONTENT: Reply = { status: 204 };
+const DESTROYS: readonly Action[] = Object.freeze(['secret.destroy'] as const);
+const isSet = (v: unknown): boolean => v !== undefined && v !== null;
 
 /**
  * Registers the KV v2 routes (api.ts calls this once, in its route table).
@@ -432,6 +434,9 @@ export function registerVaultRoutes<R>(route: (r: RouteSpec) => R, deps: VaultDe
   for (const method of ['POST', 'PUT'] as const) {
     route({
       method, path: `${MOUNT}/metadata/{path+}`, access: 'token', action: 'secret.write', auditAction: 'secret.metadata', write: true, body: 'optionalJson', param: 'secret', vault,
+      // Lowering max_versions erases older versions and delete_version_after hides them: that is
+      // destroying history, which needs `secret.destroy` exactly as the native destroy does.
+      extraActions: (body) => (isSet(body['max_versions']) || isSet(body['delete_version_after']) ? DESTROYS : []),
       handler: async (c) => {
         const allowed = ['max_versions', 'cas_required', 'custom_metadata', 'delete_version_after'];
         for (const k of Object.keys(c.body)) if (!allowed.includes(k)) throw new ServiceError('invalid_request', `unknown field "${k}" (expected ${allowed.join(', ')})`);

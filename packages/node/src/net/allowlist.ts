@@ -148,6 +148,21 @@ export function normaliseIp(ip: string | undefined): string | undefined {
 }
 
 /**
+ * The network an address is held accountable as: an IPv4 address by itself, an IPv6 address by its
+ * /64 (the usual allocation to one host or site, so a client cannot dodge a per-address limit by
+ * stepping through its own /64).
+ *
+ * @param ip - a normalised address (from {@link normaliseIp})
+ * @returns e.g. `10.0.0.7` or `2001:db8:1:2::/64`; the input itself when it is not an address
+ */
+export function addressKey(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const addr = parseStrictAddr(ip);
+  if (addr === undefined || addr.kind() !== 'ipv6') return ip;
+  return `${(addr as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
+}
+
+/**
  * An immutable, compiled allowlist. Build one per replicated allowlist version, not per request.
  *
  * @example
@@ -237,27 +252,50 @@ export interface ClientIpSource {
   readonly headers: IncomingHttpHeaders;
 }
 
+/** Which reverse proxies may name the client in `X-Forwarded-For`. */
+export interface ProxyTrust {
+  /** `COFFER_TRUST_PROXY`: the direct peer (the socket's address) is a trusted proxy. */
+  readonly trustDirectPeer: boolean;
+  /** `COFFER_TRUSTED_PROXIES`: addresses of proxies whose `X-Forwarded-For` entries are believed. */
+  readonly proxies: Allowlist;
+}
+
+/** No proxy is trusted: the socket's address is the client's. */
+export const NO_PROXY_TRUST: ProxyTrust = Object.freeze({ trustDirectPeer: false, proxies: Allowlist.denyAll() });
+
 /**
- * The client's address: the socket's, or, only when `trustProxy` is true, the left-most
- * `X-Forwarded-For` entry (the client as the first proxy saw it). With `trustProxy` false the
- * header is ignored entirely, so a client cannot spoof its way onto the allowlist.
+ * The client's address. Without proxy trust it is the socket's, and `X-Forwarded-For` is ignored
+ * entirely, so a client cannot spoof its way onto the allowlist. When the direct peer is a trusted
+ * proxy, the header is walked from the right (each proxy appends the address it saw, so only
+ * right-most entries were written by proxies we trust): the client is the right-most entry that is
+ * not itself a trusted proxy. `COFFER_TRUST_PROXY=true` trusts exactly one proxy, the direct peer,
+ * so the client is the right-most entry. Entries to the left of the first untrusted one were
+ * written by the client and are never read. An unparseable entry at the chosen position means a
+ * broken proxy chain: the request gets no address (callers deny) rather than falling back.
  *
  * @param req - the request
- * @param trustProxy - `COFFER_TRUST_PROXY`
+ * @param trust - which proxies are trusted
  * @returns the normalised address, or `undefined` if none is usable (callers deny)
  * @example
  * ```ts
- * clientIp(req, false); // e.g. '127.0.0.1' even if X-Forwarded-For says otherwise
+ * clientIp(req, NO_PROXY_TRUST); // e.g. '127.0.0.1' even if X-Forwarded-For says otherwise
  * ```
  */
-export function clientIp(req: ClientIpSource, trustProxy: boolean): string | undefined {
-  if (trustProxy) {
-    const raw = req.headers['x-forwarded-for'];
-    const header = Array.isArray(raw) ? raw[0] : raw;
-    if (header !== undefined && header.trim() !== '') {
-      // An unparseable left-most entry means a broken proxy chain: deny rather than fall back.
-      return normaliseIp(header.split(',')[0]);
-    }
+export function clientIp(req: ClientIpSource, trust: ProxyTrust): string | undefined {
+  const peer = normaliseIp(req.socket.remoteAddress);
+  const peerTrusted = peer !== undefined && (trust.trustDirectPeer || trust.proxies.allows(peer));
+  if (!peerTrusted) return peer;
+  const raw = req.headers['x-forwarded-for'];
+  // Several header lines are one list, in order (RFC 9110 §5.3).
+  const header = Array.isArray(raw) ? raw.join(',') : raw;
+  if (header === undefined || header.trim() === '') return peer;
+  const hops = header.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = normaliseIp(hops[i]);
+    if (hop === undefined) return undefined;
+    // COFFER_TRUST_PROXY alone: the direct peer is the one trusted proxy, the next hop is the client.
+    if (trust.proxies.allows(hop) && i > 0) continue;
+    return hop;
   }
-  return normaliseIp(req.socket.remoteAddress);
+  return undefined;
 }

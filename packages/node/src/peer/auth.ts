@@ -5,6 +5,8 @@
  * - `x-coffer-from`: the sender's member id
  * - `x-coffer-ts`: the sender's clock, Unix ms
  * - `x-coffer-nonce`: 16 random bytes, hex
+ * - `x-coffer-body-sha256`: hex sha256 of the body (the receiver checks the signature over the
+ *   headers before it reads a byte of the body, then checks the body against this hash)
  * - `x-coffer-sig`: hex HMAC-SHA256 over
  *   `"coffer-peer-v1\n" + METHOD + "\n" + path + "\n" + from + "\n" + to + "\n" + ts + "\n" + nonce + "\n" + hex(sha256(body))`
  *
@@ -29,7 +31,8 @@ export const PEER_HEADERS: {
   readonly ts: 'x-coffer-ts';
   readonly nonce: 'x-coffer-nonce';
   readonly sig: 'x-coffer-sig';
-} = Object.freeze({ from: 'x-coffer-from', ts: 'x-coffer-ts', nonce: 'x-coffer-nonce', sig: 'x-coffer-sig' } as const);
+  readonly bodyHash: 'x-coffer-body-sha256';
+} = Object.freeze({ from: 'x-coffer-from', ts: 'x-coffer-ts', nonce: 'x-coffer-nonce', sig: 'x-coffer-sig', bodyHash: 'x-coffer-body-sha256' } as const);
 
 /** Why a peer request was refused; the label of `coffer_peer_refusals_total`. */
 export type PeerRefusal = 'missing' | 'malformed' | 'bad_signature' | 'stale' | 'replayed';
@@ -43,6 +46,7 @@ export const DEFAULT_MAX_NONCES = 200_000;
 
 const NONCE_RE = /^[0-9a-f]{32}$/;
 const SIG_RE = /^[0-9a-f]{64}$/;
+const HASH_RE = /^[0-9a-f]{64}$/;
 const TS_RE = /^\d{1,16}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const EMPTY = new Uint8Array(0);
@@ -75,6 +79,18 @@ export interface PeerRequestParts {
   readonly nonce: string;
   /** Body bytes (empty when absent). */
   readonly body?: Uint8Array | undefined;
+  /** Hex sha256 of the body, when already known (then `body` is not hashed). */
+  readonly bodyHash?: string | undefined;
+}
+
+/**
+ * Hex sha256 of a body.
+ *
+ * @param body - the bytes (empty when absent)
+ * @returns 64 hex characters
+ */
+export function bodyDigest(body: Uint8Array | undefined): string {
+  return createHash('sha256').update(body ?? EMPTY).digest('hex');
 }
 
 /**
@@ -85,7 +101,7 @@ export interface PeerRequestParts {
  * @returns hex HMAC-SHA256
  */
 export function peerSignature(key: Uint8Array, parts: PeerRequestParts): string {
-  const bodyHash = createHash('sha256').update(parts.body ?? EMPTY).digest('hex');
+  const bodyHash = parts.bodyHash ?? bodyDigest(parts.body);
   const msg = `coffer-peer-v1\n${parts.method.toUpperCase()}\n${parts.path}\n${parts.from}\n${parts.to}\n${parts.ts}\n${parts.nonce}\n${bodyHash}`;
   return createHmac('sha256', key).update(msg, 'utf8').digest('hex');
 }
@@ -117,8 +133,9 @@ export interface SignInput {
 export function signPeerRequest(key: Uint8Array, input: SignInput): Record<string, string> {
   const ts = input.now ?? Date.now();
   const nonce = input.nonce ?? randomBytes(16).toString('hex');
-  const sig = peerSignature(key, { method: input.method, path: input.path, from: input.from, to: input.to, ts, nonce, body: input.body });
-  return { [PEER_HEADERS.from]: input.from, [PEER_HEADERS.ts]: String(ts), [PEER_HEADERS.nonce]: nonce, [PEER_HEADERS.sig]: sig };
+  const bodyHash = bodyDigest(input.body);
+  const sig = peerSignature(key, { method: input.method, path: input.path, from: input.from, to: input.to, ts, nonce, bodyHash });
+  return { [PEER_HEADERS.from]: input.from, [PEER_HEADERS.ts]: String(ts), [PEER_HEADERS.nonce]: nonce, [PEER_HEADERS.bodyHash]: bodyHash, [PEER_HEADERS.sig]: sig };
 }
 
 /** An incoming request as the verifier sees it. */
@@ -126,11 +143,27 @@ export interface IncomingPeerRequest {
   readonly method: string;
   readonly path: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * Body bytes. Leave undefined to verify the headers alone against the declared
+   * `x-coffer-body-sha256` (required then); the caller must check the body it reads afterwards with
+   * {@link bodyMatches}. A request without a body and without the header is taken as empty.
+   */
   readonly body?: Uint8Array | undefined;
 }
 
-/** Verdict of {@link PeerVerifier.verify}. */
-export type PeerVerdict = { readonly ok: true; readonly from: string } | { readonly ok: false; readonly reason: PeerRefusal };
+/** Verdict of {@link PeerVerifier.verify}; `bodyHash` is what the signature covers. */
+export type PeerVerdict = { readonly ok: true; readonly from: string; readonly bodyHash: string } | { readonly ok: false; readonly reason: PeerRefusal };
+
+/**
+ * Whether a body read after a headers-only verification is the one that was signed.
+ *
+ * @param verdict - an accepted verdict
+ * @param body - the bytes read (empty when none)
+ * @returns true when `sha256(body)` equals the signed hash (constant-time)
+ */
+export function bodyMatches(verdict: { readonly bodyHash: string }, body: Uint8Array | undefined): boolean {
+  return timingSafeEqual(Buffer.from(bodyDigest(body), 'hex'), Buffer.from(verdict.bodyHash, 'hex'));
+}
 
 /** Options of {@link PeerVerifier}. */
 export interface PeerVerifierOptions {
@@ -193,10 +226,15 @@ export class PeerVerifier {
     const tsText = header(req.headers, PEER_HEADERS.ts);
     const nonce = header(req.headers, PEER_HEADERS.nonce);
     const sig = header(req.headers, PEER_HEADERS.sig);
+    const declared = header(req.headers, PEER_HEADERS.bodyHash);
     if (from === undefined || tsText === undefined || nonce === undefined || sig === undefined) return { ok: false, reason: 'missing' };
     if (!ID_RE.test(from) || !TS_RE.test(tsText) || !NONCE_RE.test(nonce) || !SIG_RE.test(sig)) return { ok: false, reason: 'malformed' };
+    if (declared !== undefined && !HASH_RE.test(declared)) return { ok: false, reason: 'malformed' };
     const ts = Number(tsText);
-    const expected = Buffer.from(peerSignature(this.key, { method: req.method, path: req.path, from, to: this.nodeId, ts, nonce, body: req.body }), 'hex');
+    // The signature covers the hash of the body: the one read, or, before reading, the declared one.
+    const bodyHash = req.body !== undefined ? bodyDigest(req.body) : (declared ?? bodyDigest(EMPTY));
+    if (req.body !== undefined && declared !== undefined && declared !== bodyHash) return { ok: false, reason: 'bad_signature' };
+    const expected = Buffer.from(peerSignature(this.key, { method: req.method, path: req.path, from, to: this.nodeId, ts, nonce, bodyHash }), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return { ok: false, reason: 'bad_signature' };
     const now = this.now();
     if (Math.abs(now - ts) > this.skewMs || ts <= this.floorTs) return { ok: false, reason: 'stale' };
@@ -204,7 +242,7 @@ export class PeerVerifier {
     if (this.nonces.has(nonce)) return { ok: false, reason: 'replayed' };
     if (this.nonces.size >= this.maxNonces) this.evictOldest();
     this.nonces.set(nonce, ts);
-    return { ok: true, from };
+    return { ok: true, from, bodyHash };
   }
 
   /** @returns how many nonces are remembered */

@@ -1,8 +1,11 @@
 /**
  * The peer listener (`COFFER_RAFT_ADDR`): plain `node:http`, one route, no client commands.
  *
- * It is not a public API, so it skips the framework: a request is read up to a hard size cap,
- * authenticated with the cluster key (peer/auth.ts) before anything is decoded, decoded with
+ * It is not a public API, so it skips the framework: a request's signed headers are verified with
+ * the cluster key (peer/auth.ts) before a byte of its body is read; the body is then read up to its
+ * declared length (and a hard cap) and must match the signed hash before anything is decoded. A
+ * sender from before body hashes were declared is still heard (rolling upgrades), but at most
+ * {@link MAX_LEGACY_READS} such bodies are buffered unauthenticated at a time. Decoded with
  * @coffer/raft's codec, handed to the driver, and answered 204 at once (Raft is asynchronous: the
  * answer to a message is another message) — or, when the sender asks for it (`x-coffer-return: 1`)
  * and the owner offers `holdReturn`, the answer is held briefly so that this node's next messages
@@ -11,11 +14,15 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { decodeMessages, type Message, RaftError } from '@coffer/raft';
-import type { PeerRefusal, PeerVerifier } from '../peer/auth.js';
+import { bodyMatches, PEER_HEADERS, type PeerRefusal, type PeerVerifier } from '../peer/auth.js';
 import { RAFT_MESSAGES_PATH, RETURN_HEADER } from './transport.js';
 
 /** Largest accepted peer request body (a batch is at most 8 MiB of data plus framing). */
 const MAX_BODY_BYTES = 80 * 1024 * 1024;
+/** Largest peer RPC body (register, auth failure, join). */
+const MAX_RPC_BYTES = 64 * 1024;
+/** Unauthenticated bodies (senders that do not declare a body hash) buffered at once. */
+export const MAX_LEGACY_READS = 2;
 
 /** A member-to-member call other than Raft messages (register, auth failure, join). */
 export type PeerRpc = (from: string, method: string, body: unknown) => Promise<{ status: number; body: unknown }>;
@@ -41,21 +48,67 @@ export interface PeerServerOptions {
   readonly onRefused?: (reason: PeerRefusal | 'decode' | 'too_large' | 'not_found') => void;
 }
 
+/**
+ * Authenticates a peer request and reads its body: the signed headers first (the declared body
+ * hash), then at most `limit` bytes, which must hash to what was signed. Answers the refusal itself.
+ *
+ * @returns the sender and body, or null when the request was refused (already answered)
+ */
+async function authenticated(opts: PeerServerOptions, req: IncomingMessage, res: ServerResponse, path: string, limit: number): Promise<{ from: string; body: Uint8Array } | null> {
+  const refuse = (reason: PeerRefusal | 'too_large', status: number): null => {
+    opts.onRefused?.(reason);
+    req.resume();
+    res.setHeader('connection', 'close');
+    answer(res, status);
+    return null;
+  };
+  const declaredLength = Number(req.headers['content-length'] ?? 'NaN');
+  if (Number.isFinite(declaredLength) && declaredLength > limit) return refuse('too_large', 413);
+  if (req.headers[PEER_HEADERS.bodyHash] === undefined) {
+    // A sender from before declared body hashes: its body has to be read to be verified.
+    if (legacyReads >= MAX_LEGACY_READS) return refuse('too_large', 503);
+    legacyReads++;
+    let body: Uint8Array | null;
+    try {
+      body = await readBody(req, Math.min(limit, LEGACY_MAX_BYTES));
+    } finally {
+      legacyReads--;
+    }
+    if (body === null) return refuse('too_large', 413);
+    const verdict = opts.verifier.verify({ method: 'POST', path, headers: req.headers, body });
+    return verdict.ok ? { from: verdict.from, body } : refuse(verdict.reason, 401);
+  }
+  const verdict = opts.verifier.verify({ method: 'POST', path, headers: req.headers });
+  if (!verdict.ok) return refuse(verdict.reason, 401);
+  const body = await readBody(req, limit);
+  if (body === null) return refuse('too_large', 413);
+  if (!bodyMatches(verdict, body)) return refuse('bad_signature', 401);
+  return { from: verdict.from, body };
+}
+
+/** Largest body of a sender that does not declare its hash (one Raft batch and framing). */
+const LEGACY_MAX_BYTES = 9 * 1024 * 1024;
+let legacyReads = 0;
+
+/** Reads the body; null as soon as it exceeds `limit` (nothing more is buffered). */
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       size += c.length;
       if (size > limit) {
-        over = true;
         chunks.length = 0;
+        req.off('data', onData);
+        req.off('end', onEnd);
+        resolve(null);
         return;
       }
-      if (!over) chunks.push(c);
-    });
-    req.on('end', () => resolve(over ? null : new Uint8Array(Buffer.concat(chunks, size))));
+      chunks.push(c);
+    };
+    const onEnd = (): void => resolve(new Uint8Array(Buffer.concat(chunks, size)));
+    req.on('data', onData);
+    req.on('end', onEnd);
     req.on('error', reject);
   });
 }
@@ -73,12 +126,15 @@ function answer(res: ServerResponse, status: number): void {
  * @returns a `node:http` server; call `listen` on it
  */
 export function createPeerServer(opts: PeerServerOptions): Server {
-  const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  // Slow-loris bounds: headers within 10 s, a whole request (up to one 80 MiB batch) within 60 s.
+  const server = createServer({ keepAliveTimeout: 60_000, headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => {
     void handle(opts, req, res).catch(() => {
       if (!res.headersSent) answer(res, 500);
       else res.destroy();
     });
   });
+  // Members keep a few connections each; this bounds what anyone who reaches the port can hold open.
+  server.maxConnections = 256;
   return server;
 }
 
@@ -94,18 +150,10 @@ async function handle(opts: PeerServerOptions, req: IncomingMessage, res: Server
     answer(res, 404);
     return;
   }
-  const body = await readBody(req, MAX_BODY_BYTES);
-  if (body === null) {
-    opts.onRefused?.('too_large');
-    answer(res, 413);
-    return;
-  }
-  const verdict = opts.verifier.verify({ method: 'POST', path: RAFT_MESSAGES_PATH, headers: req.headers, body });
-  if (!verdict.ok) {
-    opts.onRefused?.(verdict.reason);
-    answer(res, 401);
-    return;
-  }
+  const auth = await authenticated(opts, req, res, RAFT_MESSAGES_PATH, MAX_BODY_BYTES);
+  if (auth === null) return;
+  const { body } = auth;
+  const verdict = { from: auth.from };
   let msgs: Message[];
   try {
     msgs = decodeMessages(body);
@@ -137,18 +185,10 @@ async function handle(opts: PeerServerOptions, req: IncomingMessage, res: Server
 }
 
 async function handleRpc(opts: PeerServerOptions, rpc: PeerRpc, url: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const body = await readBody(req, 64 * 1024);
-  if (body === null) {
-    opts.onRefused?.('too_large');
-    answer(res, 413);
-    return;
-  }
-  const verdict = opts.verifier.verify({ method: 'POST', path: url, headers: req.headers, body });
-  if (!verdict.ok) {
-    opts.onRefused?.(verdict.reason);
-    answer(res, 401);
-    return;
-  }
+  const auth = await authenticated(opts, req, res, url, MAX_RPC_BYTES);
+  if (auth === null) return;
+  const { body } = auth;
+  const verdict = { from: auth.from };
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));

@@ -127,18 +127,36 @@ describe('tokens and authentication, single-node path', () => {
     expect([locked.status, locked.body.error.code, locked.headers.get('retry-after')]).toEqual([429, 'locked_out', '120']);
     // Verify is locked too (its mismatches count toward the same lockout).
     expect((await h.req('POST', '/v1/verify/any', { token: null, body: { value: 'x' } })).status).toBe(429);
-    expect(h.auditLines().filter((l) => l.status === 429).length).toBe(2);
+    // Once locked, denials are audited once per window, then one summary line for the rest.
+    for (let i = 0; i < 5; i++) expect((await h.req('GET', '/v1/tokens')).status).toBe(429);
+    expect(h.auditLines().filter((l) => l.status === 429).length).toBe(1);
+    h.clock.now += 61_000;
+    expect((await h.req('GET', '/v1/tokens')).status).toBe(429);
+    const lines429 = h.auditLines().filter((l) => l.status === 429);
+    expect(lines429.map((l) => l.action)).toEqual(['token.read', 'auth.lockout.suppressed', 'token.read']);
+    expect(lines429[1]?.resource).toBe('6 denied requests from this address were not audited singly');
+    // The lockout reached the replicated state: 3 failures proposed once, not one write per failure.
+    expect(h.proposed.filter((c) => c.type === 'auth.failure').length).toBe(3);
     h.clock.now += 121_000;
     expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
-    // Aged-out failures need no reset; a success with recent failures on record clears them
-    // (once); a clean success proposes nothing.
-    expect(h.proposed.filter((c) => c.type === 'auth.reset').length).toBe(0);
-    expect((await h.req('GET', '/v1/tokens', { token: 'wrong-again' })).status).toBe(401);
-    expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
-    await new Promise((r) => setImmediate(r));
-    expect(h.proposed.filter((c) => c.type === 'auth.reset').length).toBe(1);
-    await h.req('GET', '/v1/tokens');
-    expect(h.proposed.filter((c) => c.type === 'auth.reset').length).toBe(1);
+  });
+
+  test('lockout: a valid token in between does not clear failures; parallel bad requests stop at the limit', async () => {
+    h = await startHarness({ env: { COFFER_AUTH_MAX_FAILURES: '5', COFFER_AUTH_WINDOW_SECS: '300', COFFER_AUTH_LOCKOUT_SECS: '900' } });
+    // 4 bad + 1 good, repeated: before, the good one erased the count and nothing ever locked.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 4 && round * 4 + i < 5; i++) await h.req('GET', '/v1/tokens', { token: `bad-${round}-${i}` });
+      const good = await h.req('GET', '/v1/tokens');
+      if (round === 0) expect(good.status).toBe(200);
+      else expect(good.body.error.code).toBe('locked_out');
+    }
+    // Parallel: 20 bad requests at once from a fresh address family (IPv6 /64): exactly 5 are judged.
+    h.clock.now += 901_000;
+    const v6 = `http://[::1]:${h.port}`;
+    const all = await Promise.all(Array.from({ length: 20 }, (_, i) => h.req('GET', '/v1/tokens', { token: `p-${i}`, host: v6 })));
+    expect(all.filter((r) => r.status === 401).length).toBe(5);
+    expect(all.filter((r) => r.status === 429).length).toBe(15);
+    expect(h.auditLines().filter((l) => l.clientIp === '::1' && l.status === 401).length).toBe(5);
   });
 
   test('per-role rate limit: 429 rate_limited with Retry-After', async () => {
@@ -163,16 +181,26 @@ describe('tokens and authentication, single-node path', () => {
     expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
   });
 
-  test('follower: write routes are forwarded before auth; reads are served locally', async () => {
+  test('follower: writes are authorised where they arrive, then forwarded to the canonical path; reads are served locally', async () => {
     h = await startHarness();
     h.leader.is = false;
     h.leader.leaderId = 'n2';
-    const before = h.auditLines().length;
-    const w = await h.req('PUT', '/v1/secrets/f/x', { token: 'whatever', body: { value: 'v' } });
+    // No or a wrong token: refused here, never forwarded, audited here.
+    const bad = await h.req('PUT', '/v1/secrets/f/x', { token: 'whatever', body: { value: 'v' } });
+    expect([bad.status, bad.headers.get('x-test-forwarded')]).toEqual([401, null]);
+    expect((await h.req('DELETE', '/v1/tokens/x', { token: null })).status).toBe(401);
+    expect(h.forwarded).toEqual([]);
+    expect(h.auditLines().filter((l) => l.status === 401).length).toBe(2);
+    // Authorised: forwarded, to the decoded and re-encoded name (what was authorised is what runs).
+    const w = await h.req('PUT', '/v1/secrets/f%2Fx', { body: { value: 'v' } });
     expect([w.status, w.headers.get('x-test-forwarded')]).toEqual([200, 'yes']);
     expect(h.forwarded[0]).toEqual({ method: 'PUT', url: '/v1/secrets/f/x', body: '{"value":"v"}' });
-    expect((await h.req('DELETE', '/v1/tokens/x', { token: null })).headers.get('x-test-forwarded')).toBe('yes');
-    expect(h.auditLines().length).toBe(before);
+    // A path that would normalise to another route is refused before anything else.
+    for (const p of ['/v1/rotate/%2e%2e/batch/secrets', '/v1/rotate/../batch/secrets', '/v1/rotate/%2E%2e/batch/secrets', '/v1/rotate//x']) {
+      const trick = await h.raw('POST', p, JSON.stringify({ names: ['f/x'] }));
+      expect([p, trick.status, JSON.parse(trick.text).error.code]).toEqual([p, 400, 'invalid_name']);
+    }
+    expect(h.forwarded.length).toBe(1);
     expect((await h.req('GET', '/v1/tokens')).status).toBe(200);
     const r = await h.req('GET', '/v1/secrets/f/x', { token: null });
     expect(r.status).toBe(404);
