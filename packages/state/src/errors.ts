@@ -7,7 +7,12 @@
  * - `SM_CORRUPT_COMMAND`: the bytes do not decode to a well-formed command of the declared type.
  * - `SM_INVALID_COMMAND`: a command handed to the encoder is malformed (caught before proposing).
  * - `SM_CORRUPT_SNAPSHOT`: a snapshot blob is truncated, fails its checksum or is malformed.
- * - `SM_UNSUPPORTED_SNAPSHOT`: a snapshot blob has a format version this build cannot read.
+ * - `SM_UNSUPPORTED_SNAPSHOT`: a snapshot blob has a format version this build cannot read (or
+ *   will not: the unauthenticated format v1).
+ * - `SM_SNAPSHOT_NOT_AUTHENTIC`: a snapshot's tag does not verify under this cluster's snapshot
+ *   key: it was edited, or it comes from a cluster with another key.
+ * - `SM_INTEGRITY`: a record read back from LevelDB fails its tag (edited, forged or moved), or the
+ *   data dir was written under another key. Never carries the record's value.
  * - `SM_CORRUPT_STORAGE`: a record read back from LevelDB does not decode.
  * - `SM_COMPACTION_UNSAFE`: compaction past what is durably applied or past the saved snapshot.
  * - `SM_STORE_CLOSED`: the store was used after `close()`.
@@ -20,6 +25,8 @@ export type StateErrorCode =
   | 'SM_INVALID_COMMAND'
   | 'SM_CORRUPT_SNAPSHOT'
   | 'SM_UNSUPPORTED_SNAPSHOT'
+  | 'SM_SNAPSHOT_NOT_AUTHENTIC'
+  | 'SM_INTEGRITY'
   | 'SM_CORRUPT_STORAGE'
   | 'SM_COMPACTION_UNSAFE'
   | 'SM_STORE_CLOSED'

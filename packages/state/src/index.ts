@@ -62,8 +62,18 @@ export {
   type StateMachineOptions,
   type TokenStatus,
 } from './state-machine.js';
-export { SNAPSHOT_FORMAT_VERSION, decodeSnapshotBlob, encodeSnapshotBlob, type SnapshotContents } from './snapshot-format.js';
+export { SNAPSHOT_FORMAT_VERSION, LEGACY_SNAPSHOT_FORMAT_VERSION, decodeSnapshotBlob, encodeSnapshotBlob, snapshotFormatVersion, type SnapshotContents } from './snapshot-format.js';
+export {
+  INTEGRITY_FAILURE_KINDS,
+  INTEGRITY_KEY_BYTES,
+  Integrity,
+  RECORD_TAG_BYTES,
+  type IntegrityFailure,
+  type IntegrityFailureKind,
+  type IntegrityKeys,
+  type IntegrityOptions,
+} from './integrity.js';
 export { RaftLogStore, type RaftLogState, type WriteOptions } from './raft-log.js';
 export type { WriterStats } from './group-writer.js';
-export { NodeStore, openNodeStore, readSavedSnapshot, type StateSnapshot } from './node-store.js';
+export { INTEGRITY_MARKER_KEY, NodeStore, openNodeStore, readSavedSnapshot, type StateSnapshot, type StoreAdoption } from './node-store.js';
 export { timingSafeEqual } from './bytes.js';

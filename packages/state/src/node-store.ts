@@ -1,13 +1,28 @@
 // One LevelDB per node data dir holding the Raft log and the state machine. Sharing one database
 // lets a Raft append and a state batch share one group-committed write, and a synced write covers
 // every earlier unsynced one (one write-ahead log).
+//
+// Below the barrier: every record is stored as `value || tag` (integrity.ts) except the saved Raft
+// snapshot, which carries its own keyed tag. Records are checked when read: at open (a bad state
+// record is left out and reported; a bad Raft entry is cut off with everything after it; a bad
+// applied position, hard state or snapshot meta stops the open), when a blob is read (refused with
+// SM_INTEGRITY) and when a snapshot is made (a bad record is left out). The marker record
+// `zintegrity` says the data dir is in this format and under this key; a data dir without it was
+// written by a build before record tags and is adopted once (`adoptUntaggedStore`).
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import { StateError } from './errors.js';
 import { GroupWriter, type Op, type WriterStats } from './group-writer.js';
-import { RAFT_KEY, RaftLogStore, decodeEntry, decodeHardState, decodeSnapMeta, entryKey, type RaftLogState } from './raft-log.js';
+import type { Integrity, IntegrityFailureKind } from './integrity.js';
+import { RAFT_KEY, RaftLogStore, decodeEntry, decodeHardState, decodeSnapMeta, encodeHardState, entryKey, type RaftLogState } from './raft-log.js';
 import { KEY, ctKey, decodeApplied, dekKey, encodeApplied } from './records.js';
-import { decodeSnapshotBlob, encodeSnapshotBlob } from './snapshot-format.js';
+import {
+  LEGACY_SNAPSHOT_FORMAT_VERSION,
+  decodeLegacySnapshotBlob,
+  decodeSnapshotBlob,
+  encodeSnapshotBlob,
+  snapshotFormatVersion,
+} from './snapshot-format.js';
 import { StateMachine, assembleSealed, type ApplyResult } from './state-machine.js';
 import type { LogEntry, SealedValue } from './types.js';
 
@@ -16,6 +31,16 @@ const STATE_GTE = 'a';
 const STATE_LT = 'n';
 const META_GTE = 'm';
 const META_LT = 'n';
+
+/**
+ * Key of the format marker: present (and tagged under this key) once every record of the data dir
+ * carries a tag. Outside the state ('a'..'n') and Raft ('r') ranges, so no rewrite touches it.
+ */
+export const INTEGRITY_MARKER_KEY = 'zintegrity';
+const MARKER_VALUE = new Uint8Array([0x01]);
+
+/** What the first open of a data dir written before record tags did (null on every other open). */
+export type StoreAdoption = { records: number; snapshotReencoded: boolean };
 
 /** Bytes of sealed blobs (ciphertext, wrapped DEKs) kept in memory for hot reads. */
 export const BLOB_CACHE_BYTES: number = 32 * 1024 * 1024;
@@ -31,7 +56,10 @@ export class NodeStore {
   readonly db: ClassicLevel<string, Uint8Array>;
   /** The Raft log, hard state and saved snapshot. */
   readonly log: RaftLogStore;
+  /** Set when this open adopted a data dir written before record tags (log it loudly). */
+  readonly adoption: StoreAdoption | null;
   private readonly writer: GroupWriter;
+  private readonly integrity: Integrity;
   private sm: StateMachine;
   private bootLog: RaftLogState;
   /** Blob writes of the batch being written: reads must see them before LevelDB does. */
@@ -50,20 +78,36 @@ export class NodeStore {
   private closed = false;
 
   /** @internal use `openNodeStore` */
-  constructor(db: ClassicLevel<string, Uint8Array>, sm: StateMachine, bootLog: RaftLogState, first: number, last: number) {
+  constructor(
+    db: ClassicLevel<string, Uint8Array>,
+    sm: StateMachine,
+    bootLog: RaftLogState,
+    first: number,
+    last: number,
+    integrity: Integrity,
+    adoption: StoreAdoption | null,
+  ) {
     this.db = db;
     this.sm = sm;
     this.bootLog = bootLog;
+    this.integrity = integrity;
+    this.adoption = adoption;
     this.writer = new GroupWriter(db, sm.applied);
     this.log = new RaftLogStore(
       this.writer,
       { first, last, snapshot: bootLog.snapshot },
       async (i) => {
-        const v = await db.get(entryKey(i));
-        return v === undefined ? undefined : decodeEntry(i, v);
+        const key = entryKey(i);
+        const v = await db.get(key);
+        return v === undefined ? undefined : decodeEntry(i, openOrThrow(integrity, 'raft_entry', key, v));
       },
       () => this.syncApplied(),
+      integrity,
     );
+  }
+
+  private seal(key: string, value: Uint8Array): Uint8Array {
+    return this.integrity.sealRecord(key, value);
   }
 
   /** The in-memory state machine: synchronous queries. Replaced by `restoreSnapshot`. */
@@ -152,7 +196,7 @@ export class NodeStore {
       }
     }
     for (const [key, value] of ch.puts) {
-      ops.push({ type: 'put', key, value });
+      ops.push({ type: 'put', key, value: this.seal(key, value) });
       if (key.charCodeAt(0) === 0x62) {
         this.inflight.set(key, value);
         this.dropBlob(key);
@@ -160,7 +204,7 @@ export class NodeStore {
     }
     const blobsChange = this.inflight.size > 0 || ch.fullRewrite;
     if (blobsChange) this.blobGen++;
-    ops.push({ type: 'put', key: KEY.applied, value: encodeApplied(ch.applied.index, ch.applied.term) });
+    ops.push({ type: 'put', key: KEY.applied, value: this.seal(KEY.applied, encodeApplied(ch.applied.index, ch.applied.term)) });
     try {
       await this.writer.write(ops, false, ch.applied.index);
     } finally {
@@ -212,6 +256,7 @@ export class NodeStore {
    * @param version - version number
    * @returns the sealed value, or undefined for unknown, pruned or destroyed versions
    * @throws {SM_CORRUPT_STORAGE} the stored bytes do not match the digest in the metadata
+   * @throws {SM_INTEGRITY} a stored blob fails its tag (edited, or moved from another name/version)
    */
   async readSealed(name: string, version: number): Promise<SealedValue | undefined> {
     this.check();
@@ -241,7 +286,10 @@ export class NodeStore {
     let ct = pc ?? undefined;
     let dek = pd ?? undefined;
     if (pc === undefined || pd === undefined) {
-      const [c, d] = await this.db.getMany([kc, kd]);
+      const [sc, sd] = await this.db.getMany([kc, kd]);
+      // Only verified bytes are used or cached (the cache holds values without their tags).
+      const c = sc === undefined ? undefined : openOrThrow(this.integrity, 'blob', kc, sc);
+      const d = sd === undefined ? undefined : openOrThrow(this.integrity, 'blob', kd, sd);
       if (pc === undefined) ct = c;
       if (pd === undefined) dek = d;
       // Fill the cache only if no batch changed blobs meanwhile (else `c`/`d` may be stale).
@@ -272,14 +320,21 @@ export class NodeStore {
           const batch = await it.nextv(4096);
           if (batch.length === 0) break;
           for (const [k, v] of batch) {
-            if (k === KEY.applied) applied = decodeApplied(v);
-            else records.push([k, v]);
+            if (k === KEY.applied) {
+              applied = decodeApplied(openOrThrow(this.integrity, 'record', k, v));
+              continue;
+            }
+            // A record that fails its tag was never loaded; it must not be laundered into a
+            // snapshot that every member would trust.
+            const value = this.integrity.openRecord(k, v);
+            if (value === null) this.integrity.report({ kind: recordKind(k), key: k, action: 'left out of the snapshot' });
+            else records.push([k, value]);
           }
         }
       } finally {
         await it.close();
       }
-      return { index: applied.index, term: applied.term, data: encodeSnapshotBlob(applied.index, applied.term, records) };
+      return { index: applied.index, term: applied.term, data: encodeSnapshotBlob(applied.index, applied.term, records, this.integrity) };
     });
   }
 
@@ -289,18 +344,18 @@ export class NodeStore {
    *
    * @param blob - snapshot blob
    * @returns the snapshot's applied index and term
-   * @throws {SM_CORRUPT_SNAPSHOT} {SM_UNSUPPORTED_SNAPSHOT} nothing is changed
+   * @throws {SM_CORRUPT_SNAPSHOT} {SM_UNSUPPORTED_SNAPSHOT} {SM_SNAPSHOT_NOT_AUTHENTIC} nothing is changed
    */
   restoreSnapshot(blob: Uint8Array): Promise<{ index: number; term: number }> {
     this.check();
     return this.serial(async () => {
-      const snap = decodeSnapshotBlob(blob);
+      const snap = decodeSnapshotBlob(blob, this.integrity);
       const meta = snap.records.filter(([k]) => k.startsWith(META_GTE));
-      const sm = StateMachine.fromRecords(meta, snap);
+      const sm = StateMachine.fromRecords(meta, snap, { integrity: this.integrity });
       const ops: Op[] = [];
       for await (const key of this.db.keys({ gte: STATE_GTE, lt: STATE_LT })) ops.push({ type: 'del', key });
-      for (const [key, value] of snap.records) ops.push({ type: 'put', key, value });
-      ops.push({ type: 'put', key: KEY.applied, value: encodeApplied(snap.index, snap.term) });
+      for (const [key, value] of snap.records) ops.push({ type: 'put', key, value: this.seal(key, value) });
+      ops.push({ type: 'put', key: KEY.applied, value: this.seal(KEY.applied, encodeApplied(snap.index, snap.term)) });
       this.blobGen++;
       this.clearBlobCache();
       await this.writer.write(ops, true, snap.index);
@@ -311,11 +366,26 @@ export class NodeStore {
     });
   }
 
+  /** @internal see `readSavedSnapshot` */
+  async savedSnapshot(): Promise<Uint8Array | undefined> {
+    const data = await this.db.get(RAFT_KEY.snapData);
+    if (data === undefined || data.length === 0) return data;
+    const meta = this.log.snapshotMeta;
+    try {
+      const snap = decodeSnapshotBlob(data, this.integrity);
+      if (meta === null || snap.index !== meta.index || snap.term !== meta.term) throw new StateError('SM_INTEGRITY', 'the saved snapshot is not the one its meta describes');
+    } catch (err) {
+      this.integrity.report({ kind: 'snapshot', key: RAFT_KEY.snapData, action: 'refused' });
+      throw new StateError('SM_INTEGRITY', 'the saved Raft snapshot fails its integrity check; wipe this data dir and let the node re-join', { cause: err });
+    }
+    return data;
+  }
+
   private async syncApplied(): Promise<number> {
     await this.chain;
     if (this.writer.syncedApplied < this.writer.persistedApplied) {
       // A synced write flushes the write-ahead log, and with it every earlier state batch.
-      await this.writer.write([{ type: 'put', key: KEY.applied, value: encodeApplied(this.sm.applied, this.sm.appliedTermValue) }], true, this.sm.applied);
+      await this.writer.write([{ type: 'put', key: KEY.applied, value: this.seal(KEY.applied, encodeApplied(this.sm.applied, this.sm.appliedTermValue)) }], true, this.sm.applied);
     }
     return this.writer.syncedApplied;
   }
@@ -332,70 +402,171 @@ export class NodeStore {
   }
 }
 
+function recordKind(key: string): IntegrityFailureKind {
+  return key.charCodeAt(0) === 0x62 /* b */ ? 'blob' : key.startsWith(RAFT_KEY.entryPrefix) ? 'raft_entry' : key.charCodeAt(0) === 0x72 /* r */ ? 'raft_state' : 'record';
+}
+
+/** Verifies a record that cannot be done without: reports and throws SM_INTEGRITY when it fails. */
+function openOrThrow(integrity: Integrity, kind: IntegrityFailureKind, key: string, stored: Uint8Array): Uint8Array {
+  const value = integrity.openRecord(key, stored);
+  if (value !== null) return value;
+  integrity.report({ kind, key, action: 'refused' });
+  throw new StateError('SM_INTEGRITY', `stored record ${JSON.stringify(key)} fails its integrity check (edited, forged or moved on disk)`);
+}
+
+/** Every key of the store in [gte, lt), in order, with its value. */
+async function readRange(db: ClassicLevel<string, Uint8Array>, gte: string, lt: string, each: (key: string, value: Uint8Array) => void): Promise<void> {
+  const it = db.iterator({ gte, lt });
+  try {
+    for (;;) {
+      const batch = await it.nextv(8192);
+      if (batch.length === 0) break;
+      for (const [k, v] of batch) each(k, v);
+    }
+  } finally {
+    await it.close();
+  }
+}
+
+/**
+ * First open of a data dir written before record tags: tag every record as it is, re-encode a
+ * saved v1 Raft snapshot as v2, and write the marker, in one synced batch (all or nothing).
+ *
+ * Trust on first use: whatever the untagged data dir holds at this moment is adopted, including
+ * anything a disk writer put there before the upgrade. A data dir that already carries tags but
+ * has lost its marker is refused (removing the marker must not turn forged records into adopted
+ * ones); one rewritten entirely in the old format cannot be told apart (docs/SECURITY.md).
+ */
+async function adoptUntaggedStore(db: ClassicLevel<string, Uint8Array>, integrity: Integrity): Promise<StoreAdoption> {
+  const [a, hs] = await db.getMany([KEY.applied, RAFT_KEY.hardState]);
+  if ((a !== undefined && integrity.openRecord(KEY.applied, a) !== null) || (hs !== undefined && integrity.openRecord(RAFT_KEY.hardState, hs) !== null)) {
+    throw new StateError('SM_INTEGRITY', `the data dir holds tagged records but no ${INTEGRITY_MARKER_KEY} marker: it was tampered with; wipe it and let the node re-join`);
+  }
+  const batch = db.batch();
+  let records = 0;
+  let snapshotReencoded = false;
+  const tag = (k: string, v: Uint8Array): void => {
+    batch.put(k, integrity.sealRecord(k, v));
+    records++;
+  };
+  await readRange(db, STATE_GTE, STATE_LT, tag);
+  await readRange(db, RAFT_KEY.entryPrefix, RAFT_KEY.entryPrefix + '~', tag);
+  const [h, sm, sd] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta, RAFT_KEY.snapData]);
+  if (h !== undefined) tag(RAFT_KEY.hardState, h);
+  if (sm !== undefined) tag(RAFT_KEY.snapMeta, sm);
+  if (sd !== undefined && sd.length > 0 && snapshotFormatVersion(sd) === LEGACY_SNAPSHOT_FORMAT_VERSION) {
+    // Our own saved snapshot, checked against its sha256; accepted here once, never via restore.
+    const snap = decodeLegacySnapshotBlob(sd);
+    batch.put(RAFT_KEY.snapData, encodeSnapshotBlob(snap.index, snap.term, snap.records, integrity));
+    snapshotReencoded = true;
+  }
+  batch.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE));
+  await batch.write({ sync: true });
+  return { records, snapshotReencoded };
+}
+
 /**
  * Opens (creating if needed) the store of one node data dir, loads the state metadata into memory
  * and the Raft log. If a saved snapshot is newer than the persisted state (a crash between saving
  * an installed snapshot and applying it), the state is restored from it before returning.
  *
+ * Every record is checked against its tag (`integrity`): a state record that fails is left out
+ * (the node serves the rest); a Raft entry that fails is cut off with every entry after it, and the
+ * hard state's commit index is lowered to match, so the leader re-sends them (an entry at or below
+ * the applied index cannot be cut: the open fails). Each refusal goes to `integrity.report`.
+ *
  * @param dir - directory for LevelDB (e.g. `<COFFER_DATA_DIR>/store`)
+ * @param integrity - the cluster's integrity keys (from `node`; the disk never holds them)
  * @returns the open store
  * @throws {SM_CORRUPT_STORAGE} a record does not decode
+ * @throws {SM_INTEGRITY} the data dir was written under another key, or a record it cannot do
+ *   without (applied position, hard state, snapshot meta, an applied Raft entry) fails its tag
  * @example
  * ```ts
- * const store = await openNodeStore('/var/lib/coffer/n1/store');
+ * const store = await openNodeStore('/var/lib/coffer/n1/store', integrity);
  * const { hardState, snapshot, entries } = store.load();
  * ```
  */
-export async function openNodeStore(dir: string): Promise<NodeStore> {
+export async function openNodeStore(dir: string, integrity: Integrity): Promise<NodeStore> {
   mkdirSync(dir, { recursive: true });
   // A larger write buffer than LevelDB's 4 MiB default: a restore or a big apply batch otherwise
   // stalls on memtable flushes several times per write.
   const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', writeBufferSize: 32 * 1024 * 1024 });
   await db.open();
   try {
-    const appliedRaw = await db.get(KEY.applied);
-    const applied = appliedRaw ? decodeApplied(appliedRaw) : { index: 0, term: 0 };
-    const meta: [string, Uint8Array][] = [];
-    const it = db.iterator({ gte: META_GTE, lt: META_LT });
-    try {
-      for (;;) {
-        const batch = await it.nextv(8192);
-        if (batch.length === 0) break;
-        for (const kv of batch) meta.push(kv);
-      }
-    } finally {
-      await it.close();
+    let adoption: StoreAdoption | null = null;
+    const marker = await db.get(INTEGRITY_MARKER_KEY);
+    if (marker === undefined) {
+      const empty = (await db.keys({ limit: 1 }).all()).length === 0;
+      if (empty) await db.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE), { sync: true });
+      else adoption = await adoptUntaggedStore(db, integrity);
+    } else if (integrity.openRecord(INTEGRITY_MARKER_KEY, marker) === null) {
+      throw new StateError(
+        'SM_INTEGRITY',
+        'this data dir was written under another integrity key (a different COFFER_CLUSTER_KEY, master key or root key), or its marker was edited',
+      );
     }
-    const sm = StateMachine.fromRecords(meta, applied);
+
+    const appliedRaw = await db.get(KEY.applied);
+    const applied = appliedRaw ? decodeApplied(openOrThrow(integrity, 'record', KEY.applied, appliedRaw)) : { index: 0, term: 0 };
+    const meta: [string, Uint8Array][] = [];
+    await readRange(db, META_GTE, META_LT, (k, v) => {
+      const value = integrity.openRecord(k, v);
+      if (value === null) integrity.report({ kind: 'record', key: k, action: 'ignored' });
+      else meta.push([k, value]);
+    });
+    const sm = StateMachine.fromRecords(meta, applied, { integrity });
 
     const [hsRaw, smRaw] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta]);
-    const hardState = hsRaw ? decodeHardState(hsRaw) : { term: 0, vote: null, commit: 0 };
-    const snapshot = smRaw ? decodeSnapMeta(smRaw) : null;
+    const hardState = hsRaw ? decodeHardState(openOrThrow(integrity, 'raft_state', RAFT_KEY.hardState, hsRaw)) : { term: 0, vote: null, commit: 0 };
+    const snapshot = smRaw ? decodeSnapMeta(openOrThrow(integrity, 'raft_state', RAFT_KEY.snapMeta, smRaw)) : null;
     const snapIndex = snapshot?.index ?? 0;
     const entries: LogEntry[] = [];
     let first = snapIndex + 1;
     let last = snapIndex;
     let seenFirst = false;
-    const lit = db.iterator({ gte: RAFT_KEY.entryPrefix, lt: RAFT_KEY.entryPrefix + '~' });
-    try {
-      for (;;) {
-        const batch = await lit.nextv(4096);
-        if (batch.length === 0) break;
-        for (const [k, v] of batch) {
-          const index = Number(k.slice(2));
-          if (!seenFirst) {
-            first = index;
-            seenFirst = true;
-          }
-          last = index;
-          if (index > snapIndex) entries.push(decodeEntry(index, v));
-        }
+    /** First stored index that fails its tag or breaks the sequence; it and everything after go. */
+    let badAt: number | null = null;
+    const stored: number[] = [];
+    await readRange(db, RAFT_KEY.entryPrefix, RAFT_KEY.entryPrefix + '~', (k, v) => {
+      const index = Number(k.slice(2));
+      stored.push(index);
+      if (badAt !== null) return;
+      const value = integrity.openRecord(k, v);
+      if (value === null || (seenFirst && index !== last + 1)) {
+        badAt = index;
+        integrity.report({ kind: 'raft_entry', key: k, action: value === null ? 'log cut here' : 'log cut here (gap)' });
+        return;
       }
-    } finally {
-      await lit.close();
+      if (!seenFirst) {
+        first = index;
+        seenFirst = true;
+      }
+      last = index;
+      if (index > snapIndex) entries.push(decodeEntry(index, value));
+    });
+    if (badAt !== null) {
+      const cut: number = badAt;
+      // An applied entry cannot be cut (Raft would hold a log shorter than what was applied) and
+      // an entry may only be dropped by compaction: stop, and let the operator re-join the node.
+      if (cut <= applied.index) {
+        throw new StateError('SM_INTEGRITY', `Raft entry ${cut}, already applied, fails its integrity check; wipe this data dir and let the node re-join`);
+      }
+      // Not applied yet: cut the log there. The commit index may not point past the log.
+      const batch = db.batch();
+      for (const i of stored) if (i >= cut) batch.del(entryKey(i));
+      if (hardState.commit > cut - 1) {
+        hardState.commit = Math.max(cut - 1, applied.index);
+        batch.put(RAFT_KEY.hardState, integrity.sealRecord(RAFT_KEY.hardState, encodeHardState(hardState)));
+      }
+      await batch.write({ sync: true });
+      if (!seenFirst) {
+        first = snapIndex + 1;
+        last = snapIndex;
+      }
     }
     last = Math.max(last, snapIndex);
-    const store = new NodeStore(db, sm, { hardState, snapshot, entries }, first, last);
+    const store = new NodeStore(db, sm, { hardState, snapshot, entries }, first, last, integrity, adoption);
     if (snapshot && snapshot.index > sm.applied) {
       const data = await db.get(RAFT_KEY.snapData);
       if (!data) throw new StateError('SM_CORRUPT_STORAGE', 'snapshot metadata without snapshot data');
@@ -409,11 +580,13 @@ export async function openNodeStore(dir: string): Promise<NodeStore> {
 }
 
 /**
- * Reads the saved Raft snapshot blob (to send to a follower).
+ * Reads the saved Raft snapshot blob (to send to a follower), checking its tag and that it is the
+ * snapshot the saved meta describes.
  *
  * @param store - an open store
  * @returns the blob or undefined
+ * @throws {SM_INTEGRITY} the saved blob fails its tag or does not match the saved meta
  */
 export async function readSavedSnapshot(store: NodeStore): Promise<Uint8Array | undefined> {
-  return store.db.get(RAFT_KEY.snapData);
+  return store.savedSnapshot();
 }

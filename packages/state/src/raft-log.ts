@@ -5,9 +5,12 @@
 //
 // Entries are written by `append` in one batch together with the hard state; a new entry at
 // index i replaces i and everything after it (Raft §5.3 log matching: a conflicting suffix goes).
+// Every record but the snapshot data carries a record tag (integrity.ts) bound to its key, so an
+// entry injected or edited on disk is never replayed; the snapshot data authenticates itself.
 import { Reader, Writer } from './bytes.js';
 import { StateError, invariant } from './errors.js';
 import type { GroupWriter, Op } from './group-writer.js';
+import type { Integrity } from './integrity.js';
 import type { HardState, LogEntry, SnapshotMeta } from './types.js';
 
 export const RAFT_KEY = { entryPrefix: 'rl', hardState: 'rh', snapMeta: 'rs', snapData: 'rd' } as const;
@@ -72,6 +75,7 @@ export type WriteOptions = { sync: boolean };
  */
 export class RaftLogStore {
   private readonly writer: GroupWriter;
+  private readonly integrity: Integrity;
   private readonly syncedAppliedFn: () => Promise<number>;
   private first: number;
   private last: number;
@@ -84,8 +88,10 @@ export class RaftLogStore {
     init: { first: number; last: number; snapshot: SnapshotMeta | null },
     getEntry: (index: number) => Promise<LogEntry | undefined>,
     syncedApplied: () => Promise<number>,
+    integrity: Integrity,
   ) {
     this.writer = writer;
+    this.integrity = integrity;
     this.first = init.first;
     this.last = init.last;
     this.snap = init.snapshot;
@@ -129,7 +135,8 @@ export class RaftLogStore {
       let expect = first;
       for (const e of entries) {
         invariant(e.index === expect++, 'entries to append must be contiguous');
-        ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
+        const key = entryKey(e.index);
+        ops.push({ type: 'put', key, value: this.integrity.sealRecord(key, encodeEntry(e)) });
       }
       const newLast = expect - 1;
       // Truncate the conflicting suffix that the new entries do not overwrite.
@@ -137,7 +144,7 @@ export class RaftLogStore {
       if (first < this.first) this.first = first;
       this.last = newLast;
     }
-    if (hardState) ops.push({ type: 'put', key: RAFT_KEY.hardState, value: encodeHardState(hardState) });
+    if (hardState) ops.push(this.hardStateOp(hardState));
     return this.writer.write(ops, options.sync);
   }
 
@@ -148,7 +155,11 @@ export class RaftLogStore {
    * @param options - sync (default true)
    */
   setHardState(hardState: HardState, options: WriteOptions = { sync: true }): Promise<void> {
-    return this.writer.write([{ type: 'put', key: RAFT_KEY.hardState, value: encodeHardState(hardState) }], options.sync);
+    return this.writer.write([this.hardStateOp(hardState)], options.sync);
+  }
+
+  private hardStateOp(h: HardState): Op {
+    return { type: 'put', key: RAFT_KEY.hardState, value: this.integrity.sealRecord(RAFT_KEY.hardState, encodeHardState(h)) };
   }
 
   /**
@@ -161,7 +172,7 @@ export class RaftLogStore {
    */
   async saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     const ops: Op[] = [
-      { type: 'put', key: RAFT_KEY.snapMeta, value: encodeSnapMeta(meta) },
+      { type: 'put', key: RAFT_KEY.snapMeta, value: this.integrity.sealRecord(RAFT_KEY.snapMeta, encodeSnapMeta(meta)) },
       { type: 'put', key: RAFT_KEY.snapData, value: data },
     ];
     const at = meta.index >= this.first && meta.index <= this.last ? await this.getEntry(meta.index) : undefined;

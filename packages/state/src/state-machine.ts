@@ -49,6 +49,7 @@ import {
   type VersionMeta,
   type WatermarkRecord,
 } from './records.js';
+import type { Integrity } from './integrity.js';
 import { decodeSnapshotBlob, encodeSnapshotBlob } from './snapshot-format.js';
 import type { LogEntry, RoleRule, SealedValue } from './types.js';
 
@@ -101,6 +102,12 @@ export type StateMachineOptions = {
    */
   keepBlobs?: boolean;
 };
+  /**
+   * The cluster's integrity keys: `state.restore` accepts only a snapshot whose tag they verify,
+   * and `createSnapshot` tags with them. Without it both refuse (no unauthenticated snapshot is
+   * ever made or accepted).
+   */
+  integrity?: Integrity;
 
 function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -144,6 +151,7 @@ export class StateMachine {
 
   private readonly blobs: Map<string, Uint8Array> | null;
   private dirty = new Set<string>();
+  private readonly integrity: Integrity | null;
   private blobOps = new Map<string, Uint8Array | null>();
   private fullRewrite = false;
 
@@ -153,6 +161,7 @@ export class StateMachine {
   constructor(options: StateMachineOptions = {}) {
     this.blobs = options.keepBlobs ? new Map() : null;
   }
+    this.integrity = options.integrity ?? null;
 
   // ---------------------------------------------------------------------------------------------
   // Loading
@@ -649,8 +658,10 @@ export class StateMachine {
   private stateRestore(blob: Uint8Array): CommandResult {
     let records: [string, Uint8Array][];
     let probe: StateMachine;
+    // Deterministic on every member: they all derive the same snapshot key from the cluster key.
+    if (!this.integrity) return { status: 'invalid_snapshot' };
     try {
-      records = decodeSnapshotBlob(blob).records;
+      records = decodeSnapshotBlob(blob, this.integrity).records;
       // Decode fully before touching anything: a bad blob must leave the state as it was.
       probe = new StateMachine({ keepBlobs: false });
       probe.loadRecords(records);
@@ -819,7 +830,23 @@ export class StateMachine {
   createSnapshot(): Uint8Array {
     invariant(this.blobs, 'createSnapshot on a state machine without in-memory blobs');
     const blobs = [...this.blobs.entries()].sort((a, b) => cmpStr(a[0], b[0]));
-    return encodeSnapshotBlob(this.appliedIndex, this.appliedTerm, [...blobs, ...this.metaRecords()]);
+    invariant(this.integrity, 'createSnapshot on a state machine without integrity keys');
+    return encodeSnapshotBlob(this.appliedIndex, this.appliedTerm, [...blobs, ...this.metaRecords()], this.integrity);
+  }
+
+  /**
+   * Checks a snapshot blob the way `state.restore` will, without changing anything: lets the API
+   * refuse an edited or foreign snapshot before it enters the log.
+   *
+   * @param blob - snapshot bytes
+   * @returns the snapshot's applied index, term and number of records
+   * @throws {SM_SNAPSHOT_NOT_AUTHENTIC} {SM_UNSUPPORTED_SNAPSHOT} {SM_CORRUPT_SNAPSHOT} {SM_CORRUPT_STORAGE}
+   */
+  checkSnapshot(blob: Uint8Array): { index: number; term: number; records: number } {
+    invariant(this.integrity, 'checkSnapshot on a state machine without integrity keys');
+    const snap = decodeSnapshotBlob(blob, this.integrity);
+    new StateMachine().loadRecords(snap.records);
+    return { index: snap.index, term: snap.term, records: snap.records.length };
   }
 
   // ---------------------------------------------------------------------------------------------

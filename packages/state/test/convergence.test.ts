@@ -3,19 +3,19 @@
 // it; re-applying the same entries after a reopen changes nothing.
 import * as fc from 'fast-check';
 import { StateMachine, openNodeStore, type LogEntry } from '../src/index.js';
-import { realize, stepArb, tempDir } from './helpers.js';
+import { TEST_INTEGRITY, realize, stepArb, tempDir } from './helpers.js';
 
 describe('replicas converge', () => {
   test('two in-memory replicas: identical digests after random sequences; snapshot round trip too', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { minLength: 1, maxLength: 80 }), (steps) => {
-        const a = new StateMachine({ keepBlobs: true });
+        const a = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
         const entries = realize(steps, (n) => a.latestVersion(n), (e) => void a.apply(e));
-        const b = new StateMachine({ keepBlobs: true });
+        const b = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
         for (const e of entries) b.apply(e);
         expect(b.stateDigest()).toBe(a.stateDigest());
         const snap = a.createSnapshot();
-        const c = new StateMachine({ keepBlobs: true });
+        const c = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
         const r = c.apply({ index: 1, term: 1, type: 'normal', data: encodeRestore(snap) });
         expect(r?.result.status).toBe('ok');
         // state.restore keeps the member book and remembers its own requestId: compare the rest
@@ -32,10 +32,10 @@ describe('replicas converge', () => {
   test('durable replica (random batch splits, reopen midway) matches the in-memory reference', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 10 }), async (steps, splits) => {
-        const ref = new StateMachine({ keepBlobs: true });
+        const ref = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
         const entries = realize(steps, (n) => ref.latestVersion(n), (e) => void ref.apply(e));
         const tmp = tempDir();
-        let store = await openNodeStore(tmp.dir);
+        let store = await openNodeStore(tmp.dir, TEST_INTEGRITY);
         try {
           let i = 0;
           let k = 0;
@@ -45,7 +45,7 @@ describe('replicas converge', () => {
             i += n;
             if (k === 2) {
               await store.close();
-              store = await openNodeStore(tmp.dir);
+              store = await openNodeStore(tmp.dir, TEST_INTEGRITY);
               // the whole stream again: already-applied entries are ignored
               await store.applyEntries(entries.slice(0, i));
             }
@@ -59,7 +59,7 @@ describe('replicas converge', () => {
           const snap = await store.createSnapshot();
           expect(snap.index).toBe(entries.length);
           const other = tempDir();
-          const restored = await openNodeStore(other.dir);
+          const restored = await openNodeStore(other.dir, TEST_INTEGRITY);
           try {
             await restored.restoreSnapshot(snap.data);
             expect(restored.state.stateDigest()).toBe(ref.stateDigest());
@@ -85,10 +85,10 @@ function encodeRestore(snapshot: Uint8Array): Uint8Array {
 test('a replica fed the same entries in different batch sizes produces the same results', () => {
   fc.assert(
     fc.property(fc.array(stepArb, { minLength: 1, maxLength: 50 }), (steps) => {
-      const a = new StateMachine();
+      const a = new StateMachine({ integrity: TEST_INTEGRITY });
       const results: string[] = [];
       const entries: LogEntry[] = realize(steps, (n) => a.latestVersion(n), (e) => results.push(JSON.stringify(a.apply(e))));
-      const b = new StateMachine();
+      const b = new StateMachine({ integrity: TEST_INTEGRITY });
       expect(entries.map((e) => JSON.stringify(b.apply(e)))).toEqual(results);
       expect(b.stateDigest()).toBe(a.stateDigest());
     }),

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { StateMachine, openNodeStore } from '../src/index.js';
 import { entryAt } from './crash-stream.js';
-import { tempDir } from './helpers.js';
+import { TEST_INTEGRITY, tempDir } from './helpers.js';
 
 const CHILD = path.join(__dirname, 'fixtures', 'crash-child.cjs');
 const KILLS = Number(process.env['COFFER_CRASH_KILLS'] ?? 10);
@@ -41,7 +41,7 @@ jest.setTimeout(120_000);
 test(`SIGKILL at random moments (${KILLS}×): reopened state equals the reference at the persisted applied index`, async () => {
   const tmp = tempDir('coffer-crash-');
   let child: ChildProcess | null = null;
-  const ref = new StateMachine({ keepBlobs: true });
+  const ref = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
   let lastApplied = 0;
   // A fixed seed keeps the kill schedule reproducible; the interleaving with the disk is not.
   let seed = 12345;
@@ -55,7 +55,7 @@ test(`SIGKILL at random moments (${KILLS}×): reopened state equals the referenc
       await killAndWait(child);
       child = null;
 
-      const store = await openNodeStore(tmp.dir);
+      const store = await openNodeStore(tmp.dir, TEST_INTEGRITY);
       try {
         const applied = store.applied;
         expect(applied).toBeGreaterThanOrEqual(lastApplied);

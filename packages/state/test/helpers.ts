@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as fc from 'fast-check';
-import { encodeCommand, type Command, type CommandType, type LogEntry, type SealedValue } from '../src/index.js';
+import { Integrity, encodeCommand, type Command, type CommandType, type LogEntry, type SealedValue } from '../src/index.js';
 
 /** A fresh temp dir and its cleanup. */
 export function tempDir(prefix = 'coffer-state-'): { dir: string; cleanup: () => void } {
@@ -175,3 +175,6 @@ export function realize(steps: readonly Step[], latest: (n: string) => number, a
   }
   return out;
 }
+
+/** Integrity keys of the test "cluster" (fixed, so stores reopen and snapshots move between them). */
+export const TEST_INTEGRITY: Integrity = new Integrity({ record: bytes(32, 101), snapshot: bytes(32, 102) });

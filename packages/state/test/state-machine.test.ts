@@ -8,13 +8,13 @@ import {
   type CommandResult,
   type LogEntry,
 } from '../src/index.js';
-import { SAMPLES, bytes, sealed } from './helpers.js';
+import { SAMPLES, TEST_INTEGRITY, bytes, sealed } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 
 /** A replica with a helper that applies commands at consecutive indexes. */
 function replica(): { sm: StateMachine; run: (c: Command) => CommandResult; entry: (c: Command) => LogEntry } {
-  const sm = new StateMachine({ keepBlobs: true });
+  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
   let index = 0;
   const entry = (c: Command): LogEntry => ({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
   const run = (c: Command): CommandResult => {

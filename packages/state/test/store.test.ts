@@ -9,7 +9,7 @@ import {
   type LogEntry,
   type NodeStore,
 } from '../src/index.js';
-import { sealed, tempDir } from './helpers.js';
+import { TEST_INTEGRITY, sealed, tempDir } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 const ent = (index: number, term: number, tag = 0): LogEntry => ({ index, term, type: 'normal', data: Uint8Array.of(index & 0xff, term & 0xff, tag) });
@@ -30,7 +30,7 @@ const put = (name: string, version: number, requestId = `${name}@${version}`): C
 let tmp: ReturnType<typeof tempDir>;
 let stores: NodeStore[] = [];
 async function open(sub = 'a'): Promise<NodeStore> {
-  const s = await openNodeStore(`${tmp.dir}/${sub}`);
+  const s = await openNodeStore(`${tmp.dir}/${sub}`, TEST_INTEGRITY);
   stores.push(s);
   return s;
 }
@@ -177,7 +177,7 @@ describe('state persistence', () => {
     // A restore replaces everything: nothing cached from before survives it.
     await s.applyEntries([e(6, put('b', 1))]);
     expect(await s.readSealed('b', 1)).toEqual(sealed(1));
-    const other = new StateMachine({ keepBlobs: true });
+    const other = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
     other.apply({ index: 1, term: 1, type: 'normal', data: encodeCommand({ ...put('b', 1), sealed: sealed(42) }) });
     await s.restoreSnapshot(other.createSnapshot());
     expect(await s.readSealed('b', 1)).toEqual(sealed(42));
@@ -206,7 +206,7 @@ describe('state persistence', () => {
     const before = b.state.stateDigest();
     const broken = snap.data.slice();
     broken[20] = (broken[20] as number) ^ 1;
-    await expect(b.restoreSnapshot(broken)).rejects.toMatchObject({ code: 'SM_CORRUPT_SNAPSHOT' });
+    await expect(b.restoreSnapshot(broken)).rejects.toMatchObject({ code: 'SM_SNAPSHOT_NOT_AUTHENTIC' });
     expect(b.state.stateDigest()).toBe(before);
     await expect(b.restoreSnapshot(Uint8Array.of(0x43, 0x46, 0x53, 0x4e, 9, ...new Uint8Array(40)))).rejects.toMatchObject({ code: 'SM_UNSUPPORTED_SNAPSHOT' });
     expect(await b.restoreSnapshot(snap.data)).toEqual({ index: 2, term: 1 });
@@ -220,7 +220,7 @@ describe('state persistence', () => {
   });
 
   test('state.restore through the log keeps the address book and rewrites the rest on disk', async () => {
-    const src = new StateMachine({ keepBlobs: true });
+    const src = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
     src.apply({ index: 1, term: 1, type: 'normal', data: encodeCommand(put('from-backup', 1)) });
     const blob = src.createSnapshot();
     let s = await open();
@@ -241,7 +241,7 @@ describe('state persistence', () => {
 
   test('durable snapshot and in-memory snapshot of the same history restore to the same digest', async () => {
     const s = await open();
-    const mem = new StateMachine({ keepBlobs: true });
+    const mem = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
     const entries = [put('a', 1), put('a', 2), put('c/d', 1)].map((c, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: encodeCommand(c) }));
     await s.applyEntries(entries);
     for (const e of entries) mem.apply(e);
@@ -261,7 +261,7 @@ describe('state persistence', () => {
     const snapP = s.createSnapshot();
     const rest = [s.applyEntries(entries.slice(20, 40)), s.applyEntries(entries.slice(40))];
     const [snap] = await Promise.all([snapP, ...rest]);
-    const ref = new StateMachine();
+    const ref = new StateMachine({ integrity: TEST_INTEGRITY });
     for (const e of entries.slice(0, snap.index)) ref.apply(e);
     const r = await open('r');
     await r.restoreSnapshot(snap.data);
