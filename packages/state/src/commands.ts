@@ -625,7 +625,9 @@ function readPayloadV1(r: Reader, type: CommandType): Command {
           // Canonical form: strictly ascending keys; anything else is not our encoding.
           if (prev !== null && !(k > prev)) r.fail('customMetadata keys not in canonical order');
           prev = k;
-          customMetadata[k] = r.str();
+          // defineProperty, not `customMetadata[k] = …`: a key named "__proto__" is data here, and
+          // plain assignment would drop it (the bytes would no longer be this command's encoding).
+          Object.defineProperty(customMetadata, k, { value: r.str(), enumerable: true, writable: true, configurable: true });
         }
       }
       const description = r.optStr();
