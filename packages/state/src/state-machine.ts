@@ -101,13 +101,13 @@ export type StateMachineOptions = {
    * `takeChanges()` then carries metadata only. Default false.
    */
   keepBlobs?: boolean;
-};
   /**
    * The cluster's integrity keys: `state.restore` accepts only a snapshot whose tag they verify,
    * and `createSnapshot` tags with them. Without it both refuse (no unauthenticated snapshot is
    * ever made or accepted).
    */
   integrity?: Integrity;
+};
 
 function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -150,8 +150,8 @@ export class StateMachine {
   private appliedTerm = 0;
 
   private readonly blobs: Map<string, Uint8Array> | null;
-  private dirty = new Set<string>();
   private readonly integrity: Integrity | null;
+  private dirty = new Set<string>();
   private blobOps = new Map<string, Uint8Array | null>();
   private fullRewrite = false;
 
@@ -160,8 +160,8 @@ export class StateMachine {
    */
   constructor(options: StateMachineOptions = {}) {
     this.blobs = options.keepBlobs ? new Map() : null;
-  }
     this.integrity = options.integrity ?? null;
+  }
 
   // ---------------------------------------------------------------------------------------------
   // Loading
@@ -829,8 +829,8 @@ export class StateMachine {
    */
   createSnapshot(): Uint8Array {
     invariant(this.blobs, 'createSnapshot on a state machine without in-memory blobs');
-    const blobs = [...this.blobs.entries()].sort((a, b) => cmpStr(a[0], b[0]));
     invariant(this.integrity, 'createSnapshot on a state machine without integrity keys');
+    const blobs = [...this.blobs.entries()].sort((a, b) => cmpStr(a[0], b[0]));
     return encodeSnapshotBlob(this.appliedIndex, this.appliedTerm, [...blobs, ...this.metaRecords()], this.integrity);
   }
 
