@@ -119,5 +119,6 @@ export { RESULT_ERRORS, expectOk } from './service/results.js';
 export { MAX_VALUE_BYTES, valueFromBody, valueFields, type PlainValue } from './service/values.js';
 export { startServer, COFFER_VERSION, type RunningServer, type StartOptions } from './server.js';
 export { restoreDataDir, type RestoreOptions } from './restore.js';
+export { INTEGRITY_ROOT_FILE, RECORD_MAC_INFO, SNAPSHOT_MAC_INFO, integrityFromRoot, loadStorageIntegrity, type StorageIntegrityOptions } from './storage-integrity.js';
 export { recoverDataDir, type RecoverOptions, type RecoverResult } from './recover.js';
 export type { NodeContext, MemberView, ReadConsistency } from './context.js';

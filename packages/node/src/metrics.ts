@@ -48,6 +48,8 @@ export interface CofferMetrics {
   /** Requests refused by a role rate limit. */
   readonly rateLimited: Counter;
   readonly auditWriteFailures: Counter;
+  /** Stored records, blobs, Raft entries or snapshots refused because their tag did not verify. */
+  readonly integrityFailures: Counter<'kind'>;
 }
 
 /** Options of {@link createMetrics}. */
@@ -129,5 +131,11 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
     authFailures: new Counter({ name: 'coffer_auth_failures_total', help: 'Authentication failures counted toward lockout', registers }),
     rateLimited: new Counter({ name: 'coffer_http_rate_limited_total', help: 'Requests refused by a role rate limit', registers }),
     auditWriteFailures: new Counter({ name: 'coffer_audit_write_failures_total', help: 'Audit lines that could not be written or synced', registers }),
+    integrityFailures: new Counter({
+      name: 'coffer_integrity_failures_total',
+      help: 'Stored records (kind record, blob, raft_entry, raft_state), snapshots or sealed values (kind value) refused because their integrity check failed',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
   };
 }

@@ -20,7 +20,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { openNodeStore } from '@coffer/state';
+import { type Integrity, openNodeStore } from '@coffer/state';
 import { seedStoreFromSnapshot } from './restore.js';
 
 /** What {@link recoverDataDir} needs. */
@@ -33,6 +33,8 @@ export interface RecoverOptions {
   readonly raftAddr?: string;
   /** Only report what would be kept; change nothing. */
   readonly dryRun?: boolean;
+  /** The survivor's integrity keys (`loadStorageIntegrity` with its configuration). */
+  readonly integrity: Integrity;
 }
 
 /** What {@link recoverDataDir} found and did. */
@@ -62,7 +64,7 @@ export async function recoverDataDir(opts: RecoverOptions): Promise<RecoverResul
   if (!existsSync(storeDir) || readdirSync(storeDir).length === 0) throw new Error(`${storeDir} holds no store: recover needs the data dir of a surviving member`);
   let store;
   try {
-    store = await openNodeStore(storeDir);
+    store = await openNodeStore(storeDir, opts.integrity);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot open ${storeDir} (${msg}); stop the node before recovering its data dir`);
@@ -98,7 +100,7 @@ export async function recoverDataDir(opts: RecoverOptions): Promise<RecoverResul
     mkdirSync(staging, { recursive: true, mode: 0o700 });
     try {
       // The new cluster never starts below a term the survivor has already seen.
-      await seedStoreFromSnapshot({ storeDir: staging, nodeId: opts.nodeId, raftAddr, snapshot: blob, term: Math.max(hardState.term, snap.term) });
+      await seedStoreFromSnapshot({ storeDir: staging, nodeId: opts.nodeId, raftAddr, snapshot: blob, term: Math.max(hardState.term, snap.term), integrity: opts.integrity });
     } catch (err) {
       rmSync(staging, { recursive: true, force: true });
       throw err;

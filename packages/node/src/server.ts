@@ -19,13 +19,14 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { createAwsProvider, createLocalProvider, DekCache, Envelopes, hashToken, type KeyProvider } from '@coffer/crypto';
 import { type ConfChange, type Entry, type Message, type NodeId, type Status } from '@coffer/raft';
-import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, type CommandResult, encodeCommand, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
+import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, type CommandResult, encodeCommand, type Integrity, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
 import { AuditLog } from './audit/audit-log.js';
 import type { ServerConfig } from './config.js';
 import type { MemberView, NodeContext, ReadConsistency } from './context.js';
 import { ServiceError } from './http/errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type CofferMetrics } from './metrics.js';
+import { loadStorageIntegrity } from './storage-integrity.js';
 import { clientIp as socketOrProxyIp, normaliseIp } from './net/allowlist.js';
 import { derivePeerKey, PeerVerifier, signPeerRequest } from './peer/auth.js';
 import { type Applier, type ApplyOutcome, type DurableLog, DriverError, loadStorage, RaftDriver } from './raft/driver.js';
@@ -182,8 +183,23 @@ export async function startServer(config: Readonly<ServerConfig>, opts: StartOpt
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const metrics: CofferMetrics = createMetrics({ collectDefault: true });
 
-  const store: NodeStore = await openNodeStore(path.join(config.dataDir, 'store'));
-  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  // Storage below the barrier: every record and snapshot is tagged with keys derived from the
+  // cluster key (or a KMS-wrapped root); the disk never holds them (storage-integrity.ts).
+  const integrity = await openStorageIntegrity(config, logger, metrics);
+  let store: NodeStore;
+  try {
+    store = await openNodeStore(path.join(config.dataDir, 'store'), integrity);
+  } catch (err) {
+    integrity.destroy();
+    throw err;
+  }
+  if (store.adoption !== null) {
+    logger.warn(
+      { records: store.adoption.records, snapshotReencoded: store.adoption.snapshotReencoded },
+      'ADOPTED a data dir written before storage integrity tags: every record it held was trusted as it was and is tagged from now on (one-time upgrade step; see docs/SECURITY.md)',
+    );
+  }
+  const cleanups: (() => Promise<void>)[] = [async () => integrity.destroy(), () => store.close()];
   const cleanup = async (): Promise<void> => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     cleanups.length = 0;
@@ -194,6 +210,18 @@ export async function startServer(config: Readonly<ServerConfig>, opts: StartOpt
     await cleanup();
     throw err;
   }
+}
+
+/** The integrity keys of this node's storage; refused records are logged (key only) and counted. */
+function openStorageIntegrity(config: Readonly<ServerConfig>, logger: Logger, metrics: CofferMetrics): Promise<Integrity> {
+  return loadStorageIntegrity(config, {
+    create: true,
+    logger,
+    onFailure: (f) => {
+      metrics.integrityFailures.inc({ kind: f.kind });
+      logger.error({ integrity: f.kind, record: f.key, action: f.action }, 'stored data failed its integrity check');
+    },
+  });
 }
 
 async function assemble(

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { checkNodeId, ConfigError, describeConfig, loadConfig, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
+import { checkNodeId, ConfigError, describeConfig, loadConfig, loadStorageIntegrity, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
 import { group, leaf, type CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 
@@ -64,7 +64,9 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
     .requiredOption('--data-dir <dir>', 'the data dir to create (must not hold a store yet)')
     .option('--node-id <id>', 'id of the node that will run on it (default COFFER_NODE_ID, else the data dir\'s name when it is a valid id, as in ./data/n1)')
     .option('--raft-addr <url>', 'the node\'s advertised Raft URL (default COFFER_ADVERTISE_RAFT, else http://127.0.0.1:8201)')
-    .action(async (file: string, opts: { dataDir: string; nodeId?: string; raftAddr?: string; json?: boolean }) => {
+    .option('--integrity-root <file>', 'without COFFER_CLUSTER_KEY: the integrity-root.json of the node that made the snapshot (KMS-wrapped; unwrapped with the configured KMS or master key)')
+    .addHelpText('after', '\nThe snapshot must be authentic: the same configuration variables as the server (COFFER_CLUSTER_KEY, or the KMS/master key with --integrity-root) are read to check it; an edited snapshot or one from a cluster with another key is refused.\n')
+    .action(async (file: string, opts: { dataDir: string; nodeId?: string; raftAddr?: string; integrityRoot?: string; json?: boolean }) => {
       const base = path.basename(path.resolve(opts.dataDir));
       const nodeId = opts.nodeId ?? nonEmpty(ctx.io.env['COFFER_NODE_ID']) ?? (checkNodeId(base).ok ? base : undefined);
       if (nodeId === undefined) throw new CliError('CLI_USAGE', `--node-id is required (COFFER_NODE_ID is unset and the data dir name ${JSON.stringify(base)} is not a node id)`);
@@ -73,7 +75,17 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
       if (!existsSync(file)) throw new CliError('CLI_USAGE', `${file}: no such file`);
       const blob = new Uint8Array(readFileSync(file));
       const raftAddr = opts.raftAddr ?? nonEmpty(ctx.io.env['COFFER_ADVERTISE_RAFT']) ?? 'http://127.0.0.1:8201';
-      const r = await restoreDataDir({ dataDir: path.resolve(opts.dataDir), nodeId, raftAddr, snapshot: blob });
+      const integrity = await offlineIntegrity(ctx, nodeId, path.resolve(opts.dataDir), opts.integrityRoot);
+      let r;
+      try {
+        r = await restoreDataDir({ dataDir: path.resolve(opts.dataDir), nodeId, raftAddr, snapshot: blob, integrity });
+      } catch (err) {
+        const code = (err as { code?: unknown } | null)?.code;
+        if (code === 'SM_SNAPSHOT_NOT_AUTHENTIC') throw new CliError('CLI_FAILED', `${file}: the snapshot is not authentic: it was edited or comes from a cluster with another key`);
+        throw new CliError('CLI_FAILED', `${file}: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        integrity.destroy();
+      }
       if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify(r)}\n`);
       else ctx.io.stdout.write(`restored ${r.secrets} secrets at index ${r.index} into ${path.resolve(opts.dataDir)} for node ${nodeId} (Raft ${raftAddr}); start it with COFFER_NODE_ID=${nodeId} COFFER_DATA_DIR=${path.resolve(opts.dataDir)}\n`);
     });
@@ -108,16 +120,38 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
       if (nodeId === undefined || nodeId === '') throw new CliError('CLI_USAGE', '--node-id (or COFFER_NODE_ID) is required');
       const dataDir = path.resolve(opts.dataDir);
       if (!existsSync(path.join(dataDir, 'store'))) throw new CliError('CLI_USAGE', `${dataDir}: no store/ in this data dir`);
+      const integrity = await offlineIntegrity(ctx, nodeId, dataDir, undefined);
       let r;
       try {
-        r = await recoverDataDir({ dataDir, nodeId, ...(opts.raftAddr === undefined ? {} : { raftAddr: opts.raftAddr }), dryRun: opts.dryRun === true });
+        r = await recoverDataDir({ dataDir, nodeId, ...(opts.raftAddr === undefined ? {} : { raftAddr: opts.raftAddr }), dryRun: opts.dryRun === true, integrity });
       } catch (err) {
         throw new CliError('CLI_FAILED', err instanceof Error ? err.message : String(err));
+      } finally {
+        integrity.destroy();
       }
       if (opts.json === true) ctx.io.stdout.write(`${JSON.stringify({ dryRun: opts.dryRun === true, ...r })}\n`);
       else if (opts.dryRun === true) ctx.io.stdout.write(`would keep ${r.secrets} secrets up to index ${r.index} (term ${r.term}; known committed ${r.commit}); old members: ${r.previousMembers.join(', ')}\n`);
       else ctx.io.stdout.write(`recovered ${r.secrets} secrets up to index ${r.index} into a one-member cluster (${nodeId}); old store kept at ${r.backupDir}; start the node, then join the others with COFFER_JOIN\n`);
     });
+}
+
+/**
+ * The storage integrity keys an offline tool needs, from the same variables as the server
+ * (COFFER_CLUSTER_KEY, else the KMS or local master key and the data dir's wrapped root).
+ */
+async function offlineIntegrity(ctx: CliContext, nodeId: string, dataDir: string, rootFile: string | undefined): Promise<Awaited<ReturnType<typeof loadStorageIntegrity>>> {
+  let config;
+  try {
+    config = loadConfig({ ...readEnv(ctx.io.env), COFFER_NODE_ID: nodeId, COFFER_DATA_DIR: dataDir }, {});
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError('CLI_USAGE', `the integrity keys come from the server's configuration: ${err.message}`);
+    throw err;
+  }
+  try {
+    return await loadStorageIntegrity(config, { create: false, rootFile });
+  } catch (err) {
+    throw new CliError('CLI_FAILED', `cannot load the integrity keys: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 async function runServer(args: string[], ctx: CliContext): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { decodeSnapshotBlob } from '@coffer/state';
+import { StateError } from '@coffer/state';
 import type { NodeContext } from '../context.js';
 import { ServiceError } from '../http/errors.js';
 import { commandId } from './common.js';
@@ -131,14 +131,15 @@ export class ClusterService {
    *
    * @param blob - snapshot bytes as downloaded from `GET /v1/cluster/snapshot`
    * @returns the number of secrets restored
-   * @throws {ServiceError} `invalid_request` for a blob that does not decode
+   * @throws {ServiceError} `invalid_snapshot` for a blob that is not authentic (edited, or made by
+   *   a cluster with another key), is in an unauthenticated older format, or does not decode
    */
   async restore(blob: Uint8Array): Promise<number> {
     if (blob.length === 0) throw new ServiceError('invalid_request', 'the body must be a snapshot (application/octet-stream)');
     try {
-      decodeSnapshotBlob(blob);
-    } catch {
-      throw new ServiceError('invalid_request', 'the body is not a valid Coffer snapshot');
+      this.ctx.state.checkSnapshot(blob);
+    } catch (err) {
+      throw snapshotRefusal(err);
     }
     const res = expectOk(await this.ctx.propose({ type: 'state.restore', requestId: commandId(), at: this.ctx.now(), snapshot: blob }));
     return res.count ?? 0;
@@ -160,4 +161,18 @@ export class ClusterService {
       lastPassAt: wm?.passFinishedAt === null || wm === null ? null : new Date(wm.passFinishedAt).toISOString(),
     };
   }
+}
+
+/**
+ * The API error for a snapshot `checkSnapshot` refused (never echoes the blob).
+ *
+ * @param err - what `checkSnapshot` threw
+ * @returns the `invalid_snapshot` error to throw
+ */
+export function snapshotRefusal(err: unknown): ServiceError {
+  if (err instanceof StateError && err.code === 'SM_SNAPSHOT_NOT_AUTHENTIC') {
+    return new ServiceError('invalid_snapshot', 'the snapshot is not authentic: it was edited or comes from a cluster with another key', { cause: err });
+  }
+  if (err instanceof StateError && err.code === 'SM_UNSUPPORTED_SNAPSHOT') return new ServiceError('invalid_snapshot', err.message, { cause: err });
+  return new ServiceError('invalid_snapshot', 'the body is not a valid Coffer snapshot', { cause: err });
 }

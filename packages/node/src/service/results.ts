@@ -22,7 +22,7 @@ export const RESULT_ERRORS: Readonly<Record<Failure, readonly [ServiceErrorCode,
   token_inactive: ['invalid_request', 'the token is revoked or expired'],
   hash_conflict: ['internal', 'token hash collision'],
   stale: ['internal', 'stale command'],
-  invalid_snapshot: ['invalid_request', 'the body is not a valid Coffer snapshot'],
+  invalid_snapshot: ['invalid_snapshot', 'the snapshot is not authentic or not a valid Coffer snapshot'],
 } satisfies Record<Failure, readonly [ServiceErrorCode, string]>);
 
 /**

@@ -187,15 +187,36 @@ export class SecretService {
   private async openLocal(name: string, version?: number): Promise<OpenedSecret | undefined> {
     const meta = this.ctx.state.readableVersion(name, this.ctx.now(), version);
     if (meta === undefined) return undefined;
-    const sealed = await this.ctx.readSealed(name, meta.version);
+    let sealed;
+    try {
+      sealed = await this.ctx.readSealed(name, meta.version);
+    } catch (err) {
+      throw this.integrityFailure(err, name, meta.version);
+    }
     if (sealed === undefined) return undefined;
     let plaintext: Uint8Array;
     try {
       plaintext = await this.ctx.envelopes.open(sealed as Parameters<NodeContext['envelopes']['open']>[0], { name, version: meta.version });
     } catch (err) {
-      throw cryptoFailure(err);
+      throw this.integrityFailure(err, name, meta.version);
     }
     return { name, version: meta.version, format: meta.format, createdAt: meta.createdAt, plaintext };
+  }
+
+  /**
+   * Maps a failure to read or open a stored version. Stored bytes that fail their tag or digest
+   * (edited on disk, or a sealed value moved under another name or version, which the AEAD's AAD
+   * refuses) are an `integrity_error`: logged (name and version, never bytes) and counted; the
+   * request's audit line records the refusal. KMS outages stay retryable 503s.
+   */
+  private integrityFailure(err: unknown, name: string, version: number): unknown {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === 'SM_INTEGRITY' || code === 'SM_CORRUPT_STORAGE' || code === 'CRYPTO_INTEGRITY' || code === 'CRYPTO_KMS_INVALID_CIPHERTEXT') {
+      this.ctx.metrics.integrityFailures.inc({ kind: 'value' });
+      this.ctx.logger.error({ secret: name, version, code }, 'a stored secret version failed its integrity check');
+      return new ServiceError('integrity_error', `the stored value of "${name}" version ${version} failed its integrity check (edited or moved on disk); it is not served`, { cause: err });
+    }
+    return cryptoFailure(err);
   }
 
   /**
