@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // pnpm soak:security — the long fuzz run of every decoder that reads outside bytes.
 //
-//   node scripts/soak-security.mjs [--runs N] [--target NAME]... [--seed S] [--no-corpus] [--list]
+//   node scripts/soak-security.mjs [--runs N] [--target NAME]... [--seed S] [--max-seconds T] [--no-corpus] [--list]
 //
 // Runs N inputs (default 1,000,000) through each target of
 // packages/cluster-tests/test/fuzz/registry.ts, one target after another, and prints per target:
 // inputs, seconds, failures; then one summary line. Exits 1 on any failure. Failing inputs are
 // saved as corpus entries (packages/<pkg>/test/fuzz/corpus/<target>/<hash>.bin), and so is the
 // smallest input of each outcome class not yet represented (at most 12 per target, ≤ 4 KiB each);
-// the jest run (fuzz.test.ts) replays them first. --no-corpus saves nothing.
+// the jest run (fuzz.test.ts) replays them first. --no-corpus saves nothing. --max-seconds caps the
+// time per target for slow targets (file-backed ones): the table then shows the inputs that ran.
 //
 // The targets are the TypeScript test sources that jest runs, not dist/: this script compiles them
 // on load with the repository's TypeScript (transpile only; `tsc -b` does the type checking), with
@@ -24,7 +25,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
 function parseArgs(argv) {
-  const o = { runs: 1_000_000, targets: [], seed: Date.now() % 2_147_483_647, corpus: true, list: false };
+  const o = { runs: 1_000_000, targets: [], seed: Date.now() % 2_147_483_647, corpus: true, list: false, maxSeconds: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -35,15 +36,17 @@ function parseArgs(argv) {
     if (a === '--runs') o.runs = Number(next());
     else if (a === '--target') o.targets.push(next());
     else if (a === '--seed') o.seed = Number(next());
+    else if (a === '--max-seconds') o.maxSeconds = Number(next());
     else if (a === '--no-corpus') o.corpus = false;
     else if (a === '--list') o.list = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: soak-security.mjs [--runs N] [--target NAME]... [--seed S] [--no-corpus] [--list]');
+      console.log('usage: soak-security.mjs [--runs N] [--target NAME]... [--seed S] [--max-seconds T] [--no-corpus] [--list]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
   if (!Number.isSafeInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a positive integer');
   if (!Number.isSafeInteger(o.seed)) throw new Error('--seed must be an integer');
+  if (o.maxSeconds !== undefined && !(o.maxSeconds > 0)) throw new Error('--max-seconds must be positive');
   return o;
 }
 
@@ -89,6 +92,7 @@ async function main() {
     const report = await engine.fuzzTarget(t, {
       runs: opts.runs,
       seed: opts.seed,
+      ...(opts.maxSeconds === undefined ? {} : { maxSeconds: opts.maxSeconds }),
       progress: (done) => {
         if (process.stderr.isTTY && Date.now() - lastShown > 2000) {
           lastShown = Date.now();

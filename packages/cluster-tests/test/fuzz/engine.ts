@@ -387,6 +387,8 @@ export interface FuzzOptions {
   readonly batch?: number;
   /** Called after each batch with the inputs done so far. */
   readonly progress?: (done: number) => void;
+  /** Stop starting new batches after this many seconds (the report says how many inputs ran). */
+  readonly maxSeconds?: number;
 }
 
 const hangContext = vm.createContext({ job: undefined as (() => unknown) | undefined, result: undefined as unknown });
@@ -414,7 +416,7 @@ export async function fuzzTarget(t: FuzzTarget, opts: FuzzOptions): Promise<Fuzz
   let done = 0;
   await t.setup?.();
   try {
-    for (let b = 0; done < opts.runs; b++) {
+    for (let b = 0; done < opts.runs && (opts.maxSeconds === undefined || performance.now() - t0 < opts.maxSeconds * 1000); b++) {
       const numRuns = Math.min(batch, opts.runs - done);
       const seed = (opts.seed + b * 7919) | 0;
       let details: fc.RunDetails<[Uint8Array]>;
