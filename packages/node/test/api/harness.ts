@@ -2,13 +2,14 @@
 // encodes, decodes and applies each command (the single-node path: this node is leader and the
 // whole quorum), real Envelopes over the local key provider, a real audit file, real metrics, and
 // the app from createApi served by node:http on a loopback port. Requests go over real HTTP.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createLocalProvider, Envelopes, hashToken } from '@coffer/crypto';
-import { decodeCommand, encodeCommand, StateMachine, type Command, type CommandResult } from '@coffer/state';
+import { decodeCommand, encodeCommand, Integrity, StateMachine, type Command, type CommandResult } from '@coffer/state';
 import { AuditLog, type AuditRecord } from '../../src/audit/audit-log.js';
 import { loadConfig } from '../../src/config.js';
 import type { NodeContext } from '../../src/context.js';
@@ -53,7 +54,8 @@ export interface Harness {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'coffer-api-'));
   const cfg = loadConfig({ COFFER_NODE_ID: 'n1', COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY, ...opts.env }, {});
-  let sm = new StateMachine({ keepBlobs: true });
+  // Snapshots are tagged with the cluster's integrity keys; this single node's are random.
+  let sm = new StateMachine({ keepBlobs: true, integrity: new Integrity({ record: randomBytes(32), snapshot: randomBytes(32) }) });
   const clock = { now: Date.UTC(2030, 0, 1) };
   const leader = { is: true, removed: false, closing: false, leaderId: 'n1' as string | null };
   const proposed: Command[] = [];
