@@ -90,6 +90,20 @@ export function parseDuration(input: string): number {
   return ms;
 }
 
+/**
+ * Writes a whole number of seconds as the shortest duration {@link parseDuration} reads back
+ * exactly (`30d`, `36h`, `90min`, `45s`).
+ *
+ * @param secs - a positive whole number of seconds
+ * @returns the duration text
+ */
+export function formatDuration(secs: number): string {
+  if (secs % 86_400 === 0) return `${secs / 86_400}d`;
+  if (secs % 3_600 === 0) return `${secs / 3_600}h`;
+  if (secs % 60 === 0) return `${secs / 60}min`;
+  return `${secs}s`;
+}
+
 /** A parsed rate limit: at most `count` requests per `perMs` milliseconds. */
 export interface RateLimit {
   readonly count: number;

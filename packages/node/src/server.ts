@@ -21,14 +21,15 @@ import { createAwsProvider, createLocalProvider, DekCache, Envelopes, hashToken,
 import { type ConfChange, type Entry, type Message, type NodeId, type Status } from '@coffer/raft';
 import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, type CommandResult, encodeCommand, type Integrity, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
 import { AuditLog } from './audit/audit-log.js';
+import { Lockout } from './auth/lockout.js';
 import type { ServerConfig } from './config.js';
 import type { MemberView, NodeContext, ReadConsistency } from './context.js';
 import { ServiceError } from './http/errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type CofferMetrics } from './metrics.js';
 import { loadStorageIntegrity } from './storage-integrity.js';
-import { clientIp as socketOrProxyIp, normaliseIp } from './net/allowlist.js';
-import { derivePeerKey, PeerVerifier, signPeerRequest } from './peer/auth.js';
+import { Allowlist, clientIp as clientAddress, normaliseIp, type ProxyTrust } from './net/allowlist.js';
+import { bodyMatches, derivePeerKey, PeerVerifier, signPeerRequest } from './peer/auth.js';
 import { type Applier, type ApplyOutcome, type DurableLog, DriverError, loadStorage, RaftDriver } from './raft/driver.js';
 import { decodeMemberContext, encodeMemberContext, foundingLog } from './raft/members.js';
 import { createPeerServer, type PeerRpc } from './raft/peer-server.js';
@@ -68,6 +69,8 @@ function readLimited(req: IncomingMessage, limit: number): Promise<Uint8Array | 
 
 /** Header with the original client IP of a request a follower forwarded to the leader. */
 const FORWARDED_IP_HEADER = 'x-coffer-forwarded-ip';
+/** Open API connections one node accepts (clients, balancers, forwarding members). */
+const API_MAX_CONNECTIONS = 8192;
 
 /** A running node. */
 export interface RunningServer {
@@ -505,9 +508,14 @@ async function assemble(
         return { status: 200, body: {} };
       }
       case 'auth-failure': {
-        const b = body as { ip?: unknown };
-        if (typeof b.ip !== 'string') return { status: 400, body: { error: 'bad auth-failure body' } };
-        await proposeAuthFailure(b.ip);
+        // `ip` is a lockout key (an address or an IPv6 /64); `count` failures since the last report
+        // (a member from before reports were batched sends one at a time, without a count).
+        const b = body as { ip?: unknown; count?: unknown };
+        const count = b.count === undefined ? 1 : b.count;
+        if (typeof b.ip !== 'string' || !/^[0-9a-fA-F.:]{2,45}(\/64)?$/.test(b.ip) || typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1) {
+          return { status: 400, body: { error: 'bad auth-failure body' } };
+        }
+        lockout.reported(b.ip, count);
         return { status: 200, body: {} };
       }
       case 'join': {
@@ -589,9 +597,21 @@ async function assemble(
 
   // --- Proposals -----------------------------------------------------------------------------
   const lockoutRetainMs = Math.max(config.authWindowSecs, config.authLockoutSecs) * 1000;
-  async function proposeAuthFailure(ip: string): Promise<void> {
-    await ctx.propose({ type: 'auth.failure', requestId: '', at: Date.now(), ip, retainMs: lockoutRetainMs });
-  }
+  const lockout = new Lockout({
+    policy: { enabled: config.authLockoutEnabled, maxFailures: config.authMaxFailures, windowMs: config.authWindowSecs * 1000, lockoutMs: config.authLockoutSecs * 1000 },
+    now: () => Date.now(),
+    state: () => store.state,
+    isLeader: () => driver.isLeader(),
+    propose: async (key, at) => {
+      await ctx.propose({ type: 'auth.failure', requestId: '', at, ip: key, retainMs: lockoutRetainMs });
+    },
+    report: async (key, count) => {
+      await callLeader('auth-failure', { ip: key, count });
+    },
+    warn: (msg, err) => logger.warn({ err: String(err) }, msg),
+    onLocked: () => metrics.authLockouts.inc(),
+  });
+  cleanups.push(async () => lockout.close());
 
   let closing = false;
   let registering = false;
@@ -659,7 +679,9 @@ async function assemble(
   // --- The context the HTTP layer uses -------------------------------------------------------
   const forwardAgent = new Agent({ connections: 64, headersTimeout: 15_000, bodyTimeout: 15_000, connectTimeout: 2_000, keepAliveTimeout: 30_000 });
   cleanups.push(() => forwardAgent.close());
-  const forwardedIps = new WeakMap<IncomingMessage, string | undefined>();
+  /** Per request: its client IP, and for a member's forward the signed body hash (or why it was refused). */
+  const forwardedIps = new WeakMap<IncomingMessage, { ip: string | undefined; bodyHash: string | undefined; error: ServiceError | undefined }>();
+  const proxyTrust: ProxyTrust = { trustDirectPeer: config.trustProxy, proxies: Allowlist.from(config.trustedProxies) };
 
   const ctx: NodeContext = {
     config,
@@ -712,30 +734,33 @@ async function assemble(
         throw toServiceError(err, driver.leader());
       }
     },
-    async forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void> {
+    async forwardToLeader(req: IncomingMessage, res: ServerResponse, target: { readonly path: string; readonly body: Uint8Array | undefined }): Promise<void> {
       await waitUntil(() => driver.leader() !== null && ctx.leaderApiAddr() !== undefined, config.electionMs * 2);
       const lead = driver.leader();
       const base = ctx.leaderApiAddr();
       if (lead === null || base === undefined || lead === nodeId) throw new ServiceError('no_leader', 'no leader is known; retry shortly', { retryAfterSecs: 1 });
-      if (req.headers['x-coffer-forwarded-ip'] !== undefined) throw new ServiceError('no_leader', 'leadership is moving; retry shortly', { retryAfterSecs: 1 });
+      if (req.headers[FORWARDED_IP_HEADER] !== undefined) throw new ServiceError('no_leader', 'leadership is moving; retry shortly', { retryAfterSecs: 1 });
       const ip = ctx.clientIp(req) ?? '';
-      const url = req.url ?? '/';
+      const method = req.method ?? 'GET';
       const headers: Record<string, string> = {};
       for (const h of ['authorization', 'x-vault-token', 'content-type', 'x-request-id', 'accept']) {
         const v = req.headers[h];
         if (typeof v === 'string') headers[h] = v;
       }
-      const signed = signPeerRequest(peerKey, { method: req.method ?? 'GET', path: `FWD ${ip} ${url}`, from: nodeId, to: lead });
+      // Signed over exactly what is sent: method, path and query as sent, the body, the client IP.
+      const signed = signPeerRequest(peerKey, { method, path: `FWD ${ip} ${target.path}`, from: nodeId, to: lead, body: target.body });
       Object.assign(headers, signed, { [FORWARDED_IP_HEADER]: ip });
       let upstream;
       const fwd: { leader: string; abort: AbortController; timer: NodeJS.Timeout | undefined } = { leader: lead, abort: new AbortController(), timer: undefined };
       forwards.add(fwd);
       try {
-        upstream = await request(new URL(url, base), {
-          method: (req.method ?? 'GET') as 'GET',
+        // The dispatcher sends `path` byte for byte (no URL normalisation between signing and sending).
+        upstream = await forwardAgent.request({
+          origin: new URL(base).origin,
+          path: target.path,
+          method: method as 'GET',
           headers,
-          ...(body === undefined ? {} : { body }),
-          dispatcher: forwardAgent,
+          ...(target.body === undefined ? {} : { body: target.body }),
           signal: fwd.abort.signal,
         });
       } catch (err) {
@@ -756,29 +781,39 @@ async function assemble(
       res.end();
     },
     clientIp(req: IncomingMessage): string | undefined {
-      if (forwardedIps.has(req)) return forwardedIps.get(req);
-      let ip: string | undefined;
-      const fwd = req.headers[FORWARDED_IP_HEADER];
-      if (typeof fwd === 'string') {
-        // Trusted only when a member signed it (cluster key); otherwise the header is ignored.
-        const v = verifier.verify({ method: req.method ?? 'GET', path: `FWD ${fwd} ${req.url ?? '/'}`, headers: req.headers });
-        ip = v.ok ? normaliseIp(fwd === '' ? undefined : fwd) : socketOrProxyIp(req, config.trustProxy);
-        if (!v.ok) metrics.peerRefusals.inc({ reason: v.reason });
-      } else {
-        ip = socketOrProxyIp(req, config.trustProxy);
+      const known = forwardedIps.get(req);
+      if (known !== undefined) {
+        if (known.error !== undefined) throw known.error;
+        return known.ip;
       }
-      forwardedIps.set(req, ip);
+      const fwd = req.headers[FORWARDED_IP_HEADER];
+      if (fwd === undefined) {
+        const ip = clientAddress(req, proxyTrust);
+        forwardedIps.set(req, { ip, bodyHash: undefined, error: undefined });
+        return ip;
+      }
+      // A member's forward: believed only when its signature over what was sent verifies; anything
+      // else is refused, never read as the socket's address (the forwarding member's, allowlisted).
+      const v = typeof fwd === 'string' ? verifier.verify({ method: req.method ?? 'GET', path: `FWD ${fwd} ${req.url ?? '/'}`, headers: req.headers }) : ({ ok: false, reason: 'malformed' } as const);
+      if (!v.ok) {
+        metrics.peerRefusals.inc({ reason: v.reason });
+        const error = new ServiceError('invalid_forward', 'this request claims to be forwarded by a cluster member, but its signature does not verify');
+        forwardedIps.set(req, { ip: undefined, bodyHash: undefined, error });
+        throw error;
+      }
+      const ip = normaliseIp(fwd === '' ? undefined : (fwd as string));
+      forwardedIps.set(req, { ip, bodyHash: v.bodyHash, error: undefined });
       return ip;
     },
-    async recordAuthFailure(ip: string): Promise<void> {
-      if (config.authMaxFailures === 0 || !config.authLockoutEnabled) return;
-      try {
-        if (driver.isLeader()) await proposeAuthFailure(ip);
-        else await callLeader('auth-failure', { ip });
-      } catch (err) {
-        logger.warn({ err: String(err) }, 'could not record an authentication failure cluster-wide');
+    checkForwardedBody(req: IncomingMessage, body: Uint8Array): void {
+      const known = forwardedIps.get(req);
+      if (known?.bodyHash === undefined) return;
+      if (!bodyMatches({ bodyHash: known.bodyHash }, body)) {
+        metrics.peerRefusals.inc({ reason: 'bad_signature' });
+        throw new ServiceError('invalid_forward', 'the body of this forwarded request is not the one its sender signed');
       }
     },
+    lockout,
     requestRewrapPass: () => rewrapWorker?.requestPass() ?? false,
     raftStatus: (): Status => driver.status(),
     confState: () => driver.members(),
@@ -880,12 +915,19 @@ async function assemble(
   // The join endpoint lives on the API port (COFFER_JOIN names an API URL) but is authenticated
   // with the cluster key like every peer RPC; it accepts no client token.
   async function handleJoin(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readLimited(req, 64 * 1024);
-    if (body === null) return sendJson(res, 413, { error: { code: 'body_too_large', message: 'join request too large' } });
-    const v = verifier.verify({ method: 'POST', path: JOIN_PATH, headers: req.headers, body });
+    // The signed headers first (they carry the body's hash): an unauthenticated body is never read.
+    const v = verifier.verify({ method: 'POST', path: JOIN_PATH, headers: req.headers });
+    const refused = { error: { code: 'invalid_token', message: 'join requests must be signed with the cluster key' } };
     if (!v.ok) {
       metrics.peerRefusals.inc({ reason: v.reason });
-      return sendJson(res, 401, { error: { code: 'invalid_token', message: 'join requests must be signed with the cluster key' } });
+      res.setHeader('connection', 'close');
+      return sendJson(res, 401, refused);
+    }
+    const body = await readLimited(req, 64 * 1024);
+    if (body === null) return sendJson(res, 413, { error: { code: 'body_too_large', message: 'join request too large' } });
+    if (!bodyMatches(v, body)) {
+      metrics.peerRefusals.inc({ reason: 'bad_signature' });
+      return sendJson(res, 401, refused);
     }
     if (!driver.isLeader()) return sendJson(res, 421, { leaderApiAddr: ctx.leaderApiAddr() ?? '' });
     let parsed: { raftAddr?: unknown; apiAddr?: unknown };
@@ -907,9 +949,13 @@ async function assemble(
       .filter((m) => m.raftAddr !== '');
     sendJson(res, 200, { id: v.from, members: peers });
   }
+  // Slow clients cannot hold the node: headers within 10 s, a whole request (a restore included)
+  // within 5 min, and at most API_MAX_CONNECTIONS open connections.
+  const serverOptions = { keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 300_000 };
   const apiServer: Server = config.tls === undefined
-    ? createHttpServer({ keepAliveTimeout: 65_000 }, handler)
-    : (createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), keepAliveTimeout: 65_000 }, handler) as unknown as Server);
+    ? createHttpServer(serverOptions, handler)
+    : (createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), ...serverOptions }, handler) as unknown as Server);
+  apiServer.maxConnections = API_MAX_CONNECTIONS;
 
   acceptListMethod(apiServer);
 

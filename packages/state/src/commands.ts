@@ -94,6 +94,8 @@ export type RolePutCommand = CommandBase & {
   rules: RoleRule[];
   rateLimit: string | null;
   actor: string;
+  /** Longest lifetime of a token of this role, in seconds (null: the cluster's cap). Since v2. */
+  maxTtlSecs: number | null;
 };
 
 /** Delete a role (refused while a live token uses it; `admin` cannot be deleted). */
@@ -221,7 +223,7 @@ export const SUPPORTED_COMMAND_VERSIONS: Readonly<Record<CommandType, number>> =
   'token.revoke': 1,
   'token.rotate': 1,
   'token.expire': 1,
-  'role.put': 1,
+  'role.put': 2,
   'role.delete': 1,
   'allowlist.replace': 1,
   bootstrap: 1,
@@ -429,6 +431,7 @@ function validate(c: Command): void {
       return;
     case 'role.put':
       checkName(c.name, 'name', MAX_ID_BYTES);
+      checkOptInt(c.maxTtlSecs, 'maxTtlSecs', 1);
       if (!Array.isArray(c.rules)) bad('rules must be an array');
       for (const rule of c.rules) {
         checkStrs(rule.paths, 'rules[].paths');
@@ -540,6 +543,7 @@ function writePayload(w: Writer, c: Command): void {
       w.str(c.name);
       writeRules(w, c.rules);
       w.optStr(c.rateLimit).str(c.actor);
+      w.optU53(c.maxTtlSecs); // v2
       return;
     case 'allowlist.replace':
       w.strs(c.cidrs).str(c.actor);
@@ -680,7 +684,7 @@ function readPayloadV1(r: Reader, type: CommandType): Command {
     case 'role.put': {
       const name = r.str();
       const rules = readRules(r);
-      return { type, ...base, name, rules, rateLimit: r.optStr(), actor: r.str() };
+      return { type, ...base, name, rules, rateLimit: r.optStr(), actor: r.str(), maxTtlSecs: null };
     }
     case 'allowlist.replace':
       return { type, ...base, cidrs: r.strs(), actor: r.str() };
@@ -747,8 +751,10 @@ export function decodeCommandVersioned(data: Uint8Array): DecodedCommand {
     throw new StateError('SM_UNSUPPORTED_VERSION', `command ${type} v${version} is not supported (this build reads up to v${SUPPORTED_COMMAND_VERSIONS[type]})`);
   }
   const r = new Reader(data.subarray(2), 'SM_CORRUPT_COMMAND');
-  // Only v1 exists so far; a v2 adds a case here and keeps reading v1 forever.
+  // Each version's payload is the previous one's with fields appended: read v1, then what later
+  // versions added (v1 commands keep the new fields' defaults, which is their upcast).
   const command = readPayloadV1(r, type);
+  if (command.type === 'role.put' && version >= 2) command.maxTtlSecs = r.optU53();
   r.end();
   // The encoder's rules hold for decoded commands too: bytes it could not have produced are corrupt.
   try {

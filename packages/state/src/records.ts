@@ -66,7 +66,7 @@ export type TokenRecord = {
 };
 
 /** A role. */
-export type RoleRecord = { name: string; rules: RoleRule[]; rateLimit: string | null; updatedAt: number };
+export type RoleRecord = { name: string; rules: RoleRule[]; rateLimit: string | null; updatedAt: number; maxTtlSecs: number | null };
 
 /** Failures of one client IP, ascending, at most `MAX_FAILURES_KEPT`. */
 export type LockoutRecord = { ip: string; failures: number[] };
@@ -283,7 +283,7 @@ export function decodeToken(b: Uint8Array): TokenRecord {
 export function encodeRole(x: RoleRecord): Uint8Array {
   const w = header().str(x.name).u32(x.rules.length);
   for (const rule of x.rules) w.strs(rule.paths).strs(rule.actions);
-  return w.optStr(x.rateLimit).u53(x.updatedAt).finish();
+  return w.optStr(x.rateLimit).u53(x.updatedAt).optU53(x.maxTtlSecs).finish();
 }
 
 export function decodeRole(b: Uint8Array): RoleRecord {
@@ -292,7 +292,11 @@ export function decodeRole(b: Uint8Array): RoleRecord {
   const n = r.u32();
   const rules: RoleRule[] = [];
   for (let i = 0; i < n; i++) rules.push({ paths: r.strs(), actions: r.strs() });
-  const x = { name, rules, rateLimit: r.optStr(), updatedAt: r.u53() };
+  const rateLimit = r.optStr();
+  const updatedAt = r.u53();
+  // Records written before roles had a maximum token lifetime end here.
+  const maxTtlSecs = r.remaining > 0 ? r.optU53() : null;
+  const x = { name, rules, rateLimit, updatedAt, maxTtlSecs };
   r.end();
   return x;
 }

@@ -67,6 +67,7 @@ export const ADMIN_ROLE: Readonly<RoleRecord> = Object.freeze({
   rules: [{ paths: ['**'], actions: ['*'] }],
   rateLimit: null,
   updatedAt: 0,
+  maxTtlSecs: null,
 });
 
 /** What applying one log entry produced. */
@@ -320,7 +321,7 @@ export class StateMachine {
       case 'token.expire':
         return this.tokenExpire(c.names, c.at);
       case 'role.put':
-        return this.rolePut(c.name, c.rules, c.rateLimit, c.at);
+        return this.rolePut(c.name, c.rules, c.rateLimit, c.maxTtlSecs, c.at);
       case 'role.delete':
         return this.roleDelete(c.name, c.at);
       case 'allowlist.replace':
@@ -561,9 +562,9 @@ export class StateMachine {
     return { status: count ? 'ok' : 'noop', count };
   }
 
-  private rolePut(name: string, rules: readonly RoleRule[], rateLimit: string | null, at: number): CommandResult {
+  private rolePut(name: string, rules: readonly RoleRule[], rateLimit: string | null, maxTtlSecs: number | null, at: number): CommandResult {
     if (name === ADMIN_ROLE.name) return { status: 'immutable' };
-    this.roles.set(name, { name, rules: rules.map((r) => ({ paths: [...r.paths], actions: [...r.actions] })), rateLimit, updatedAt: at });
+    this.roles.set(name, { name, rules: rules.map((r) => ({ paths: [...r.paths], actions: [...r.actions] })), rateLimit, updatedAt: at, maxTtlSecs });
     this.dirty.add(KEY.role + name);
     return { status: 'ok' };
   }
@@ -1028,6 +1029,11 @@ export class StateMachine {
    */
   getAllowlist(): readonly string[] {
     return this.allowlist?.cidrs ?? [];
+  }
+
+  /** How many addresses the replicated lockout table holds. */
+  get lockoutCount(): number {
+    return this.lockouts.size;
   }
 
   /** Whether a bootstrap seed has been applied. */

@@ -156,10 +156,10 @@ describe('tokens, roles, allowlist, bootstrap', () => {
   test('roles: admin is immutable; a role in use by a live token cannot be deleted', () => {
     const { sm, run } = replica();
     const rules = [{ paths: ['app/*'], actions: ['secret.write'] }];
-    expect(run({ type: 'role.put', requestId: rid(), at: T0, name: 'admin', rules, rateLimit: null, actor: 'a' })).toEqual({ status: 'immutable' });
+    expect(run({ type: 'role.put', requestId: rid(), at: T0, name: 'admin', rules, rateLimit: null, actor: 'a', maxTtlSecs: null })).toEqual({ status: 'immutable' });
     expect(run({ type: 'role.delete', requestId: rid(), at: T0, name: 'admin', actor: 'a' })).toEqual({ status: 'immutable' });
     expect(sm.getRole('admin')?.rules).toEqual([{ paths: ['**'], actions: ['*'] }]);
-    expect(run({ type: 'role.put', requestId: rid(), at: T0, name: 'dev', rules, rateLimit: '10/s', actor: 'a' })).toEqual({ status: 'ok' });
+    expect(run({ type: 'role.put', requestId: rid(), at: T0, name: 'dev', rules, rateLimit: '10/s', actor: 'a', maxTtlSecs: 3600 })).toEqual({ status: 'ok' });
     run({ type: 'token.create', requestId: rid(), at: T0, name: 'd', role: 'dev', tokenHash: tokenHash('d'), expiresAt: T0 + 100, actor: 'a' });
     expect(run({ type: 'role.delete', requestId: rid(), at: T0 + 50, name: 'dev', actor: 'a' })).toEqual({ status: 'role_in_use', count: 1 });
     expect(run({ type: 'role.delete', requestId: rid(), at: T0 + 100, name: 'dev', actor: 'a' })).toEqual({ status: 'ok' });

@@ -7,7 +7,7 @@
  * `paths` say, and such a rule may omit `paths`. Reads and verify are not actions: they are
  * governed by the IP allowlist. Deny is the default; there are no deny rules.
  */
-import { parseRateLimit, type RateLimit } from '../duration.js';
+import { parseDuration, parseRateLimit, type RateLimit } from '../duration.js';
 import { checkRoleName } from '../validate.js';
 import { compileGlob, globProblem, type Glob } from './glob.js';
 
@@ -59,6 +59,8 @@ export interface RoleRule {
 export interface RoleDocument {
   readonly rules: readonly RoleRule[];
   readonly rateLimit?: string;
+  /** Longest lifetime of a token of this role, e.g. `30d` (never above `COFFER_TOKEN_MAX_TTL`). */
+  readonly maxTtl?: string;
 }
 
 /** Result of {@link validateRoleDocument}; each error names the field at fault. */
@@ -91,7 +93,19 @@ export function validateRoleDocument(doc: unknown): RoleValidation {
   const errors: string[] = [];
   if (!isPlainObject(doc)) return { ok: false, errors: ['role document must be a JSON object'] };
   for (const key of Object.keys(doc)) {
-    if (key !== 'rules' && key !== 'rateLimit') errors.push(`${key}: unknown field (expected rules, rateLimit)`);
+    if (key !== 'rules' && key !== 'rateLimit' && key !== 'maxTtl') errors.push(`${key}: unknown field (expected rules, rateLimit, maxTtl)`);
+  }
+  let maxTtl: string | undefined;
+  if (doc['maxTtl'] !== undefined && doc['maxTtl'] !== null) {
+    if (typeof doc['maxTtl'] !== 'string') errors.push('maxTtl: must be a duration such as "30d"');
+    else {
+      try {
+        if (parseDuration(doc['maxTtl']) % 1000 !== 0) throw new Error('must be whole seconds');
+        maxTtl = doc['maxTtl'];
+      } catch (e) {
+        errors.push(`maxTtl: ${(e as Error).message}`);
+      }
+    }
   }
   let rateLimit: string | undefined;
   if (doc['rateLimit'] !== undefined && doc['rateLimit'] !== null) {
@@ -152,7 +166,7 @@ export function validateRoleDocument(doc: unknown): RoleValidation {
     });
   }
   if (errors.length > 0) return { ok: false, errors };
-  const role: RoleDocument = rateLimit === undefined ? { rules } : { rules, rateLimit };
+  const role: RoleDocument = { rules, ...(rateLimit === undefined ? {} : { rateLimit }), ...(maxTtl === undefined ? {} : { maxTtl }) };
   return { ok: true, role };
 }
 
@@ -161,6 +175,8 @@ export interface CompiledRole {
   readonly name: string;
   readonly document: RoleDocument;
   readonly rateLimit: RateLimit | undefined;
+  /** Longest token lifetime this role allows, in ms (undefined: the cluster's cap). */
+  readonly maxTtlMs: number | undefined;
   /** Per action, the globs that grant it; global actions map to `'any'`. */
   readonly grants: ReadonlyMap<Action, readonly Glob[] | 'any'>;
 }
@@ -207,6 +223,7 @@ export function compileRole(name: string, doc: RoleDocument): CompiledRole {
     name,
     document: v.role,
     rateLimit: v.role.rateLimit === undefined ? undefined : parseRateLimit(v.role.rateLimit),
+    maxTtlMs: v.role.maxTtl === undefined ? undefined : parseDuration(v.role.maxTtl),
     grants,
   });
 }

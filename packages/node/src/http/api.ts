@@ -35,7 +35,8 @@ import { hashToken } from '@coffer/crypto';
 import { tokenStatusAt, type TokenRecord } from '@coffer/state';
 import express from 'express';
 import type { AuditOutcome } from '../audit/audit-log.js';
-import { isAllowed, missingGrant, type Action, type CompiledRole } from '../auth/rbac.js';
+import { ADMIN_ROLE_NAME, compileRole, isAllowed, missingGrant, validateRoleDocument, type Action, type CompiledRole } from '../auth/rbac.js';
+import { formatDuration } from '../duration.js';
 import { RoleRateLimiter } from '../auth/rate-limit.js';
 import type { NodeContext, ReadConsistency } from '../context.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName, MAX_SECRET_NAME_BYTES, type NameCheck } from '../validate.js';
@@ -44,7 +45,7 @@ import { checkOrigin, ClusterService, health } from '../service/cluster.js';
 import { iso } from '../service/common.js';
 import { PolicyService, roleView } from '../service/roles.js';
 import { MAX_BATCH_NAMES, SecretService, versionView, type OpenedSecret } from '../service/secrets.js';
-import { TokenService, tokenView } from '../service/tokens.js';
+import { TokenService, tokenView, type TokenLifetime } from '../service/tokens.js';
 import { MAX_VALUE_BYTES, valueFields, valueFromBody } from '../service/values.js';
 import { MAX_BODY_BYTES, MAX_RESTORE_BYTES, checkDeclaredLength, parseJsonObject, readBody } from './body.js';
 import { ServiceError, errorHandler, sendServiceError, toServiceError } from './errors.js';
@@ -270,6 +271,39 @@ export function createApi(ctx: NodeContext): express.Express {
     }
   };
 
+  /** The lifetime cap of tokens of `roleName`: its `maxTtl`, never above COFFER_TOKEN_MAX_TTL. */
+  const lifetimeOf = (roleName: string): TokenLifetime => {
+    const cluster = ctx.config.tokenMaxTtlMs;
+    const own = access.role(ctx.state, roleName)?.maxTtlMs;
+    return own !== undefined && own < cluster
+      ? { maxMs: own, source: `role "${roleName}" (maxTtl ${formatDuration(own / 1000)})` }
+      : { maxMs: cluster, source: `the cluster (COFFER_TOKEN_MAX_TTL ${formatDuration(Math.floor(cluster / 1000))})` };
+  };
+
+  /**
+   * Nobody grants what they do not hold: a role editor may only write (or delete) a role whose
+   * every grant its own role covers, before and after the change, with a token lifetime no longer
+   * than its own; `admin` stays immutable (the service refuses it).
+   */
+  const mayWriteRole = (c: Call, name: string, body: Record<string, unknown> | undefined): void => {
+    const mine = c.role;
+    const who = `your role "${c.token?.role ?? '-'}"`;
+    if (mine === undefined) throw new ServiceError('permission_denied', `${who} grants nothing`);
+    const current = name === ADMIN_ROLE_NAME ? undefined : access.role(ctx.state, name);
+    const had = current === undefined ? undefined : missingGrant(mine, current);
+    if (had !== undefined) throw new ServiceError('permission_denied', `role "${name}" grants ${had}, which ${who} does not; only a holder of everything a role grants may change it`);
+    if (body === undefined || name === ADMIN_ROLE_NAME) return;
+    const v = validateRoleDocument(body);
+    if (!v.ok) return; // the service answers 400 naming every bad field
+    const next = compileRole(name, v.role);
+    const missing = missingGrant(mine, next);
+    if (missing !== undefined) throw new ServiceError('permission_denied', `role "${name}" would grant ${missing}, which ${who} does not; a role may only be given grants within the editor's own`);
+    const mineCap = lifetimeOf(c.token?.role ?? '').maxMs;
+    if ((next.maxTtlMs ?? ctx.config.tokenMaxTtlMs) > mineCap) {
+      throw new ServiceError('permission_denied', `role "${name}" would allow tokens to live longer than ${who} does; set "maxTtl" to at most ${formatDuration(Math.floor(mineCap / 1000))}`);
+    }
+  };
+
   // --- secrets -------------------------------------------------------------------------------
 
   const putSecret = route({
@@ -429,7 +463,7 @@ export function createApi(ctx: NodeContext): express.Express {
       nameOrThrow(checkRoleName(role));
       const ttl = field(c.body, 'ttl', isStr, 'a duration such as "90d", "12w" or "6m"');
       mayHandOut(c, role as string);
-      const t = await tokens.create(name as string, role as string, ttl, actor(c));
+      const t = await tokens.create(name as string, role as string, ttl, actor(c), lifetimeOf(role as string));
       return { status: 200, json: t };
     },
   });
@@ -459,7 +493,8 @@ export function createApi(ctx: NodeContext): express.Express {
       const ttl = field(c.body, 'ttl', isStr, 'a duration such as "90d", "12w" or "6m"');
       const rec = ctx.state.tokenByName(c.param);
       if (rec !== undefined) mayHandOut(c, rec.role);
-      return { status: 200, json: await tokens.rotate(c.param, ttl, actor(c)) };
+      const life = lifetimeOf(rec?.role ?? '');
+      return { status: 200, json: await tokens.rotate(c.param, ttl, actor(c), life, c.token?.name === c.param) };
     },
   });
 
@@ -486,6 +521,7 @@ export function createApi(ctx: NodeContext): express.Express {
   route({
     method: 'PUT', path: '/v1/roles/{name}', access: 'token', action: 'role.write', write: true, body: 'json', param: 'role',
     handler: async (c) => {
+      mayWriteRole(c, c.param, c.body);
       const doc = await policy.putRole(c.param, c.body, actor(c));
       return { status: 200, json: { name: c.param, ...doc } };
     },
@@ -494,6 +530,7 @@ export function createApi(ctx: NodeContext): express.Express {
   route({
     method: 'DELETE', path: '/v1/roles/{name}', access: 'token', action: 'role.write', auditAction: 'role.delete', write: true, body: 'none', param: 'role',
     handler: async (c) => {
+      mayWriteRole(c, c.param, undefined);
       await policy.deleteRole(c.param, actor(c));
       return { status: 200, json: { name: c.param, deleted: true } };
     },

@@ -7,6 +7,7 @@
  */
 import type { RoleRecord, StateMachine } from '@coffer/state';
 import { ADMIN_ROLE, ADMIN_ROLE_NAME, compileRole, type CompiledRole, type RoleDocument, type RoleRule } from '../auth/rbac.js';
+import { formatDuration } from '../duration.js';
 import { Allowlist } from '../net/allowlist.js';
 
 const DENY_ALL: Allowlist = Allowlist.denyAll();
@@ -64,9 +65,13 @@ export class AccessCache {
  * A stored role as an API document.
  *
  * @param rec - the role record
- * @returns `{rules, rateLimit?}`
+ * @returns `{rules, rateLimit?, maxTtl?}`
  */
 export function roleDocument(rec: Readonly<RoleRecord>): RoleDocument {
   const rules = rec.rules.map((r) => ({ paths: [...r.paths], actions: [...r.actions] }) as unknown as RoleRule);
-  return rec.rateLimit === null ? { rules } : { rules, rateLimit: rec.rateLimit };
+  return {
+    rules,
+    ...(rec.rateLimit === null ? {} : { rateLimit: rec.rateLimit }),
+    ...(rec.maxTtlSecs === null || rec.maxTtlSecs === undefined ? {} : { maxTtl: formatDuration(rec.maxTtlSecs) }),
+  };
 }

@@ -3,6 +3,7 @@
  */
 import type { NodeContext } from '../context.js';
 import { ADMIN_ROLE_DOCUMENT, ADMIN_ROLE_NAME, validateRoleDocument, type RoleDocument } from '../auth/rbac.js';
+import { parseDuration } from '../duration.js';
 import { ServiceError } from '../http/errors.js';
 import { validateCidrs } from '../net/allowlist.js';
 import { commandId, iso } from './common.js';
@@ -46,7 +47,8 @@ export class PolicyService {
     const v = validateRoleDocument(body);
     if (!v.ok) throw new ServiceError('invalid_request', `invalid role document: ${v.errors.join('; ')}`);
     const rules = v.role.rules.map((r) => ({ paths: [...r.paths], actions: [...r.actions] as string[] }));
-    expectOk(await this.ctx.propose({ type: 'role.put', requestId: commandId(), at: this.ctx.now(), name, rules, rateLimit: v.role.rateLimit ?? null, actor }));
+    const maxTtlSecs = v.role.maxTtl === undefined ? null : parseDuration(v.role.maxTtl) / 1000;
+    expectOk(await this.ctx.propose({ type: 'role.put', requestId: commandId(), at: this.ctx.now(), name, rules, rateLimit: v.role.rateLimit ?? null, actor, maxTtlSecs }));
     return v.role;
   }
 

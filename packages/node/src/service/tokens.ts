@@ -22,6 +22,18 @@ function ttlMs(ttl: string | undefined): number | null {
   return ttl === undefined ? null : parseDuration(ttl);
 }
 
+/** How long tokens of one role may live: the lesser of the role's `maxTtl` and the cluster's cap. */
+export interface TokenLifetime {
+  /** The cap in ms. */
+  readonly maxMs: number;
+  /** Where the cap comes from, for messages (e.g. `role "ci" (30d)`). */
+  readonly source: string;
+}
+
+function tooLong(ttl: string, life: TokenLifetime): ServiceError {
+  return new ServiceError('permission_denied', `"ttl" ${ttl} is longer than ${life.source} allows; tokens may not outlive that`);
+}
+
 /**
  * The API view of a token record: never the hash.
  *
@@ -56,17 +68,20 @@ export class TokenService {
    *
    * @param name - validated token name
    * @param role - validated role name
-   * @param ttl - lifetime such as `90d` (none: no expiry)
+   * @param ttl - lifetime such as `90d` (none: the longest `life` allows; never unbounded)
    * @param actor - creator's token name
+   * @param life - the lifetime cap of `role`
    * @returns the raw token, once
-   * @throws {ServiceError} `invalid_request` (bad ttl, unknown role), `already_exists` (409)
+   * @throws {ServiceError} `invalid_request` (bad ttl, unknown role), `permission_denied` (ttl over
+   *   the cap), `already_exists` (409)
    */
-  async create(name: string, role: string, ttl: string | undefined, actor: string): Promise<MintedToken> {
+  async create(name: string, role: string, ttl: string | undefined, actor: string, life: TokenLifetime): Promise<MintedToken> {
     const ms = ttlMs(ttl);
     if (this.ctx.state.getRole(role) === undefined) throw new ServiceError('invalid_request', `role "${role}" does not exist`);
+    if (ms !== null && ms > life.maxMs) throw tooLong(ttl as string, life);
     const at = this.ctx.now();
     const token = generateToken();
-    const expiresAt = ms === null ? null : at + ms;
+    const expiresAt = at + (ms ?? life.maxMs);
     expectOk(await this.ctx.propose({ type: 'token.create', requestId: commandId(), at, name, role, tokenHash: hashToken(token), expiresAt, actor }), {
       already_exists: `a live token named "${name}" already exists`,
       role_not_found: `role "${role}" does not exist`,
@@ -80,15 +95,25 @@ export class TokenService {
    * @param name - token name
    * @param ttl - new lifetime from now (none: keep the current expiry)
    * @param actor - caller's token name
+   * @param life - the lifetime cap of the token's role
+   * @param self - whether the caller is rotating its own token: then the expiry may not move later
+   *   than it is (a token cannot extend itself; only a holder of `token.create` for its role can)
    * @returns the new raw token
-   * @throws {ServiceError} `not_found`, `invalid_request` (revoked/expired token, bad ttl)
+   * @throws {ServiceError} `not_found`, `invalid_request` (revoked/expired token, bad ttl),
+   *   `permission_denied` (over the cap, or a self-extension)
    */
-  async rotate(name: string, ttl: string | undefined, actor: string): Promise<MintedToken> {
+  async rotate(name: string, ttl: string | undefined, actor: string, life: TokenLifetime, self: boolean): Promise<MintedToken> {
     const ms = ttlMs(ttl);
+    if (ms !== null && ms > life.maxMs) throw tooLong(ttl as string, life);
     const at = this.ctx.now();
+    const expiresAt = ms === null ? null : at + ms;
+    const current = this.ctx.state.tokenByName(name)?.expiresAt ?? null;
+    if (self && expiresAt !== null && current !== null && expiresAt > current) {
+      throw new ServiceError('permission_denied', `a token cannot extend its own lifetime (it expires at ${iso(current) ?? ''}); ask a holder of token.create to rotate it`);
+    }
     const token = generateToken();
     expectOk(
-      await this.ctx.propose({ type: 'token.rotate', requestId: commandId(), at, name, tokenHash: hashToken(token), expiresAt: ms === null ? null : at + ms, actor }),
+      await this.ctx.propose({ type: 'token.rotate', requestId: commandId(), at, name, tokenHash: hashToken(token), expiresAt, actor }),
       { not_found: `no token named "${name}"`, token_inactive: `token "${name}" is revoked or expired and cannot be rotated` },
     );
     const rec = this.ctx.state.tokenByName(name);

@@ -20,7 +20,8 @@ const PROBES: Record<Exclude<Action, 'audit.read'>, { method: string; path: stri
   'token.read': { method: 'GET', path: '/v1/tokens' },
   'token.revoke': { method: 'DELETE', path: '/v1/tokens/victim' },
   'role.read': { method: 'GET', path: '/v1/roles' },
-  'role.write': { method: 'PUT', path: '/v1/roles/probe-role', body: { rules: [{ paths: ['x'], actions: ['secret.write'] }] } },
+  // Within the caller's own grants (nobody grants what they do not hold).
+  'role.write': { method: 'PUT', path: '/v1/roles/probe-role', body: { rules: [{ actions: ['role.write'] }] } },
   'allowlist.read': { method: 'GET', path: '/v1/allowlist' },
   'allowlist.write': { method: 'PUT', path: '/v1/allowlist', body: { cidrs: ['127.0.0.1/32', '::1/128'] } },
   'kms.rewrap': { method: 'GET', path: '/v1/admin/kms/rewrap/status' },

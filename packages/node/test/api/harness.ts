@@ -4,7 +4,7 @@
 // the app from createApi served by node:http on a loopback port. Requests go over real HTTP.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -17,7 +17,8 @@ import { createApi } from '../../src/http/api.js';
 import { ServiceError } from '../../src/http/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { clientIp } from '../../src/net/allowlist.js';
+import { Lockout } from '../../src/auth/lockout.js';
+import { Allowlist, clientIp } from '../../src/net/allowlist.js';
 
 export const ADMIN_TOKEN = 'test-bootstrap-admin-token-0123456789';
 const MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
@@ -45,6 +46,8 @@ export interface Harness {
   auditBroken: { on: boolean };
   auditFile: string;
   auditLines(): AuditRecord[];
+  /** Sends the path byte for byte (like `curl --path-as-is`; fetch would resolve `..` first). */
+  raw(method: string, p: string, body?: string, headers?: Record<string, string>): Promise<{ status: number; text: string }>;
   req(method: string, p: string, opts?: { token?: string | null; body?: unknown; rawBody?: string | Uint8Array; headers?: Record<string, string>; host?: string }): Promise<{ status: number; body: any; headers: Headers; text: string }>;
   /** Creates a role and a token with it; returns the raw token. */
   tokenWith(name: string, rules: { paths?: string[]; actions: string[] }[], rateLimit?: string): Promise<string>;
@@ -105,16 +108,27 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async readBarrier() {
       if (leader.leaderId === null) throw new ServiceError('no_leader', 'no leader', { retryAfterSecs: 1 });
     },
-    async forwardToLeader(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined) {
-      forwarded.push({ method: req.method ?? '', url: req.url ?? '', body: body === undefined ? undefined : Buffer.from(body).toString('utf8') });
+    async forwardToLeader(req: IncomingMessage, res: ServerResponse, target: { path: string; body: Uint8Array | undefined }) {
+      forwarded.push({ method: req.method ?? '', url: target.path, body: target.body === undefined ? undefined : Buffer.from(target.body).toString('utf8') });
       res.statusCode = 200;
       res.setHeader('x-test-forwarded', 'yes');
       res.end('{"forwarded":true}');
     },
-    clientIp: (req) => clientIp(req, cfg.trustProxy),
-    async recordAuthFailure(ip) {
-      apply({ type: 'auth.failure', requestId: `f-${Math.random()}`, at: clock.now, ip, retainMs: Math.max(cfg.authWindowSecs, cfg.authLockoutSecs) * 1000 });
-    },
+    clientIp: (req) => clientIp(req, { trustDirectPeer: cfg.trustProxy, proxies: Allowlist.from(cfg.trustedProxies) }),
+    checkForwardedBody: () => undefined,
+    lockout: new Lockout({
+      policy: { enabled: cfg.authLockoutEnabled, maxFailures: cfg.authMaxFailures, windowMs: cfg.authWindowSecs * 1000, lockoutMs: cfg.authLockoutSecs * 1000 },
+      now: () => clock.now,
+      state: () => sm,
+      isLeader: () => leader.is,
+      propose: async (key, at) => {
+        const cmd: Command = { type: 'auth.failure', requestId: `f-${Math.random()}`, at, ip: key, retainMs: Math.max(cfg.authWindowSecs, cfg.authLockoutSecs) * 1000 };
+        proposed.push(cmd);
+        apply(cmd);
+      },
+      report: async () => undefined,
+      warn: () => undefined,
+    }),
     requestRewrapPass: () => {
       rewrapRequests++;
       return cfg.kmsRewrapEnabled;
@@ -177,6 +191,18 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         parsed = undefined;
       }
       return { status: res.status, body: parsed, headers: res.headers, text };
+    },
+    raw(method, p, body, headers = {}) {
+      return new Promise((resolve, reject) => {
+        const r = httpRequest({ host: '127.0.0.1', port, method, path: p, headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        r.on('error', reject);
+        r.end(body);
+      });
     },
     async tokenWith(name, rules, rateLimit) {
       const role = `role-${name}`;

@@ -13,6 +13,7 @@ describe('status table', () => {
     invalid_request: 400,
     invalid_json: 400,
     invalid_name: 400,
+    invalid_forward: 401,
     invalid_value: 400,
     immutable_role: 400,
     missing_token: 401,

@@ -1,5 +1,5 @@
 import * as ipaddr from 'ipaddr.js';
-import { Allowlist, clientIp, normaliseIp, parseCidr, validateCidrs } from '../../src/net/allowlist.js';
+import { Allowlist, clientIp, NO_PROXY_TRUST, normaliseIp, parseCidr, validateCidrs } from '../../src/net/allowlist.js';
 
 describe('validateCidrs', () => {
   test('canonicalises entries and single addresses', () => {
@@ -87,23 +87,35 @@ describe('clientIp', () => {
     socket: { remoteAddress },
     headers: xff === undefined ? {} : { 'x-forwarded-for': xff as string },
   });
+  const none = NO_PROXY_TRUST;
+  const direct = { trustDirectPeer: true, proxies: Allowlist.denyAll() };
+  const listed = { trustDirectPeer: false, proxies: Allowlist.from(['127.0.0.0/8', '10.1.0.0/16']) };
   test('socket address, normalised', () => {
-    expect(clientIp(req('::ffff:127.0.0.1'), false)).toBe('127.0.0.1');
-    expect(clientIp(req('::1'), false)).toBe('::1');
+    expect(clientIp(req('::ffff:127.0.0.1'), none)).toBe('127.0.0.1');
+    expect(clientIp(req('::1'), none)).toBe('::1');
   });
-  test('X-Forwarded-For is ignored unless trustProxy', () => {
-    expect(clientIp(req('127.0.0.1', '10.8.0.9'), false)).toBe('127.0.0.1');
+  test('X-Forwarded-For is ignored unless the direct peer is a trusted proxy', () => {
+    expect(clientIp(req('127.0.0.1', '10.8.0.9'), none)).toBe('127.0.0.1');
+    expect(clientIp(req('192.0.2.1', '10.8.0.9'), listed)).toBe('192.0.2.1');
   });
-  test('with trustProxy, the left-most entry', () => {
-    expect(clientIp(req('127.0.0.1', '10.8.0.9, 172.16.0.1'), true)).toBe('10.8.0.9');
-    expect(clientIp(req('127.0.0.1', ' ::ffff:10.8.0.9 '), true)).toBe('10.8.0.9');
-    expect(clientIp(req('127.0.0.1'), true)).toBe('127.0.0.1');
+  test('COFFER_TRUST_PROXY: the direct peer is the one trusted proxy, the right-most entry is the client', () => {
+    expect(clientIp(req('127.0.0.1', '10.8.0.9, 172.16.0.1'), direct)).toBe('172.16.0.1');
+    expect(clientIp(req('127.0.0.1', ' ::ffff:10.8.0.9 '), direct)).toBe('10.8.0.9');
+    expect(clientIp(req('127.0.0.1', ['10.8.0.9', '172.16.0.2']), direct)).toBe('172.16.0.2');
+    expect(clientIp(req('127.0.0.1'), direct)).toBe('127.0.0.1');
   });
-  test('a garbage left-most entry yields undefined (deny), not the socket address', () => {
-    expect(clientIp(req('127.0.0.1', 'evil, 127.0.0.1'), true)).toBeUndefined();
+  test('COFFER_TRUSTED_PROXIES: the right-most entry that is not a trusted proxy', () => {
+    expect(clientIp(req('127.0.0.1', '10.8.0.9, 10.1.0.4'), listed)).toBe('10.8.0.9');
+    expect(clientIp(req('127.0.0.1', 'spoofed, 10.8.0.9, 10.1.0.4'), listed)).toBe('10.8.0.9');
+    // Every hop a trusted proxy: the left-most (a request from a proxy host itself).
+    expect(clientIp(req('127.0.0.1', '10.1.0.9, 10.1.0.4'), listed)).toBe('10.1.0.9');
+  });
+  test('a garbage entry where the client should be yields undefined (deny), not the socket address', () => {
+    expect(clientIp(req('127.0.0.1', '127.0.0.1, evil'), direct)).toBeUndefined();
+    expect(clientIp(req('127.0.0.1', 'evil, 10.1.0.4'), listed)).toBeUndefined();
   });
   test('no address at all', () => {
-    expect(clientIp(req(undefined), false)).toBeUndefined();
+    expect(clientIp(req(undefined), NO_PROXY_TRUST)).toBeUndefined();
     expect(normaliseIp('fe80::1%eth0')).toBe('fe80::1');
   });
 });
