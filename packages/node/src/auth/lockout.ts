@@ -85,6 +85,8 @@ export class Lockout {
   /** Follower: key → failures not yet reported to the leader. */
   private readonly unreported = new Map<string, number>();
   private reportTimer: NodeJS.Timeout | undefined;
+  /** key → requests whose unknown token is still being looked up cluster-wide (failures-to-be). */
+  private readonly pending = new Map<string, number>();
   /** Leader: keys whose lockout proposal is in flight. */
   private readonly proposing = new Set<string>();
   /** key → start of its current audit window while locked, and denials not audited in it. */
@@ -130,6 +132,32 @@ export class Lockout {
     if (!wasLocked && this.localVerdict(key, this.deps.now()).locked) this.deps.onLocked?.();
     if (this.deps.isLeader()) this.maybePropose(key);
     else this.queueReport(key);
+  }
+
+  /**
+   * Reserves a failure slot for a request whose token is unknown here while the node catches up
+   * with the cluster to be sure (an await): parallel such requests cannot all get past the limit
+   * before any of them is counted. Release the slot, then call {@link fail} if it did fail.
+   *
+   * @param ip - the client address
+   * @returns the release function, or null when the address has no slot left (answer 429)
+   */
+  hold(ip: string): (() => void) | null {
+    if (!this.enabled) return () => undefined;
+    const key = lockoutKey(ip);
+    const now = this.deps.now();
+    const recent = (this.seen.get(key) ?? []).filter((t) => t > now - this.deps.policy.windowMs).length;
+    const held = this.pending.get(key) ?? 0;
+    if (recent + held >= this.deps.policy.maxFailures) return null;
+    this.pending.set(key, held + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.pending.get(key) ?? 1) - 1;
+      if (left <= 0) this.pending.delete(key);
+      else this.pending.set(key, left);
+    };
   }
 
   /**

@@ -746,12 +746,17 @@ export function createApi(ctx: NodeContext): express.Express {
     if (token === undefined && ctx.state.tokenByHash(hashToken(raw)) === undefined) {
       // Unknown here may just mean "not applied here yet" (a token minted a moment ago through
       // the leader): catch up to the cluster's commit index once before refusing, so a new token
-      // works on every node as soon as its creation was acknowledged.
+      // works on every node as soon as its creation was acknowledged. Meanwhile the request holds
+      // a failure slot, so parallel guesses cannot all pass the lockout check during the wait.
+      const release = call.ip === undefined ? () => undefined : lockout.hold(call.ip);
+      if (release === null) throw new ServiceError('locked_out', 'too many failed authentications from this address; try again later', { retryAfterSecs: 1 });
       try {
         await ctx.readBarrier('linearizable');
         token = lookupToken(raw);
       } catch {
         // no quorum: answer from what this node knows
+      } finally {
+        release();
       }
     }
     if (token === undefined) {
