@@ -56,6 +56,8 @@ export interface FuzzTarget {
   readonly timeoutMs?: number;
   /** Largest random input (default 512 bytes). */
   readonly maxRandomBytes?: number;
+  /** Inputs in the CI (jest) run when lower than the default (targets that go over HTTP). */
+  readonly ciRuns?: number;
   /** Started once before the first input, stopped after the last (servers, temp dirs). */
   readonly setup?: () => Promise<void>;
   readonly teardown?: () => Promise<void>;

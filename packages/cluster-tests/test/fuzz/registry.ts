@@ -2,11 +2,12 @@
 // `pnpm soak:security` (scripts/soak-security.mjs) runs ≥ 1,000,000 inputs of each.
 // Add a target here when a new decoder starts reading outside bytes.
 import type { FuzzTarget } from './engine.js';
+import { apiRoutes } from './targets-api.js';
 import { NODE_TARGETS } from './targets-node.js';
 import { RAFT_TARGETS } from './targets-raft.js';
 import { STATE_TARGETS } from './targets-state.js';
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [...RAFT_TARGETS, ...STATE_TARGETS, ...NODE_TARGETS];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [...RAFT_TARGETS, ...STATE_TARGETS, ...NODE_TARGETS, apiRoutes];
 
 /**
  * @param name - a target name
