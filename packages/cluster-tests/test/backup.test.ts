@@ -59,7 +59,9 @@ describe('backup and restore', () => {
     const dir = path.join(restored.root, 'r1');
     // No --node-id: the data dir's name is the node id, as with COFFER_DATA_DIR=./data/<id>.
     const r1 = await restored.addHandle('r1');
-    const out = await runCli(['snapshot', 'restore', file, '--data-dir', dir, '--raft-addr', r1.raft], {});
+    // The snapshot is checked with the integrity keys from the server's variables (the cluster key).
+    const keys = { COFFER_CLUSTER_KEY: cluster.clusterKey, COFFER_LOCAL_MASTER_KEY: cluster.masterKey };
+    const out = await runCli(['snapshot', 'restore', file, '--data-dir', dir, '--raft-addr', r1.raft], keys);
     expect(out).toMatchObject({ code: 0 });
     expect(out.stdout).toMatch(/for node r1/);
     r1.dataDir = dir;
@@ -81,12 +83,13 @@ describe('backup and restore', () => {
 
   test('snapshot restore refuses a data dir that already holds a store, and a file that is not a snapshot', async () => {
     const dir = path.join(restored.root, 'r1');
-    const again = await runCli(['snapshot', 'restore', file, '--data-dir', dir], {});
+    const keys = { COFFER_CLUSTER_KEY: cluster.clusterKey, COFFER_LOCAL_MASTER_KEY: cluster.masterKey };
+    const again = await runCli(['snapshot', 'restore', file, '--data-dir', dir], keys);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/already holds data/);
     const junk = path.join(restored.root, 'junk.snap');
     writeFileSync(junk, 'not a snapshot');
-    const bad = await runCli(['snapshot', 'restore', junk, '--data-dir', path.join(restored.root, 'r9')], {});
+    const bad = await runCli(['snapshot', 'restore', junk, '--data-dir', path.join(restored.root, 'r9')], keys);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/snapshot/i);
   });

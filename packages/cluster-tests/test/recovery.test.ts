@@ -11,6 +11,8 @@ jest.setTimeout(180_000);
 describe('quorum loss: coffer recover on the survivor, then fresh nodes join', () => {
   // A low snapshot threshold: part of the data is in the survivor's snapshot, part only in its log.
   const cluster = new TestCluster({ snapshotEntries: 40 });
+  // `coffer recover` opens the store with the integrity keys from the server's variables.
+  const keys = { COFFER_CLUSTER_KEY: cluster.clusterKey, COFFER_LOCAL_MASTER_KEY: cluster.masterKey };
   // Set while a test runs; a test that throws leaves it set and the temp dir (logs) is kept.
   let failed = false;
 
@@ -45,10 +47,10 @@ describe('quorum loss: coffer recover on the survivor, then fresh nodes join', (
   test('refuses a data dir without a store, and a store still in use', async () => {
     const [n1] = cluster.nodes as [NodeHandle];
     await cluster.leader();
-    const busy = await runCli(['recover', '--data-dir', n1.dataDir, '--node-id', n1.id]);
+    const busy = await runCli(['recover', '--data-dir', n1.dataDir, '--node-id', n1.id], keys);
     expect(busy.code).not.toBe(0);
     expect(busy.stderr).toMatch(/stop the node/);
-    const none = await runCli(['recover', '--data-dir', `${cluster.root}/nowhere`, '--node-id', 'n9']);
+    const none = await runCli(['recover', '--data-dir', `${cluster.root}/nowhere`, '--node-id', 'n9'], keys);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/no store/);
   });
@@ -76,14 +78,14 @@ describe('quorum loss: coffer recover on the survivor, then fresh nodes join', (
     const lost = cluster.nodes.filter((n) => n !== survivor);
     for (const n of lost) rmSync(n.dataDir, { recursive: true, force: true });
 
-    const dry = await runCli(['recover', '--data-dir', survivor.dataDir, '--node-id', survivor.id, '--dry-run', '--json']);
+    const dry = await runCli(['recover', '--data-dir', survivor.dataDir, '--node-id', survivor.id, '--dry-run', '--json'], keys);
     expect(dry.code).toBe(0);
     const plan = JSON.parse(dry.stdout);
     expect(plan).toMatchObject({ dryRun: true, previousMembers: ['n1', 'n2', 'n3'] });
     expect(plan.index).toBeGreaterThan(120);
     expect(readdirSync(survivor.dataDir).filter((e) => e.startsWith('store.pre-recover'))).toEqual([]);
 
-    const rec = await runCli(['recover', '--data-dir', survivor.dataDir, '--node-id', survivor.id, '--json']);
+    const rec = await runCli(['recover', '--data-dir', survivor.dataDir, '--node-id', survivor.id, '--json'], keys);
     expect({ code: rec.code, stderr: rec.stderr }).toEqual({ code: 0, stderr: '' });
     const done = JSON.parse(rec.stdout);
     expect(done.index).toBe(plan.index);

@@ -145,6 +145,7 @@ export interface StorageIntegrityOptions {
 export async function loadStorageIntegrity(config: Readonly<ServerConfig>, opts: StorageIntegrityOptions): Promise<Integrity> {
   if (config.clusterKey !== undefined) return integrityFromRoot(config.clusterKey, opts.onFailure);
   if (config.kmsMode === 'local' && config.localMasterKeys === undefined) {
+    if (!opts.create) throw new Error('neither COFFER_CLUSTER_KEY nor COFFER_LOCAL_MASTER_KEY is set: the integrity keys of a data dir or backup come from one of them (or from AWS KMS)');
     // Ephemeral master key (development): nothing sealed survives a restart anyway.
     opts.logger?.warn('no cluster key and no master key: the storage integrity root lives only in this process; the data dir will not open after a restart');
     return integrityFromRoot(new Uint8Array(randomBytes(32)), opts.onFailure);
