@@ -110,6 +110,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | nul
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', reject);
+    // A sender that goes away mid-body: settle (a no-op after 'end'), so its slot is given back.
+    req.on('close', () => resolve(null));
   });
 }
 
