@@ -391,6 +391,8 @@ export interface FuzzOptions {
   readonly progress?: (done: number) => void;
   /** Stop starting new batches after this many seconds (the report says how many inputs ran). */
   readonly maxSeconds?: number;
+  /** A sync batch making no progress for this long is cut as a hang (default 120 s). */
+  readonly watchdogMs?: number;
 }
 
 const hangContext = vm.createContext({ job: undefined as (() => unknown) | undefined, result: undefined as unknown });
@@ -437,10 +439,10 @@ export async function fuzzTarget(t: FuzzTarget, opts: FuzzOptions): Promise<Fuzz
         });
         hangContext['job'] = () => fc.check(prop, { numRuns, seed, endOnFailure: false });
         try {
-          hangScript.runInContext(hangContext, { timeout: BATCH_WATCHDOG_MS });
+          hangScript.runInContext(hangContext, { timeout: opts.watchdogMs ?? BATCH_WATCHDOG_MS });
         } catch (err) {
           // The watchdog cut a hang: the input running at that moment is the culprit.
-          failures.push({ target: t.name, input: current, reason: `hang: no progress for ${BATCH_WATCHDOG_MS} ms (${describe(err)})` });
+          failures.push({ target: t.name, input: current, reason: `hang: no progress for ${opts.watchdogMs ?? BATCH_WATCHDOG_MS} ms (${describe(err)})` });
           done += numRuns;
           continue;
         }
