@@ -31,6 +31,7 @@ export const CONFIG_ENV = {
   KMS_ENDPOINT: 'COFFER_KMS_ENDPOINT',
   DEK_CACHE_TTL_SECS: 'COFFER_DEK_CACHE_TTL_SECS',
   CLUSTER_KEY: 'COFFER_CLUSTER_KEY',
+  PREVIOUS_CLUSTER_KEY: 'COFFER_PREVIOUS_CLUSTER_KEY',
   BOOTSTRAP_TOKEN: 'COFFER_BOOTSTRAP_TOKEN',
   READ_ALLOWLIST: 'COFFER_READ_ALLOWLIST',
   TRUST_PROXY: 'COFFER_TRUST_PROXY',
@@ -100,6 +101,7 @@ export const CONFIG_VARIABLES: readonly VariableSpec[] = Object.freeze([
   spec(CONFIG_ENV.KMS_ENDPOINT, 'SDK default', 'KMS endpoint override (VPC endpoint, emulator)'),
   spec(CONFIG_ENV.DEK_CACHE_TTL_SECS, '300', 'unwrapped-DEK cache lifetime in seconds; 0 disables'),
   spec(CONFIG_ENV.CLUSTER_KEY, 'required with >1 node', 'base64 of >=32 bytes, same on every node; authenticates every peer RPC', { secret: true }),
+  spec(CONFIG_ENV.PREVIOUS_CLUSTER_KEY, 'none', 'the cluster key before a rotation: a data dir tagged under it is re-tagged under COFFER_CLUSTER_KEY at start; unset it afterwards', { secret: true }),
   spec(CONFIG_ENV.BOOTSTRAP_TOKEN, 'none', 'seeds role admin and token bootstrap-admin on first start', { secret: true }),
   spec(CONFIG_ENV.READ_ALLOWLIST, 'empty (deny all reads)', 'comma-separated CIDRs seeding the replicated allowlist on first start'),
   spec(CONFIG_ENV.TRUST_PROXY, 'false', 'use X-Forwarded-For for the client IP: the direct peer is the one trusted proxy', { boolean: true }),
@@ -170,6 +172,8 @@ export interface ServerConfig {
   readonly dekCacheTtlSecs: number;
   /** ≥ 32 bytes; `undefined` only for a single-node cluster (then the peer port refuses everything). */
   readonly clusterKey: Uint8Array | undefined;
+  /** The cluster key before a rotation (re-tags the data dir at start); usually undefined. */
+  readonly previousClusterKey: Uint8Array | undefined;
   readonly bootstrapToken: string | undefined;
   /** Canonical CIDRs. */
   readonly readAllowlist: readonly string[];
@@ -555,6 +559,9 @@ export function loadConfig(
   if (clusterKey === undefined && multiNode) {
     throw new ConfigError(E.CLUSTER_KEY, join !== undefined ? `is required with ${E.JOIN}` : `is required when ${E.INITIAL_CLUSTER} has more than one member`);
   }
+  const previousKeyText = r.get(E.PREVIOUS_CLUSTER_KEY);
+  const previousClusterKey = previousKeyText === undefined ? undefined : parseKey(E.PREVIOUS_CLUSTER_KEY, previousKeyText, { min: 32 });
+  if (previousClusterKey !== undefined && clusterKey === undefined) throw new ConfigError(E.PREVIOUS_CLUSTER_KEY, `is only meaningful with ${E.CLUSTER_KEY} (the new key)`);
 
   const kmsModeText = r.get(E.KMS_MODE) ?? 'local';
   if (kmsModeText !== 'local' && kmsModeText !== 'aws') throw new ConfigError(E.KMS_MODE, `${shown(E.KMS_MODE, kmsModeText)} is not local or aws`);
@@ -638,6 +645,7 @@ export function loadConfig(
     kmsEndpoint: kmsMode === 'aws' ? kmsEndpoint : undefined,
     dekCacheTtlSecs: parseIntVar(r, E.DEK_CACHE_TTL_SECS, 300, 0, 86_400),
     clusterKey,
+    previousClusterKey,
     bootstrapToken,
     readAllowlist,
     trustProxy: parseBoolVar(r, E.TRUST_PROXY, false),
@@ -686,6 +694,7 @@ export function redactConfig(cfg: Readonly<ServerConfig>): Record<string, unknow
     ...cfg,
     localMasterKeys: cfg.localMasterKeys === undefined ? '[unset]' : `[${cfg.localMasterKeys.length} set]`,
     clusterKey: mark(cfg.clusterKey),
+    previousClusterKey: mark(cfg.previousClusterKey),
     bootstrapToken: mark(cfg.bootstrapToken),
   };
 }

@@ -27,7 +27,7 @@ import type { MemberView, NodeContext, ReadConsistency } from './context.js';
 import { ServiceError } from './http/errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type CofferMetrics } from './metrics.js';
-import { loadStorageIntegrity } from './storage-integrity.js';
+import { loadStorageIntegrity, previousIntegrity } from './storage-integrity.js';
 import { Allowlist, clientIp as clientAddress, normaliseIp, type ProxyTrust } from './net/allowlist.js';
 import { bodyMatches, derivePeerKey, PeerVerifier, signPeerRequest } from './peer/auth.js';
 import { type Applier, type ApplyOutcome, type DurableLog, DriverError, loadStorage, RaftDriver } from './raft/driver.js';
@@ -189,18 +189,23 @@ export async function startServer(config: Readonly<ServerConfig>, opts: StartOpt
   // Storage below the barrier: every record and snapshot is tagged with keys derived from the
   // cluster key (or a KMS-wrapped root); the disk never holds them (storage-integrity.ts).
   const integrity = await openStorageIntegrity(config, logger, metrics);
+  const previous = previousIntegrity(config);
   let store: NodeStore;
   try {
-    store = await openNodeStore(path.join(config.dataDir, 'store'), integrity);
+    store = await openNodeStore(path.join(config.dataDir, 'store'), integrity, { previous });
   } catch (err) {
     integrity.destroy();
     throw err;
+  } finally {
+    previous?.destroy();
   }
-  if (store.adoption !== null) {
+  if (store.adoption?.from === 'untagged') {
     logger.warn(
       { records: store.adoption.records, snapshotReencoded: store.adoption.snapshotReencoded },
       'ADOPTED a data dir written before storage integrity tags: every record it held was trusted as it was and is tagged from now on (one-time upgrade step; see docs/SECURITY.md)',
     );
+  } else if (store.adoption?.from === 'rekeyed') {
+    logger.warn({ records: store.adoption.records }, 're-tagged the data dir from COFFER_PREVIOUS_CLUSTER_KEY to COFFER_CLUSTER_KEY; unset COFFER_PREVIOUS_CLUSTER_KEY');
   }
   const cleanups: (() => Promise<void>)[] = [async () => integrity.destroy(), () => store.close()];
   const cleanup = async (): Promise<void> => {

@@ -9,6 +9,9 @@
  *   "coffer record mac v1"    tags of LevelDB records (@coffer/state integrity.ts)
  *   "coffer snapshot mac v1"  tags of snapshot blobs (backups, InstallSnapshot, the saved snapshot)
  *
+ * Rotating the cluster key changes these keys: start every node with the new `COFFER_CLUSTER_KEY`
+ * and the old one in `COFFER_PREVIOUS_CLUSTER_KEY` once; the store re-tags its data dir.
+ *
  * The root is, in this order:
  * 1. `COFFER_CLUSTER_KEY` when set (required with more than one node): every member derives the
  *    same keys, so members exchange snapshots and a backup restores into any member or into a new
@@ -110,6 +113,17 @@ export async function loadWrappedRoot(dataDir: string, kms: KeyProvider, opts: {
     writeRootFile(file, { v: 1, kmsKeyId: re.kmsKeyId, wrapped: Buffer.from(re.wrappedDek).toString('base64') });
   }
   return { root, created: false };
+}
+
+/**
+ * The integrity keys of the previous cluster key during a rotation (`COFFER_PREVIOUS_CLUSTER_KEY`):
+ * the store re-tags a data dir written under them.
+ *
+ * @param config - from `loadConfig`
+ * @returns the previous keys, or undefined when no previous key is configured
+ */
+export function previousIntegrity(config: Readonly<ServerConfig>): Integrity | undefined {
+  return config.previousClusterKey === undefined ? undefined : integrityFromRoot(config.previousClusterKey);
 }
 
 /** What {@link loadStorageIntegrity} needs besides the configuration. */

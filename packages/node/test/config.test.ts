@@ -66,7 +66,7 @@ describe('defaults (CONTRACT.md table)', () => {
 describe('table coverage', () => {
   test('one spec per contract variable, flags derived from names', () => {
     expect(CONFIG_VARIABLES.map((s) => s.name)).toEqual(Object.values(CONFIG_ENV));
-    expect(CONFIG_VARIABLES).toHaveLength(34);
+    expect(CONFIG_VARIABLES).toHaveLength(35);
     expect(CONFIG_VARIABLES.find((s) => s.name === 'COFFER_NODE_ID')?.flag).toBe('--node-id');
     expect(CONFIG_VARIABLES.find((s) => s.name === 'COFFER_DEK_CACHE_TTL_SECS')?.flag).toBe('--dek-cache-ttl-secs');
   });
@@ -254,6 +254,16 @@ describe('redactConfig', () => {
     expect(text).toContain('"clusterKey":"[set]"');
     expect(text).toContain('"bootstrapToken":"[set]"');
     expect(redactConfig(load({})).clusterKey).toBe('[unset]');
+  });
+
+  test('hides the previous cluster key, which needs a current one', () => {
+    const previous = Buffer.alloc(32, 9).toString('base64');
+    const cfg = load({ COFFER_CLUSTER_KEY: KEY32, COFFER_PREVIOUS_CLUSTER_KEY: previous });
+    expect(cfg.previousClusterKey).toEqual(new Uint8Array(32).fill(9));
+    const text = JSON.stringify(redactConfig(cfg));
+    expect(text).not.toContain(previous);
+    expect(text).toContain('"previousClusterKey":"[set]"');
+    expect(() => load({ COFFER_PREVIOUS_CLUSTER_KEY: previous })).toThrow(/COFFER_PREVIOUS_CLUSTER_KEY/);
   });
 });
 

@@ -75,5 +75,5 @@ export {
 } from './integrity.js';
 export { RaftLogStore, type RaftLogState, type WriteOptions } from './raft-log.js';
 export type { WriterStats } from './group-writer.js';
-export { INTEGRITY_MARKER_KEY, NodeStore, openNodeStore, readSavedSnapshot, type StateSnapshot, type StoreAdoption } from './node-store.js';
+export { INTEGRITY_MARKER_KEY, NodeStore, openNodeStore, readSavedSnapshot, type OpenStoreOptions, type StateSnapshot, type StoreAdoption } from './node-store.js';
 export { timingSafeEqual } from './bytes.js';

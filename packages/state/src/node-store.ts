@@ -39,8 +39,21 @@ const META_LT = 'n';
 export const INTEGRITY_MARKER_KEY = 'zintegrity';
 const MARKER_VALUE = new Uint8Array([0x01]);
 
-/** What the first open of a data dir written before record tags did (null on every other open). */
-export type StoreAdoption = { records: number; snapshotReencoded: boolean };
+/**
+ * What an open did besides opening: adopted a data dir written before record tags (`untagged`), or
+ * re-tagged one written under the previous cluster key (`rekeyed`). Null on every other open.
+ */
+export type StoreAdoption = { from: 'untagged' | 'rekeyed'; records: number; snapshotReencoded: boolean };
+
+/** Options of {@link openNodeStore}. */
+export type OpenStoreOptions = {
+  /**
+   * The integrity keys before a cluster-key rotation: a data dir whose marker verifies under them
+   * is re-tagged under the current keys (records that do not verify under them stay as they are,
+   * and are refused like any other).
+   */
+  previous?: Integrity | undefined;
+};
 
 /** Bytes of sealed blobs (ciphertext, wrapped DEKs) kept in memory for hot reads. */
 export const BLOB_CACHE_BYTES: number = 32 * 1024 * 1024;
@@ -462,7 +475,37 @@ async function adoptUntaggedStore(db: ClassicLevel<string, Uint8Array>, integrit
   }
   batch.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE));
   await batch.write({ sync: true });
-  return { records, snapshotReencoded };
+  return { from: 'untagged', records, snapshotReencoded };
+}
+
+/**
+ * A data dir tagged under the previous keys (a cluster-key rotation): every record that verifies
+ * under them is tagged under the current keys, the saved snapshot re-tagged, the marker replaced,
+ * in one synced batch. A record that does not verify is left alone (the open refuses it later).
+ */
+async function rekeyStore(db: ClassicLevel<string, Uint8Array>, previous: Integrity, integrity: Integrity): Promise<StoreAdoption> {
+  const batch = db.batch();
+  let records = 0;
+  let snapshotReencoded = false;
+  const retag = (k: string, v: Uint8Array): void => {
+    const value = previous.openRecord(k, v);
+    if (value === null) return;
+    batch.put(k, integrity.sealRecord(k, value));
+    records++;
+  };
+  await readRange(db, STATE_GTE, STATE_LT, retag);
+  await readRange(db, RAFT_KEY.entryPrefix, RAFT_KEY.entryPrefix + '~', retag);
+  const [h, sm, sd] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta, RAFT_KEY.snapData]);
+  if (h !== undefined) retag(RAFT_KEY.hardState, h);
+  if (sm !== undefined) retag(RAFT_KEY.snapMeta, sm);
+  if (sd !== undefined && sd.length > 0) {
+    const snap = decodeSnapshotBlob(sd, previous);
+    batch.put(RAFT_KEY.snapData, encodeSnapshotBlob(snap.index, snap.term, snap.records, integrity));
+    snapshotReencoded = true;
+  }
+  batch.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE));
+  await batch.write({ sync: true });
+  return { from: 'rekeyed', records, snapshotReencoded };
 }
 
 /**
@@ -477,6 +520,7 @@ async function adoptUntaggedStore(db: ClassicLevel<string, Uint8Array>, integrit
  *
  * @param dir - directory for LevelDB (e.g. `<COFFER_DATA_DIR>/store`)
  * @param integrity - the cluster's integrity keys (from `node`; the disk never holds them)
+ * @param options - see {@link OpenStoreOptions}
  * @returns the open store
  * @throws {SM_CORRUPT_STORAGE} a record does not decode
  * @throws {SM_INTEGRITY} the data dir was written under another key, or a record it cannot do
@@ -487,7 +531,7 @@ async function adoptUntaggedStore(db: ClassicLevel<string, Uint8Array>, integrit
  * const { hardState, snapshot, entries } = store.load();
  * ```
  */
-export async function openNodeStore(dir: string, integrity: Integrity): Promise<NodeStore> {
+export async function openNodeStore(dir: string, integrity: Integrity, options: OpenStoreOptions = {}): Promise<NodeStore> {
   mkdirSync(dir, { recursive: true });
   // A larger write buffer than LevelDB's 4 MiB default: a restore or a big apply batch otherwise
   // stalls on memtable flushes several times per write.
@@ -501,10 +545,14 @@ export async function openNodeStore(dir: string, integrity: Integrity): Promise<
       if (empty) await db.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE), { sync: true });
       else adoption = await adoptUntaggedStore(db, integrity);
     } else if (integrity.openRecord(INTEGRITY_MARKER_KEY, marker) === null) {
-      throw new StateError(
-        'SM_INTEGRITY',
-        'this data dir was written under another integrity key (a different COFFER_CLUSTER_KEY, master key or root key), or its marker was edited',
-      );
+      if (options.previous !== undefined && options.previous.openRecord(INTEGRITY_MARKER_KEY, marker) !== null) {
+        adoption = await rekeyStore(db, options.previous, integrity);
+      } else {
+        throw new StateError(
+          'SM_INTEGRITY',
+          'this data dir was written under another integrity key (a different COFFER_CLUSTER_KEY, master key or root key; after a cluster-key rotation set COFFER_PREVIOUS_CLUSTER_KEY), or its marker was edited',
+        );
+      }
     }
 
     const appliedRaw = await db.get(KEY.applied);

@@ -395,7 +395,7 @@ describe('upgrade of a data dir written before record tags', () => {
 
     const { integrity, failures } = recording();
     const a = await store(integrity);
-    expect(a.adoption).toEqual({ records: expect.any(Number), snapshotReencoded: true });
+    expect(a.adoption).toEqual({ from: 'untagged', records: expect.any(Number), snapshotReencoded: true });
     expect(failures).toEqual([]);
     expect(a.state.stateDigest()).toBe(digest);
     expect(a.log.lastIndex).toBe(5);
@@ -415,6 +415,38 @@ describe('upgrade of a data dir written before record tags', () => {
       await db.put('mtforged', Uint8Array.of(1, 2, 3));
     });
     await expect(openNodeStore(`${tmp.dir}/s`, recording().integrity)).rejects.toMatchObject({ code: 'SM_INTEGRITY' });
+  });
+});
+
+describe('cluster-key rotation', () => {
+  test('a data dir tagged under the previous keys is re-tagged once; a record forged under neither stays refused', async () => {
+    const s = await store();
+    const es = entries(cmds);
+    await s.log.append(es, { term: 1, vote: 'n1', commit: 5 }, { sync: true });
+    await s.applyEntries(es);
+    const snap = await s.createSnapshot();
+    await s.log.saveSnapshot({ index: snap.index, term: snap.term, confState: { voters: ['n1'], learners: [] } }, snap.data);
+    const digest = s.state.stateDigest();
+    await s.close();
+    await onDisk(async (db) => {
+      await db.put('mtforged', Uint8Array.of(1, 2, 3));
+    });
+    const next = { record: bytes(32, 301), snapshot: bytes(32, 302) };
+    // Without the previous keys the data dir is refused as a whole.
+    await expect(openNodeStore(`${tmp.dir}/s`, new Integrity(next))).rejects.toMatchObject({ code: 'SM_INTEGRITY' });
+    const { integrity, failures } = recording(next);
+    const r = await openNodeStore(`${tmp.dir}/s`, integrity, { previous: TEST_INTEGRITY });
+    open.push(r);
+    expect(r.adoption).toEqual({ from: 'rekeyed', records: expect.any(Number), snapshotReencoded: true });
+    expect(failures).toEqual([{ kind: 'record', key: 'mtforged', action: 'ignored' }]);
+    expect(r.state.stateDigest()).toBe(digest);
+    expect(await r.readSealed('app/db', 1)).toEqual(sealed(1));
+    expect(decodeSnapshotBlob((await readSavedSnapshot(r)) as Uint8Array, integrity).index).toBe(5);
+    await r.close();
+    // Re-tagged for good: the next open needs only the new keys.
+    const again = await store(recording(next).integrity);
+    expect(again.adoption).toBeNull();
+    expect(again.state.stateDigest()).toBe(digest);
   });
 });
 
