@@ -15,7 +15,7 @@ import { ServiceError } from '../../../node/src/http/errors.js';
 import { rewriteListHead } from '../../../node/src/http/list-method.js';
 import { checkFolder, isVaultList, mergePatch, parseGoDuration } from '../../../node/src/http/vault.js';
 import { normaliseIp, parseCidr, validateCidrs } from '../../../node/src/net/allowlist.js';
-import { PeerVerifier, derivePeerKey, signPeerRequest } from '../../../node/src/peer/auth.js';
+import { PeerVerifier, bodyDigest, bodyMatches, derivePeerKey, signPeerRequest } from '../../../node/src/peer/auth.js';
 import { valueFromBody } from '../../../node/src/service/values.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName } from '../../../node/src/validate.js';
 import { fail, type FuzzTarget } from './engine.js';
@@ -86,16 +86,25 @@ export const peerAuth: FuzzTarget = {
     const r = parsePeer(b);
     // A bounded nonce cache: rebuilt now and then so replays of seeds stay possible but memory stays flat.
     if (verifier.rememberedNonces >= 900) verifier = new PeerVerifier({ clusterKey: CLUSTER_KEY, nodeId: 'n2', now: () => PEER_NOW, maxNonces: 1000 });
+    // Both ways the node verifies: the peer server checks the headers (and the declared body hash)
+    // before reading the body, then the body against that hash; a returned batch is checked with
+    // its body in hand. Which one is decided by the input (its length's parity).
+    if (b.length % 2 === 0) {
+      const v = verifier.verify({ method: r.method, path: r.path, headers: r.headers });
+      return v.ok ? { ...v, bodyOk: bodyMatches(v, r.body) } : v;
+    }
     return verifier.verify({ method: r.method, path: r.path, headers: r.headers, body: r.body });
   },
   // verify() answers with a verdict; it has no documented exception for any input.
   refusal: never,
   check: (b, out) => {
-    const v = out as { ok: boolean; from?: string; reason?: string };
+    const v = out as { ok: boolean; from?: string; reason?: string; bodyHash?: string; bodyOk?: boolean };
     if (v.ok) {
-      const from = parsePeer(b).headers['x-coffer-from'];
+      const r = parsePeer(b);
+      const from = r.headers['x-coffer-from'];
       if (v.from !== from) fail(`accepted, but as "${String(v.from)}" while the request says "${String(from)}"`);
-      return 'accepted';
+      if (v.bodyOk === undefined && v.bodyHash !== bodyDigest(r.body)) fail('accepted with the body in hand, but the signed hash is not the body\'s');
+      return v.bodyOk === false ? 'headers accepted, body refused' : 'accepted';
     }
     return `refused ${String(v.reason)}`;
   },
