@@ -32,6 +32,7 @@ export const CONFIG_ENV = {
   DEK_CACHE_TTL_SECS: 'COFFER_DEK_CACHE_TTL_SECS',
   CLUSTER_KEY: 'COFFER_CLUSTER_KEY',
   PREVIOUS_CLUSTER_KEY: 'COFFER_PREVIOUS_CLUSTER_KEY',
+  INTEGRITY_ADOPT: 'COFFER_INTEGRITY_ADOPT',
   BOOTSTRAP_TOKEN: 'COFFER_BOOTSTRAP_TOKEN',
   READ_ALLOWLIST: 'COFFER_READ_ALLOWLIST',
   TRUST_PROXY: 'COFFER_TRUST_PROXY',
@@ -102,6 +103,7 @@ export const CONFIG_VARIABLES: readonly VariableSpec[] = Object.freeze([
   spec(CONFIG_ENV.DEK_CACHE_TTL_SECS, '300', 'unwrapped-DEK cache lifetime in seconds; 0 disables'),
   spec(CONFIG_ENV.CLUSTER_KEY, 'required with >1 node', 'base64 of >=32 bytes, same on every node; authenticates every peer RPC', { secret: true }),
   spec(CONFIG_ENV.PREVIOUS_CLUSTER_KEY, 'none', 'the cluster key before a rotation: a data dir tagged under it is re-tagged under COFFER_CLUSTER_KEY at start; unset it afterwards', { secret: true }),
+  spec(CONFIG_ENV.INTEGRITY_ADOPT, 'false', 'once, after upgrading from a version without storage integrity tags: adopt the untagged data dir as it is (trust on first use); unset it afterwards', { boolean: true }),
   spec(CONFIG_ENV.BOOTSTRAP_TOKEN, 'none', 'seeds role admin and token bootstrap-admin on first start', { secret: true }),
   spec(CONFIG_ENV.READ_ALLOWLIST, 'empty (deny all reads)', 'comma-separated CIDRs seeding the replicated allowlist on first start'),
   spec(CONFIG_ENV.TRUST_PROXY, 'false', 'use X-Forwarded-For for the client IP: the direct peer is the one trusted proxy', { boolean: true }),
@@ -174,6 +176,8 @@ export interface ServerConfig {
   readonly clusterKey: Uint8Array | undefined;
   /** The cluster key before a rotation (re-tags the data dir at start); usually undefined. */
   readonly previousClusterKey: Uint8Array | undefined;
+  /** Adopt a data dir written before storage integrity tags (one start after the upgrade). */
+  readonly integrityAdopt: boolean;
   readonly bootstrapToken: string | undefined;
   /** Canonical CIDRs. */
   readonly readAllowlist: readonly string[];
@@ -649,6 +653,7 @@ export function loadConfig(
     bootstrapToken,
     readAllowlist,
     trustProxy: parseBoolVar(r, E.TRUST_PROXY, false),
+    integrityAdopt: parseBoolVar(r, E.INTEGRITY_ADOPT, false),
     trustedProxies,
     tokenMaxTtlMs,
     tls,

@@ -192,7 +192,7 @@ export async function startServer(config: Readonly<ServerConfig>, opts: StartOpt
   const previous = previousIntegrity(config);
   let store: NodeStore;
   try {
-    store = await openNodeStore(path.join(config.dataDir, 'store'), integrity, { previous });
+    store = await openNodeStore(path.join(config.dataDir, 'store'), integrity, { previous, adoptUntagged: config.integrityAdopt });
   } catch (err) {
     integrity.destroy();
     throw err;

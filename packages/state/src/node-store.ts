@@ -53,6 +53,12 @@ export type OpenStoreOptions = {
    * and are refused like any other).
    */
   previous?: Integrity | undefined;
+  /**
+   * Adopt a data dir written before record tags (no marker, no tags) as it is, once. Without it
+   * such a data dir is refused: a disk writer could otherwise strip every tag and the marker and
+   * have forged records adopted at the next start.
+   */
+  adoptUntagged?: boolean | undefined;
 };
 
 /** Bytes of sealed blobs (ciphertext, wrapped DEKs) kept in memory for hot reads. */
@@ -543,7 +549,13 @@ export async function openNodeStore(dir: string, integrity: Integrity, options: 
     if (marker === undefined) {
       const empty = (await db.keys({ limit: 1 }).all()).length === 0;
       if (empty) await db.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE), { sync: true });
-      else adoption = await adoptUntaggedStore(db, integrity);
+      else if (options.adoptUntagged === true) adoption = await adoptUntaggedStore(db, integrity);
+      else {
+        throw new StateError(
+          'SM_INTEGRITY',
+          'this data dir has no storage integrity tags (written by a version before them, or stripped of them): to adopt it as it is, start once with COFFER_INTEGRITY_ADOPT=true',
+        );
+      }
     } else if (integrity.openRecord(INTEGRITY_MARKER_KEY, marker) === null) {
       if (options.previous !== undefined && options.previous.openRecord(INTEGRITY_MARKER_KEY, marker) !== null) {
         adoption = await rekeyStore(db, options.previous, integrity);

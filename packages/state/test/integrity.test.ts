@@ -393,8 +393,11 @@ describe('upgrade of a data dir written before record tags', () => {
     await s.close();
     await makeLegacy();
 
+    // Refused unless the operator asks for the one-time adoption.
+    await expect(openNodeStore(`${tmp.dir}/s`, TEST_INTEGRITY)).rejects.toMatchObject({ code: 'SM_INTEGRITY' });
     const { integrity, failures } = recording();
-    const a = await store(integrity);
+    const a = await openNodeStore(`${tmp.dir}/s`, integrity, { adoptUntagged: true });
+    open.push(a);
     expect(a.adoption).toEqual({ from: 'untagged', records: expect.any(Number), snapshotReencoded: true });
     expect(failures).toEqual([]);
     expect(a.state.stateDigest()).toBe(digest);
@@ -414,7 +417,7 @@ describe('upgrade of a data dir written before record tags', () => {
       await db.del(INTEGRITY_MARKER_KEY);
       await db.put('mtforged', Uint8Array.of(1, 2, 3));
     });
-    await expect(openNodeStore(`${tmp.dir}/s`, recording().integrity)).rejects.toMatchObject({ code: 'SM_INTEGRITY' });
+    await expect(openNodeStore(`${tmp.dir}/s`, recording().integrity, { adoptUntagged: true })).rejects.toMatchObject({ code: 'SM_INTEGRITY' });
   });
 });
 
