@@ -65,8 +65,11 @@ describe('lockout and proxies on a three-node cluster (real processes)', () => {
     }
     // Before the fix the good request reset the count every round: 401 ×4, 200, forever.
     expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 200]);
-    expect(statuses[5]).toBe(401);
-    expect(statuses.slice(6)).toEqual(Array(statuses.length - 6).fill(429));
+    const goods = [statuses[4], statuses[9], statuses[14]];
+    expect(goods).toEqual([200, 429, 429]);
+    // After the fifth failure nothing succeeds from that address (a follower may still say 401 for a
+    // moment, until the leader's lockout reaches it).
+    expect(statuses.slice(5).every((st) => st === 401 || st === 429)).toBe(true);
     // Cluster-wide: the other nodes refuse the address too.
     for (const other of cluster.nodes) {
       await cluster.eventually(async () => (await cluster.httpFrom(other, ip, 'GET', '/v1/tokens/self')).status === 429, 5_000, `lockout seen on ${other.id}`);

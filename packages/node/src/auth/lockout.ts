@@ -244,7 +244,8 @@ export class Lockout {
     this.proposing.add(key);
     void (async () => {
       try {
-        for (const at of times) await this.deps.propose(key, at);
+        // Proposed together, so they commit in one round.
+        await Promise.all(times.map((at) => this.deps.propose(key, at)));
       } catch (err) {
         this.deps.warn('could not record a lockout cluster-wide', err);
       } finally {
