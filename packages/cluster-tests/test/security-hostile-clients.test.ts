@@ -244,6 +244,9 @@ describe('hostile clients against a three-node cluster (real processes)', () => 
             cases.push({ where, n, method: 'POST', path: `${prefix}${up}batch/secrets`, body: { names: ['hc/closed/x', 'app/db'] }, headers, what: `escape to batch [${label}]` });
             cases.push({ where, n, method: 'POST', path: `${prefix}${up}verify/hc/closed/x`, body: { value: VALUE_CLOSED }, headers, what: `escape to verify [${label}]` });
           }
+          // Escape to a token route with a wrong token: the 401 must be charged to the sender,
+          // not to the follower that forwarded it (see the attribution test below).
+          cases.push({ where, n, method: 'POST', path: `${prefix}${up}tokens`, body: { name: 'hc-escape', role: 'admin' }, headers: { authorization: `Bearer cof_${randomBytes(32).toString('base64url')}` }, what: 'escape to token minting [wrong token]' });
           // Encoded slashes: one segment that decodes to a path.
           cases.push({ where, n, method: 'POST', path: `${prefix}${`${d}%2f`.repeat(climbs)}batch%2fsecrets`, body: { names: ['hc/closed/x'] }, headers: {}, what: 'escape with %2f' });
         }
