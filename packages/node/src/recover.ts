@@ -35,6 +35,8 @@ export interface RecoverOptions {
   readonly dryRun?: boolean;
   /** The survivor's integrity keys (`loadStorageIntegrity` with its configuration). */
   readonly integrity: Integrity;
+  /** Adopt a survivor's data dir written before storage integrity tags (`COFFER_INTEGRITY_ADOPT`). */
+  readonly adoptUntagged?: boolean;
 }
 
 /** What {@link recoverDataDir} found and did. */
@@ -64,7 +66,7 @@ export async function recoverDataDir(opts: RecoverOptions): Promise<RecoverResul
   if (!existsSync(storeDir) || readdirSync(storeDir).length === 0) throw new Error(`${storeDir} holds no store: recover needs the data dir of a surviving member`);
   let store;
   try {
-    store = await openNodeStore(storeDir, opts.integrity);
+    store = await openNodeStore(storeDir, opts.integrity, { adoptUntagged: opts.adoptUntagged === true });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot open ${storeDir} (${msg}); stop the node before recovering its data dir`);

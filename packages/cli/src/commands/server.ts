@@ -121,9 +121,10 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
       const dataDir = path.resolve(opts.dataDir);
       if (!existsSync(path.join(dataDir, 'store'))) throw new CliError('CLI_USAGE', `${dataDir}: no store/ in this data dir`);
       const integrity = await offlineIntegrity(ctx, nodeId, dataDir, undefined);
+      const adoptUntagged = ['true', '1'].includes(readEnv(ctx.io.env)['COFFER_INTEGRITY_ADOPT']?.toLowerCase() ?? '');
       let r;
       try {
-        r = await recoverDataDir({ dataDir, nodeId, ...(opts.raftAddr === undefined ? {} : { raftAddr: opts.raftAddr }), dryRun: opts.dryRun === true, integrity });
+        r = await recoverDataDir({ dataDir, nodeId, ...(opts.raftAddr === undefined ? {} : { raftAddr: opts.raftAddr }), dryRun: opts.dryRun === true, integrity, adoptUntagged });
       } catch (err) {
         throw new CliError('CLI_FAILED', err instanceof Error ? err.message : String(err));
       } finally {
