@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { apiRoutes, createApi, type RouteInfo } from '@coffer/node';
 import { TestCluster, sleep, type NodeHandle } from '../src/harness';
-import { bigBodyRequest, mapLimit, partialBodyRequest, procStatusKb, rawHttp, resetPeakRss, type RawResult } from '../src/hostile';
+import { bigBodyRequest as bigBodyRequestRaw, mapLimit, partialBodyRequest as partialBodyRequestRaw, procStatusKb, rawHttp as rawHttpUncounted, resetPeakRss, type RawResult } from '../src/hostile';
 
 jest.setTimeout(240_000);
 
@@ -54,6 +54,21 @@ function concrete(r: RouteInfo, secretName: string, segment: string, member = 'n
   }
   return { method, path: p };
 }
+
+/** Requests sent by this file (each test logs its own count). */
+let sent = 0;
+const rawHttp: typeof rawHttpUncounted = (...a) => {
+  sent++;
+  return rawHttpUncounted(...a);
+};
+const partialBodyRequest: typeof partialBodyRequestRaw = (...a) => {
+  sent++;
+  return partialBodyRequestRaw(...a);
+};
+const bigBodyRequest: typeof bigBodyRequestRaw = (...a) => {
+  sent++;
+  return bigBodyRequestRaw(...a);
+};
 
 const isVault = (p: string): boolean => p.startsWith('/v1/secret/');
 const hasBody = (m: string): boolean => m === 'POST' || m === 'PUT' || m === 'PATCH';
@@ -145,6 +160,13 @@ describe('hostile clients against a three-node cluster (real processes)', () => 
   afterAll(async () => {
     await cluster.stop();
   });
+  let sentBefore = 0;
+  beforeEach(() => {
+    sentBefore = sent;
+  });
+  afterEach(() => {
+    console.log(`requests sent by "${expect.getState().currentTestName?.replace('hostile clients against a three-node cluster (real processes) ', '') ?? '?'}": ${sent - sentBefore}`);
+  });
 
   /** The secret's metadata as the admin sees it (version list), to prove nothing was written. */
   const versionsOf = async (name: string): Promise<unknown> => {
@@ -226,6 +248,7 @@ describe('hostile clients against a three-node cluster (real processes)', () => 
 
   test('path tricks on every route family, sent byte for byte, through leader and follower: never a value, never a write', async () => {
     const routes = routeTable();
+    const MAIN_DOTS = ['..', '%2e%2e', '%2E%2e', '.%2e'];
     const dots = ['..', '%2e%2e', '%2E%2e', '%2e%2E', '.%2e', '%2e.', '%2E%2E', '%252e%252e', '%EF%BC%8E%EF%BC%8E', '%E2%80%A4%E2%80%A4', '\u00ef\u00bc\u008e\u00ef\u00bc\u008e'];
     const failures: string[] = [];
     const before = { closed: await versionsOf('hc/closed/x'), app: await versionsOf('app/db'), open: await versionsOf('hc/open/x') };
@@ -242,8 +265,10 @@ describe('hostile clients against a three-node cluster (real processes)', () => 
           const up = `${d}/`.repeat(climbs);
           for (const [label, headers] of [['no token', {}], ['lower token', { authorization: `Bearer ${tok['low']}` }]] as const) {
             cases.push({ where, n, method: 'POST', path: `${prefix}${up}batch/secrets`, body: { names: ['hc/closed/x', 'app/db'] }, headers, what: `escape to batch [${label}]` });
-            cases.push({ where, n, method: 'POST', path: `${prefix}${up}verify/hc/closed/x`, body: { value: VALUE_CLOSED }, headers, what: `escape to verify [${label}]` });
+            // (The other landings take the main spellings only, to keep the file's run time down.)
+            if (MAIN_DOTS.includes(d)) cases.push({ where, n, method: 'POST', path: `${prefix}${up}verify/hc/closed/x`, body: { value: VALUE_CLOSED }, headers, what: `escape to verify [${label}]` });
           }
+          if (!MAIN_DOTS.includes(d)) continue;
           // Escape to a token route with a wrong token: the 401 must be charged to the sender,
           // not to the follower that forwarded it (see the attribution test below).
           cases.push({ where, n, method: 'POST', path: `${prefix}${up}tokens`, body: { name: 'hc-escape', role: 'admin' }, headers: { authorization: `Bearer cof_${randomBytes(32).toString('base64url')}` }, what: 'escape to token minting [wrong token]' });
