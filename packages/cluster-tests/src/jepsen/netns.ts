@@ -128,6 +128,138 @@ function deleteNamespace(ns: string): void {
   }
 }
 
+/**
+ * Kills every process in a namespace of this harness and deletes it (no error if already gone).
+ *
+ * @param ns - namespace name, starting with {@link NETNS_PREFIX}
+ */
+export function removeNamespace(ns: string): void {
+  deleteNamespace(ns);
+  liveNamespaces.delete(ns);
+}
+
+/**
+ * Creates a namespace of this harness with loopback up; it is deleted at process exit unless
+ * {@link removeNamespace} ran first. Name it `${NETNS_PREFIX}<pid>-…` so that
+ * {@link cleanupStale} can remove it after a crash.
+ *
+ * @param ns - namespace name
+ */
+export function createNamespace(ns: string): void {
+  if (!ns.startsWith(NETNS_PREFIX)) throw new Error(`refusing to create namespace ${ns}: names start with ${NETNS_PREFIX}`);
+  if (!exitHook) {
+    process.once('exit', onExit);
+    exitHook = true;
+  }
+  run('ip', ['netns', 'add', ns]);
+  liveNamespaces.add(ns);
+  run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+}
+
+/**
+ * Creates the bridge (`br0`) inside an existing namespace.
+ *
+ * @param bridgeNs - namespace that holds only the bridge
+ */
+export function createBridge(bridgeNs: string): void {
+  run('ip', ['-n', bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
+  run('ip', ['-n', bridgeNs, 'link', 'set', 'br0', 'up']);
+}
+
+/**
+ * Gives a namespace an `eth0` with `ip`/24 whose veth peer is enslaved to the bridge.
+ *
+ * @param bridgeNs - namespace of the bridge
+ * @param ns - member namespace
+ * @param ip - its address on the bridge subnet
+ * @param peer - name of the veth end in the bridge namespace (unique there)
+ */
+export function attachToBridge(bridgeNs: string, ns: string, ip: string, peer: string): void {
+  // Created inside the namespace, its peer moved straight into the bridge namespace: no
+  // interface of a run ever exists in the root namespace.
+  run('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', peer, 'netns', bridgeNs]);
+  run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+  run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  run('ip', ['-n', bridgeNs, 'link', 'set', peer, 'master', 'br0']);
+  run('ip', ['-n', bridgeNs, 'link', 'set', peer, 'up']);
+}
+
+/**
+ * Environment of processes run inside a namespace: PATH, and the test process's own namespace so
+ * that their guard (ns-guard) refuses to run in it.
+ *
+ * @returns the environment
+ */
+export function namespaceChildEnv(): Record<string, string> {
+  let own = '';
+  try {
+    own = readlinkSync('/proc/self/ns/net');
+  } catch {
+    // unknown: the child's default-route check still applies
+  }
+  return { PATH: process.env['PATH'] ?? '', ...(own === '' ? {} : { COFFER_JEPSEN_PARENT_NETNS: own }) };
+}
+
+/**
+ * Starts the HTTP relay agent (`netns-agent.js`) inside a namespace, listening on a Unix socket,
+ * and waits for the socket.
+ *
+ * @param ns - namespace to run it in
+ * @param socket - Unix socket path (in a temp dir of the run)
+ * @param subnet - the only `10.x.y.0/24` it relays to
+ * @param log - where its output goes
+ * @returns the agent process
+ */
+export async function startRelayAgent(ns: string, socket: string, subnet: string, log: WriteStream): Promise<ChildProcess> {
+  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(DIST_JEPSEN, 'netns-agent.js'), '--socket', socket, '--subnet', subnet], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: namespaceChildEnv(),
+  });
+  p.stdout?.pipe(log, { end: false });
+  p.stderr?.pipe(log, { end: false });
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (p.exitCode !== null) throw new Error(`relay agent in ${ns} exited with ${p.exitCode}; see ${log.path.toString()}`);
+    if (existsSync(socket)) return p;
+    await sleep(50);
+  }
+  p.kill('SIGKILL');
+  throw new Error(`relay agent in ${ns} did not start`);
+}
+
+/**
+ * One HTTP request performed by a relay agent inside its namespace.
+ *
+ * @param socket - the agent's Unix socket
+ * @param target - base URL (the agent refuses one outside its subnet)
+ * @param method - HTTP method
+ * @param p - path and query
+ * @param body - JSON body
+ * @param token - bearer token, or null for none
+ * @param timeoutMs - request timeout inside the namespace
+ * @returns the answer, or status 0 with `error` when none came back in time
+ */
+export function relayRequest(socket: string, target: string, method: string, p: string, body: unknown, token: string | null, timeoutMs: number): Promise<RelayResult> {
+  const payload = JSON.stringify({ target, method, path: p, token, body, timeoutMs });
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: socket, path: '/relay', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as RelayResult);
+        } catch (err) {
+          reject(err);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs + 10_000, () => req.destroy(new Error('relay agent did not answer')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -221,20 +353,11 @@ export class NetnsCluster {
     requireNamespaceSupport();
     if (!existsSync(path.join(DIST_JEPSEN, 'netns-agent.js'))) throw new Error(`${DIST_JEPSEN}/netns-agent.js is missing: build first (tsc -b)`);
     this.addNs(this.bridgeNs);
-    run('ip', ['-n', this.bridgeNs, 'link', 'set', 'lo', 'up']);
-    run('ip', ['-n', this.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
-    run('ip', ['-n', this.bridgeNs, 'link', 'set', 'br0', 'up']);
+    createBridge(this.bridgeNs);
     const members: [string, string, string][] = [...this.nodes.map((n): [string, string, string] => [n.ns, n.ip, `v${n.id}`]), [this.clientNs, CLIENT_IP, 'vcl']];
     for (const [ns, ip, peer] of members) {
       this.addNs(ns);
-      run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-      // Created inside the namespace, its peer moved straight into the bridge namespace: no
-      // interface of this run ever exists in the root namespace.
-      run('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', peer, 'netns', this.bridgeNs]);
-      run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-      run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-      run('ip', ['-n', this.bridgeNs, 'link', 'set', peer, 'master', 'br0']);
-      run('ip', ['-n', this.bridgeNs, 'link', 'set', peer, 'up']);
+      attachToBridge(this.bridgeNs, ns, ip, peer);
     }
     // Sanity: inside a node namespace the subnet is on eth0; there is no default route anywhere.
     const route = run('ip', ['-n', this.nodes[0]!.ns, 'route', 'get', this.nodes[1]?.ip ?? CLIENT_IP]);
@@ -244,43 +367,19 @@ export class NetnsCluster {
   }
 
   private addNs(ns: string): void {
-    if (!exitHook) {
-      process.once('exit', onExit);
-      exitHook = true;
-    }
-    run('ip', ['netns', 'add', ns]);
+    createNamespace(ns);
     this.created.push(ns);
-    liveNamespaces.add(ns);
   }
 
   private async startAgent(): Promise<void> {
     const log = createWriteStream(path.join(this.root, 'agent.log'), { flags: 'a' });
     this.logs.push(log);
-    const p = spawn('ip', ['netns', 'exec', this.clientNs, process.execPath, path.join(DIST_JEPSEN, 'netns-agent.js'), '--socket', this.agentSocket, '--subnet', NETNS_SUBNET], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: this.clientEnv(),
-    });
-    p.stdout?.pipe(log, { end: false });
-    p.stderr?.pipe(log, { end: false });
-    this.agent = p;
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
-      if (p.exitCode !== null) throw new Error(`relay agent exited with ${p.exitCode}; see ${this.root}/agent.log`);
-      if (existsSync(this.agentSocket)) return;
-      await sleep(50);
-    }
-    throw new Error('relay agent did not start');
+    this.agent = await startRelayAgent(this.clientNs, this.agentSocket, NETNS_SUBNET, log);
   }
 
   /** Environment of processes run in the client namespace (they check they are not in ours). */
   private clientEnv(): Record<string, string> {
-    let own = '';
-    try {
-      own = readlinkSync('/proc/self/ns/net');
-    } catch {
-      // unknown: the child's default-route check still applies
-    }
-    return { PATH: process.env['PATH'] ?? '', ...(own === '' ? {} : { COFFER_JEPSEN_PARENT_NETNS: own }) };
+    return namespaceChildEnv();
   }
 
   /** Environment of one node. */
@@ -353,24 +452,7 @@ export class NetnsCluster {
     assertNamespaceAddress(target);
     const timeoutMs = o.timeoutMs ?? 5_000;
     const token = o.token === undefined ? this.bootstrapToken : o.token;
-    const payload = JSON.stringify({ target, method, path: p, token, body, timeoutMs });
-    return new Promise((resolve, reject) => {
-      const req = httpRequest({ socketPath: this.agentSocket, path: '/relay', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          try {
-            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as RelayResult);
-          } catch (err) {
-            reject(err);
-          }
-        });
-        res.on('error', reject);
-      });
-      req.setTimeout(timeoutMs + 10_000, () => req.destroy(new Error('relay agent did not answer')));
-      req.on('error', reject);
-      req.end(payload);
-    });
+    return relayRequest(this.agentSocket, target, method, p, body, token, timeoutMs);
   }
 
   /** The node that reports itself leader (health 200), among running nodes, waiting for one. */
@@ -447,10 +529,7 @@ export class NetnsCluster {
           }),
       ),
     );
-    for (const ns of [...this.created].reverse()) {
-      deleteNamespace(ns);
-      liveNamespaces.delete(ns);
-    }
+    for (const ns of [...this.created].reverse()) removeNamespace(ns);
     this.created.length = 0;
     for (const l of this.logs) l.end();
     if (!keepOnFailure) rmSync(this.root, { recursive: true, force: true });
