@@ -7,6 +7,10 @@ need=()
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# WireGuard test: userspace wireguard-go (no kernel module here) and wg/wg-quick. Installed with
+# --no-install-recommends (below): the recommends pull in a kernel image.
+command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
+{ command -v wg >/dev/null 2>&1 && command -v wg-quick >/dev/null 2>&1; } || need+=(wireguard-tools)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "coffer: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
