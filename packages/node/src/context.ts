@@ -116,6 +116,12 @@ export interface NodeContext {
   transferLeadership(to: string | undefined): Promise<string>;
   /** Whether this node is shutting down (draining): health answers 503 so balancers move on. */
   isClosing(): boolean;
+  /**
+   * Whether this node can serve now (health's `ready`): it knows the leader and its API address,
+   * has caught up with what the leader had committed when it learned of it, holds the seeds its
+   * configuration plants, and is a voter.
+   */
+  isReady(): boolean;
   /** Whether this node has been removed from the cluster (health must never say 200). */
   isRemoved(): boolean;
   /** A consistent snapshot of the replicated state (sealed; ciphertext only). */

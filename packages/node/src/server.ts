@@ -22,6 +22,7 @@ import { type ConfChange, type Entry, type Message, type NodeId, type Status } f
 import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, type CommandResult, encodeCommand, type Integrity, type NodeStore, openNodeStore, readSavedSnapshot, type StateMachine, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
 import { AuditLog } from './audit/audit-log.js';
 import { Lockout } from './auth/lockout.js';
+import { Readiness } from './readiness.js';
 import type { ServerConfig } from './config.js';
 import type { MemberView, NodeContext, ReadConsistency } from './context.js';
 import { ServiceError } from './http/errors.js';
@@ -378,6 +379,16 @@ async function assemble(
   // election under way): clients retry elsewhere rather than pile up here.
   const leaderWaiters = new Set<() => void>();
   let sawLeader = false;
+  // Health means ready (readiness.ts): 200/429 only once this node can serve the next request.
+  const readiness = new Readiness({
+    leader: () => driver.leader(),
+    leaderApiAddr: () => ctx.leaderApiAddr(),
+    readBarrier: () => driver.readBarrier(),
+    seeded: () => (config.bootstrapToken === undefined || store.state.bootstrapped) && (config.readAllowlist.length === 0 || store.state.hasAllowlist),
+    isVoter: () => driver.members().voters.includes(nodeId),
+    retryMs: 100,
+  });
+  cleanups.push(async () => readiness.stop());
   /** Until a leader was first seen: resolves once `ready()` holds or `ms` have passed. */
   async function waitUntil(ready: () => boolean, ms: number): Promise<void> {
     if (sawLeader) return;
@@ -436,6 +447,7 @@ async function assemble(
             f.timer.unref();
           }
         }
+        readiness.onLeader(lead);
         if (lead === nodeId) void leaderDuties();
         if (lead === nodeId) rewrapWorker?.onLeadership();
         if (lead !== null && lead !== nodeId) void sayHello(lead);
@@ -622,16 +634,42 @@ async function assemble(
   let registering = false;
   async function leaderDuties(): Promise<void> {
     // A new leader first commits an entry of its own term (raft does that); then it makes sure the
-    // cluster's seed exists. Both are idempotent through consensus, so every node may try.
-    try {
-      await driver.readBarrier();
-      if (config.bootstrapToken !== undefined && !store.state.bootstrapped) {
-        await ctx.propose({ type: 'bootstrap', requestId: `bootstrap:${Buffer.from(hashToken(config.bootstrapToken)).toString('hex')}`, at: Date.now(), tokenHash: hashToken(config.bootstrapToken), cidrs: [...config.readAllowlist] });
-        logger.info('bootstrap seed applied: role admin and token bootstrap-admin exist');
+    // cluster's seeds exist. Both are idempotent through consensus, so every node may try. Retried
+    // while this node leads: right after an election the followers may not have said which
+    // command versions they apply yet (upgrade gating), and readiness waits for the seeds.
+    const term = driver.status().term;
+    for (let attempt = 1; driver.isLeader() && driver.status().term === term && !closing; attempt++) {
+      try {
+        await driver.readBarrier();
+        if (config.bootstrapToken !== undefined && !store.state.bootstrapped) {
+          await ctx.propose({ type: 'bootstrap', requestId: `bootstrap:${Buffer.from(hashToken(config.bootstrapToken)).toString('hex')}`, at: Date.now(), tokenHash: hashToken(config.bootstrapToken), cidrs: [...config.readAllowlist] });
+          logger.info('bootstrap seed applied: role admin and token bootstrap-admin exist');
+        }
+        if (config.readAllowlist.length > 0 && !store.state.hasAllowlist) {
+          // COFFER_READ_ALLOWLIST seeds a new cluster even without a bootstrap token.
+          await ctx.propose({ type: 'allowlist.seed', requestId: `allowlist-seed:${config.readAllowlist.join(',')}`, at: Date.now(), cidrs: [...config.readAllowlist] });
+          logger.info({ cidrs: config.readAllowlist }, 'read allowlist seeded from COFFER_READ_ALLOWLIST');
+        }
+        warnIfAllowlistDiffers();
+        return;
+      } catch (err) {
+        if (attempt === 1 || attempt % 50 === 0) logger.warn({ err: String(err), attempt }, 'leader start-up duties failed; retrying while this node leads');
+        await new Promise((r) => setTimeout(r, 200).unref());
       }
-    } catch (err) {
-      logger.warn({ err: String(err) }, 'leader start-up duties failed; they will be retried at the next leadership change');
     }
+  }
+
+  let allowlistWarned = false;
+  /** COFFER_READ_ALLOWLIST only seeds a new cluster: say loudly when it no longer matches. */
+  function warnIfAllowlistDiffers(): void {
+    if (allowlistWarned || config.readAllowlist.length === 0 || !store.state.hasAllowlist) return;
+    const replicated = [...store.state.getAllowlist()].sort().join(',');
+    if (replicated === [...config.readAllowlist].sort().join(',')) return;
+    allowlistWarned = true;
+    logger.warn(
+      { configured: config.readAllowlist, replicated: store.state.getAllowlist() },
+      'COFFER_READ_ALLOWLIST differs from the replicated read allowlist, which is what is enforced: the variable only seeds a new cluster; change the list with PUT /v1/allowlist (coffer allowlist set) and update or remove the variable',
+    );
   }
 
   async function registerSelf(): Promise<void> {
@@ -886,6 +924,7 @@ async function assemble(
       throw new ServiceError('no_quorum', `leadership did not move to ${target} in time`, { retryAfterSecs: 1 });
     },
     isClosing: () => closing,
+    isReady: () => readiness.isReady() && !closing,
     isRemoved: () => selfRemoved || (wasMember && !driver.members().voters.includes(nodeId) && !driver.members().learners.includes(nodeId)),
     snapshot: () => store.createSnapshot(),
   };

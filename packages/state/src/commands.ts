@@ -104,6 +104,12 @@ export type RoleDeleteCommand = CommandBase & { type: 'role.delete'; name: strin
 /** Replace the read allowlist (CIDRs validated by the server, stored as given). */
 export type AllowlistReplaceCommand = CommandBase & { type: 'allowlist.replace'; cidrs: string[]; actor: string };
 
+/**
+ * First-start seed of the read allowlist (`COFFER_READ_ALLOWLIST`) on a cluster started without a
+ * bootstrap token: applied only while no allowlist was ever set, a no-op after that.
+ */
+export type AllowlistSeedCommand = CommandBase & { type: 'allowlist.seed'; cidrs: string[] };
+
 /** First-start seed: token `bootstrap-admin` with role `admin`, and the initial allowlist. */
 export type BootstrapCommand = CommandBase & { type: 'bootstrap'; tokenHash: Uint8Array; cidrs: string[] };
 
@@ -174,7 +180,8 @@ export type Command =
   | AuthResetCommand
   | MemberUpsertCommand
   | MemberRemoveCommand
-  | StateRestoreCommand;
+  | StateRestoreCommand
+  | AllowlistSeedCommand;
 
 /** Every command type name. */
 export type CommandType = Command['type'];
@@ -205,6 +212,7 @@ export const COMMAND_TYPE_IDS: Readonly<Record<CommandType, number>> = Object.fr
   'member.upsert': 20,
   'member.remove': 21,
   'state.restore': 22,
+  'allowlist.seed': 23,
 });
 
 /**
@@ -234,6 +242,7 @@ export const SUPPORTED_COMMAND_VERSIONS: Readonly<Record<CommandType, number>> =
   'member.upsert': 1,
   'member.remove': 1,
   'state.restore': 1,
+  'allowlist.seed': 1,
 });
 
 const TYPE_BY_ID: ReadonlyMap<number, CommandType> = new Map(
@@ -439,6 +448,7 @@ function validate(c: Command): void {
       }
       return;
     case 'allowlist.replace':
+    case 'allowlist.seed':
       checkStrs(c.cidrs, 'cidrs');
       return;
     case 'bootstrap':
@@ -547,6 +557,9 @@ function writePayload(w: Writer, c: Command): void {
       return;
     case 'allowlist.replace':
       w.strs(c.cidrs).str(c.actor);
+      return;
+    case 'allowlist.seed':
+      w.strs(c.cidrs);
       return;
     case 'bootstrap':
       w.bytes(c.tokenHash).strs(c.cidrs);
@@ -688,6 +701,8 @@ function readPayloadV1(r: Reader, type: CommandType): Command {
     }
     case 'allowlist.replace':
       return { type, ...base, cidrs: r.strs(), actor: r.str() };
+    case 'allowlist.seed':
+      return { type, ...base, cidrs: r.strs() };
     case 'bootstrap': {
       const tokenHash = r.bytes();
       if (tokenHash.length !== 32) r.fail('tokenHash must be 32 bytes');

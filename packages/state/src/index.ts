@@ -12,6 +12,7 @@ export {
   encodeCommand,
   upcast,
   type AllowlistReplaceCommand,
+  type AllowlistSeedCommand,
   type AuthFailureCommand,
   type AuthResetCommand,
   type BootstrapCommand,

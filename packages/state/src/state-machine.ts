@@ -328,6 +328,11 @@ export class StateMachine {
         this.allowlist = { cidrs: [...c.cidrs], updatedAt: c.at };
         this.dirty.add(KEY.allowlist);
         return { status: 'ok' };
+      case 'allowlist.seed':
+        if (this.allowlist !== null) return { status: 'noop' };
+        this.allowlist = { cidrs: [...c.cidrs], updatedAt: c.at };
+        this.dirty.add(KEY.allowlist);
+        return { status: 'ok' };
       case 'bootstrap':
         return this.bootstrap(c.tokenHash, c.cidrs, c.at);
       case 'kms.rewrap':
@@ -1029,6 +1034,11 @@ export class StateMachine {
    */
   getAllowlist(): readonly string[] {
     return this.allowlist?.cidrs ?? [];
+  }
+
+  /** Whether a read allowlist was ever set (by the bootstrap seed, a seed, or a replace). */
+  get hasAllowlist(): boolean {
+    return this.allowlist !== null;
   }
 
   /** How many addresses the replicated lockout table holds. */

@@ -77,6 +77,7 @@ export const SAMPLES: Record<CommandType, Command> = {
   },
   'role.delete': { type: 'role.delete', requestId: 'req-rd', at: 1_700_000_000_012, name: 'deployer', actor: 'token:admin' },
   'allowlist.replace': { type: 'allowlist.replace', requestId: 'req-al', at: 1_700_000_000_013, cidrs: ['10.8.0.0/24', '::1/128'], actor: 'token:admin' },
+  'allowlist.seed': { type: 'allowlist.seed', requestId: 'req-as', at: 1_700_000_000_023, cidrs: ['10.8.0.0/24'] },
   bootstrap: { type: 'bootstrap', requestId: 'req-boot', at: 1_700_000_000_014, tokenHash: bytes(32, 11), cidrs: ['127.0.0.1/32'] },
   'kms.rewrap': {
     type: 'kms.rewrap',

@@ -35,12 +35,16 @@ export interface HealthAnswer {
     performance_standby: boolean;
     server_time_utc: number;
     cluster_name: string;
+    /** Whether this node can serve now (CONTRACT.md, "Health means ready"). */
+    ready: boolean;
   };
 }
 
 /**
- * Health per CONTRACT.md: 200 on the leader; 429 on a follower (200 with `standbyok`); 503 when no
- * leader is known, this node was removed, or it is shutting down. A removed node never answers 200.
+ * Health per CONTRACT.md: 200 on the leader; 429 on a follower (200 with `standbyok`); 503 with
+ * `"ready": false` until the node can serve (see readiness.ts: leader and its API address known,
+ * caught up, seeds applied, a voter), and when it was removed or is shutting down. A removed node
+ * never answers 200.
  *
  * @param ctx - the node
  * @param standbyOk - `?standbyok=true`
@@ -51,6 +55,7 @@ export function health(ctx: NodeContext, standbyOk: boolean): HealthAnswer {
   const leader = ctx.leaderId();
   const removed = ctx.isRemoved();
   const isLeader = !removed && ctx.isLeader();
+  const ready = !removed && !ctx.isClosing() && ctx.isReady();
   const body = {
     initialized: st.confState.voters.length > 0,
     standby: !isLeader,
@@ -61,9 +66,10 @@ export function health(ctx: NodeContext, standbyOk: boolean): HealthAnswer {
     performance_standby: false,
     server_time_utc: Math.floor(ctx.now() / 1000),
     cluster_name: 'coffer',
+    ready,
   };
   let status: number;
-  if (removed || leader === null || ctx.isClosing()) status = 503;
+  if (!ready || leader === null) status = 503;
   else if (isLeader) status = 200;
   else status = standbyOk ? 200 : 429;
   return { status, body };

@@ -143,6 +143,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     removeMember: async () => undefined,
     transferLeadership: async (to) => to ?? 'n1',
     isClosing: () => leader.closing,
+    isReady: () => leader.leaderId !== null && !leader.removed,
     isRemoved: () => leader.removed,
     snapshot: async () => ({ index: 7, term: 4, data: sm.createSnapshot() }),
   };
