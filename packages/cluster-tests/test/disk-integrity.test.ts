@@ -68,6 +68,8 @@ describe('disk and backups', () => {
   // Lockout off: this suite presents refused tokens on purpose, from one address.
   const cluster = new TestCluster({ env: { COFFER_AUTH_MAX_FAILURES: '0' } });
   let leader: NodeHandle;
+  /** The member whose data dir the first test edits (left as it is for the rest of the suite). */
+  let victim: NodeHandle | undefined;
   const canary = `canary-${randomBytes(6).toString('hex')}-disk`;
 
   beforeAll(async () => {
@@ -85,18 +87,19 @@ describe('disk and backups', () => {
     const made = await cluster.call(leader, 'POST', '/v1/tokens', { name: 'ci', role: 'admin' });
     expect(made.status).toBe(200);
     const ciToken = made.body.token as string;
-    const victim = cluster.nodes.find((n) => n !== leader) as NodeHandle;
-    // The victim has applied everything so far (it authorises the new token itself).
-    await cluster.eventually(async () => (await cluster.http(victim, 'GET', '/v1/tokens/self', undefined, ciToken)).status === 200, 20_000, 'ci token on the victim');
-    await cluster.eventually(async () => (await cluster.http(victim, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null)).status === 200, 20_000, 'secrets on the victim');
-    expect((await cluster.terminate(victim)).code).toBe(0);
+    const edited = cluster.nodes.find((n) => n !== leader) as NodeHandle;
+    victim = edited;
+    // It has applied everything so far (it authorises the new token itself).
+    await cluster.eventually(async () => (await cluster.http(edited, 'GET', '/v1/tokens/self', undefined, ciToken)).status === 200, 20_000, 'ci token on the edited member');
+    await cluster.eventually(async () => (await cluster.http(edited, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null)).status === 200, 20_000, 'secrets on the edited member');
+    expect((await cluster.terminate(edited)).code).toBe(0);
 
     // The attacker: write access to the data dir, no cluster key.
     const forgedToken = `cof_forged_${randomBytes(24).toString('base64url')}`;
     const forged = rec.encodeToken({ name: 'forged', role: 'admin', tokenHash: sha256(forgedToken), createdAt: Date.now(), createdBy: 'x', expiresAt: null, revokedAt: null, rotatedAt: null });
     // A key the attacker might guess ("the cluster key is the key"): not the derived record key.
     const guessedKey = Buffer.from(cluster.clusterKey, 'base64');
-    await onDisk(victim, async (db) => {
+    await onDisk(edited, async (db) => {
       await db.put('mtforged', forged);
       await db.put('mtforged2', Buffer.concat([forged, createHash('sha256').update(guessedKey).update('mtforged2').update(forged).digest()]));
       const ci = (await db.get('mtci')) as Uint8Array;
@@ -110,8 +113,8 @@ describe('disk and backups', () => {
       await db.put('bcapp/copy\u00001', (await db.get('bcapp/db\u00001')) as Uint8Array);
     });
 
-    await cluster.spawnNode(victim);
-    await cluster.eventually(async () => (await cluster.http(victim, 'GET', '/v1/sys/health?standbyok=true', undefined, null)).status === 200, 30_000, 'victim healthy');
+    await cluster.spawnNode(edited);
+    await cluster.eventually(async () => (await cluster.http(edited, 'GET', '/v1/sys/health?standbyok=true', undefined, null)).status === 200, 30_000, 'edited healthy');
 
     // The forged admin tokens do not work, on the victim or anywhere else.
     for (const n of cluster.nodes) {
@@ -119,13 +122,13 @@ describe('disk and backups', () => {
       expect((await cluster.http(n, 'PUT', '/v1/secrets/app/evil', { value: 'x' }, forgedToken)).status).toBe(401);
     }
     // The edited token record is refused on the victim (the other members still have it).
-    expect((await cluster.http(victim, 'GET', '/v1/tokens/self', undefined, ciToken)).status).toBe(401);
+    expect((await cluster.http(edited, 'GET', '/v1/tokens/self', undefined, ciToken)).status).toBe(401);
     expect((await cluster.http(leader, 'GET', '/v1/tokens/self', undefined, ciToken)).status).toBe(200);
     // Intact data is served; the edited and the moved values are refused with an integrity error.
-    const intact = await cluster.http(victim, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null);
+    const intact = await cluster.http(edited, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null);
     expect(intact).toMatchObject({ status: 200, body: { value: `${canary}-intact` } });
     for (const name of ['app/other', 'app/copy']) {
-      const r = await cluster.http(victim, 'GET', `/v1/secrets/${name}?consistency=stale`, undefined, null);
+      const r = await cluster.http(edited, 'GET', `/v1/secrets/${name}?consistency=stale`, undefined, null);
       expect(r.status).toBe(500);
       expect(r.body.error.code).toBe('integrity_error');
       expect(JSON.stringify(r.body)).not.toContain(canary);
@@ -133,20 +136,50 @@ describe('disk and backups', () => {
     expect((await cluster.http(leader, 'GET', '/v1/secrets/app/copy?consistency=stale', undefined, null)).body.value).toBe(`${canary}-copy`);
 
     // Reported: metrics by kind, the log (record names, never values), the audit log.
-    const metrics = String((await cluster.http(victim, 'GET', '/metrics', undefined, null)).body);
+    const metrics = String((await cluster.http(edited, 'GET', '/metrics', undefined, null)).body);
     const kinds = Object.fromEntries([...metrics.matchAll(/^coffer_integrity_failures_total\{kind="(\w+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
     expect(kinds['record']).toBeGreaterThanOrEqual(3); // mtforged, mtforged2, mtci
     expect(kinds['blob']).toBeGreaterThanOrEqual(2); // bcapp/other, bcapp/copy
     expect(kinds['value']).toBeGreaterThanOrEqual(2);
-    const log = readFileSync(victim.logFile, 'utf8');
+    const log = readFileSync(edited.logFile, 'utf8');
     for (const key of ['mtforged', 'mtforged2', 'mtci', 'bcapp/copy\\u00001']) expect(log).toContain(`"record":"${key}"`);
     expect(log).not.toContain(forgedToken);
     expect(log).not.toContain(sha256(forgedToken).toString('hex'));
     expect(log).not.toContain(canary);
-    const audit = readFileSync(path.join(victim.dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(path.join(edited.dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     for (const name of ['app/other', 'app/copy']) {
       expect(audit.some((a) => a.resource === name && a.outcome === 'error' && a.status === 500)).toBe(true);
     }
+  });
+
+  test('a data dir without tags (as an older version wrote it) is refused until adopted once with COFFER_INTEGRITY_ADOPT', async () => {
+    leader = await cluster.leader();
+    // Not the member edited above: its forged records are not in the old format either.
+    const n = (cluster.nodes.find((x) => x !== leader && x !== victim) ?? cluster.nodes.find((x) => x !== victim)) as NodeHandle;
+    await cluster.eventually(async () => (await cluster.http(n, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null)).status === 200, 20_000, 'secrets on n');
+    expect((await cluster.terminate(n)).code).toBe(0);
+    // What the previous version left: no marker, no tags, a format-1 saved snapshot (if any).
+    await onDisk(n, async (db) => {
+      const batch = db.batch();
+      for await (const [k, v] of db.iterator()) {
+        if (k === 'zintegrity') batch.del(k);
+        else if (k === 'rd') batch.put(k, rehashed(Buffer.from(v), 1));
+        else batch.put(k, v.subarray(0, v.length - 32));
+      }
+      await batch.write();
+    });
+    await expect(cluster.spawnNode(n)).rejects.toThrow(/exited/);
+    expect(readFileSync(n.logFile, 'utf8')).toContain('COFFER_INTEGRITY_ADOPT=true');
+    await cluster.spawnNode(n, { COFFER_INTEGRITY_ADOPT: 'true' }).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${readFileSync(n.logFile, 'utf8').split('\n').slice(-6).join('\n')}`);
+    });
+    expect(readFileSync(n.logFile, 'utf8')).toContain('ADOPTED a data dir written before storage integrity tags');
+    const r = await cluster.http(n, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null);
+    expect(r).toMatchObject({ status: 200, body: { value: `${canary}-intact` } });
+    // Adopted for good: a plain restart opens it without the variable.
+    expect((await cluster.terminate(n)).code).toBe(0);
+    await cluster.spawnNode(n);
+    expect((await cluster.http(n, 'GET', '/v1/secrets/app/intact?consistency=stale', undefined, null)).status).toBe(200);
   });
 
   test('an edited, re-checksummed snapshot is refused online and offline; so is a genuine one under another cluster key', async () => {
