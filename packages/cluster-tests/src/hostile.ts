@@ -120,10 +120,12 @@ export function partialBodyRequest(n: NodeHandle, from: string, method: string, 
     let sent = 0;
     let started = 0;
     let done = false;
+    let wait: NodeJS.Timeout | undefined;
     const finish = (status: number | null): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      if (wait !== undefined) clearTimeout(wait);
       sock.destroy();
       resolve({ status, sentBytes: sent, ms: Date.now() - started });
     };
@@ -144,7 +146,7 @@ export function partialBodyRequest(n: NodeHandle, from: string, method: string, 
         sent = chunk.length;
       });
       clearTimeout(timer);
-      setTimeout(() => finish(null), waitMs);
+      wait = setTimeout(() => finish(null), waitMs);
     });
   });
 }
