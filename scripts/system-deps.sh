@@ -7,6 +7,7 @@ need=()
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)  # promtool checks deploy/monitoring's alert rules
 # WireGuard test: userspace wireguard-go (no kernel module here) and wg/wg-quick. Installed with
 # --no-install-recommends (below): the recommends pull in a kernel image.
 command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
