@@ -172,6 +172,8 @@ export class OverlayCluster {
   private readonly ifaces: WgMember[] = [];
   private readonly agents = new Map<string, { proc: ChildProcess; socket: string }>();
   private readonly logs: WriteStream[] = [];
+  /** Milliseconds per phase of start() and stop(), for the test's summary line. */
+  readonly timings: Record<string, number> = {};
 
   constructor(opts: OverlayClusterOptions = {}) {
     this.opts = opts;
@@ -193,6 +195,11 @@ export class OverlayCluster {
    * interface up with `wg-quick up` on the generated config, starts the relay agents and the nodes.
    */
   async start(): Promise<void> {
+    let t = Date.now();
+    const phase = (name: string): void => {
+      this.timings[name] = Date.now() - t;
+      t = Date.now();
+    };
     requireNamespaceSupport();
     requireWireguardTools();
     for (const f of [path.join(DIST_JEPSEN, 'netns-agent.js'), path.join(DIST_JEPSEN, 'workload-main.js'), path.join(DIST_WIREGUARD, 'tcp-probe.js')]) {
@@ -202,6 +209,7 @@ export class OverlayCluster {
     if (gen.status !== 0) throw new Error(`coffer-wg.mjs failed (${gen.status}): ${gen.stderr}`);
     writeFileSync(path.join(this.root, 'coffer-wg.out'), gen.stdout);
     this.overlay = JSON.parse(readFileSync(path.join(this.wgDir, 'overlay.json'), 'utf8')) as OverlayJson;
+    phase('generate');
 
     const member = (id: string, underlay: string, overlay: string, k: string): WgMember => ({ id, ns: `${this.run}-${id}`, underlay, overlay, iface: `${this.ifaceTag}${k}` });
     this.overlay.nodes.forEach((n, i) => {
@@ -222,7 +230,9 @@ export class OverlayCluster {
       this.addNs(m.ns);
       attachToBridge(this.bridgeNs, m.ns, m.underlay, `v${m.id}`);
     }
+    phase('namespaces');
     for (const m of [...this.nodes, this.svc, this.oth]) this.wgQuickUp(m);
+    phase('wg-quick');
 
     for (const m of [this.svc, this.oth]) {
       const socket = path.join(this.root, `${m.id}.sock`);
@@ -230,7 +240,9 @@ export class OverlayCluster {
       this.logs.push(log);
       this.agents.set(m.id, { proc: await startRelayAgent(m.ns, socket, OVERLAY_SUBNET, log), socket });
     }
+    phase('agents');
     await Promise.all(this.nodes.map((n) => this.spawnNode(n)));
+    phase('nodes');
   }
 
   private addNs(ns: string): void {
@@ -324,7 +336,7 @@ export class OverlayCluster {
    * @returns per target: connected, refused, timeout, unreachable (or an error code)
    */
   async probe(ns: string, targets: readonly string[]): Promise<Record<string, string>> {
-    const r = await this.exec(ns, [process.execPath, path.join(DIST_WIREGUARD, 'tcp-probe.js'), '--timeout-ms', '1500', ...targets], 20_000);
+    const r = await this.exec(ns, [process.execPath, path.join(DIST_WIREGUARD, 'tcp-probe.js'), '--timeout-ms', '3000', ...targets], 20_000);
     if (r.code !== 0) throw new Error(`tcp-probe in ${ns} exited ${r.code}: ${r.stderr}`);
     return JSON.parse(r.stdout) as Record<string, string>;
   }
@@ -405,6 +417,7 @@ export class OverlayCluster {
    * @param keep - keep the temp dir (logs) for a failed run
    */
   async stop(keep = false): Promise<void> {
+    const t = Date.now();
     const procs = [...this.nodes.map((n) => n.proc), ...[...this.agents.values()].map((a) => a.proc)];
     for (const p of procs) if (p !== undefined && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await Promise.all(
@@ -432,6 +445,7 @@ export class OverlayCluster {
     }
     for (const l of this.logs) l.end();
     if (!keep) rmSync(this.root, { recursive: true, force: true });
+    this.timings['stop'] = Date.now() - t;
   }
 
   /** Interface names of this run (for leak checks). */
