@@ -542,6 +542,23 @@ describe('hostile clients against a three-node cluster (real processes)', () => 
     expect(fromNode.status).toBe(200);
   });
 
+  test('token names "." and ".." are refused: a path can never address them, so such a token could not be revoked or rotated', async () => {
+    // A client that normalises paths (fetch, curl without --path-as-is, proxies) turns
+    // DELETE /v1/tokens/.. into DELETE /v1/ — and a canonicalising server must refuse dot segments
+    // in paths anyway. Secret names already exclude them (validate.ts); token names must too.
+    const failures: string[] = [];
+    for (const name of ['.', '..']) {
+      const r = await admin('POST', '/v1/tokens', { name, role: 'hc-low' });
+      if (r.status !== 400) failures.push(`POST /v1/tokens {"name": "${name}"} → ${r.status} ${JSON.stringify(r.body).slice(0, 120)}`);
+      if (r.status === 200) {
+        // Show the consequence: the ordinary revoke path cannot reach it.
+        const viaFetch = await cluster.call(leader, 'DELETE', `/v1/tokens/${name}`);
+        failures.push(`  … and DELETE /v1/tokens/${name} through fetch (normalised) → ${viaFetch.status}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
   test('escalation: membership changes and leadership transfer need cluster.manage', async () => {
     await mkRole('esc-cr', grant(ALL_ACTIONS.filter((a) => a !== 'cluster.manage')));
     const cr = await mkToken('esc-cr', 'esc-cr');
