@@ -2,28 +2,92 @@
 # The whole test suite, from a fresh machine. Installs what it needs (pnpm, dependencies, and the
 # system packages some tests use), builds, runs every jest project, and ends with one plain line
 # "N passed, M failed".
+#
+#   bash scripts/test.sh                   # everything: the README's command, and what .ci/run runs
+#   bash scripts/test.sh --phase lint      # set-up and the type-check (tsc -b over every package)
+#   bash scripts/test.sh --phase unit      # every package's tests except packages/cluster-tests
+#   bash scripts/test.sh --phase cluster   # packages/cluster-tests except the Jepsen suites
+#   bash scripts/test.sh --phase jepsen    # the Jepsen suites, one at a time
+#   bash scripts/test.sh JEST_ARGS...      # set-up, then jest with these arguments
+#
+# The GitHub workflow (.github/workflows/ci.yml) runs the phases as separate jobs; unit + cluster +
+# jepsen are exactly the tests of the default run. Its runners are not root: with
+# COFFER_TEST_SUDO=1 the system packages and jest run under sudo, keeping PATH (sudo's secure_path
+# would otherwise drop the Node that setup-node installed and the pip-installed moto_server).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+phase=all
+if [ "${1:-}" = "--phase" ]; then
+  phase="${2:-}"
+  case "$phase" in
+    lint | unit | cluster | jepsen) shift 2 ;;
+    *)
+      echo "usage: bash scripts/test.sh [--phase lint|unit|cluster|jepsen | JEST_ARGS...]" >&2
+      exit 2
+      ;;
+  esac
+  if [ "$#" -gt 0 ]; then
+    echo "coffer: --phase takes no further arguments" >&2
+    exit 2
+  fi
+fi
+
+as_root=()
+if [ "${COFFER_TEST_SUDO:-}" = "1" ] && [ "$(id -u)" -ne 0 ]; then
+  as_root=(sudo -E env "PATH=$PATH")
+fi
+
+# pnpm and the build run as the calling user (the CI cache holds that user's pnpm store).
 bash scripts/bootstrap.sh
-bash scripts/system-deps.sh
+if [ "$phase" = lint ]; then
+  # No lint script in package.json: the strict type-check is the lint (tsconfig.base.json).
+  ./node_modules/.bin/tsc -b
+  echo "tsc -b: no errors"
+  exit 0
+fi
+${as_root[@]+"${as_root[@]}"} bash scripts/system-deps.sh
+
+run_jest() {
+  ${as_root[@]+"${as_root[@]}"} ./node_modules/.bin/jest --ci --json "$@"
+}
 
 mkdir -p .test-results
 rm -f .test-results/jest*.json
 set +e
-if [ "$#" -gt 0 ]; then
-  ./node_modules/.bin/jest --ci --json --outputFile=.test-results/jest.json "$@"
+if [ "$phase" = all ] && [ "$#" -gt 0 ]; then
+  run_jest --outputFile=.test-results/jest.json "$@"
   status=$?
   results=(.test-results/jest.json)
 else
-  # Two phases. The Jepsen suites check availability bounds in wall-clock time (a majority writes
-  # again within 2 x the election timeout), so they run one at a time after the rest, instead of
-  # sharing the two cores with each other's three-node clusters.
-  ./node_modules/.bin/jest --ci --json --outputFile=.test-results/jest.json --testPathIgnorePatterns /node_modules/ /jepsen-
-  status=$?
-  ./node_modules/.bin/jest --ci --json --outputFile=.test-results/jest-jepsen.json --runInBand packages/cluster-tests/test/jepsen-
-  jepsen=$?
-  [ "$status" -eq 0 ] && status=$jepsen
-  results=(.test-results/jest.json .test-results/jest-jepsen.json)
+  # The Jepsen suites check availability bounds in wall-clock time (a majority writes again within
+  # 2 x the election timeout), so they run one at a time after the rest, instead of sharing the
+  # cores with each other's three-node clusters.
+  case "$phase" in
+    all)
+      run_jest --outputFile=.test-results/jest.json --testPathIgnorePatterns /node_modules/ /jepsen-
+      status=$?
+      run_jest --outputFile=.test-results/jest-jepsen.json --runInBand packages/cluster-tests/test/jepsen-
+      jepsen=$?
+      [ "$status" -eq 0 ] && status=$jepsen
+      results=(.test-results/jest.json .test-results/jest-jepsen.json)
+      ;;
+    unit)
+      run_jest --outputFile=.test-results/jest-unit.json --testPathIgnorePatterns /node_modules/ /packages/cluster-tests/ /jepsen-
+      status=$?
+      results=(.test-results/jest-unit.json)
+      ;;
+    cluster)
+      run_jest packages/cluster-tests/ --outputFile=.test-results/jest-cluster.json --testPathIgnorePatterns /node_modules/ /jepsen-
+      status=$?
+      results=(.test-results/jest-cluster.json)
+      ;;
+    jepsen)
+      run_jest --outputFile=.test-results/jest-jepsen.json --runInBand packages/cluster-tests/test/jepsen-
+      status=$?
+      results=(.test-results/jest-jepsen.json)
+      ;;
+  esac
 fi
 set -e
 node scripts/summarize-jest.mjs "${results[@]}"
