@@ -279,13 +279,46 @@ function heap(): { ext: number; used: number } {
   return { ext: h.external_memory, used: h.used_heap_size };
 }
 
-function checkCost(t: FuzzTarget, input: Uint8Array, ms: number, before: { ext: number; used: number }): void {
+function checkAlloc(input: Uint8Array, before: { ext: number; used: number }): void {
   const after = heap();
   const grew = Math.max(0, after.ext - before.ext) + Math.max(0, after.used - before.used);
   const budget = ALLOC_BASE + ALLOC_PER_BYTE * input.length;
   if (grew > budget) throw new InputFailure(`allocated ${grew} bytes for a ${input.length}-byte input (budget ${budget})`);
+}
+
+/**
+ * Fails a slow input. A run over the limit is timed twice more and the fastest run counts: on a
+ * shared machine a niced process can be descheduled for hundreds of ms (a soak run once reported
+ * 608 ms for an input that takes 0.06 ms), while a genuinely slow input is slow every time.
+ */
+async function checkTime(t: FuzzTarget, input: Uint8Array, ms: number): Promise<void> {
   const limit = t.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (ms > limit) throw new InputFailure(`took ${ms.toFixed(0)} ms for a ${input.length}-byte input (limit ${limit} ms)`);
+  let best = ms;
+  for (let i = 0; i < 2 && best > limit; i++) {
+    const t0 = performance.now();
+    try {
+      await t.run(input);
+    } catch {
+      // the outcome was judged already; only the time matters here
+    }
+    best = Math.min(best, performance.now() - t0);
+  }
+  if (best > limit) throw new InputFailure(`took ${best.toFixed(0)} ms (fastest of 3 runs) for a ${input.length}-byte input (limit ${limit} ms)`);
+}
+
+function checkTimeSync(t: FuzzTarget, input: Uint8Array, ms: number): void {
+  const limit = t.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let best = ms;
+  for (let i = 0; i < 2 && best > limit; i++) {
+    const t0 = performance.now();
+    try {
+      t.run(input);
+    } catch {
+      // the outcome was judged already; only the time matters here
+    }
+    best = Math.min(best, performance.now() - t0);
+  }
+  if (best > limit) throw new InputFailure(`took ${best.toFixed(0)} ms (fastest of 3 runs) for a ${input.length}-byte input (limit ${limit} ms)`);
 }
 
 function classify(t: FuzzTarget, err: unknown): string {
@@ -314,7 +347,9 @@ function runSync(t: FuzzTarget, input: Uint8Array): string {
     label = classify(t, err);
   }
   if (!threw) label = checked(t, input, out);
-  checkCost(t, input, performance.now() - t0, before);
+  const ms = performance.now() - t0;
+  checkAlloc(input, before);
+  checkTimeSync(t, input, ms);
   return label!;
 }
 
@@ -358,7 +393,9 @@ async function runAsync(t: FuzzTarget, input: Uint8Array): Promise<string> {
   } finally {
     clearTimeout(timer);
   }
-  checkCost(t, input, performance.now() - t0, before);
+  const ms = performance.now() - t0;
+  checkAlloc(input, before);
+  await checkTime(t, input, ms);
   return label!;
 }
 
