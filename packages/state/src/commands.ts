@@ -156,6 +156,31 @@ export type MemberRemoveCommand = CommandBase & { type: 'member.remove'; id: str
 /** Replace the whole replicated state except the member address book with a snapshot blob. */
 export type StateRestoreCommand = CommandBase & { type: 'state.restore'; snapshot: Uint8Array };
 
+/** Phases of a scheduled snapshot, in order: the leader claims a slot, the claimer reports. */
+export const SNAPSHOT_PHASES = ['claim', 'done', 'failed'] as const;
+/** One of {@link SNAPSHOT_PHASES}. */
+export type SnapshotPhase = (typeof SNAPSHOT_PHASES)[number];
+
+/**
+ * The scheduled-snapshot record (COFFER_SNAPSHOT_INTERVAL). `claim`: the leader names itself
+ * (`nodeId`) the writer of the slot due at `slotAt`; applied only when `slotAt` is later than the
+ * last claimed slot, or equals a slot whose write failed (a retry), so at most one claim per slot
+ * ever commits. `done` / `failed`: the claimer's outcome for that slot (`index`, `sizeBytes` of
+ * the file, or `error`); applied only while they match the current claim.
+ */
+export type SnapshotScheduleCommand = CommandBase & {
+  type: 'snapshot.schedule';
+  phase: SnapshotPhase;
+  slotAt: number;
+  nodeId: string;
+  /** `done`: Raft index of the snapshot written; 0 otherwise. */
+  index: number;
+  /** `done`: size of the file in bytes; 0 otherwise. */
+  sizeBytes: number;
+  /** `failed`: why, one short line (never secret material); null otherwise. */
+  error: string | null;
+};
+
 /** Does nothing (leader's barrier, upgrade probes). */
 export type NoopCommand = CommandBase & { type: 'noop' };
 
@@ -181,7 +206,8 @@ export type Command =
   | MemberUpsertCommand
   | MemberRemoveCommand
   | StateRestoreCommand
-  | AllowlistSeedCommand;
+  | AllowlistSeedCommand
+  | SnapshotScheduleCommand;
 
 /** Every command type name. */
 export type CommandType = Command['type'];
@@ -213,6 +239,7 @@ export const COMMAND_TYPE_IDS: Readonly<Record<CommandType, number>> = Object.fr
   'member.remove': 21,
   'state.restore': 22,
   'allowlist.seed': 23,
+  'snapshot.schedule': 24,
 });
 
 /**
@@ -243,6 +270,7 @@ export const SUPPORTED_COMMAND_VERSIONS: Readonly<Record<CommandType, number>> =
   'member.remove': 1,
   'state.restore': 1,
   'allowlist.seed': 1,
+  'snapshot.schedule': 1,
 });
 
 const TYPE_BY_ID: ReadonlyMap<number, CommandType> = new Map(
@@ -482,6 +510,14 @@ function validate(c: Command): void {
     case 'state.restore':
       checkBytes(c.snapshot, 'snapshot');
       return;
+    case 'snapshot.schedule':
+      if (!SNAPSHOT_PHASES.includes(c.phase)) bad('phase must be claim, done or failed');
+      checkInt(c.slotAt, 'slotAt');
+      checkName(c.nodeId, 'nodeId', MAX_ID_BYTES);
+      checkInt(c.index, 'index');
+      checkInt(c.sizeBytes, 'sizeBytes');
+      if (c.error !== null && (typeof c.error !== 'string' || Buffer.byteLength(c.error) > MAX_NAME_BYTES)) bad(`error must be null or a string of at most ${MAX_NAME_BYTES} bytes`);
+      return;
     default:
       assertNever(c);
   }
@@ -584,6 +620,9 @@ function writePayload(w: Writer, c: Command): void {
       return;
     case 'state.restore':
       w.bytes(c.snapshot);
+      return;
+    case 'snapshot.schedule':
+      w.u8(SNAPSHOT_PHASES.indexOf(c.phase)).u53(c.slotAt).str(c.nodeId).u53(c.index).u53(c.sizeBytes).optStr(c.error);
       return;
     default:
       assertNever(c);
@@ -739,6 +778,10 @@ function readPayloadV1(r: Reader, type: CommandType): Command {
       return { type, ...base, id: r.str() };
     case 'state.restore':
       return { type, ...base, snapshot: r.bytes() };
+    case 'snapshot.schedule': {
+      const phase = SNAPSHOT_PHASES[r.u8()] ?? r.fail('unknown snapshot phase');
+      return { type, ...base, phase, slotAt: r.u53(), nodeId: r.str(), index: r.u53(), sizeBytes: r.u53(), error: r.optStr() };
+    }
     default:
       return assertNever(type);
   }

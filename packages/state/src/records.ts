@@ -9,7 +9,8 @@
 //   ms<name>       secret metadata and version list (in memory at runtime)
 //   mt<name>       token;  mr<name> role;  ml<ip> lockout;  mn<id> member
 //   md<seq>        idempotency table entry (seq zero-padded: key order = insertion order)
-//   mg<what>       singletons: allowlist, bootstrap, watermark, lockout sweep, dedup counter
+//   mg<what>       singletons: allowlist, bootstrap, watermark, lockout sweep, dedup counter,
+//                  snapshot schedule
 //   r...           the Raft log (raft-log.ts), never part of the state or a snapshot
 import { Reader, Writer } from './bytes.js';
 import type { RoleRule, RotationPolicy, SecretFormat } from './types.js';
@@ -90,6 +91,33 @@ export type WatermarkRecord = {
   updatedAt: number;
 };
 
+/**
+ * Where the scheduled snapshots stand (COFFER_SNAPSHOT_INTERVAL): the newest claimed slot, who
+ * writes it and how that went, and the last success. Replicated, so a new leader continues the
+ * schedule where the previous one left it.
+ */
+export type SnapshotScheduleRecord = {
+  /** The newest claimed slot (ms). */
+  slotAt: number;
+  /** Its writer: the leader that claimed it. */
+  nodeId: string;
+  /** When the claim was proposed (proposer's clock). */
+  claimedAt: number;
+  /** `claimed` until the writer reports `done` or `failed` (a writer that lost leadership cannot report). */
+  state: 'claimed' | 'done' | 'failed';
+  /** When the last reported success was proposed; null before the first. */
+  lastSuccessAt: number | null;
+  lastSlotAt: number | null;
+  lastIndex: number;
+  lastSizeBytes: number;
+  lastNodeId: string | null;
+  /** The last reported failure, cleared by the next success. */
+  lastError: string | null;
+  lastErrorAt: number | null;
+  /** Failures reported since the schedule began. */
+  failures: number;
+};
+
 /** Outcome of one command, returned to the proposer and remembered for idempotent retries. */
 export type ResultStatus =
   | 'ok'
@@ -154,6 +182,7 @@ export const KEY = {
   watermark: 'mgwatermark',
   sweep: 'mglockoutsweep',
   dedupSeq: 'mgdedupseq',
+  snapshotSchedule: 'mgsnapshotschedule',
   blobCt: 'bc',
   blobDek: 'bw',
 } as const;
@@ -370,6 +399,45 @@ export function decodeWatermark(b: Uint8Array): WatermarkRecord {
     rewrapped: r.u53(),
     failed: r.u53(),
     updatedAt: r.u53(),
+  };
+  r.end();
+  return x;
+}
+
+const SCHEDULE_STATES: readonly SnapshotScheduleRecord['state'][] = ['claimed', 'done', 'failed'];
+
+export function encodeSnapshotSchedule(x: SnapshotScheduleRecord): Uint8Array {
+  return header()
+    .u53(x.slotAt)
+    .str(x.nodeId)
+    .u53(x.claimedAt)
+    .u8(SCHEDULE_STATES.indexOf(x.state))
+    .optU53(x.lastSuccessAt)
+    .optU53(x.lastSlotAt)
+    .u53(x.lastIndex)
+    .u53(x.lastSizeBytes)
+    .optStr(x.lastNodeId)
+    .optStr(x.lastError)
+    .optU53(x.lastErrorAt)
+    .u53(x.failures)
+    .finish();
+}
+
+export function decodeSnapshotSchedule(b: Uint8Array): SnapshotScheduleRecord {
+  const r = open(b);
+  const x: SnapshotScheduleRecord = {
+    slotAt: r.u53(),
+    nodeId: r.str(),
+    claimedAt: r.u53(),
+    state: SCHEDULE_STATES[r.u8()] ?? r.fail('unknown snapshot schedule state'),
+    lastSuccessAt: r.optU53(),
+    lastSlotAt: r.optU53(),
+    lastIndex: r.u53(),
+    lastSizeBytes: r.u53(),
+    lastNodeId: r.optStr(),
+    lastError: r.optStr(),
+    lastErrorAt: r.optU53(),
+    failures: r.u53(),
   };
   r.end();
   return x;

@@ -23,6 +23,7 @@ import {
   decodeRole,
   decodeSecret,
   decodeToken,
+  decodeSnapshotSchedule,
   decodeWatermark,
   dedupKey,
   dekKey,
@@ -36,6 +37,7 @@ import {
   encodeRole,
   encodeSecret,
   encodeToken,
+  encodeSnapshotSchedule,
   encodeWatermark,
   decodeCt,
   type AllowlistRecord,
@@ -45,6 +47,7 @@ import {
   type MemberRecord,
   type RoleRecord,
   type SecretRecord,
+  type SnapshotScheduleRecord,
   type TokenRecord,
   type VersionMeta,
   type WatermarkRecord,
@@ -146,6 +149,7 @@ export class StateMachine {
   private allowlist: AllowlistRecord | null = null;
   private bootstrapRec: BootstrapRecord | null = null;
   private watermark: WatermarkRecord | null = null;
+  private snapshotSchedule: SnapshotScheduleRecord | null = null;
   private lockoutSweep = 0;
   private appliedIndex = 0;
   private appliedTerm = 0;
@@ -200,6 +204,7 @@ export class StateMachine {
       } else if (key === KEY.allowlist) this.allowlist = decodeAllowlist(value);
       else if (key === KEY.bootstrap) this.bootstrapRec = decodeBootstrap(value);
       else if (key === KEY.watermark) this.watermark = decodeWatermark(value);
+      else if (key === KEY.snapshotSchedule) this.snapshotSchedule = decodeSnapshotSchedule(value);
       else if (key === KEY.sweep) this.lockoutSweep = decodeNumber(value);
       else if (key === KEY.dedupSeq) this.dedupSeq = decodeNumber(value);
       else if (p2 === KEY.blobCt || p2 === KEY.blobDek) {
@@ -364,6 +369,8 @@ export class StateMachine {
         return { status: 'ok' };
       case 'state.restore':
         return this.stateRestore(c.snapshot);
+      case 'snapshot.schedule':
+        return this.applySnapshotSchedule(c);
       default:
         return assertNever(c);
     }
@@ -659,6 +666,41 @@ export class StateMachine {
     return { status: 'ok', count: f.length };
   }
 
+  // --- scheduled snapshots ---------------------------------------------------------------------
+
+  // Invariant: at most one claim per slot commits, so each slot has one writer. A claim for an
+  // older or equal slot is stale (a deposed leader's, or a retry), except a retry of a slot whose
+  // write was reported failed. Outcomes count only for the current claim and its writer.
+  private applySnapshotSchedule(c: Extract<Command, { type: 'snapshot.schedule' }>): CommandResult {
+    const cur = this.snapshotSchedule;
+    if (c.phase === 'claim') {
+      const retry = cur !== null && c.slotAt === cur.slotAt && cur.state === 'failed';
+      if (cur !== null && c.slotAt <= cur.slotAt && !retry) return { status: 'stale' };
+      this.snapshotSchedule = {
+        slotAt: c.slotAt,
+        nodeId: c.nodeId,
+        claimedAt: c.at,
+        state: 'claimed',
+        lastSuccessAt: cur?.lastSuccessAt ?? null,
+        lastSlotAt: cur?.lastSlotAt ?? null,
+        lastIndex: cur?.lastIndex ?? 0,
+        lastSizeBytes: cur?.lastSizeBytes ?? 0,
+        lastNodeId: cur?.lastNodeId ?? null,
+        lastError: cur?.lastError ?? null,
+        lastErrorAt: cur?.lastErrorAt ?? null,
+        failures: cur?.failures ?? 0,
+      };
+    } else {
+      if (cur === null || cur.slotAt !== c.slotAt || cur.nodeId !== c.nodeId || cur.state !== 'claimed') return { status: 'stale' };
+      this.snapshotSchedule =
+        c.phase === 'done'
+          ? { ...cur, state: 'done', lastSuccessAt: c.at, lastSlotAt: c.slotAt, lastIndex: c.index, lastSizeBytes: c.sizeBytes, lastNodeId: c.nodeId, lastError: null, lastErrorAt: null }
+          : { ...cur, state: 'failed', lastError: c.error ?? 'unknown error', lastErrorAt: c.at, failures: cur.failures + 1 };
+    }
+    this.dirty.add(KEY.snapshotSchedule);
+    return { status: 'ok' };
+  }
+
   // --- restore -------------------------------------------------------------------------------------
 
   private stateRestore(blob: Uint8Array): CommandResult {
@@ -676,6 +718,7 @@ export class StateMachine {
       throw e;
     }
     const members = this.members;
+    const schedule = this.snapshotSchedule;
     const blobs = this.blobs;
     this.secrets = probe.secrets;
     this.namesStale = true;
@@ -691,6 +734,9 @@ export class StateMachine {
     this.watermark = probe.watermark;
     this.lockoutSweep = probe.lockoutSweep;
     this.members = members; // the address book follows Raft membership, not the backup
+    // The backup schedule goes on from where this cluster is, not where the backup was taken:
+    // restoring an old file must not re-open slots that were already written.
+    this.snapshotSchedule = schedule;
     this.blobOps.clear();
     this.dirty.clear();
     if (blobs) blobs.clear();
@@ -765,6 +811,8 @@ export class StateMachine {
         return this.bootstrapRec ? encodeBootstrap(this.bootstrapRec) : null;
       case KEY.watermark:
         return this.watermark ? encodeWatermark(this.watermark) : null;
+      case KEY.snapshotSchedule:
+        return this.snapshotSchedule ? encodeSnapshotSchedule(this.snapshotSchedule) : null;
       case KEY.sweep:
         return encodeNumber(this.lockoutSweep);
       case KEY.dedupSeq:
@@ -789,6 +837,7 @@ export class StateMachine {
     if (this.allowlist) out.push([KEY.allowlist, encodeAllowlist(this.allowlist)]);
     if (this.bootstrapRec) out.push([KEY.bootstrap, encodeBootstrap(this.bootstrapRec)]);
     if (this.watermark) out.push([KEY.watermark, encodeWatermark(this.watermark)]);
+    if (this.snapshotSchedule) out.push([KEY.snapshotSchedule, encodeSnapshotSchedule(this.snapshotSchedule)]);
     out.push([KEY.sweep, encodeNumber(this.lockoutSweep)]);
     out.push([KEY.dedupSeq, encodeNumber(this.dedupSeq)]);
     out.sort((a, b) => cmpStr(a[0], b[0]));
@@ -1089,6 +1138,13 @@ export class StateMachine {
    */
   getWatermark(): Readonly<WatermarkRecord> | null {
     return this.watermark;
+  }
+
+  /**
+   * @returns where the scheduled snapshots stand, or null before the first claim
+   */
+  getSnapshotSchedule(): Readonly<SnapshotScheduleRecord> | null {
+    return this.snapshotSchedule;
   }
 
   /**

@@ -105,6 +105,17 @@ export const SAMPLES: Record<CommandType, Command> = {
   'member.upsert': { type: 'member.upsert', requestId: 'req-mu', at: 1_700_000_000_019, id: 'n2', raftAddr: 'http://10.0.0.2:8201', apiAddr: 'http://10.0.0.2:8200' },
   'member.remove': { type: 'member.remove', requestId: 'req-mr', at: 1_700_000_000_020, id: 'n2' },
   'state.restore': { type: 'state.restore', requestId: 'req-restore', at: 1_700_000_000_021, snapshot: bytes(40, 13) },
+  'snapshot.schedule': {
+    type: 'snapshot.schedule',
+    requestId: 'req-snap',
+    at: 1_700_000_000_024,
+    phase: 'done',
+    slotAt: 1_700_000_000_000,
+    nodeId: 'n1',
+    index: 4_242,
+    sizeBytes: 123_456,
+    error: null,
+  },
 };
 
 // ---- fast-check arbitraries: a small name space so commands collide and interact ----
@@ -158,6 +169,9 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: step(fc.constantFrom(...IPS), (ip, b) => ({ type: 'auth.reset', ...b, ip })) },
   { weight: 1, arbitrary: step(fc.constantFrom('n1', 'n2'), (id, b) => ({ type: 'member.upsert', ...b, id, raftAddr: `http://${id}:8201`, apiAddr: `http://${id}:8200` })) },
   { weight: 1, arbitrary: step(fc.constantFrom('n1', 'n2'), (id, b) => ({ type: 'member.remove', ...b, id })) },
+  { weight: 1, arbitrary: step(fc.record({ phase: fc.constantFrom('claim', 'done', 'failed' as const), slot: fc.integer({ min: 1, max: 3 }), id: fc.constantFrom('n1', 'n2') }), (v, b) => ({
+    type: 'snapshot.schedule', ...b, phase: v.phase, slotAt: v.slot * 1000, nodeId: v.id, index: v.phase === 'done' ? 7 : 0, sizeBytes: v.phase === 'done' ? 100 : 0, error: v.phase === 'failed' ? 'disk full' : null,
+  }) as Command) },
   { weight: 1, arbitrary: step(fc.constant(null), (_n, b) => ({ type: 'noop', ...b })) },
 );
 
