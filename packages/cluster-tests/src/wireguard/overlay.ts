@@ -47,6 +47,9 @@ export const OVERLAY_SUBNET = '10.78.0.0/24';
 /** Built scripts run inside the namespaces. */
 export const DIST_WIREGUARD: string = path.join(REPO_ROOT, 'packages', 'cluster-tests', 'dist', 'wireguard');
 const WG_RUN_DIR = '/var/run/wireguard';
+/** Temp dirs are `coffer-wg-<pid>-XXXXXX`; a failed run leaves {@link KEPT_MARKER} in the one it keeps. */
+const TMP_PREFIX = 'coffer-wg-';
+const KEPT_MARKER = 'KEPT-FOR-DEBUGGING';
 /** `cw<pid base 36>-<3 hex><member>`: at most 12 characters (Linux allows 15). */
 const IFACE_RE = /^cw([0-9a-z]+)-[0-9a-f]{3}[0-9a-z]$/;
 
@@ -138,6 +141,13 @@ export function cleanupStaleOverlay(): string[] {
       removed.push(path.join(WG_RUN_DIR, f));
     }
   }
+  // Temp dirs of crashed runs (a failed run that kept its logs on purpose marks its dir).
+  for (const d of readdirSync(os.tmpdir())) {
+    const m = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(d);
+    if (m === null || pidAlive(Number(m[1])) || existsSync(path.join(os.tmpdir(), d, KEPT_MARKER))) continue;
+    rmSync(path.join(os.tmpdir(), d), { recursive: true, force: true });
+    removed.push(path.join(os.tmpdir(), d));
+  }
   return removed;
 }
 
@@ -177,7 +187,7 @@ export class OverlayCluster {
 
   constructor(opts: OverlayClusterOptions = {}) {
     this.opts = opts;
-    this.root = mkdtempSync(path.join(os.tmpdir(), 'coffer-wg-'));
+    this.root = mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-`));
     this.wgDir = path.join(this.root, 'wg');
     this.bridgeNs = `${this.run}-br`;
     this.out = { ns: `${this.run}-out`, underlay: '10.77.0.100' };
@@ -444,7 +454,8 @@ export class OverlayCluster {
       }
     }
     for (const l of this.logs) l.end();
-    if (!keep) rmSync(this.root, { recursive: true, force: true });
+    if (keep) writeFileSync(path.join(this.root, KEPT_MARKER), 'logs of a failed run, kept on purpose\n');
+    else rmSync(this.root, { recursive: true, force: true });
     this.timings['stop'] = Date.now() - t;
   }
 
