@@ -51,6 +51,9 @@ describe('defaults (CONTRACT.md table)', () => {
       electionMs: 1000,
       snapshotEntries: 10000,
       snapshotCatchUpEntries: 1000,
+      snapshotIntervalMs: 0,
+      snapshotDir: '/srv/coffer/data/n1/snapshots',
+      snapshotRetain: 7,
       logLevel: 'info',
     });
   });
@@ -66,7 +69,7 @@ describe('defaults (CONTRACT.md table)', () => {
 describe('table coverage', () => {
   test('one spec per contract variable, flags derived from names', () => {
     expect(CONFIG_VARIABLES.map((s) => s.name)).toEqual(Object.values(CONFIG_ENV));
-    expect(CONFIG_VARIABLES).toHaveLength(36);
+    expect(CONFIG_VARIABLES).toHaveLength(39);
     expect(CONFIG_VARIABLES.find((s) => s.name === 'COFFER_NODE_ID')?.flag).toBe('--node-id');
     expect(CONFIG_VARIABLES.find((s) => s.name === 'COFFER_DEK_CACHE_TTL_SECS')?.flag).toBe('--dek-cache-ttl-secs');
   });
@@ -137,6 +140,16 @@ describe('values', () => {
     expect(cfg.join).toBe('http://10.0.0.1:8200');
   });
 
+  test('scheduled snapshots: interval as a duration (off by default), dir relative to the data dir', () => {
+    expect(load({ COFFER_SNAPSHOT_INTERVAL: '6h', COFFER_SNAPSHOT_DIR: 'backups', COFFER_SNAPSHOT_RETAIN: '30' })).toMatchObject({
+      snapshotIntervalMs: 6 * 3_600_000,
+      snapshotDir: '/srv/coffer/data/n1/backups',
+      snapshotRetain: 30,
+    });
+    expect(load({ COFFER_SNAPSHOT_INTERVAL: '30min', COFFER_SNAPSHOT_DIR: '/mnt/backup/coffer' })).toMatchObject({ snapshotIntervalMs: 1_800_000, snapshotDir: '/mnt/backup/coffer' });
+    expect(load({ COFFER_SNAPSHOT_INTERVAL: '45s' }).snapshotIntervalMs).toBe(45_000);
+    expect(load({ COFFER_SNAPSHOT_INTERVAL: 'off' }).snapshotIntervalMs).toBe(0);
+  });
   test('empty variables count as unset', () => {
     expect(load({ COFFER_JOIN: '', COFFER_API_ADDR: '  ' }).apiAddr.port).toBe(8200);
   });
@@ -223,6 +236,9 @@ describe('bad values: one line naming the variable', () => {
     [{ COFFER_HEARTBEAT_MS: '0' }, 'COFFER_HEARTBEAT_MS: 0 is too small (minimum 1)'],
     [{ COFFER_HEARTBEAT_MS: '500' }, 'COFFER_ELECTION_MS: 1000 must be greater than 2 x COFFER_HEARTBEAT_MS (1000)'],
     [{ COFFER_SNAPSHOT_ENTRIES: '0' }, 'COFFER_SNAPSHOT_ENTRIES: 0 is too small (minimum 1)'],
+    [{ COFFER_SNAPSHOT_INTERVAL: '30m' }, 'COFFER_SNAPSHOT_INTERVAL: "30m" is ambiguous: write 30min for minutes, or use d/w for longer periods'],
+    [{ COFFER_SNAPSHOT_INTERVAL: 'hourly' }, 'COFFER_SNAPSHOT_INTERVAL: duration "hourly" is not <positive integer><unit> with unit s, min, h, d, w, m (months) or y (or off)'],
+    [{ COFFER_SNAPSHOT_RETAIN: '0' }, 'COFFER_SNAPSHOT_RETAIN: 0 is too small (minimum 1)'],
     [{ COFFER_LOG_LEVEL: 'loud' }, 'COFFER_LOG_LEVEL: "loud" is not one of fatal, error, warn, info, debug, trace, silent'],
   ])('%j', (env, message) => {
     const e = errorOf(() => load(env));
