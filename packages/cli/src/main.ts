@@ -15,6 +15,7 @@
 import { CofferError } from '@coffer/client';
 import { Command, CommanderError } from 'commander';
 import { registerAllowlist } from './commands/allowlist.js';
+import { registerAudit } from './commands/audit.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerKms } from './commands/kms.js';
 import { registerRoles } from './commands/roles.js';
@@ -101,7 +102,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
-import { AllowlistApi, KmsApi } from './api/admin.js';
+import { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
 import { ClusterApi } from './api/cluster.js';
 import { RolesApi } from './api/roles.js';
 import { SecretsApi } from './api/secrets.js';
@@ -164,6 +164,8 @@ export class CofferClient {
   readonly kms: KmsApi;
   /** Cluster administration, snapshot and restore. */
   readonly cluster: ClusterApi;
+  /** The audit log of the node that answers. */
+  readonly audit: AuditApi;
 
   readonly #emitter = new EventEmitter();
   readonly #transport: Transport;
@@ -249,6 +251,7 @@ export class CofferClient {
     this.allowlist = new AllowlistApi(core);
     this.kms = new KmsApi(core);
     this.cluster = new ClusterApi(core);
+    this.audit = new AuditApi(core);
   }
 
   /** @returns the node URLs in use */

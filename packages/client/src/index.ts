@@ -16,6 +16,6 @@ export { CofferError, ClientErrorCodes, isAvailabilityError, type ClientErrorCod
 export { SecretsApi } from './api/secrets.js';
 export { TokensApi } from './api/tokens.js';
 export { RolesApi } from './api/roles.js';
-export { AllowlistApi, KmsApi } from './api/admin.js';
+export { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
 export { ClusterApi } from './api/cluster.js';
 export * from './types.js';

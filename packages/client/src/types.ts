@@ -145,6 +145,33 @@ export interface RewrapStatus {
   [extra: string]: unknown;
 }
 
+/** One line of a node's audit log, chain fields included (`GET /v1/audit`). */
+export interface AuditLine {
+  time: string;
+  node: string;
+  requestId: string;
+  actor: string | null;
+  clientIp: string | null;
+  action: string;
+  resource: string | null;
+  outcome: 'ok' | 'denied' | 'error';
+  status: number;
+  seq: number;
+  prev: string;
+  hash: string;
+}
+
+/** A page of a node's audit log. */
+export interface AuditPage {
+  /** The node whose log this is (each node keeps its own). */
+  node: string;
+  /** The seq of that node's last durable line. */
+  head: number;
+  records: AuditLine[];
+  /** The `since` to ask for next. */
+  next: number;
+}
+
 /** One cluster member. */
 export interface ClusterMember {
   id: string;

@@ -1,5 +1,5 @@
 import type { ApiCore } from '../internal/core.js';
-import type { Allowlist, RewrapStatus } from '../types.js';
+import type { Allowlist, AuditPage, RewrapStatus } from '../types.js';
 
 /** The replicated read allowlist (`client.allowlist`). */
 export class AllowlistApi {
@@ -57,5 +57,30 @@ export class KmsApi {
    */
   async status(): Promise<RewrapStatus> {
     return this.#core.json<RewrapStatus>({ method: 'GET', path: '/v1/admin/kms/rewrap/status', idempotent: true });
+  }
+}
+
+/** A node's audit log (`client.audit`): each node keeps its own hash-chained log. */
+export class AuditApi {
+  readonly #core: ApiCore;
+
+  /** @param core - the client's internals */
+  constructor(core: ApiCore) {
+    this.#core = core;
+  }
+
+  /**
+   * Reads audit lines of the node that answers, from `since` on.
+   *
+   * @param opts - `since` (first seq, default 1), `limit` (1-1000, default 100)
+   * @returns the page: `records`, the node's `head` seq, and `next` to continue from
+   * @throws {CofferError} `permission_denied` (needs `audit.read`), `invalid_request`
+   */
+  async read(opts: { since?: number; limit?: number } = {}): Promise<AuditPage> {
+    const q = new URLSearchParams();
+    if (opts.since !== undefined) q.set('since', String(opts.since));
+    if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+    const qs = q.toString();
+    return this.#core.json<AuditPage>({ method: 'GET', path: `/v1/audit${qs === '' ? '' : `?${qs}`}`, idempotent: true });
   }
 }

@@ -134,6 +134,8 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const PREFIX_RE = /^[A-Za-z0-9._/-]*$/;
 const DEFAULT_LIST_LIMIT = 1000;
 const MAX_LIST_LIMIT = 10_000;
+const DEFAULT_AUDIT_LIMIT = 100;
+const MAX_AUDIT_LIMIT = 1000;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = body === undefined ? '' : JSON.stringify(body);
@@ -641,6 +643,26 @@ export function createApi(ctx: NodeContext): express.Express {
   route({
     method: 'POST', path: '/v1/cluster/restore', access: 'token', action: 'cluster.manage', auditAction: 'cluster.restore', write: true, body: 'raw', param: 'none',
     handler: async (c) => ({ status: 200, json: { restored: true, secrets: await cluster.restore(c.rawBody ?? new Uint8Array(0)) } }),
+  });
+
+  // --- audit -------------------------------------------------------------------------------------------
+
+  route({
+    method: 'GET', path: '/v1/audit', access: 'token', action: 'audit.read', write: false, body: 'none', param: 'none',
+    handler: async (c) => {
+      const num = (key: string, dflt: number, min: number, max: number): number => {
+        const v = c.query.get(key);
+        if (v === null || v === '') return dflt;
+        const n = /^\d{1,15}$/.test(v) ? Number(v) : NaN;
+        if (!(n >= min && n <= max)) throw new ServiceError('invalid_request', `"${key}" must be a whole number from ${min} to ${max}`);
+        return n;
+      };
+      const since = num('since', 1, 1, Number.MAX_SAFE_INTEGER);
+      const limit = num('limit', DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT);
+      c.resource = `since=${since}`;
+      const page = await ctx.audit.read(since, limit);
+      return { status: 200, json: { node: ctx.config.nodeId, head: ctx.audit.head().seq, records: page.records, next: page.next } };
+    },
   });
 
   // --- Vault KV v2 (mount `secret`) ------------------------------------------------------------------
