@@ -685,3 +685,61 @@ describe('deploy/monitoring', () => {
     });
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// docs/OPERATIONS.md
+
+describe('docs/OPERATIONS.md', () => {
+  const ops = readFileSync(path.join(REPO_ROOT, 'docs', 'OPERATIONS.md'), 'utf8');
+
+  test('the least-privilege KMS policy grants exactly the KMS operations the code calls, each explained', () => {
+    // What the code sends: every SDK command the aws provider constructs.
+    const provider = readFileSync(path.join(REPO_ROOT, 'packages', 'crypto', 'src', 'aws-provider.ts'), 'utf8');
+    const ops_ = new Set([...provider.matchAll(/new (\w+)Command\(/g)].map((m) => m[1] as string));
+    expect(ops_.size).toBeGreaterThanOrEqual(4);
+    // ReEncrypt is authorised as two IAM actions, on the source and on the destination key.
+    const expected = [...ops_].flatMap((o) => (o === 'ReEncrypt' ? ['kms:ReEncryptFrom', 'kms:ReEncryptTo'] : [`kms:${o}`])).sort();
+    // No other package talks to the KMS SDK.
+    for (const p of workspacePackages().filter((x) => x !== 'crypto' && x !== 'cluster-tests')) {
+      const json = readFileSync(path.join(REPO_ROOT, 'packages', p, 'package.json'), 'utf8');
+      expect([p, json.includes('@aws-sdk/client-kms')]).toEqual([p, false]);
+    }
+    const section = /## AWS KMS permissions[^\n]*\n([\s\S]*?)\n## /.exec(ops);
+    expect(section).not.toBeNull();
+    const block = /```json\n([\s\S]*?)\n```/.exec((section as RegExpExecArray)[1] as string);
+    const policy = JSON.parse((block as RegExpExecArray)[1] as string) as { Statement: { Action: string[]; Condition?: unknown }[] };
+    const granted = policy.Statement.flatMap((st) => st.Action).sort();
+    expect(granted).toEqual(expected);
+    // The context condition names the keys the code binds every DEK to.
+    const context = readFileSync(path.join(REPO_ROOT, 'packages', 'crypto', 'src', 'context.ts'), 'utf8');
+    const keys = [...context.matchAll(/export const KMS_CONTEXT_\w+_KEY = '([^']+)'/g)].map((m) => m[1] as string).sort();
+    expect(keys).toHaveLength(2);
+    const dataKeys = policy.Statement.find((st) => st.Action.includes('kms:Decrypt'));
+    expect(JSON.stringify(dataKeys?.Condition)).toContain(JSON.stringify(keys));
+    // Calls that take no encryption context must not sit under that condition (KMS would refuse them).
+    for (const a of ['kms:DescribeKey', 'kms:ListKeyRotations']) expect(policy.Statement.find((st) => st.Action.includes(a))?.Condition).toBeUndefined();
+    // One table row explains each action.
+    for (const a of expected) expect([a, new RegExp(`^\\| [^|]*\`${a}\``, 'm').test((section as RegExpExecArray)[1] as string)]).toEqual([a, true]);
+  });
+
+  test('the hyperion-vault table maps the variables the brief names, and says where there is no equivalent', () => {
+    const section = /## Migrating from hyperion-vault\n([\s\S]*?)\n## /.exec(ops);
+    expect(section).not.toBeNull();
+    const rows = new Map(
+      ((section as RegExpExecArray)[1] as string)
+        .split('\n')
+        .filter((l) => l.startsWith('| `VAULT_'))
+        .map((l) => l.split('|').map((c) => c.trim()))
+        .map((c) => [c[1] as string, c[2] as string]),
+    );
+    const row = (v: string): string | undefined => [...rows].find(([k]) => k.includes(`\`${v}\``))?.[1];
+    expect(row('VAULT_ADDR')).toBe('`COFFER_ADDR`');
+    expect(row('VAULT_TOKEN')).toBe('`COFFER_TOKEN`');
+    for (const v of ['VAULT_CACERT', 'VAULT_SKIP_VERIFY', 'VAULT_NAMESPACE']) expect([v, row(v) !== undefined]).toEqual([v, true]);
+    // Every COFFER_ variable the table names exists (server config or the client's two).
+    const known = new Set([...readFileSync(path.join(REPO_ROOT, 'packages', 'node', 'src', 'config.ts'), 'utf8').matchAll(/'(COFFER_[A-Z_]+)'/g)].map((m) => m[1] as string));
+    known.add('COFFER_ADDR');
+    known.add('COFFER_TOKEN');
+    for (const target of rows.values()) for (const m of target.matchAll(/COFFER_[A-Z_]+/g)) expect([m[0], known.has(m[0])]).toEqual([m[0], true]);
+  });
+});
