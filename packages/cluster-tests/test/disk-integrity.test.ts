@@ -150,6 +150,10 @@ describe('disk and backups', () => {
     for (const name of ['app/other', 'app/copy']) {
       expect(audit.some((a) => a.resource === name && a.outcome === 'error' && a.status === 500)).toBe(true);
     }
+    // Records refused while the node started are audited too (key names only).
+    for (const key of ['record:mtforged', 'record:mtforged2', 'record:mtci']) {
+      expect(audit.some((a) => a.action === 'storage.integrity' && a.resource === key && a.outcome === 'error')).toBe(true);
+    }
   });
 
   test('a data dir without tags (as an older version wrote it) is refused until adopted once with COFFER_INTEGRITY_ADOPT', async () => {

@@ -28,6 +28,7 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createAwsProvider, createLocalProvider, type KeyProvider } from '@coffer/crypto';
 import { Integrity, type IntegrityFailure } from '@coffer/state';
+import type { AuditLog } from './audit/audit-log.js';
 import type { ServerConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -124,6 +125,34 @@ export async function loadWrappedRoot(dataDir: string, kms: KeyProvider, opts: {
  */
 export function previousIntegrity(config: Readonly<ServerConfig>): Integrity | undefined {
   return config.previousClusterKey === undefined ? undefined : integrityFromRoot(config.previousClusterKey);
+}
+
+/**
+ * Audit lines for stored records the store refused (`action: storage.integrity`, the record's key as
+ * resource, never its value). Failures found while the store opens come before the audit log is
+ * open: they wait here (at most {@link IntegrityAuditTrail.MAX_PENDING}) and are written once it is.
+ */
+export class IntegrityAuditTrail {
+  static readonly MAX_PENDING = 1000;
+  private pending: IntegrityFailure[] = [];
+  private audit: AuditLog | undefined;
+
+  /** @param f - a refused record, from `Integrity`'s `onFailure` */
+  record(f: IntegrityFailure): void {
+    if (this.audit !== undefined) this.write(this.audit, f);
+    else if (this.pending.length < IntegrityAuditTrail.MAX_PENDING) this.pending.push(f);
+  }
+
+  /** @param audit - the node's audit log, now open: writes what waited, and later failures at once */
+  attach(audit: AuditLog): void {
+    this.audit = audit;
+    for (const f of this.pending.splice(0)) this.write(audit, f);
+  }
+
+  private write(audit: AuditLog, f: IntegrityFailure): void {
+    // A failed audit write is counted by the audit log itself (coffer_audit_write_failures_total).
+    audit.append({ requestId: 'storage', actor: null, clientIp: null, action: 'storage.integrity', resource: `${f.kind}:${f.key}`, outcome: 'error', status: 500 }).catch(() => undefined);
+  }
 }
 
 /** What {@link loadStorageIntegrity} needs besides the configuration. */
