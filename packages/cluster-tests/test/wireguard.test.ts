@@ -125,10 +125,17 @@ describeRoot('a 3-node cluster on a WireGuard overlay (namespaces, wireguard-go,
     }
   });
 
-  afterEach(() => {
-    const state = expect.getState();
-    if (state.assertionCalls > 0 && state.numPassingAsserts < state.assertionCalls) failed = true;
-  });
+  /** A test whose failure keeps the run's logs (temp dir) for reading. */
+  const step = (name: string, fn: () => Promise<void>): void => {
+    test(name, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    });
+  };
 
   afterAll(async () => {
     if (c === undefined) return;
@@ -140,7 +147,7 @@ describeRoot('a 3-node cluster on a WireGuard overlay (namespaces, wireguard-go,
     process.stdout.write(`wireguard test: ${((Date.now() - t0) / 1000).toFixed(1)} s including set-up and teardown (${phases})\n`);
   });
 
-  test('the cluster forms over WireGuard: members on overlay addresses, nothing listening elsewhere', async () => {
+  step('the cluster forms over WireGuard: members on overlay addresses, nothing listening elsewhere', async () => {
     const leader = await c.leader();
     let cluster: { leader?: string; members?: { id: string; raftAddr: string; healthy: boolean }[] } = {};
     const deadline = Date.now() + 20_000;
@@ -173,7 +180,7 @@ describeRoot('a 3-node cluster on a WireGuard overlay (namespaces, wireguard-go,
     expect(c.routeGet(c.svc.ns, c.nodes[0]!.overlay)).toMatch(new RegExp(`dev ${c.svc.iface}\\b`));
   });
 
-  test('writes (through a follower too) and linearizable reads work over the overlay', async () => {
+  step('writes (through a follower too) and linearizable reads work over the overlay', async () => {
     const leader = await c.leader();
     const follower = c.nodes.find((n) => n !== leader) as OverlayNode;
     let w = await c.http('svc', follower, 'PUT', '/v1/secrets/wg/hello', { value: 'over-the-overlay' });
@@ -204,24 +211,32 @@ describeRoot('a 3-node cluster on a WireGuard overlay (namespaces, wireguard-go,
     expect(verdict.valid).toBe(true);
   });
 
-  test('a client peer on the allowlist reads; a client peer off it gets 403; a LAN host cannot connect', async () => {
+  step('a client peer on the allowlist reads; a client peer off it gets 403; a LAN host cannot connect', async () => {
     const n1 = c.nodes[0]!;
-    const mine = await c.http('svc', n1, 'GET', '/v1/secrets/wg/hello');
-    expect([mine.status, (mine.body as { value?: string }).value]).toEqual([200, 'over-the-overlay']);
+    expect((await c.http('svc', n1, 'PUT', '/v1/secrets/wg/allowlisted', { value: 'for-svc-only' })).status).toBe(200);
+    const mine = await c.http('svc', n1, 'GET', '/v1/secrets/wg/allowlisted');
+    expect([mine.status, (mine.body as { value?: string }).value]).toEqual([200, 'for-svc-only']);
     // Same token, same node, from the other peer: connected (health answers), refused by the allowlist.
     const health = await c.http('oth', n1, 'GET', '/v1/sys/health?standbyok=true', undefined, { token: null });
     expect(health.status).toBe(200);
     for (const n of c.nodes) {
-      const theirs = await c.http('oth', n, 'GET', '/v1/secrets/wg/hello');
+      const theirs = await c.http('oth', n, 'GET', '/v1/secrets/wg/allowlisted');
       expect([n.id, theirs.status, (theirs.body as { error?: { code?: string } }).error?.code]).toEqual([n.id, 403, 'not_allowlisted']);
-      expect(JSON.stringify(theirs.body)).not.toContain('over-the-overlay');
+      expect(JSON.stringify(theirs.body)).not.toContain('for-svc-only');
     }
     // The LAN host has no route into the overlay at all.
     expect(c.routeGet(c.out.ns, n1.overlay)).toMatch(/^error: .*unreachable/i);
     expect(await c.probe(c.out.ns, [`${n1.overlay}:8200`])).toEqual({ [`${n1.overlay}:8200`]: 'unreachable' });
   });
 
-  test('the Raft port is unreachable from outside the overlay, and from client peers', async () => {
+  /** The LAN host routes the overlay subnet to a node's LAN address, as any host on the LAN could. */
+  const routeOverlayVia = async (n: OverlayNode): Promise<void> => {
+    const r = await c.exec(c.out.ns, ['ip', 'route', 'replace', '10.78.0.0/24', 'via', n.underlay]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(c.routeGet(c.out.ns, n.overlay)).toMatch(new RegExp(`via ${n.underlay.replace(/\./g, '\\.')} dev eth0`));
+  };
+
+  step('the Raft port is unreachable from outside the overlay, and from client peers', async () => {
     const [n1, n2] = c.nodes as [OverlayNode, OverlayNode];
     // From the LAN, at the node's own (underlay) address: nothing listens there. `refused` (a RST
     // came back) also shows the LAN host does reach the node.
@@ -229,8 +244,7 @@ describeRoot('a 3-node cluster on a WireGuard overlay (namespaces, wireguard-go,
     expect(await c.probe(c.out.ns, [`${n1.underlay}:8201`, `${n1.underlay}:8200`])).toEqual({ [`${n1.underlay}:8201`]: 'refused', [`${n1.underlay}:8200`]: 'refused' });
     // A LAN host that routes the overlay subnet to the node (Linux would accept a packet for any
     // local address on any interface): the generated firewall drops it.
-    await c.exec(c.out.ns, ['ip', 'route', 'replace', '10.78.0.0/24', 'via', n1.underlay]);
-    expect(c.routeGet(c.out.ns, n1.overlay)).toMatch(new RegExp(`via ${n1.underlay.replace(/\./g, '\\.')} dev eth0`));
+    await routeOverlayVia(n1);
     expect(await c.probe(c.out.ns, [`${n1.overlay}:8201`, `${n1.overlay}:8200`])).toEqual({ [`${n1.overlay}:8201`]: 'timeout', [`${n1.overlay}:8200`]: 'timeout' });
     // Client peers are on the overlay but are not members: API yes, Raft no. Control: a member
     // reaches both.
@@ -242,12 +256,13 @@ describeRoot('a 3-node cluster on a WireGuard overlay (namespaces, wireguard-go,
     });
   });
 
-  test('control: without the generated firewall the routed LAN host would reach the Raft port', async () => {
+  step('control: without the generated firewall the routed LAN host would reach the Raft port', async () => {
     const n1 = c.nodes[0]!;
     const table = c.overlay.firewallTable;
     expect(table).toBe('coffer_overlay');
     const del = await c.exec(n1.ns, ['nft', 'delete', 'table', 'inet', table as string]);
     expect(del.code).toBe(0);
+    await routeOverlayVia(n1);
     expect(await c.probe(c.out.ns, [`${n1.overlay}:8201`])).toEqual({ [`${n1.overlay}:8201`]: 'connected' });
   });
 });
