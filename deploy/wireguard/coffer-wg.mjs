@@ -201,7 +201,7 @@ function main() {
     .filter((s) => s !== '')
     .map((id, j) => {
       if (!NAME_RE.test(id)) usage(`--clients: "${id}" is not a valid name ([A-Za-z0-9._-], 1-64 bytes)`);
-      return { id, addr: hostAddr(net, clientStart + j, `client ${id}`) };
+      return { id, addr: hostAddr(net, clientStart + j, `client ${id} (see --client-host-start)`) };
     });
   const names = [...nodes.map((n) => n.id), ...clients.map((c) => c.id)];
   const dup = names.find((n, i) => names.indexOf(n) !== i);
