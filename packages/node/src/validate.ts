@@ -71,6 +71,8 @@ function checkShortName(kind: string, name: unknown): NameCheck {
     return fail(`${kind} name ${quote(name)} is longer than ${MAX_TOKEN_NAME_BYTES} bytes`);
   }
   if (!SEGMENT_RE.test(name)) return fail(`${kind} name ${quote(name)} may contain only A-Z a-z 0-9 . _ -`);
+  // A name of dots is a path segment every URL normaliser rewrites: /v1/tokens/.. would name no token.
+  if (name === '.' || name === '..') return fail(`${kind} name ${quote(name)} is a dot segment, which paths cannot carry`);
   if (RESERVED_NAMES.includes(name)) return fail(`${kind} name ${quote(name)} is reserved`);
   return OK;
 }

@@ -34,7 +34,7 @@ describe('token and role names', () => {
     expect(checkTokenName(n).ok).toBe(true);
     expect(checkRoleName(n).ok).toBe(true);
   });
-  test.each(['', 'x'.repeat(65), 'self', 'a/b', 'a b', 'ü'])('rejects %j', (n) => {
+  test.each(['', 'x'.repeat(65), 'self', 'a/b', 'a b', 'ü', '.', '..'])('rejects %j', (n) => {
     expect(checkTokenName(n).ok).toBe(false);
     expect(checkRoleName(n).ok).toBe(false);
   });
