@@ -9,6 +9,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -346,6 +347,33 @@ describe('deploy/container/healthcheck.mjs', () => {
       await new Promise<void>((r) => server.close(() => r()));
     }
     expect(await healthcheck(`127.0.0.1:${port}`)).toBe(1);
+  });
+
+  test('with COFFER_TLS_CERT_FILE set it speaks HTTPS to its own node (the certificate names the service, not 127.0.0.1)', async () => {
+    const dir = tempDir('coffer-hc-tls-');
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=coffer.example'], { stdio: 'ignore', timeout: 30_000 });
+    expect(gen.status).toBe(0);
+    const tlsServer = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
+      res.statusCode = 429;
+      res.end('{}');
+    });
+    const plain = http.createServer((_req, res) => res.end('{}'));
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    try {
+      const tlsPort = (tlsServer.address() as { port: number }).port;
+      const plainPort = (plain.address() as { port: number }).port;
+      expect(await healthcheck(`127.0.0.1:${tlsPort}`, { COFFER_TLS_CERT_FILE: cert })).toBe(0);
+      // Without the variable it speaks plain HTTP, which a TLS listener does not answer with 200/429.
+      expect(await healthcheck(`127.0.0.1:${tlsPort}`)).toBe(1);
+      // And with it, a plain listener fails the handshake.
+      expect(await healthcheck(`127.0.0.1:${plainPort}`, { COFFER_TLS_CERT_FILE: cert })).toBe(1);
+    } finally {
+      await new Promise<void>((r) => tlsServer.close(() => r()));
+      await new Promise<void>((r) => plain.close(() => r()));
+    }
   });
 });
 
