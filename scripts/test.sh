@@ -36,6 +36,9 @@ fi
 as_root=()
 if [ "${COFFER_TEST_SUDO:-}" = "1" ] && [ "$(id -u)" -ne 0 ]; then
   as_root=(sudo -E env "PATH=$PATH")
+  # NB: glibc strips TMPDIR from a setuid program's environment, so `sudo -E` alone loses it (and
+  # the CI job points it at the directory whose failed-run logs it uploads).
+  if [ -n "${TMPDIR:-}" ]; then as_root+=("TMPDIR=$TMPDIR"); fi
 fi
 
 # pnpm and the build run as the calling user (the CI cache holds that user's pnpm store).

@@ -107,6 +107,8 @@ describe('.ci/run and the workflow call the same script', () => {
       }
     }
     expect(testSh).toContain('as_root=(sudo -E env "PATH=$PATH")');
+    // glibc drops TMPDIR for setuid programs like sudo: the jobs that set it need it passed on.
+    expect(testSh).toContain('as_root+=("TMPDIR=$TMPDIR")');
     for (const phase of ['unit', 'cluster', 'jepsen']) expect(phaseJob(phase).step.env?.['COFFER_TEST_SUDO']).toBe('1');
   });
 
