@@ -246,6 +246,8 @@ describe('deploy/container/Dockerfile', () => {
     const ep = jsonForm((entry[0] as Instruction).args, 'ENTRYPOINT');
     expect(ep).toHaveLength(1);
     expect(copied.get(ep[0] as string)?.srcs).toEqual(['deploy/container/entrypoint.sh']);
+    // Executable whatever mode the checkout gave the file; nobody can rewrite it.
+    expect(runtime.instructions.find((i) => i.op === 'COPY' && i.args.endsWith(` ${ep[0] as string}`))?.args).toMatch(/^--chmod=0555 /);
     expect(jsonForm((cmds[0] as Instruction).args, 'CMD')).toEqual(['server']);
     // entrypoint.sh execs the CLI at /opt/coffer/bin/coffer, which is the repository's bin/ copied.
     expect(readFileSync(ENTRYPOINT, 'utf8')).toMatch(/exec "\$\{ENTRYPOINT_COFFER_BIN:-\/opt\/coffer\/bin\/coffer\}" "\$@"/);
