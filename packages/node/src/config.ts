@@ -38,6 +38,7 @@ export const CONFIG_ENV = {
   TRUST_PROXY: 'COFFER_TRUST_PROXY',
   TRUSTED_PROXIES: 'COFFER_TRUSTED_PROXIES',
   TOKEN_MAX_TTL: 'COFFER_TOKEN_MAX_TTL',
+  READ_AUTH: 'COFFER_READ_AUTH',
   TLS_CERT_FILE: 'COFFER_TLS_CERT_FILE',
   TLS_KEY_FILE: 'COFFER_TLS_KEY_FILE',
   AUDIT_FILE: 'COFFER_AUDIT_FILE',
@@ -112,6 +113,7 @@ export const CONFIG_VARIABLES: readonly VariableSpec[] = Object.freeze([
   spec(CONFIG_ENV.TRUST_PROXY, 'false', 'use X-Forwarded-For for the client IP: the direct peer is the one trusted proxy', { boolean: true }),
   spec(CONFIG_ENV.TRUSTED_PROXIES, 'none', 'comma-separated CIDRs of reverse proxies; the client IP is the right-most X-Forwarded-For address not in this list'),
   spec(CONFIG_ENV.TOKEN_MAX_TTL, '1y', 'longest lifetime of a minted or rotated token (e.g. 30d, 12w, 1y); a role may set a shorter maxTtl'),
+  spec(CONFIG_ENV.READ_AUTH, 'allowlist', 'how secret reads are authorised: allowlist (client address), token (a token granting secret.read on the name) or both'),
   spec(CONFIG_ENV.TLS_CERT_FILE, 'none', 'PEM certificate: serve the API over HTTPS (with the key file)'),
   spec(CONFIG_ENV.TLS_KEY_FILE, 'none', 'PEM private key for the certificate'),
   spec(CONFIG_ENV.AUDIT_FILE, '<data>/audit.jsonl', 'append-only, hash-chained JSON lines'),
@@ -190,6 +192,8 @@ export interface ServerConfig {
   readonly trustProxy: boolean;
   /** Canonical CIDRs of trusted reverse proxies (`COFFER_TRUSTED_PROXIES`). */
   readonly trustedProxies: readonly string[];
+  /** How secret reads are authorised (`COFFER_READ_AUTH`). */
+  readonly readAuth: ReadAuthMode;
   /** Cluster-wide cap on token lifetimes, in ms (`COFFER_TOKEN_MAX_TTL`). */
   readonly tokenMaxTtlMs: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
@@ -668,6 +672,7 @@ export function loadConfig(
     integrityAdopt: parseBoolVar(r, E.INTEGRITY_ADOPT, false),
     trustedProxies,
     tokenMaxTtlMs,
+    readAuth: parseReadAuth(r),
     tls,
     auditFile: path.resolve(dataDir, r.get(E.AUDIT_FILE) ?? 'audit.jsonl'),
     kmsRewrapEnabled: parseBoolVar(r, E.KMS_REWRAP_ENABLED, false),
@@ -712,6 +717,16 @@ function parseSnapshotInterval(r: Reader): number {
   }
   if (ms < MIN_SNAPSHOT_INTERVAL_MS) throw new ConfigError(name, `${shown(name, v)} is too short (minimum 1s)`);
   return ms;
+}
+
+/** `COFFER_READ_AUTH`: what a secret read needs. */
+export type ReadAuthMode = 'allowlist' | 'token' | 'both';
+
+function parseReadAuth(r: Reader): ReadAuthMode {
+  const v = r.get(CONFIG_ENV.READ_AUTH);
+  if (v === undefined) return 'allowlist';
+  if (v === 'allowlist' || v === 'token' || v === 'both') return v;
+  throw new ConfigError(CONFIG_ENV.READ_AUTH, `${JSON.stringify(v)} is not allowlist, token or both`);
 }
 
 function parseLogLevel(r: Reader): LogLevel {

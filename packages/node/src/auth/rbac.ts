@@ -13,6 +13,7 @@ import { compileGlob, globProblem, type Glob } from './glob.js';
 
 /** Every action, in CONTRACT.md's order. */
 export const ACTIONS = [
+  'secret.read',
   'secret.write',
   'secret.list',
   'secret.delete',

@@ -38,6 +38,7 @@ import type { AuditOutcome } from '../audit/audit-log.js';
 import { ADMIN_ROLE_NAME, compileRole, isAllowed, missingGrant, validateRoleDocument, type Action, type CompiledRole } from '../auth/rbac.js';
 import { formatDuration } from '../duration.js';
 import { RoleRateLimiter } from '../auth/rate-limit.js';
+import type { ReadAuthMode } from '../config.js';
 import type { NodeContext, ReadConsistency } from '../context.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName, MAX_SECRET_NAME_BYTES, type NameCheck } from '../validate.js';
 import { AccessCache } from '../service/access.js';
@@ -116,6 +117,13 @@ export interface Route {
    * before the handler and before forwarding): one action, one permission, whatever the route.
    */
   readonly extraActions?: (body: Record<string, unknown>) => readonly Action[];
+  /**
+   * A secret read (get, batch, verify, Vault data read): authorised as COFFER_READ_AUTH says —
+   * by address, by a token granting `secret.read` on the name, or both.
+   */
+  readonly secretRead?: boolean;
+  /** The names a secret read reads from its body (batch), each checked for `secret.read`. */
+  readonly readNames?: (body: Record<string, unknown>) => readonly string[];
   readonly handler: (call: Call) => Promise<Reply>;
 }
 
@@ -249,6 +257,7 @@ export function createApi(ctx: NodeContext): express.Express {
   const tokens = new TokenService(ctx);
   const policy = new PolicyService(ctx);
   const cluster = new ClusterService(ctx);
+  const cfg = ctx.config;
 
   const routes: Route[] = [];
   const route = (r: RouteSpec): Route => {
@@ -333,7 +342,7 @@ export function createApi(ctx: NodeContext): express.Express {
   });
 
   const getSecret = route({
-    method: 'GET', path: '/v1/secrets/{name+}', access: 'allowlist', auditAction: 'secret.read', write: false, body: 'none', param: 'secret',
+    method: 'GET', path: '/v1/secrets/{name+}', access: 'allowlist', auditAction: 'secret.read', write: false, body: 'none', param: 'secret', secretRead: true,
     handler: async (c) => {
       const vq = c.query.get('version');
       let version: number | undefined;
@@ -376,7 +385,9 @@ export function createApi(ctx: NodeContext): express.Express {
   });
 
   route({
-    method: 'POST', path: '/v1/batch/secrets', access: 'allowlist', auditAction: 'secret.read', write: false, body: 'json', param: 'none',
+    method: 'POST', path: '/v1/batch/secrets', access: 'allowlist', auditAction: 'secret.read', write: false, body: 'json', param: 'none', secretRead: true,
+    // Checked as names once validated in the handler's order: a bad entry is a 400 there.
+    readNames: (body) => (Array.isArray(body['names']) ? (body['names'] as unknown[]).filter((n): n is string => typeof n === 'string' && checkSecretName(n).ok) : []),
     handler: async (c) => {
       onlyKeys(c.body, ['names']);
       const names = c.body['names'];
@@ -393,7 +404,7 @@ export function createApi(ctx: NodeContext): express.Express {
   });
 
   route({
-    method: 'POST', path: '/v1/verify/{name+}', access: 'allowlist', auditAction: 'secret.verify', write: false, body: 'json', param: 'secret', lockout: true,
+    method: 'POST', path: '/v1/verify/{name+}', access: 'allowlist', auditAction: 'secret.verify', write: false, body: 'json', param: 'secret', lockout: true, secretRead: true,
     handler: async (c) => {
       onlyKeys(c.body, ['value', 'valueBase64']);
       const v = c.body['value'];
@@ -745,24 +756,57 @@ export function createApi(ctx: NodeContext): express.Express {
   }
 
   function requireAction(call: Call, action: Action): void {
-    const role = call.role;
-    const onName = call.param !== '' && call.param !== undefined;
-    const allowed = role !== undefined && (onName ? isAllowed(role, action, call.param) : action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
-    if (!allowed) throw new ServiceError('permission_denied', `role "${call.token?.role ?? '-'}" does not allow ${action}${onName ? ` on "${call.param}"` : ''}`);
+    requireActionOn(call, action, call.param);
   }
+
+  function requireActionOn(call: Call, action: Action, name: string): void {
+    const role = call.role;
+    const onName = name !== '';
+    const allowed = role !== undefined && (onName ? isAllowed(role, action, name) : action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
+    if (!allowed) throw new ServiceError('permission_denied', `role "${call.token?.role ?? '-'}" does not allow ${action}${onName ? ` on "${name}"` : ''}`);
+  }
+
+  /** How a secret read on `r` is authorised (COFFER_READ_AUTH); other allowlist routes: by address. */
+  const readModeOf = (r: Route): ReadAuthMode => (r.secretRead === true ? cfg.readAuth : 'allowlist');
 
   async function authorize(r: Route, call: Call, rawParam: string): Promise<void> {
     const raw = presentedToken(call.req);
     if (r.access === 'allowlist') {
       if (r.lockout === true) checkLockout(call.ip);
-      if (raw !== undefined) call.token = lookupToken(raw);
+      const mode = readModeOf(r);
       if (r.param !== 'none') decodeParam(r, call, rawParam);
-      if (!access.readAllowlist(ctx.state).allows(call.ip)) {
+      if (mode !== 'token' && !access.readAllowlist(ctx.state).allows(call.ip)) {
         throw new ServiceError('not_allowlisted', 'this client address is not on the read allowlist');
       }
+      if (mode === 'allowlist') {
+        // A token is only used to name the reader in the audit.
+        if (raw !== undefined) call.token = lookupToken(raw);
+        return;
+      }
+      // COFFER_READ_AUTH token/both: a token whose role grants secret.read on every name read.
+      if (r.lockout !== true) checkLockout(call.ip);
+      await authenticate(call, raw);
+      if (r.param === 'secret') requireAction(call, 'secret.read');
+      takeRate(call);
       return;
     }
     checkLockout(call.ip);
+    await authenticate(call, raw);
+    if (r.param !== 'none') decodeParam(r, call, rawParam);
+    if (r.access === 'token') {
+      const action = r.action as Action;
+      if (r.param === 'secret') requireAction(call, action);
+      else {
+        const role = call.role;
+        const allowed = role !== undefined && (action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
+        if (!allowed) throw new ServiceError('permission_denied', `role "${call.token?.role ?? '-'}" does not allow ${action}`);
+      }
+    }
+    takeRate(call);
+  }
+
+  /** The presented token, active: sets `call.token` and `call.role`, or refuses (counted toward lockout). */
+  async function authenticate(call: Call, raw: string | undefined): Promise<void> {
     if (raw === undefined) throw new ServiceError('missing_token', 'send a token in "Authorization: Bearer <token>" or "X-Vault-Token"');
     let token = lookupToken(raw);
     if (token === undefined && ctx.state.tokenByHash(hashToken(raw)) === undefined) {
@@ -786,17 +830,11 @@ export function createApi(ctx: NodeContext): express.Express {
       throw new ServiceError('invalid_token', 'the token is unknown, expired or revoked');
     }
     call.token = token;
-    if (r.param !== 'none') decodeParam(r, call, rawParam);
     call.role = access.role(ctx.state, token.role);
-    if (r.access === 'token') {
-      const action = r.action as Action;
-      if (r.param === 'secret') requireAction(call, action);
-      else {
-        const role = call.role;
-        const allowed = role !== undefined && (action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
-        if (!allowed) throw new ServiceError('permission_denied', `role "${token.role}" does not allow ${action}`);
-      }
-    }
+  }
+
+  function takeRate(call: Call): void {
+    const token = call.token as Readonly<TokenRecord>;
     const rate = limiter.take(token.role, call.role?.rateLimit);
     if (!rate.allowed) {
       ctx.metrics.rateLimited.inc();
@@ -814,6 +852,9 @@ export function createApi(ctx: NodeContext): express.Express {
     call.rawBody = raw;
     if (r.body !== 'raw') call.body = parseJsonObject(raw, r.body === 'optionalJson');
     if (r.extraActions !== undefined) for (const a of r.extraActions(call.body)) requireAction(call, a);
+    if (r.readNames !== undefined && readModeOf(r) !== 'allowlist') {
+      for (const name of r.readNames(call.body)) requireActionOn(call, 'secret.read', name);
+    }
   }
 
   /**

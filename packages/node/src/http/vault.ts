@@ -274,7 +274,7 @@ export function registerVaultRoutes<R>(route: (r: RouteSpec) => R, deps: VaultDe
   // --- data ----------------------------------------------------------------------------------------
 
   const getData = route({
-    method: 'GET', path: `${MOUNT}/data/{path+}`, access: 'allowlist', auditAction: 'secret.read', write: false, body: 'none', param: 'secret', vault,
+    method: 'GET', path: `${MOUNT}/data/{path+}`, access: 'allowlist', auditAction: 'secret.read', write: false, body: 'none', param: 'secret', vault, secretRead: true,
     handler: async (c) => {
       const vq = c.query.get('version');
       let version = 0;
