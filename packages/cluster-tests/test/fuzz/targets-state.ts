@@ -167,6 +167,16 @@ const RECORD_CODECS: readonly RecordCodec<unknown>[] = [
   codec('raft-entry', fc.record({ index: fc.constant(7), term: u53, type: fc.constantFrom('normal' as const, 'confChange' as const), data: fc.uint8Array({ maxLength: 40 }) }), encodeEntry, (b) => decodeEntry(7, b)),
   codec('raft-hard-state', fc.record({ term: u53, vote: optStr, commit: u53 }), encodeHardState, decodeHardState),
   codec('raft-snap-meta', fc.record({ index: u53, term: u53, confState: fc.record({ voters: fc.array(str, { maxLength: 3 }), learners: fc.array(str, { maxLength: 3 }) }) }), encodeSnapMeta, decodeSnapMeta),
+  // Appended, never inserted: a corpus entry's first byte names its record type by position.
+  codec(
+    'snapshot-schedule',
+    fc.record({
+      slotAt: u53, nodeId: str, claimedAt: u53, state: fc.constantFrom('claimed' as const, 'done' as const, 'failed' as const), lastSuccessAt: optU53, lastSlotAt: optU53,
+      lastIndex: u53, lastSizeBytes: u53, lastNodeId: optStr, lastError: optStr, lastErrorAt: optU53, failures: u53,
+    }),
+    rec.encodeSnapshotSchedule,
+    rec.decodeSnapshotSchedule,
+  ),
 ];
 
 /**
