@@ -44,7 +44,8 @@ const PROBES: Probe[] = [
   { action: 'token.revoke', method: 'DELETE', path: '/v1/tokens/victim-revoke', safe: true },
   { action: 'role.read', method: 'GET', path: '/v1/roles', safe: true },
   { action: 'role.read', method: 'GET', path: '/v1/roles/admin', safe: true },
-  { action: 'role.write', method: 'PUT', path: '/v1/roles/probe-role', body: { rules: [{ paths: ['x/*'], actions: ['secret.write'] }] }, safe: true },
+  // Within the caller's own grants: nobody grants what they do not hold (role.write alone).
+  { action: 'role.write', method: 'PUT', path: '/v1/roles/probe-role', body: { rules: [{ actions: ['role.write'] }] }, safe: true },
   { action: 'role.write', method: 'DELETE', path: '/v1/roles/probe-role', safe: true },
   { action: 'allowlist.read', method: 'GET', path: '/v1/allowlist', safe: true },
   { action: 'allowlist.write', method: 'PUT', path: '/v1/allowlist', body: { cidrs: ['127.0.0.0/8', '::1/128'] }, safe: true },
@@ -305,7 +306,7 @@ describe('allowlist with IPv6 and a trusted proxy (one node on [::1])', () => {
     await single.stop();
   });
 
-  test('::1/128 admits the IPv6 loopback; with COFFER_TRUST_PROXY the left-most X-Forwarded-For is the client', async () => {
+  test('::1/128 admits the IPv6 loopback; with COFFER_TRUST_PROXY the direct peer is the one trusted proxy, so the right-most X-Forwarded-For entry is the client', async () => {
     const n = single.nodes[0] as NodeHandle;
     expect(n.api).toMatch(/^http:\/\/\[::1\]:/);
     expect((await single.call(n, 'PUT', '/v1/secrets/v6/x', { value: 'v6-value' })).status).toBe(200);
@@ -314,7 +315,9 @@ describe('allowlist with IPv6 and a trusted proxy (one node on [::1])', () => {
     expect((await single.call(n, 'PUT', '/v1/allowlist', { cidrs: ['127.0.0.0/8'] })).status).toBe(200);
     expectDenied('::1 not on an IPv4-only list', await read(), 'not_allowlisted');
     // Trusted proxy: the forwarded client decides, IPv4-mapped forms included.
-    expect((await read({ 'x-forwarded-for': '127.0.0.5, ::1' })).status).toBe(200);
+    expect((await read({ 'x-forwarded-for': '::1, 127.0.0.5' })).status).toBe(200);
+    // An entry the client wrote before the proxy's own is never read.
+    expectDenied('spoofed left-most entry', await read({ 'x-forwarded-for': '127.0.0.5, ::1' }), 'not_allowlisted');
     expect((await read({ 'x-forwarded-for': '::ffff:127.0.0.5' })).status).toBe(200);
     expectDenied('forwarded client outside the list', await read({ 'x-forwarded-for': '10.1.2.3' }), 'not_allowlisted');
     expect((await single.call(n, 'PUT', '/v1/allowlist', { cidrs: ['::1'] })).body.cidrs).toEqual(['::1/128']);
