@@ -37,6 +37,8 @@ describe('three-node cluster (real processes)', () => {
     const leader = await cluster.leader();
     const follower = await followerOf(leader);
     expect((await cluster.http(leader, 'GET', '/v1/sys/health', undefined, null)).status).toBe(200);
+    // Health means ready: a follower says 429 once it has caught up under this leader (503 before).
+    await cluster.eventually(async () => (await cluster.http(follower, 'GET', '/v1/sys/health', undefined, null)).status === 429, 10_000, 'follower ready');
     const h = await cluster.http(follower, 'GET', '/v1/sys/health', undefined, null);
     expect(h.status).toBe(429);
     expect(h.body).toMatchObject({ initialized: true, standby: true });
