@@ -15,6 +15,7 @@ import type { Lockout } from './auth/lockout.js';
 import type { ServerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { CofferMetrics } from './metrics.js';
+import type { SnapshotScheduleStatus } from './workers/snapshots.js';
 
 /** Consistency of a read. */
 export type ReadConsistency = 'linearizable' | 'stale';
@@ -101,6 +102,8 @@ export interface NodeContext {
   readonly lockout: Lockout;
   /** Asks the leader's re-wrap worker for a pass now; false when the worker is disabled. */
   requestRewrapPass(): boolean;
+  /** Where the scheduled snapshots (COFFER_SNAPSHOT_INTERVAL) stand, for `GET /v1/cluster`. */
+  snapshotSchedule(): SnapshotScheduleStatus;
 
   /** Raft status: term, commit, applied, role, leader's progress map. */
   raftStatus(): Status;

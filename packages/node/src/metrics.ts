@@ -50,6 +50,17 @@ export interface CofferMetrics {
   readonly auditWriteFailures: Counter;
   /** Stored records, blobs, Raft entries or snapshots refused because their tag did not verify. */
   readonly integrityFailures: Counter<'kind'>;
+  /**
+   * Scheduled snapshots (COFFER_SNAPSHOT_INTERVAL): time of the cluster's last successful one, as
+   * this node knows it (its own writes and the replicated record), in Unix seconds; 0 before any.
+   */
+  readonly snapshotLastSuccess: Gauge;
+  /** Size in bytes of the last successful scheduled snapshot. */
+  readonly snapshotSizeBytes: Gauge;
+  /** Scheduled snapshots this node was to write and could not. */
+  readonly snapshotFailures: Counter;
+  /** The configured schedule in seconds; 0 when scheduled snapshots are off (for alert rules). */
+  readonly snapshotInterval: Gauge;
 }
 
 /** Options of {@link createMetrics}. */
@@ -137,5 +148,13 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
       labelNames: ['kind'] as const,
       registers,
     }),
+    snapshotLastSuccess: new Gauge({
+      name: 'coffer_snapshot_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful scheduled snapshot in the cluster, as this node knows it (0 before any)',
+      registers,
+    }),
+    snapshotSizeBytes: new Gauge({ name: 'coffer_snapshot_size_bytes', help: 'Size of the last successful scheduled snapshot file', registers }),
+    snapshotFailures: new Counter({ name: 'coffer_snapshot_failures_total', help: 'Scheduled snapshots this node was to write and could not', registers }),
+    snapshotInterval: new Gauge({ name: 'coffer_snapshot_interval_seconds', help: 'Configured scheduled-snapshot interval (COFFER_SNAPSHOT_INTERVAL); 0 when off', registers }),
   };
 }

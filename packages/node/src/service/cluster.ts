@@ -117,6 +117,7 @@ export class ClusterService {
       commitIndex: st.commit,
       appliedIndex: st.applied,
       members: this.ctx.members(),
+      snapshots: this.ctx.snapshotSchedule(),
     };
   }
 

@@ -133,6 +133,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       rewrapRequests++;
       return cfg.kmsRewrapEnabled;
     },
+    snapshotSchedule: () => ({
+      enabled: false, intervalSecs: 0, dir: cfg.snapshotDir, retain: cfg.snapshotRetain, lastSuccessAt: null, lastIndex: null,
+      lastSizeBytes: null, lastNode: null, lastFile: null, lastError: null, failures: 0, nextAt: null,
+    }),
     raftStatus: () => ({
       id: 'n1', term: 4, vote: 'n1', lead: leader.leaderId, commit: sm.applied, applied: sm.applied, lastIndex: sm.applied,
       raftState: leader.is ? 'leader' : 'follower', confState: { voters: ['n1'], learners: [] }, leadTransferee: null,
