@@ -237,7 +237,7 @@ export class SnapshotWorker {
     void this.#removeTempFiles();
   }
 
-  /** Stops the poll; waits for a write in progress (a graceful shutdown never leaves a claimed slot unwritten). */
+  /** Stops the poll; waits for a round in progress (a write under way is finished, not cut off). */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
@@ -319,6 +319,8 @@ export class SnapshotWorker {
     if (rec === null || rec.nodeId !== ctx.config.nodeId || rec.state !== 'claimed') return;
     const key = `${rec.slotAt}:${rec.claimedAt}`;
     if (this.#handled.has(key)) return;
+    // Only the current claim matters: forget older ones (one entry per interval otherwise piles up).
+    this.#handled.clear();
     this.#handled.add(key);
     const slotAt = rec.slotAt;
     if ((await listSnapshots(ctx.config.snapshotDir).catch(() => [])).some((f) => f.slotAt === slotAt)) return; // written before a restart
