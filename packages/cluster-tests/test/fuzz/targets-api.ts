@@ -166,9 +166,10 @@ export const apiRoutes: FuzzTarget = {
     if (status >= 500) fail(`${status} for ${method} ${target}: ${shown}`);
     // A method node's HTTP parser does not know never reaches the app: node answers 400 itself.
     if (!http.METHODS.includes(method)) return status === 400 ? 'unknown method' : fail(`${status} for unknown method ${method}`);
-    // Node's HTTP parser refuses some heads (bytes it does not allow in a path, say) before the
-    // app sees them: a bare 400 with no body. The app itself always answers with a JSON body.
-    if (status === 400 && body === undefined) return 'http parser 400';
+    // Node's HTTP parser refuses some heads before the app sees them: bytes it does not allow in
+    // a path (400) or a head over its 16 KiB limit (431), with no body. The app always answers
+    // with a JSON body.
+    if ((status === 400 || status === 431) && body === undefined) return `http parser ${status}`;
     if (status >= 400) {
       const vault = target.startsWith('/v1/secret/') || target.startsWith('/v1/sys/');
       const b = body as { errors?: unknown; error?: { code?: unknown; message?: unknown } } | undefined;
