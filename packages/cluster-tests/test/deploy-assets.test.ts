@@ -200,7 +200,7 @@ describe('deploy/container/Dockerfile', () => {
     expect(copied.has('/opt/coffer/packages/cluster-tests/dist')).toBe(false);
   });
 
-  test('runs as a fixed non-root uid; code belongs to root, only the data volume to the user', () => {
+  test('runs as a fixed non-root uid; code belongs to root, only the volumes to the user', () => {
     const users = runtime.instructions.filter((i) => i.op === 'USER');
     expect(users.length).toBeGreaterThan(0);
     const last = (users[users.length - 1] as Instruction).args;
@@ -215,13 +215,14 @@ describe('deploy/container/Dockerfile', () => {
     for (const [dest, c] of copied) expect([dest, c.chown]).toEqual([dest, undefined]);
     const setup = runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
     expect(setup).toContain(`useradd --system --uid ${uid}`);
-    expect(setup).toContain(`chown ${uid}:${gid ?? uid} /var/lib/coffer`);
+    expect(setup).toContain(`chown ${uid}:${gid ?? uid} /var/lib/coffer /var/lib/coffer-backups`);
   });
 
-  test('read-only root: the data dir (and the audit log in it) is the declared volume', () => {
+  test('read-only root: the data dir (and the audit log in it) and the scheduled snapshots are declared volumes', () => {
     const volumes = runtime.instructions.filter((i) => i.op === 'VOLUME').flatMap((i) => (i.args.startsWith('[') ? jsonForm(i.args, 'VOLUME') : i.args.split(' ')));
-    expect(volumes).toEqual(['/var/lib/coffer']);
+    expect(volumes).toEqual(['/var/lib/coffer', '/var/lib/coffer-backups']);
     expect(runtimeEnv.get('COFFER_DATA_DIR')).toBe('/var/lib/coffer');
+    expect(runtimeEnv.get('COFFER_SNAPSHOT_DIR')).toBe('/var/lib/coffer-backups');
     // No variable moves a write elsewhere (the audit file defaults to the data dir).
     expect(runtimeEnv.has('COFFER_AUDIT_FILE')).toBe(false);
     // Keys never baked into the image.
@@ -429,9 +430,9 @@ describe('deploy/container/compose.yaml', () => {
       expect(s.read_only).toBe(true);
       const tmpfs = Array.isArray(s.tmpfs) ? s.tmpfs : [s.tmpfs];
       expect(tmpfs.map((t) => String(t).split(':')[0])).toContain('/tmp');
-      const vol = (s.volumes ?? []).map(String).find((v) => v.split(':')[1] === '/var/lib/coffer');
-      expect(vol).toBe(`${name}-data:/var/lib/coffer`);
+      expect((s.volumes ?? []).map(String).sort()).toEqual([`${name}-backups:/var/lib/coffer-backups`, `${name}-data:/var/lib/coffer`]);
       expect(compose.volumes).toHaveProperty(`${name}-data`);
+      expect(compose.volumes).toHaveProperty(`${name}-backups`);
       expect(s.user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
       expect(s.user).toBe(imageUser);
       expect(s.cap_drop).toEqual(['ALL']);
@@ -518,7 +519,11 @@ describe('deploy/container/compose.yaml', () => {
       expect(cfg.warnings).toEqual([]);
       expect(cfg.nodeId).toBe(name);
       expect(cfg.dataDir).toBe('/var/lib/coffer');
-      expect(cfg.auditFile.startsWith('/var/lib/coffer/')).toBe(true);
+      // Read-only root: every path the server writes lies on one of the service's volumes.
+      const mounts = (s.volumes ?? []).map((v) => String(v).split(':')[1] as string);
+      for (const p of [cfg.dataDir, cfg.auditFile, cfg.snapshotDir]) expect([p, mounts.some((m) => p === m || p.startsWith(`${m}/`))]).toEqual([p, true]);
+      expect(cfg.snapshotDir).toBe('/var/lib/coffer-backups');
+      expect(cfg.snapshotIntervalMs).toBeGreaterThan(0);
       expect(cfg.initialCluster.map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
       expect(cfg.clusterKey?.length).toBe(32);
       expect(cfg.localMasterKeys?.length).toBe(1);
@@ -625,10 +630,11 @@ describe('deploy/monitoring', () => {
       // As in the image: an existing, empty data dir (the volume), nothing else writable that the
       // node should touch: cwd and HOME are empty directories checked after the run.
       const dataDir = path.join(root, 'data');
+      const backups = path.join(root, 'backups');
       const cwd = path.join(root, 'cwd');
       const home = path.join(root, 'home');
       const tmp = path.join(root, 'tmp');
-      for (const d of [dataDir, cwd, home, tmp]) mkdirSync(d, { mode: 0o700 });
+      for (const d of [dataDir, backups, cwd, home, tmp]) mkdirSync(d, { mode: 0o700 });
       const apiPort = await freePort();
       const raftPort = await freePort();
       apiAddr = `127.0.0.1:${apiPort}`;
@@ -645,6 +651,9 @@ describe('deploy/monitoring', () => {
         COFFER_BOOTSTRAP_TOKEN: `cof_test_${randomBytes(24).toString('base64url')}`,
         COFFER_READ_ALLOWLIST: '127.0.0.0/8',
         COFFER_LOG_LEVEL: 'warn',
+        // As in the compose file, scheduled snapshots on their own volume (often, to see one written).
+        COFFER_SNAPSHOT_DIR: backups,
+        COFFER_SNAPSHOT_INTERVAL: '1s',
       };
       proc = spawn(COFFER_BIN, ['server'], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
@@ -705,7 +714,14 @@ describe('deploy/monitoring', () => {
       for (const n of Object.keys(EXTERNAL_METRICS)) expect(exported.has(n)).toBe(false);
     });
 
-    test('the node wrote nothing outside its data dir and TMPDIR (read-only root filesystem)', async () => {
+    test('the node wrote nothing outside its data dir, backups dir and TMPDIR (read-only root filesystem)', async () => {
+      // A scheduled snapshot lands in the backups dir, and the backup metrics say so.
+      const deadline = Date.now() + 20_000;
+      while (readdirSync(path.join(root, 'backups')).length === 0 && Date.now() < deadline) await sleep(200);
+      expect(readdirSync(path.join(root, 'backups')).length).toBeGreaterThan(0);
+      const r = await fetch(`http://${apiAddr}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      const last = /^coffer_snapshot_last_success_timestamp_seconds (\S+)$/m.exec(await r.text());
+      expect(Number(last?.[1])).toBeGreaterThan(Date.now() / 1000 - 600);
       const p = proc as ChildProcess;
       const gone = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
       p.kill('SIGTERM');
