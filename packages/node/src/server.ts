@@ -506,6 +506,8 @@ async function assemble(
 
   // Peer RPCs besides Raft messages (each authenticated by the peer server before it gets here).
   const rpc: PeerRpc = async (from, method, body) => {
+    // Every RPC body is a JSON object (a member's JSON `null` or array would otherwise throw below).
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return { status: 400, body: { error: 'peer rpc bodies are JSON objects' } };
     if (method === 'hello') {
       // A member advertises the command versions it can apply (upgrade gating, see `propose`).
       const table = parseCommandTable((body as { commands?: unknown }).commands);
