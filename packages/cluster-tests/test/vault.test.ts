@@ -206,6 +206,8 @@ describe('Vault KV v2 compatibility (node-vault against real nodes)', () => {
     const lh = await viaLeader.health();
     expect(lh).toMatchObject({ initialized: true, sealed: false, standby: false });
     expect(typeof lh.server_time_utc).toBe('number');
+    // Health means ready: the follower says 429 once it has caught up under this leader.
+    await cluster.eventually(async () => (await raw(follower, 'GET', '/v1/sys/health')).status === 429, 10_000, 'follower ready');
     const fh = await viaFollower.health();
     expect(fh).toMatchObject({ initialized: true, sealed: false, standby: true });
     expect((await raw(follower, 'GET', '/v1/sys/health')).status).toBe(429);

@@ -24,6 +24,12 @@ export interface ReadinessDeps {
   readonly isVoter: () => boolean;
   /** Pause between attempts of a round that failed (e.g. an election under way). */
   readonly retryMs: number;
+  /**
+   * How long one attempt may take before another is sent: a ReadIndex request lost on the way
+   * (the peer connection not up yet right after a start) would otherwise hold readiness for the
+   * whole read timeout.
+   */
+  readonly attemptMs: number;
 }
 
 /** Tracks readiness across leader changes. */
@@ -66,12 +72,22 @@ export class Readiness {
 
   private async chase(lead: string): Promise<void> {
     while (!this.stopped && this.deps.leader() === lead && this.chasing === lead) {
+      let timer: NodeJS.Timeout | undefined;
+      const slow = new Promise<'slow'>((r) => {
+        timer = setTimeout(() => r('slow'), this.deps.attemptMs);
+        timer.unref();
+      });
       try {
-        await this.deps.readBarrier();
+        // NB: a slow attempt is not cancelled; its round still resolves or times out on its own.
+        const barrier = this.deps.readBarrier().then(() => 'done' as const);
+        barrier.catch(() => undefined);
+        if ((await Promise.race([barrier, slow])) === 'slow') continue;
         if (this.deps.leader() === lead) this.caughtUpWith = lead;
         break;
       } catch {
         await new Promise((r) => setTimeout(r, this.deps.retryMs).unref());
+      } finally {
+        clearTimeout(timer);
       }
     }
     if (this.chasing === lead) this.chasing = null;

@@ -395,6 +395,7 @@ async function assemble(
     seeded: () => (config.bootstrapToken === undefined || store.state.bootstrapped) && (config.readAllowlist.length === 0 || store.state.hasAllowlist),
     isVoter: () => driver.members().voters.includes(nodeId),
     retryMs: 100,
+    attemptMs: Math.max(200, config.heartbeatMs * 3),
   });
   cleanups.push(async () => readiness.stop());
   /** Until a leader was first seen: resolves once `ready()` holds or `ms` have passed. */
