@@ -11,9 +11,8 @@ import { parseDuration, parseRateLimit, type RateLimit } from '../duration.js';
 import { checkRoleName } from '../validate.js';
 import { compileGlob, globProblem, type Glob } from './glob.js';
 
-/** Every action, in CONTRACT.md's order. */
+/** Every action, in CONTRACT.md's order (the first list, then the second wave's). */
 export const ACTIONS = [
-  'secret.read',
   'secret.write',
   'secret.list',
   'secret.delete',
@@ -30,6 +29,8 @@ export const ACTIONS = [
   'cluster.read',
   'cluster.manage',
   'audit.read',
+  // Additions of the second wave (CONTRACT.md).
+  'secret.read',
 ] as const;
 
 /** One action from {@link ACTIONS}. */

@@ -4,11 +4,13 @@ describe('actions', () => {
   test('the tuple is exactly the contract list', () => {
     expect(ACTIONS.join(' ')).toBe(
       'secret.write secret.list secret.delete secret.destroy secret.rotate token.create token.read token.revoke ' +
-        'role.read role.write allowlist.read allowlist.write kms.rewrap cluster.read cluster.manage audit.read',
+        'role.read role.write allowlist.read allowlist.write kms.rewrap cluster.read cluster.manage audit.read ' +
+        'secret.read',
     );
-    expect(SECRET_ACTIONS).toEqual(['secret.write', 'secret.list', 'secret.delete', 'secret.destroy', 'secret.rotate']);
+    expect(SECRET_ACTIONS).toEqual(['secret.write', 'secret.list', 'secret.delete', 'secret.destroy', 'secret.rotate', 'secret.read']);
     expect(isAction('secret.write')).toBe(true);
-    expect(isAction('secret.read')).toBe(false);
+    expect(isAction('secret.read')).toBe(true);
+    expect(isAction('secret.peek')).toBe(false);
     expect(isAction('toString')).toBe(false);
   });
 });
