@@ -11,6 +11,8 @@ export interface CliContext {
   sleep(ms: number): Promise<void>;
   /** Extra client options (tests). */
   readonly clientOptions: Partial<ConstructorParameters<typeof CofferClient>[0]>;
+  /** Set by a command whose exit code is another program's (`coffer run`); main() returns it. */
+  exitCode?: number;
 }
 
 /** Options every leaf command accepts (its own plus the program's). */

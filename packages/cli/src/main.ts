@@ -16,6 +16,7 @@ import { CofferError } from '@coffer/client';
 import { Command, CommanderError } from 'commander';
 import { registerAllowlist } from './commands/allowlist.js';
 import { registerAudit } from './commands/audit.js';
+import { registerRun } from './commands/run.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerKms } from './commands/kms.js';
 import { registerRoles } from './commands/roles.js';
@@ -64,13 +65,14 @@ export interface CliOptions {
  * await program.parseAsync(process.argv);
  * ```
  */
-export function buildProgram(options: CliOptions = {}): Command {
+export function buildProgram(options: CliOptions = {}, ctxOut?: { ctx?: CliContext }): Command {
   const io: CliIo = { ...processIo(), ...options.io };
   const ctx: CliContext = {
     io,
     sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     clientOptions: options.clientOptions ?? {},
   };
+  if (ctxOut !== undefined) ctxOut.ctx = ctx;
   const program = new Command('coffer')
     .description('Coffer: a Raft-replicated secrets service')
     // NB: no commander .version(): its global --version would swallow `secrets get --version N`.
@@ -102,7 +104,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);
@@ -129,7 +131,7 @@ function describeError(err: unknown): { code: string; message: string; status?: 
  *
  * @param argv - arguments after the program name
  * @param options - streams, extra registrations
- * @returns the exit code (0, 1 or 2)
+ * @returns the exit code (0, 1 or 2; `coffer run` returns its command's)
  * @example
  * ```ts
  * process.exitCode = await main(process.argv.slice(2));
@@ -140,11 +142,12 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
     (options.io?.stdout ?? process.stdout).write(`${VERSION}\n`);
     return EXIT.OK;
   }
-  const program = buildProgram(options);
+  const built: { ctx?: CliContext } = {};
+  const program = buildProgram(options, built);
   const stderr = options.io?.stderr ?? process.stderr;
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return EXIT.OK;
+    return built.ctx?.exitCode ?? EXIT.OK;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version requested explicitly are successes; everything else commander reports
