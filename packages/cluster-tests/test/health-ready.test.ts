@@ -49,6 +49,8 @@ describe('health means ready (real processes)', () => {
         const results: [string, string, number][] = [];
         const record = (n: NodeHandle, what: string, r: HttpResult): void => {
           results.push([n.id, what, r.status]);
+          // What a failure said, for the report (error code and message; never a value).
+          if (r.status !== 200) console.log(`round ${round}: ${n.id} ${what} → ${r.status} ${JSON.stringify(r.body?.error ?? r.body)}`);
         };
         await Promise.all(
           cluster.nodes.map((n) =>

@@ -19,6 +19,7 @@
  * Linearizable reads use ReadIndex. Concurrent reads are coalesced: all barriers requested while
  * one ReadIndex round is open share it, so a burst of reads costs one heartbeat round.
  */
+import { randomInt } from 'node:crypto';
 import {
   type ConfChange,
   type ConfState,
@@ -181,7 +182,13 @@ export class RaftDriver {
   private openRound: ReadRound | undefined;
   /** Sends the open round if the rounds in flight take too long (a dropped ReadIndex). */
   private openRoundTimer: NodeJS.Timeout | undefined;
-  private nextRoundId = 1;
+  /**
+   * Read-round ids are the ReadIndex context, and the leader merges requests with equal contexts
+   * into one (answering only the first sender): ids that every node counted from 1 collided across
+   * nodes, and a follower whose round shared an id with another's waited out the read timeout (503
+   * no_quorum). Each driver starts at a random point of a 2^47 space instead.
+   */
+  private nextRoundId = randomInt(1, 2 ** 47);
   private ticker: NodeJS.Timeout | undefined;
   private running = false;
   private again = false;
