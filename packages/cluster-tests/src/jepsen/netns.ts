@@ -190,6 +190,28 @@ export function attachToBridge(bridgeNs: string, ns: string, ip: string, peer: s
  *
  * @returns the environment
  */
+/**
+ * Runs `argv` inside namespace `ns` (`ip netns exec`), capturing its output; SIGKILLed after
+ * `timeoutMs`.
+ *
+ * @returns exit code and output
+ */
+export function execInNamespace(ns: string, argv: readonly string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 export function namespaceChildEnv(): Record<string, string> {
   let own = '';
   try {
@@ -479,19 +501,7 @@ export class NetnsCluster {
    */
   exec(ns: string, argv: readonly string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
     if (!this.created.includes(ns)) throw new Error(`${ns} is not a namespace of this run`);
-    return new Promise((resolve, reject) => {
-      const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: this.clientEnv() });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.once('error', reject);
-      p.once('exit', (code) => {
-        clearTimeout(t);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return execInNamespace(ns, argv, this.clientEnv(), timeoutMs);
   }
 
   /** Runs a built script of this package (`dist/jepsen/<script>`) with node inside the client namespace. */

@@ -31,6 +31,7 @@ import {
   cleanupStale,
   createBridge,
   createNamespace,
+  execInNamespace,
   namespaceChildEnv,
   relayRequest,
   removeNamespace,
@@ -399,19 +400,7 @@ export class OverlayCluster {
    */
   exec(ns: string, argv: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
     if (!this.created.includes(ns)) throw new Error(`${ns} is not a namespace of this run`);
-    return new Promise((resolve, reject) => {
-      const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: namespaceChildEnv() });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.once('error', reject);
-      p.once('exit', (code) => {
-        clearTimeout(t);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return execInNamespace(ns, argv, namespaceChildEnv(), timeoutMs);
   }
 
   /** Node log text (for failure messages). */
