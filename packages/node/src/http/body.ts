@@ -1,9 +1,30 @@
 /**
  * Request bodies without a global body parser: read only on routes that take one, bounded before
- * and while reading, parsed once.
+ * and while reading, parsed once. Also the one JSON response writer ({@link sendJson}) and the
+ * one timestamp formatter ({@link iso}) of the HTTP layer: import these, do not copy them.
  */
-import type { IncomingMessage } from 'node:http';
-import { ServiceError } from './errors.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServiceError } from '../service/errors.js';
+
+/**
+ * The one JSON writer: status, `content-type: application/json; charset=utf-8`,
+ * `content-length`, `cache-control: no-store`.
+ *
+ * @param res - the response (headers not sent yet)
+ * @param status - HTTP status
+ * @param body - serialised with JSON.stringify (`undefined`: an empty body)
+ */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.setHeader('cache-control', 'no-store');
+  res.end(text);
+}
+
+// The one timestamp formatter lives with the services (which may not import http/).
+export { iso } from '../service/common.js';
 
 /** Default body limit (CONTRACT.md: values up to 1 MiB; JSON and base64 overhead fit in 2 MiB). */
 export const MAX_BODY_BYTES: number = 2 * 1024 * 1024;
@@ -125,4 +146,22 @@ export function parseJsonObject(raw: Uint8Array, optional: boolean): Record<stri
     throw new ServiceError('invalid_request', 'request body must be a JSON object');
   }
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * Reads a whole body of at most `limit` bytes, answering `null` (instead of an error) when it is
+ * larger: for endpoints that answer a too-large body themselves (the signed join request).
+ *
+ * @param req - the request (not yet consumed)
+ * @param limit - maximum bytes
+ * @returns the body, or null when it exceeds `limit`
+ * @throws {ServiceError} `invalid_request` when the client aborts or the stream fails
+ */
+export async function readLimited(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
+  try {
+    return await readBody(req, limit);
+  } catch (err) {
+    if (err instanceof ServiceError && err.code === 'body_too_large') return null;
+    throw err;
+  }
 }

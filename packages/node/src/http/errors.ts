@@ -1,126 +1,83 @@
 /**
- * The only module that knows HTTP statuses. Every refusal the API sends is a {@link ServiceError}
- * whose `code` is a stable snake_case string from CONTRACT.md; its status comes from ONE
- * exhaustive table, {@link SERVICE_ERROR_STATUS}. Unknown errors become 500 `internal` with the
- * request id and no internal message, so stack traces, file paths and values never leak.
+ * The only module that knows how errors look on the wire. Services throw a {@link ServiceError}
+ * (`service/errors.ts`) whose `code` is a stable snake_case string from CONTRACT.md; its HTTP
+ * status, and its status on Vault-shaped routes, come from ONE exhaustive table,
+ * {@link ERROR_HTTP}. Unknown errors become 500 `internal` with the request id and no internal
+ * message, so stack traces, file paths and values never leak.
  *
- * Body: `{"error": {"code", "message", "requestId"}}`, plus `"leader"` (the leader's API URL)
- * when the error names one. `Retry-After` is set whenever the error carries `retryAfterSecs`.
+ * Native body: `{"error": {"code", "message", "requestId"}}`, plus `"leader"` (the leader's API
+ * URL) when the error names one. Vault body: `{"errors": [message]}`, `{"errors": []}` for 404.
+ * Both set `Retry-After` whenever the error carries `retryAfterSecs` and `X-Coffer-Leader` when it
+ * names a leader.
  */
 import type { ServerResponse } from 'node:http';
 import type { NodeErrorCode } from '../errors.js';
+import { ServiceError, type ServiceErrorCode } from '../service/errors.js';
+import { sendJson } from './body.js';
 
-/** A stable API error code (snake_case, part of the public contract). */
-export type ServiceErrorCode =
-  | 'invalid_request'
-  | 'invalid_json'
-  | 'invalid_name'
-  | 'invalid_forward'
-  | 'invalid_value'
-  | 'invalid_snapshot'
-  | 'immutable_role'
-  | 'missing_token'
-  | 'invalid_token'
-  | 'permission_denied'
-  | 'not_allowlisted'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'cas_conflict'
-  | 'already_exists'
-  | 'role_in_use'
-  | 'body_too_large'
-  | 'unsupported_media_type'
-  | 'rate_limited'
-  | 'locked_out'
-  | 'internal'
-  | 'integrity_error'
-  | 'not_leader'
-  | 'no_leader'
-  | 'no_quorum'
-  | 'outcome_unknown'
-  | 'kms_unavailable'
-  | 'audit_unavailable'
-  | 'shutting_down'
-  | 'removed'
-  | 'upgrade_pending';
+export { ServiceError, type ServiceErrorCode, type ServiceErrorOptions } from '../service/errors.js';
 
-/**
- * HTTP status for every service error code: ONE exhaustive table, so adding a code without a
- * status does not compile.
- */
-export const SERVICE_ERROR_STATUS: Readonly<Record<ServiceErrorCode, number>> = Object.freeze({
-  invalid_request: 400,
-  invalid_json: 400,
-  invalid_name: 400,
-  invalid_forward: 401,
-  invalid_value: 400,
-  invalid_snapshot: 400,
-  immutable_role: 400,
-  missing_token: 401,
-  invalid_token: 401,
-  permission_denied: 403,
-  not_allowlisted: 403,
-  not_found: 404,
-  method_not_allowed: 405,
-  cas_conflict: 409,
-  already_exists: 409,
-  role_in_use: 409,
-  body_too_large: 413,
-  unsupported_media_type: 415,
-  rate_limited: 429,
-  locked_out: 429,
-  internal: 500,
-  integrity_error: 500,
-  not_leader: 503,
-  no_leader: 503,
-  no_quorum: 503,
-  outcome_unknown: 503,
-  kms_unavailable: 503,
-  audit_unavailable: 503,
-  shutting_down: 503,
-  removed: 503,
-  upgrade_pending: 503,
-});
-
-/** Every code, for tests and docs. */
-export const SERVICE_ERROR_CODES: readonly ServiceErrorCode[] = Object.freeze(Object.keys(SERVICE_ERROR_STATUS) as ServiceErrorCode[]);
-
-/** Extra facts an error may carry. */
-export interface ServiceErrorOptions extends ErrorOptions {
-  /** Sets `Retry-After` (whole seconds, ≥ 1). */
-  readonly retryAfterSecs?: number;
-  /** Leader's API URL, when known (no_leader/not_leader/forwarding failures). */
-  readonly leader?: string;
+/** How one code is answered. */
+export interface HttpErrorRow {
+  /** Status on native routes. */
+  readonly status: number;
+  /** Status on Vault-shaped routes, where Vault answers differently (default: `status`). */
+  readonly vaultStatus?: number;
 }
 
 /**
- * An error the API answers with.
- *
- * @example
- * ```ts
- * throw new ServiceError('cas_conflict', 'check-and-set expected version 3, current is 4');
- * throw new ServiceError('rate_limited', 'role rate limit exceeded', { retryAfterSecs: 2 });
- * ```
+ * Every service error code → its answer: adding a code without a row does not compile.
  */
-export class ServiceError extends Error {
-  override readonly name: string = 'ServiceError';
-  readonly code: ServiceErrorCode;
-  readonly status: number;
-  readonly retryAfterSecs: number | undefined;
-  readonly leader: string | undefined;
+export const ERROR_HTTP: Readonly<Record<ServiceErrorCode, HttpErrorRow>> = Object.freeze({
+  invalid_request: { status: 400 },
+  invalid_json: { status: 400 },
+  invalid_name: { status: 400 },
+  invalid_forward: { status: 401 },
+  invalid_value: { status: 400 },
+  invalid_snapshot: { status: 400 },
+  immutable_role: { status: 400 },
+  // Vault answers a missing or unknown token with 403 "permission denied".
+  missing_token: { status: 401, vaultStatus: 403 },
+  invalid_token: { status: 401, vaultStatus: 403 },
+  permission_denied: { status: 403 },
+  not_allowlisted: { status: 403 },
+  not_found: { status: 404 },
+  method_not_allowed: { status: 405 },
+  // Vault answers a check-and-set mismatch with 400.
+  cas_conflict: { status: 409, vaultStatus: 400 },
+  already_exists: { status: 409 },
+  role_in_use: { status: 409 },
+  body_too_large: { status: 413 },
+  rate_limited: { status: 429 },
+  locked_out: { status: 429 },
+  internal: { status: 500 },
+  integrity_error: { status: 500 },
+  no_leader: { status: 503 },
+  no_quorum: { status: 503 },
+  outcome_unknown: { status: 503 },
+  kms_unavailable: { status: 503 },
+  audit_unavailable: { status: 503 },
+  shutting_down: { status: 503 },
+  removed: { status: 503 },
+  upgrade_pending: { status: 503 },
+});
 
-  /**
-   * @param code - stable code; decides the status
-   * @param message - a human sentence, safe to show the client (never a value or token)
-   * @param options - retryAfterSecs, leader, cause
-   */
-  constructor(code: ServiceErrorCode, message: string, options?: ServiceErrorOptions) {
-    super(message, options);
-    this.code = code;
-    this.status = SERVICE_ERROR_STATUS[code];
-    this.retryAfterSecs = options?.retryAfterSecs === undefined ? undefined : Math.max(1, Math.ceil(options.retryAfterSecs));
-    this.leader = options?.leader;
-  }
+/** Native status of every code (derived from {@link ERROR_HTTP}). */
+export const SERVICE_ERROR_STATUS: Readonly<Record<ServiceErrorCode, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(ERROR_HTTP).map(([code, row]) => [code, row.status])) as Record<ServiceErrorCode, number>,
+);
+
+/** Every code, for tests and docs. */
+export const SERVICE_ERROR_CODES: readonly ServiceErrorCode[] = Object.freeze(Object.keys(ERROR_HTTP) as ServiceErrorCode[]);
+
+/**
+ * @param err - the error
+ * @param vault - whether the route answers in Vault's shapes
+ * @returns the HTTP status to send
+ */
+export function httpStatus(err: ServiceError, vault = false): number {
+  const row = ERROR_HTTP[err.code];
+  return vault ? (row.vaultStatus ?? row.status) : row.status;
 }
 
 /** The JSON error body. */
@@ -140,67 +97,67 @@ export function errorBody(err: ServiceError, requestId: string): ErrorBody {
   return { error: inner };
 }
 
-/** NodeError codes that are the client's fault, and what the client sees. */
-const NODE_CODE_TO_SERVICE: Partial<Record<NodeErrorCode, ServiceErrorCode>> = {
-  NODE_INVALID_DURATION: 'invalid_request',
-  NODE_INVALID_RATE_LIMIT: 'invalid_request',
-  NODE_AUDIT_WRITE_FAILED: 'audit_unavailable',
-  NODE_AUDIT_CLOSED: 'shutting_down',
-};
+/** Vault's error body: `{"errors": [message]}`, `{"errors": []}` for a 404 as Vault does. */
+export function vaultErrorBody(err: ServiceError): { readonly errors: readonly string[] } {
+  return { errors: err.code === 'not_found' ? [] : [err.message] };
+}
 
-/** body-parser `type` values (express.json/raw/text) → codes. Matched on `type`, never message. */
-const BODY_PARSER_TYPES: Readonly<Record<string, readonly [ServiceErrorCode, string]>> = {
-  'entity.too.large': ['body_too_large', 'request body is too large'],
-  'parameters.too.many': ['body_too_large', 'request has too many parameters'],
-  'entity.parse.failed': ['invalid_json', 'request body is not valid JSON'],
-  'encoding.unsupported': ['unsupported_media_type', 'request body encoding is not supported'],
-  'charset.unsupported': ['unsupported_media_type', 'request body charset is not supported'],
-  'request.aborted': ['invalid_request', 'request was aborted by the client'],
-  'request.size.invalid': ['invalid_request', 'request body size does not match Content-Length'],
+/** NodeError codes a client can cause, and how they are answered. */
+const NODE_ERRORS: Partial<Record<NodeErrorCode, { readonly code: ServiceErrorCode; readonly message: string | null; readonly retryAfterSecs?: number }>> = {
+  NODE_INVALID_DURATION: { code: 'invalid_request', message: null },
+  NODE_INVALID_RATE_LIMIT: { code: 'invalid_request', message: null },
+  NODE_AUDIT_WRITE_FAILED: { code: 'audit_unavailable', message: 'the audit log cannot be written; request refused', retryAfterSecs: 1 },
+  NODE_AUDIT_CLOSED: { code: 'shutting_down', message: 'the node is shutting down', retryAfterSecs: 1 },
 };
 
 /**
  * Maps anything thrown to a ServiceError. ServiceErrors pass through; known client-fault
- * NodeErrors and body-parser errors get their codes; everything else is `internal` with a
- * generic message (the original stays in `cause` for the log, never for the client).
+ * NodeErrors get their codes (matched on `code`, never on message text); everything else is
+ * `internal` with a generic message (the original stays in `cause` for the log, never for the
+ * client).
  *
  * @param err - anything thrown
  * @returns the error to answer with
  */
 export function toServiceError(err: unknown): ServiceError {
   if (err instanceof ServiceError) return err;
-  if (typeof err === 'object' && err !== null) {
-    const e = err as { code?: unknown; type?: unknown; message?: unknown };
-    if (typeof e.code === 'string' && Object.hasOwn(NODE_CODE_TO_SERVICE, e.code)) {
-      const code = NODE_CODE_TO_SERVICE[e.code as NodeErrorCode] as ServiceErrorCode;
-      const message = code === 'invalid_request' && typeof e.message === 'string' ? e.message : code === 'audit_unavailable' ? 'the audit log cannot be written; request refused' : 'the node is shutting down';
-      return new ServiceError(code, message, code === 'invalid_request' ? { cause: err } : { cause: err, retryAfterSecs: 1 });
-    }
-    if (typeof e.type === 'string' && Object.hasOwn(BODY_PARSER_TYPES, e.type)) {
-      const [code, message] = BODY_PARSER_TYPES[e.type] as readonly [ServiceErrorCode, string];
-      return new ServiceError(code, message, { cause: err });
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    if (typeof code === 'string' && Object.hasOwn(NODE_ERRORS, code)) {
+      const row = NODE_ERRORS[code as NodeErrorCode];
+      if (row !== undefined) {
+        const opts = row.retryAfterSecs === undefined ? { cause: err } : { cause: err, retryAfterSecs: row.retryAfterSecs };
+        return new ServiceError(row.code, row.message ?? err.message, opts);
+      }
     }
   }
   return new ServiceError('internal', 'internal error; see the server log for this request id', { cause: err });
 }
 
 /**
- * Writes an error response on a plain node `ServerResponse` (express's `res` is one), so the lean
- * hot routes and express share one code path.
+ * Writes an error response, native or in Vault's envelope.
+ *
+ * @param res - the response (headers must not be sent yet)
+ * @param err - the error
+ * @param requestId - the request's id
+ * @param vault - answer in Vault's envelope and with Vault's statuses
+ */
+export function sendError(res: ServerResponse, err: ServiceError, requestId: string, vault = false): void {
+  if (vault && !res.hasHeader('x-request-id')) res.setHeader('x-request-id', requestId);
+  if (err.retryAfterSecs !== undefined) res.setHeader('retry-after', String(err.retryAfterSecs));
+  if (err.leader !== undefined) res.setHeader('x-coffer-leader', err.leader);
+  sendJson(res, httpStatus(err, vault), vault ? vaultErrorBody(err) : errorBody(err, requestId));
+}
+
+/**
+ * Writes a native error response.
  *
  * @param res - the response (headers must not be sent yet)
  * @param err - the error
  * @param requestId - the request's id
  */
 export function sendServiceError(res: ServerResponse, err: ServiceError, requestId: string): void {
-  const body = JSON.stringify(errorBody(err, requestId));
-  res.statusCode = err.status;
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.setHeader('cache-control', 'no-store');
-  if (err.retryAfterSecs !== undefined) res.setHeader('retry-after', String(err.retryAfterSecs));
-  if (err.leader !== undefined) res.setHeader('x-coffer-leader', err.leader);
-  res.end(body);
+  sendError(res, err, requestId, false);
 }
 
 /** Options of {@link errorHandler}. */
@@ -211,23 +168,20 @@ export interface ErrorHandlerOptions {
   readonly onInternal?: (err: unknown, requestId: string) => void;
 }
 
-/** The express error-middleware signature, without importing express types into callers. */
+/** A connect-style error handler (four arguments). */
 export type ErrorMiddleware = (err: unknown, req: unknown, res: ServerResponse & { locals?: Record<string, unknown> }, next: (err?: unknown) => void) => void;
 
 /**
- * An express error handler (four arguments) mapping errors via {@link toServiceError}.
+ * A connect-style error handler mapping errors via {@link toServiceError}. The API itself no longer
+ * uses one (it runs on node:http, see http/README.md).
  *
+ * @deprecated kept only because `src/index.ts` re-exports it; remove it with that line.
  * @param opts - request id lookup and internal-error hook
- * @returns the middleware; register it last (`app.use(errorHandler(...))`)
- * @example
- * ```ts
- * app.use(errorHandler({ onInternal: (err, id) => log.error({ err, requestId: id }, 'request failed') }));
- * ```
+ * @returns the handler
  */
 export function errorHandler(opts: ErrorHandlerOptions = {}): ErrorMiddleware {
   return (err, req, res, next) => {
     if (res.headersSent) {
-      // Too late for a clean answer: let express close the connection.
       next(err);
       return;
     }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { StateError } from '@coffer/state';
 import type { NodeContext } from '../context.js';
-import { ServiceError } from '../http/errors.js';
+import { ServiceError } from './errors.js';
 import { commandId } from './common.js';
 import { expectOk } from './results.js';
 

@@ -3,7 +3,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isTransientCryptoError } from '@coffer/crypto';
-import { ServiceError } from '../http/errors.js';
+import { ServiceError } from './errors.js';
 
 /**
  * A fresh command id. NB: never derived from the client's `X-Request-Id`: the state machine
@@ -29,9 +29,13 @@ export function cryptoFailure(err: unknown): unknown {
 }
 
 /**
+ * The one timestamp formatter of the API (http/body.ts re-exports it).
+ *
  * @param ms - epoch milliseconds, or null
  * @returns ISO-8601 text, or null
  */
+export function iso(ms: number): string;
+export function iso(ms: number | null | undefined): string | null;
 export function iso(ms: number | null | undefined): string | null {
   return ms === null || ms === undefined ? null : new Date(ms).toISOString();
 }

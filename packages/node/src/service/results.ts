@@ -3,7 +3,7 @@
  * status for the same outcome (STYLE.md §7: one exhaustive table, matched on codes only).
  */
 import type { CommandResult, ResultStatus } from '@coffer/state';
-import { ServiceError, type ServiceErrorCode } from '../http/errors.js';
+import { ServiceError, type ServiceErrorCode } from './errors.js';
 
 type Failure = Exclude<ResultStatus, 'ok' | 'noop'>;
 

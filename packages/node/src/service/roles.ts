@@ -4,7 +4,7 @@
 import type { NodeContext } from '../context.js';
 import { ADMIN_ROLE_DOCUMENT, ADMIN_ROLE_NAME, validateRoleDocument, type RoleDocument } from '../auth/rbac.js';
 import { parseDuration } from '../duration.js';
-import { ServiceError } from '../http/errors.js';
+import { ServiceError } from './errors.js';
 import { validateCidrs } from '../net/allowlist.js';
 import { commandId, iso } from './common.js';
 import { roleDocument } from './access.js';

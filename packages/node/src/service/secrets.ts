@@ -13,7 +13,7 @@
 import { constantTimeEqual, randomBytes, sha256, zeroize } from '@coffer/crypto';
 import type { RotationPolicy, SecretFormat, SecretRecord, VersionMeta } from '@coffer/state';
 import type { NodeContext, ReadConsistency } from '../context.js';
-import { ServiceError } from '../http/errors.js';
+import { ServiceError } from './errors.js';
 import { commandId, cryptoFailure } from './common.js';
 import { RESULT_ERRORS, expectOk } from './results.js';
 import { comparableBytes, userpassUsername, userpassValue, type PlainValue } from './values.js';

@@ -6,7 +6,7 @@ import { generateToken, hashToken } from '@coffer/crypto';
 import { tokenStatusAt, type TokenRecord } from '@coffer/state';
 import type { NodeContext } from '../context.js';
 import { parseDuration } from '../duration.js';
-import { ServiceError } from '../http/errors.js';
+import { ServiceError } from './errors.js';
 import { commandId, iso } from './common.js';
 import { expectOk } from './results.js';
 

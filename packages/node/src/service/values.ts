@@ -8,7 +8,7 @@
  * - `kv`: the JSON text of a Vault KV v2 data map (any JSON values), read back as `data`.
  */
 import type { SecretFormat } from '@coffer/state';
-import { ServiceError } from '../http/errors.js';
+import { ServiceError } from './errors.js';
 
 /** Largest secret value in bytes (CONTRACT.md: values up to 1 MiB). */
 export const MAX_VALUE_BYTES: number = 1024 * 1024;
