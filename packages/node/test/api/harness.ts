@@ -14,7 +14,7 @@ import { AuditLog, type AuditRecord } from '../../src/audit/audit-log.js';
 import { loadConfig } from '../../src/config.js';
 import type { NodeContext } from '../../src/context.js';
 import { createApi } from '../../src/http/api.js';
-import { ServiceError } from '../../src/http/errors.js';
+import { ServiceError } from '../../src/service/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Lockout } from '../../src/auth/lockout.js';

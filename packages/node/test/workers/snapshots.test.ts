@@ -9,7 +9,7 @@ import { AuditLog } from '../../src/audit/audit-log.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { ServiceError } from '../../src/http/errors.js';
+import { ServiceError } from '../../src/service/errors.js';
 import { dueSlot, listSnapshots, parseSnapshotFileName, pruneSnapshots, snapshotFileName, SnapshotWorker, writeFileDurably, type SnapshotWorkerContext } from '../../src/workers/snapshots.js';
 
 const MIN = 60_000;
