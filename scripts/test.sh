@@ -4,7 +4,7 @@
 # "N passed, M failed".
 #
 #   bash scripts/test.sh                   # everything: the README's command, and what .ci/run runs
-#   bash scripts/test.sh --phase lint      # set-up and the type-check (tsc -b over every package)
+#   bash scripts/test.sh --phase lint      # set-up, the type-check (tsc -b), ESLint, the file-size check
 #   bash scripts/test.sh --phase unit      # every package's tests except packages/cluster-tests
 #   bash scripts/test.sh --phase cluster   # packages/cluster-tests except the Jepsen suites
 #   bash scripts/test.sh --phase jepsen    # the Jepsen suites, one at a time
@@ -41,14 +41,38 @@ if [ "${COFFER_TEST_SUDO:-}" = "1" ] && [ "$(id -u)" -ne 0 ]; then
   if [ -n "${TMPDIR:-}" ]; then as_root+=("TMPDIR=$TMPDIR"); fi
 fi
 
+# TEMPORARY (issue 15): while the big files are being split, ESLint and the file-size check report
+# their findings without failing the run. Set to 0 (and then delete this switch) once `pnpm lint` and
+# `node scripts/check-size.mjs` pass on main.
+COFFER_STATIC_CHECKS_REPORT_ONLY=1
+
+# ESLint (eslint.config.mjs: floating promises, unused code, import boundaries, casts) and no
+# source file over 600 lines (scripts/check-size.mjs). Both run before any test, in every run.
+static_checks() {
+  local failed=0
+  echo "coffer: eslint (pnpm lint)" >&2
+  ./node_modules/.bin/eslint --max-warnings 0 packages/*/src packages/*/test scripts >&2 || failed=1
+  echo "coffer: file sizes (scripts/check-size.mjs)" >&2
+  node scripts/check-size.mjs >&2 || failed=1
+  if [ "$failed" -ne 0 ]; then
+    if [ "$COFFER_STATIC_CHECKS_REPORT_ONLY" = 1 ]; then
+      echo "coffer: static checks found violations (reported only: COFFER_STATIC_CHECKS_REPORT_ONLY=1 in scripts/test.sh)" >&2
+    else
+      echo "coffer: static checks failed" >&2
+      return 1
+    fi
+  fi
+}
+
 # pnpm and the build run as the calling user (the CI cache holds that user's pnpm store).
 bash scripts/bootstrap.sh
 if [ "$phase" = lint ]; then
-  # No lint script in package.json: the strict type-check is the lint (tsconfig.base.json).
   ./node_modules/.bin/tsc -b
   echo "tsc -b: no errors"
+  static_checks
   exit 0
 fi
+if [ "$phase" = all ] && [ "$#" -eq 0 ]; then static_checks; fi
 ${as_root[@]+"${as_root[@]}"} bash scripts/system-deps.sh
 
 run_jest() {

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CofferClient, CofferError, type ClientWarning, type TokenExpiryInfo } from '@coffer/client';
+import { CofferClient, type ClientWarning, type TokenExpiryInfo } from '@coffer/client';
 import { apiError, caught, fakeTime, json, standIn, type StandIn } from './helpers';
 
 const servers: StandIn[] = [];

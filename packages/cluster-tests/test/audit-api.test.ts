@@ -5,7 +5,7 @@
  * the hostile cases every new route gets (no/low token, path tricks, bad parameters).
  */
 import { spawn } from 'node:child_process';
-import { COFFER_BIN, REPO_ROOT, TestCluster, runCli, type NodeHandle } from '../src/harness';
+import { COFFER_BIN, REPO_ROOT, TestCluster, runCli } from '../src/harness';
 import { rawHttp } from '../src/hostile';
 
 jest.setTimeout(180_000);

@@ -17,6 +17,7 @@ import { loadConfig } from '@coffer/node';
 import { assertLoopback, COFFER_BIN, freePort, REPO_ROOT, sleep } from '../src/harness';
 
 // js-yaml 3 ships no types; this is the part of its API the test uses.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- an import would need types js-yaml 3 lacks
 const yaml = require('js-yaml') as { safeLoad(text: string): unknown };
 
 jest.setTimeout(120_000);

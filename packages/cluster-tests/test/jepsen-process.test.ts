@@ -12,7 +12,6 @@ jest.setTimeout(240_000);
 const results: ScenarioResult[] = [];
 
 afterAll(() => {
-  // eslint-disable-next-line no-console
   console.log(`jepsen (process faults): ${summaryLine(results)}`);
 });
 

@@ -13,7 +13,7 @@
  * nodes stopped and every key and value searched.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { REPO_ROOT, TestCluster, type NodeHandle } from '../src/harness';

@@ -267,11 +267,24 @@ function missingAcked(ops: readonly Op[], finals: readonly NodeFinalState[]): { 
  * @param opts - see {@link ScenarioOptions}
  * @returns counts, verdict and the saved history's path
  */
-export async function runScenario<C extends ScenarioCluster>(opts: ScenarioOptions<C>): Promise<ScenarioResult> {
+export function runScenario(opts: ScenarioOptions<LoopbackCluster>): Promise<ScenarioResult>;
+/**
+ * Runs one scenario on the cluster `makeCluster` builds (its nemesis is typed for that cluster).
+ *
+ * @param opts - see {@link ScenarioOptions}
+ * @returns counts, verdict and the saved history's path
+ */
+export function runScenario<C extends ScenarioCluster>(opts: ScenarioOptions<C> & { makeCluster: () => C }): Promise<ScenarioResult>;
+export function runScenario(opts: ScenarioOptions<ScenarioCluster>): Promise<ScenarioResult> {
+  // NB: the overloads keep a nemesis written for another cluster type from getting the default
+  // LoopbackCluster: without `makeCluster` the nemesis must be one for a LoopbackCluster.
+  return runOn(opts, opts.makeCluster !== undefined ? opts.makeCluster() : new LoopbackCluster());
+}
+
+async function runOn(opts: ScenarioOptions<ScenarioCluster>, cluster: ScenarioCluster): Promise<ScenarioResult> {
   const started = Date.now();
   const log = opts.log ?? (() => undefined);
   const keys = opts.keys ?? WORKLOAD_KEYS;
-  const cluster = opts.makeCluster !== undefined ? opts.makeCluster() : (new LoopbackCluster() as unknown as C);
   const failures: string[] = [];
   let ops: Op[] = [];
   let faults: FaultRecord[] = [];
@@ -284,7 +297,7 @@ export async function runScenario<C extends ScenarioCluster>(opts: ScenarioOptio
     await cluster.start();
     await waitReady(cluster);
     const rnd = prng(opts.seed);
-    const ctx: NemesisContext<C> = { cluster, rnd, deadline: Date.now() + Math.max(0, opts.durationMs - 2_000), log };
+    const ctx: NemesisContext<ScenarioCluster> = { cluster, rnd, deadline: Date.now() + Math.max(0, opts.durationMs - 2_000), log };
     const workloadP = cluster.workload({
       durationMs: opts.durationMs,
       workers: opts.workers ?? 8,

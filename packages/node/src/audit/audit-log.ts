@@ -173,17 +173,19 @@ function parseLine(line: string): AuditRecord | string {
   const o = obj as Record<string, unknown>;
   const keys = Object.keys(o);
   if (keys.length !== KEYS.length || !KEYS.every((k) => Object.hasOwn(o, k))) return 'fields differ from the audit record format';
-  const sOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+  const sOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
+  const isOutcome = (v: unknown): v is AuditOutcome => typeof v === 'string' && OUTCOMES.has(v);
+  const { time, node, requestId, actor, clientIp, action, resource, outcome, status, seq, prev, hash } = o;
   if (
-    typeof o['time'] !== 'string' || typeof o['node'] !== 'string' || typeof o['requestId'] !== 'string' ||
-    !sOrNull(o['actor']) || !sOrNull(o['clientIp']) || typeof o['action'] !== 'string' || !sOrNull(o['resource']) ||
-    typeof o['outcome'] !== 'string' || !OUTCOMES.has(o['outcome']) || !Number.isInteger(o['status']) ||
-    !Number.isSafeInteger(o['seq']) || typeof o['prev'] !== 'string' || !HASH_RE.test(o['prev']) ||
-    typeof o['hash'] !== 'string' || !HASH_RE.test(o['hash'])
+    typeof time !== 'string' || typeof node !== 'string' || typeof requestId !== 'string' ||
+    !sOrNull(actor) || !sOrNull(clientIp) || typeof action !== 'string' || !sOrNull(resource) ||
+    !isOutcome(outcome) || typeof status !== 'number' || !Number.isInteger(status) ||
+    typeof seq !== 'number' || !Number.isSafeInteger(seq) || typeof prev !== 'string' || !HASH_RE.test(prev) ||
+    typeof hash !== 'string' || !HASH_RE.test(hash)
   ) {
     return 'a field has the wrong type';
   }
-  const rec = o as unknown as AuditRecord;
+  const rec: AuditRecord = { time, node, requestId, actor, clientIp, action, resource, outcome, status, seq, prev, hash };
   if (auditRecordHash(rec) !== rec.hash) return 'hash does not match the line content (line edited)';
   return rec;
 }
