@@ -13,37 +13,29 @@ import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import { StateError } from './errors.js';
 import { GroupWriter, type Op, type WriterStats } from './group-writer.js';
-import type { Integrity, IntegrityFailureKind } from './integrity.js';
+import type { Integrity } from './integrity.js';
 import { RAFT_KEY, RaftLogStore, decodeEntry, decodeHardState, decodeSnapMeta, encodeHardState, entryKey, type RaftLogState } from './raft-log.js';
 import { KEY, ctKey, decodeApplied, dekKey, encodeApplied } from './records.js';
+import { decodeSnapshotBlob, encodeSnapshotBlob } from './snapshot-format.js';
 import {
-  LEGACY_SNAPSHOT_FORMAT_VERSION,
-  decodeLegacySnapshotBlob,
-  decodeSnapshotBlob,
-  encodeSnapshotBlob,
-  snapshotFormatVersion,
-} from './snapshot-format.js';
-import { StateMachine, assembleSealed, type ApplyResult } from './state-machine.js';
+  INTEGRITY_MARKER_KEY,
+  MARKER_VALUE,
+  META_GTE,
+  META_LT,
+  STATE_GTE,
+  STATE_LT,
+  adoptUntaggedStore,
+  openOrThrow,
+  readRange,
+  recordKind,
+  rekeyStore,
+  type StoreAdoption,
+} from './store-adoption.js';
+import { assembleSealed } from './state-queries.js';
+import { StateMachine, type ApplyResult } from './state-machine.js';
 import type { LogEntry, SealedValue } from './types.js';
 
-// State keyspace: 'a' (applied) .. 'm…' (metadata); blobs 'b…' lie in between. 'r…' is Raft.
-const STATE_GTE = 'a';
-const STATE_LT = 'n';
-const META_GTE = 'm';
-const META_LT = 'n';
-
-/**
- * Key of the format marker: present (and tagged under this key) once every record of the data dir
- * carries a tag. Outside the state ('a'..'n') and Raft ('r') ranges, so no rewrite touches it.
- */
-export const INTEGRITY_MARKER_KEY = 'zintegrity';
-const MARKER_VALUE = new Uint8Array([0x01]);
-
-/**
- * What an open did besides opening: adopted a data dir written before record tags (`untagged`), or
- * re-tagged one written under the previous cluster key (`rekeyed`). Null on every other open.
- */
-export type StoreAdoption = { from: 'untagged' | 'rekeyed'; records: number; snapshotReencoded: boolean };
+export { INTEGRITY_MARKER_KEY, type StoreAdoption } from './store-adoption.js';
 
 /** Options of {@link openNodeStore}. */
 export type OpenStoreOptions = {
@@ -419,99 +411,6 @@ export class NodeStore {
     this.closed = true;
     await this.db.close();
   }
-}
-
-function recordKind(key: string): IntegrityFailureKind {
-  return key.charCodeAt(0) === 0x62 /* b */ ? 'blob' : key.startsWith(RAFT_KEY.entryPrefix) ? 'raft_entry' : key.charCodeAt(0) === 0x72 /* r */ ? 'raft_state' : 'record';
-}
-
-/** Verifies a record that cannot be done without: reports and throws SM_INTEGRITY when it fails. */
-function openOrThrow(integrity: Integrity, kind: IntegrityFailureKind, key: string, stored: Uint8Array): Uint8Array {
-  const value = integrity.openRecord(key, stored);
-  if (value !== null) return value;
-  integrity.report({ kind, key, action: 'refused' });
-  throw new StateError('SM_INTEGRITY', `stored record ${JSON.stringify(key)} fails its integrity check (edited, forged or moved on disk)`);
-}
-
-/** Every key of the store in [gte, lt), in order, with its value. */
-async function readRange(db: ClassicLevel<string, Uint8Array>, gte: string, lt: string, each: (key: string, value: Uint8Array) => void): Promise<void> {
-  const it = db.iterator({ gte, lt });
-  try {
-    for (;;) {
-      const batch = await it.nextv(8192);
-      if (batch.length === 0) break;
-      for (const [k, v] of batch) each(k, v);
-    }
-  } finally {
-    await it.close();
-  }
-}
-
-/**
- * First open of a data dir written before record tags: tag every record as it is, re-encode a
- * saved v1 Raft snapshot as v2, and write the marker, in one synced batch (all or nothing).
- *
- * Trust on first use: whatever the untagged data dir holds at this moment is adopted, including
- * anything a disk writer put there before the upgrade. A data dir that already carries tags but
- * has lost its marker is refused (removing the marker must not turn forged records into adopted
- * ones); one rewritten entirely in the old format cannot be told apart (docs/SECURITY.md).
- */
-async function adoptUntaggedStore(db: ClassicLevel<string, Uint8Array>, integrity: Integrity): Promise<StoreAdoption> {
-  const [a, hs] = await db.getMany([KEY.applied, RAFT_KEY.hardState]);
-  if ((a !== undefined && integrity.openRecord(KEY.applied, a) !== null) || (hs !== undefined && integrity.openRecord(RAFT_KEY.hardState, hs) !== null)) {
-    throw new StateError('SM_INTEGRITY', `the data dir holds tagged records but no ${INTEGRITY_MARKER_KEY} marker: it was tampered with; wipe it and let the node re-join`);
-  }
-  const batch = db.batch();
-  let records = 0;
-  let snapshotReencoded = false;
-  const tag = (k: string, v: Uint8Array): void => {
-    batch.put(k, integrity.sealRecord(k, v));
-    records++;
-  };
-  await readRange(db, STATE_GTE, STATE_LT, tag);
-  await readRange(db, RAFT_KEY.entryPrefix, RAFT_KEY.entryPrefix + '~', tag);
-  const [h, sm, sd] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta, RAFT_KEY.snapData]);
-  if (h !== undefined) tag(RAFT_KEY.hardState, h);
-  if (sm !== undefined) tag(RAFT_KEY.snapMeta, sm);
-  if (sd !== undefined && sd.length > 0 && snapshotFormatVersion(sd) === LEGACY_SNAPSHOT_FORMAT_VERSION) {
-    // Our own saved snapshot, checked against its sha256; accepted here once, never via restore.
-    const snap = decodeLegacySnapshotBlob(sd);
-    batch.put(RAFT_KEY.snapData, encodeSnapshotBlob(snap.index, snap.term, snap.records, integrity));
-    snapshotReencoded = true;
-  }
-  batch.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE));
-  await batch.write({ sync: true });
-  return { from: 'untagged', records, snapshotReencoded };
-}
-
-/**
- * A data dir tagged under the previous keys (a cluster-key rotation): every record that verifies
- * under them is tagged under the current keys, the saved snapshot re-tagged, the marker replaced,
- * in one synced batch. A record that does not verify is left alone (the open refuses it later).
- */
-async function rekeyStore(db: ClassicLevel<string, Uint8Array>, previous: Integrity, integrity: Integrity): Promise<StoreAdoption> {
-  const batch = db.batch();
-  let records = 0;
-  let snapshotReencoded = false;
-  const retag = (k: string, v: Uint8Array): void => {
-    const value = previous.openRecord(k, v);
-    if (value === null) return;
-    batch.put(k, integrity.sealRecord(k, value));
-    records++;
-  };
-  await readRange(db, STATE_GTE, STATE_LT, retag);
-  await readRange(db, RAFT_KEY.entryPrefix, RAFT_KEY.entryPrefix + '~', retag);
-  const [h, sm, sd] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta, RAFT_KEY.snapData]);
-  if (h !== undefined) retag(RAFT_KEY.hardState, h);
-  if (sm !== undefined) retag(RAFT_KEY.snapMeta, sm);
-  if (sd !== undefined && sd.length > 0) {
-    const snap = decodeSnapshotBlob(sd, previous);
-    batch.put(RAFT_KEY.snapData, encodeSnapshotBlob(snap.index, snap.term, snap.records, integrity));
-    snapshotReencoded = true;
-  }
-  batch.put(INTEGRITY_MARKER_KEY, integrity.sealRecord(INTEGRITY_MARKER_KEY, MARKER_VALUE));
-  await batch.write({ sync: true });
-  return { from: 'rekeyed', records, snapshotReencoded };
 }
 
 /**
