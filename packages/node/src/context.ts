@@ -1,5 +1,6 @@
 /**
- * What the HTTP layer sees of a running node. server.ts builds it; the routes use nothing else.
+ * What the HTTP layer sees of a running node, split by concern. server.ts builds it; the routes
+ * use nothing else.
  *
  * The split keeps the routes free of Raft and storage details: a route authenticates, authorises,
  * validates, then either reads local state (after `readBarrier` for linearizable reads) or builds
@@ -32,12 +33,18 @@ export interface MemberView {
   healthy: boolean;
 }
 
-/** The running node, as the HTTP layer uses it. */
-export interface NodeContext {
+/** What every part of the node carries: settings, logs, metrics, audit, clock. */
+export interface NodeEnvironment {
   readonly config: Readonly<ServerConfig>;
   readonly logger: Logger;
   readonly metrics: CofferMetrics;
   readonly audit: AuditLog;
+  /** The node's clock (ms). Commands carry the proposer's time in `at`. */
+  now(): number;
+}
+
+/** Local reads: the replicated state, sealed values, the keys that open them, and the read barrier. */
+export interface ReadPath {
   /** Seals and opens secret values (KMS + DEK cache behind it). */
   readonly envelopes: Envelopes;
   readonly kms: KeyProvider;
@@ -48,22 +55,6 @@ export interface NodeContext {
   readonly state: StateMachine;
   /** Sealed bytes of one version, from LevelDB. */
   readSealed(name: string, version: number): Promise<SealedValue | undefined>;
-  /** The node's clock (ms). Commands carry the proposer's time in `at`. */
-  now(): number;
-
-  /** Whether this node is the leader now. */
-  isLeader(): boolean;
-  /** The known leader's id, or null. */
-  leaderId(): string | null;
-  /** The known leader's API origin (e.g. `http://127.0.0.1:8200`), or undefined. */
-  leaderApiAddr(): string | undefined;
-  /**
-   * Proposes a command (leader only) and resolves with its apply result.
-   *
-   * @throws {ServiceError} `not_leader` (with leader hint), `no_leader`, `no_quorum`,
-   *   `outcome_unknown`, `shutting_down`, `conflict_retry` …
-   */
-  propose(cmd: Command): Promise<CommandResult>;
   /**
    * Waits until local state reflects every write acknowledged before the call (ReadIndex); a
    * no-op for `stale`.
@@ -71,6 +62,49 @@ export interface NodeContext {
    * @throws {ServiceError} `no_quorum` / `no_leader` (503 with Retry-After)
    */
   readBarrier(consistency: ReadConsistency): Promise<void>;
+}
+
+/** Writes: one command through Raft, answered with its apply result. */
+export interface Proposer {
+  /**
+   * Proposes a command (leader only) and resolves with its apply result.
+   *
+   * @throws {ServiceError} `no_leader`, `no_quorum`, `outcome_unknown`, `shutting_down`,
+   *   `upgrade_pending`, `invalid_request`, `internal`
+   */
+  propose(cmd: Command): Promise<CommandResult>;
+}
+
+/** Who leads and who the members are (read-only). */
+export interface ClusterView {
+  /** Whether this node is the leader now. */
+  isLeader(): boolean;
+  /** The known leader's id, or null. */
+  leaderId(): string | null;
+  /** The known leader's API origin (e.g. `http://127.0.0.1:8200`), or undefined. */
+  leaderApiAddr(): string | undefined;
+  /** Raft status: term, commit, applied, role, leader's progress map. */
+  raftStatus(): Status;
+  /** Current membership. */
+  confState(): ConfState;
+  /** Members with addresses, suffrage, match index and health. */
+  members(): MemberView[];
+}
+
+/** Changes to the cluster itself (`cluster.manage`). */
+export interface ClusterAdmin {
+  /** Adds a member as a learner; the node promotes it to voter once it has caught up. */
+  addMember(id: string, raftAddr: string, apiAddr: string): Promise<void>;
+  /** Removes a member (the leader itself too). */
+  removeMember(id: string): Promise<void>;
+  /** Hands leadership to `to` (or the most up-to-date voter) and waits until it has moved. */
+  transferLeadership(to: string | undefined): Promise<string>;
+  /** A consistent snapshot of the replicated state (sealed; ciphertext only). */
+  snapshot(): Promise<{ index: number; term: number; data: Uint8Array }>;
+}
+
+/** A follower's requests to the leader, and what a forwarded request may claim. */
+export interface Forwarding {
   /**
    * Sends an authorised request to the leader's API and pipes the answer back (a follower's
    * writes). What is sent is signed with the cluster key: method, `target.path` exactly as sent,
@@ -97,26 +131,24 @@ export interface NodeContext {
    * @throws {ServiceError} `invalid_forward` when the body is not the one that was signed
    */
   checkForwardedBody(req: IncomingMessage, body: Uint8Array): void;
+}
 
+/** Guards the request pipeline consults before a handler runs. */
+export interface RequestGuards {
   /** Cluster-wide lockout of addresses after repeated authentication failures. */
   readonly lockout: Lockout;
+}
+
+/** The leader's background workers, as routes reach them. */
+export interface WorkerControls {
   /** Asks the leader's re-wrap worker for a pass now; false when the worker is disabled. */
   requestRewrapPass(): boolean;
   /** Where the scheduled snapshots (COFFER_SNAPSHOT_INTERVAL) stand, for `GET /v1/cluster`. */
   snapshotSchedule(): SnapshotScheduleStatus;
+}
 
-  /** Raft status: term, commit, applied, role, leader's progress map. */
-  raftStatus(): Status;
-  /** Current membership. */
-  confState(): ConfState;
-  /** Members with addresses, suffrage, match index and health. */
-  members(): MemberView[];
-  /** Adds a member as a learner; the node promotes it to voter once it has caught up. */
-  addMember(id: string, raftAddr: string, apiAddr: string): Promise<void>;
-  /** Removes a member (the leader itself too). */
-  removeMember(id: string): Promise<void>;
-  /** Hands leadership to `to` (or the most up-to-date voter) and waits until it has moved. */
-  transferLeadership(to: string | undefined): Promise<string>;
+/** Whether the node serves at all (health, draining, removal). */
+export interface Lifecycle {
   /** Whether this node is shutting down (draining): health answers 503 so balancers move on. */
   isClosing(): boolean;
   /**
@@ -127,6 +159,11 @@ export interface NodeContext {
   isReady(): boolean;
   /** Whether this node has been removed from the cluster (health must never say 200). */
   isRemoved(): boolean;
-  /** A consistent snapshot of the replicated state (sealed; ciphertext only). */
-  snapshot(): Promise<{ index: number; term: number; data: Uint8Array }>;
 }
+
+/**
+ * The running node, as the HTTP layer uses it: every concern above in one object (server.ts
+ * builds it from the parts that implement each; see node-context.ts). A part that needs only one
+ * concern takes that interface, not this one.
+ */
+export interface NodeContext extends NodeEnvironment, ReadPath, Proposer, ClusterView, ClusterAdmin, Forwarding, RequestGuards, WorkerControls, Lifecycle {}

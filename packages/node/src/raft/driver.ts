@@ -20,113 +20,31 @@
  * one ReadIndex round is open share it, so a burst of reads costs one heartbeat round.
  */
 import { randomInt } from 'node:crypto';
+import { type ConfChange, type ConfState, decodeConfChange, type Entry, type Message, type MemoryStorage, type NodeId, RawNode, RaftError, type Ready, type Status } from '@coffer/raft';
 import {
-  type ConfChange,
-  type ConfState,
-  decodeConfChange,
-  type Entry,
-  type HardState,
-  type Message,
-  MemoryStorage,
-  type NodeId,
-  RawNode,
-  RaftError,
-  type Ready,
-  type Snapshot,
-  type SnapshotMeta,
-  type Status,
-} from '@coffer/raft';
+  type Applier,
+  type ApplyOutcome,
+  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+  DriverError,
+  type DriverEvents,
+  type DriverOptions,
+  type DurableLog,
+  toDriverError,
+} from './driver-types.js';
 
-/** The durable Raft log as the driver needs it (implemented over @coffer/state's store). */
-export interface DurableLog {
-  /** Appends entries (replacing any conflicting suffix) and the hard state in one atomic batch. */
-  append(entries: Entry[], hardState: HardState | undefined, sync: boolean): Promise<void>;
-  /**
-   * Persists a snapshot. With `replaceLog` (a snapshot received from the leader) every stored
-   * entry is discarded too: the log restarts after the snapshot.
-   */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, replaceLog: boolean): Promise<void>;
-  /** Discards entries up to and including `index` (a snapshot covers them). */
-  compact(index: number): Promise<void>;
-}
-
-/** What the driver found on disk at boot. */
-export interface LoadedLog {
-  hardState: HardState | undefined;
-  snapshot: Snapshot | undefined;
-  entries: Entry[];
-}
-
-/** An applied entry's outcome, as the state machine reports it. */
-export type ApplyOutcome = unknown;
-
-/** The replicated state machine as the driver needs it. */
-export interface Applier {
-  /** Index of the last applied entry (persisted atomically with the state). */
-  appliedIndex(): number;
-  /**
-   * Applies committed entries in order and persists their effects with the new applied index in
-   * one atomic write. Returns one outcome per entry (undefined for entries that are not commands).
-   * Throws (fatal) on an entry it cannot decode: the node must stop, never skip.
-   */
-  apply(entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]>;
-  /** A consistent serialization of the state at the current applied index (durably synced first). */
-  snapshot(): Promise<Uint8Array>;
-  /** Replaces the whole state with a snapshot taken at `index`. */
-  restore(index: number, data: Uint8Array): Promise<void>;
-}
-
-/** Why a proposal or read failed; mapped to HTTP by the API layer. */
-export type DriverErrorCode = 'not_leader' | 'dropped' | 'outcome_unknown' | 'no_quorum' | 'stopped' | 'conf_change_pending' | 'invalid_conf_change';
-
-/** A failure of the driver that callers handle by code. */
-export class DriverError extends Error {
-  override readonly name: string = 'DriverError';
-  readonly code: DriverErrorCode;
-  /** For `not_leader`: the leader this node knows of. */
-  readonly leaderId: NodeId | null;
-  /**
-   * @param code - why
-   * @param message - human-readable detail
-   * @param leaderId - the known leader, for `not_leader`
-   */
-  constructor(code: DriverErrorCode, message: string, leaderId: NodeId | null = null) {
-    super(message);
-    this.code = code;
-    this.leaderId = leaderId;
-  }
-}
-
-/** Entries kept behind a snapshot when {@link DriverOptions.snapshotCatchUpEntries} is not set. */
-export const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 1_000;
-
-/** Hooks for metrics and logs. */
-export interface DriverEvents {
-  onLeaderChange?(lead: NodeId | null, term: number): void;
-  onApplied?(index: number): void;
-  onRoleChange?(role: string, term: number): void;
-  onSnapshot?(index: number, bytes: number): void;
-  /** A snapshot started on its way to a lagging follower (first chunk handed to the transport). */
-  onSnapshotSent?(to: NodeId, index: number): void;
-  /** A snapshot received from the leader replaced this node's state. */
-  onSnapshotInstalled?(index: number): void;
-  onFatal(err: unknown): void;
-}
-
-/** Settings of the driver. */
-export interface DriverOptions {
-  readonly nodeId: NodeId;
-  readonly tickMs: number;
-  readonly electionTicks: number;
-  readonly heartbeatTicks: number;
-  readonly snapshotEntries: number;
-  /** Entries kept behind a snapshot so slightly lagging followers need no snapshot. */
-  readonly snapshotCatchUpEntries?: number;
-  readonly proposalTimeoutMs?: number;
-  readonly readTimeoutMs?: number;
-  readonly rng?: () => number;
-  readonly logger?: { debug(m: string): void; info(m: string): void; warn(m: string): void };
-}
+// The driver's public API: its types live in driver-types.ts, boot-time storage in boot.ts.
+export {
+  type Applier,
+  type ApplyOutcome,
+  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+  DriverError,
+  type DriverErrorCode,
+  type DriverEvents,
+  type DriverOptions,
+  type DurableLog,
+  type LoadedLog,
+} from './driver-types.js';
+export { loadStorage } from './boot.js';
 
 interface PendingProposal {
   term: number;
@@ -607,43 +525,4 @@ export class RaftDriver {
     }
     this.events.onSnapshot?.(applied, data.length);
   }
-}
-
-function toDriverError(err: unknown): Error {
-  if (err instanceof RaftError) {
-    switch (err.code) {
-      case 'RAFT_NOT_LEADER':
-        return new DriverError('not_leader', 'this node is not the leader', err.leaderId);
-      case 'RAFT_PROPOSAL_DROPPED':
-        return new DriverError('dropped', err.message);
-      case 'RAFT_CONF_CHANGE_PENDING':
-        return new DriverError('conf_change_pending', err.message);
-      case 'RAFT_INVALID_CONF_CHANGE':
-        return new DriverError('invalid_conf_change', err.message);
-      default:
-        return err;
-    }
-  }
-  return err as Error;
-}
-
-/**
- * Rebuilds raft's in-memory storage from what is on disk, or bootstraps a new cluster.
- *
- * @param loaded - the durable log's contents
- * @param bootstrap - founding entries for a new cluster (used only when the disk is empty)
- * @returns the populated storage and whether it was freshly bootstrapped (its entries must be persisted)
- */
-export function loadStorage(loaded: LoadedLog, bootstrap: { entries: Entry[]; hardState: HardState } | undefined): { storage: MemoryStorage; fresh: boolean } {
-  const storage = new MemoryStorage();
-  const empty = loaded.hardState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0;
-  if (empty && bootstrap !== undefined) {
-    storage.append(bootstrap.entries);
-    storage.setHardState(bootstrap.hardState);
-    return { storage, fresh: true };
-  }
-  if (loaded.snapshot !== undefined && loaded.snapshot.meta.index > 0) storage.applySnapshot(loaded.snapshot);
-  storage.append(loaded.entries);
-  if (loaded.hardState !== undefined) storage.setHardState(loaded.hardState);
-  return { storage, fresh: false };
 }

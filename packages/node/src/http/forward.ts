@@ -1,0 +1,165 @@
+/**
+ * Forwarding a follower's requests to the leader, and believing what a forwarded request claims.
+ *
+ * A forward carries a signature (cluster key) over exactly what is sent: method, the path and
+ * query as sent, the body's hash, the original client IP, time and sender. On the leader a request
+ * that claims to be forwarded is believed only when that signature verifies; anything else is
+ * refused (401 `invalid_forward`), never read as the socket's address (the forwarding member's,
+ * allowlisted).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NodeId } from '@coffer/raft';
+import { Agent } from 'undici';
+import type { ServerConfig } from '../config.js';
+import type { Forwarding } from '../context.js';
+import type { CofferMetrics } from '../metrics.js';
+import { Allowlist, clientIp as clientAddress, normaliseIp, type ProxyTrust } from '../net/allowlist.js';
+import { bodyMatches, type PeerVerifier, signPeerRequest } from '../peer/auth.js';
+import { ServiceError } from '../service/errors.js';
+
+/** Header with the original client IP of a request a follower forwarded to the leader. */
+export const FORWARDED_IP_HEADER = 'x-coffer-forwarded-ip';
+
+/** Headers of the client's request that travel with a forward. */
+const FORWARDED_HEADERS = ['authorization', 'x-vault-token', 'content-type', 'x-request-id', 'accept'] as const;
+
+/** A request on its way to the leader. */
+interface InFlight {
+  readonly leader: string;
+  readonly abort: AbortController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** What {@link Forwarder} needs. */
+export interface ForwarderDeps {
+  readonly config: Readonly<ServerConfig>;
+  readonly metrics: CofferMetrics;
+  /** Signs forwards (derived from the cluster key). */
+  readonly peerKey: Uint8Array;
+  /** Verifies the signature of a forward that arrives here. */
+  readonly verifier: PeerVerifier;
+  readonly leader: () => NodeId | null;
+  readonly leaderApiAddr: () => string | undefined;
+  /** Until a first leader is known: waits (bounded) for `ready`. */
+  readonly firstLeader: (ready: () => boolean, ms: number) => Promise<void>;
+}
+
+/** {@link Forwarding} of the node context. */
+export class Forwarder implements Forwarding {
+  private readonly deps: ForwarderDeps;
+  /** Many concurrent forwards from one follower: a large keep-alive pool. */
+  private readonly agent = new Agent({ connections: 64, headersTimeout: 15_000, bodyTimeout: 15_000, connectTimeout: 2_000, keepAliveTimeout: 30_000 });
+  /** Requests being forwarded to the leader, so that a leader change can cut them short. */
+  private readonly inFlight = new Set<InFlight>();
+  /** Per request: its client IP, and for a member's forward the signed body hash (or why it was refused). */
+  private readonly seen = new WeakMap<IncomingMessage, { ip: string | undefined; bodyHash: string | undefined; error: ServiceError | undefined }>();
+  private readonly proxyTrust: ProxyTrust;
+
+  /** @param deps - see {@link ForwarderDeps} */
+  constructor(deps: ForwarderDeps) {
+    this.deps = deps;
+    this.proxyTrust = { trustDirectPeer: deps.config.trustProxy, proxies: Allowlist.from(deps.config.trustedProxies) };
+  }
+
+  /**
+   * Call on every leader change. A request forwarded to a leader this node no longer follows
+   * would otherwise wait out the forwarding timeout (e.g. the old leader is paused). A live old
+   * leader answers within moments (a transfer it ran, a write it committed just before stepping
+   * down), so give it one election timeout, then answer 503 outcome unknown.
+   */
+  onLeaderChange(lead: NodeId | null): void {
+    for (const f of this.inFlight) {
+      if (f.leader !== lead && f.timer === undefined) {
+        f.timer = setTimeout(() => f.abort.abort(), this.deps.config.electionMs);
+        f.timer.unref();
+      }
+    }
+  }
+
+  async forwardToLeader(req: IncomingMessage, res: ServerResponse, target: { readonly path: string; readonly body: Uint8Array | undefined }): Promise<void> {
+    const { config } = this.deps;
+    await this.deps.firstLeader(() => this.deps.leader() !== null && this.deps.leaderApiAddr() !== undefined, config.electionMs * 2);
+    const lead = this.deps.leader();
+    const base = this.deps.leaderApiAddr();
+    if (lead === null || base === undefined || lead === config.nodeId) throw new ServiceError('no_leader', 'no leader is known; retry shortly', { retryAfterSecs: 1 });
+    if (req.headers[FORWARDED_IP_HEADER] !== undefined) throw new ServiceError('no_leader', 'leadership is moving; retry shortly', { retryAfterSecs: 1 });
+    const ip = this.clientIp(req) ?? '';
+    const method = req.method ?? 'GET';
+    const headers: Record<string, string> = {};
+    for (const h of FORWARDED_HEADERS) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    // Signed over exactly what is sent: method, path and query as sent, the body, the client IP.
+    const signed = signPeerRequest(this.deps.peerKey, { method, path: `FWD ${ip} ${target.path}`, from: config.nodeId, to: lead, body: target.body });
+    Object.assign(headers, signed, { [FORWARDED_IP_HEADER]: ip });
+    let upstream;
+    const fwd: InFlight = { leader: lead, abort: new AbortController(), timer: undefined };
+    this.inFlight.add(fwd);
+    try {
+      // The dispatcher sends `path` byte for byte (no URL normalisation between signing and sending).
+      upstream = await this.agent.request({
+        origin: new URL(base).origin,
+        path: target.path,
+        method: method as 'GET',
+        headers,
+        ...(target.body === undefined ? {} : { body: target.body }),
+        signal: fwd.abort.signal,
+      });
+    } catch (err) {
+      if (fwd.abort.signal.aborted) {
+        throw new ServiceError('outcome_unknown', 'leadership changed while the request was with the old leader; it may or may not have been applied', { retryAfterSecs: 1, cause: err });
+      }
+      throw new ServiceError('no_leader', 'the leader could not be reached; retry shortly', { retryAfterSecs: 1, cause: err });
+    } finally {
+      this.inFlight.delete(fwd);
+      if (fwd.timer !== undefined) clearTimeout(fwd.timer);
+    }
+    res.statusCode = upstream.statusCode;
+    for (const [k, v] of Object.entries(upstream.headers)) {
+      if (v === undefined || k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding') continue;
+      res.setHeader(k, v as string | string[]);
+    }
+    for await (const chunk of upstream.body) res.write(chunk);
+    res.end();
+  }
+
+  clientIp(req: IncomingMessage): string | undefined {
+    const known = this.seen.get(req);
+    if (known !== undefined) {
+      if (known.error !== undefined) throw known.error;
+      return known.ip;
+    }
+    const fwd = req.headers[FORWARDED_IP_HEADER];
+    if (fwd === undefined) {
+      const ip = clientAddress(req, this.proxyTrust);
+      this.seen.set(req, { ip, bodyHash: undefined, error: undefined });
+      return ip;
+    }
+    // A member's forward: believed only when its signature over what was sent verifies.
+    const v = typeof fwd === 'string' ? this.deps.verifier.verify({ method: req.method ?? 'GET', path: `FWD ${fwd} ${req.url ?? '/'}`, headers: req.headers }) : ({ ok: false, reason: 'malformed' } as const);
+    if (!v.ok) {
+      this.deps.metrics.peerRefusals.inc({ reason: v.reason });
+      const error = new ServiceError('invalid_forward', 'this request claims to be forwarded by a cluster member, but its signature does not verify');
+      this.seen.set(req, { ip: undefined, bodyHash: undefined, error });
+      throw error;
+    }
+    const ip = normaliseIp(fwd === '' ? undefined : (fwd as string));
+    this.seen.set(req, { ip, bodyHash: v.bodyHash, error: undefined });
+    return ip;
+  }
+
+  checkForwardedBody(req: IncomingMessage, body: Uint8Array): void {
+    const known = this.seen.get(req);
+    if (known?.bodyHash === undefined) return;
+    if (!bodyMatches({ bodyHash: known.bodyHash }, body)) {
+      this.deps.metrics.peerRefusals.inc({ reason: 'bad_signature' });
+      throw new ServiceError('invalid_forward', 'the body of this forwarded request is not the one its sender signed');
+    }
+  }
+
+  /** Closes the connection pool to the leader. */
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
