@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Command } from 'commander';
-import { checkNodeId, ConfigError, describeConfig, loadConfig, loadStorageIntegrity, parseServerFlags, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
+import { Option, type Command } from 'commander';
+import { checkNodeId, CONFIG_ENV, CONFIG_VARIABLES, ConfigError, loadConfig, loadStorageIntegrity, readEnv, startServer, verifyAuditFile, restoreDataDir, recoverDataDir } from '@coffer/node';
 import { group, leaf, type CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 
@@ -19,20 +19,7 @@ import { CliError } from '../errors.js';
  * @param ctx - CLI context
  */
 export function registerServerCommands(program: Command, ctx: CliContext): void {
-  program
-    .command('server')
-    .description('run one Coffer node (configured by COFFER_* variables or the matching flags)')
-    .helpOption(false)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .argument('[flags...]')
-    .action(async (args: string[]) => {
-      if (args.includes('--help') || args.includes('-h')) {
-        ctx.io.stdout.write(`Usage: coffer server [--flag value ...]\n\nRuns one Coffer node. Every variable is also a flag (COFFER_NODE_ID = --node-id);\nflags win over the environment.\n\n${describeConfig()}\n\nExample:\n  $ COFFER_NODE_ID=n1 COFFER_BOOTSTRAP_TOKEN=... coffer server --api-addr 127.0.0.1:8200\n`);
-        return;
-      }
-      await runServer(args, ctx);
-    });
+  registerServer(program, ctx);
 
   program
     .command('dev')
@@ -68,13 +55,13 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
     .addHelpText('after', '\nThe snapshot must be authentic: the same configuration variables as the server (COFFER_CLUSTER_KEY, or the KMS/master key with --integrity-root) are read to check it; an edited snapshot or one from a cluster with another key is refused.\n')
     .action(async (file: string, opts: { dataDir: string; nodeId?: string; raftAddr?: string; integrityRoot?: string; json?: boolean }) => {
       const base = path.basename(path.resolve(opts.dataDir));
-      const nodeId = opts.nodeId ?? nonEmpty(ctx.io.env['COFFER_NODE_ID']) ?? (checkNodeId(base).ok ? base : undefined);
+      const nodeId = opts.nodeId ?? nonEmpty(ctx.io.env[CONFIG_ENV.NODE_ID]) ?? (checkNodeId(base).ok ? base : undefined);
       if (nodeId === undefined) throw new CliError('CLI_USAGE', `--node-id is required (COFFER_NODE_ID is unset and the data dir name ${JSON.stringify(base)} is not a node id)`);
       const idCheck = checkNodeId(nodeId);
       if (!idCheck.ok) throw new CliError('CLI_USAGE', `--node-id: ${idCheck.reason}`);
       if (!existsSync(file)) throw new CliError('CLI_USAGE', `${file}: no such file`);
       const blob = new Uint8Array(readFileSync(file));
-      const raftAddr = opts.raftAddr ?? nonEmpty(ctx.io.env['COFFER_ADVERTISE_RAFT']) ?? 'http://127.0.0.1:8201';
+      const raftAddr = opts.raftAddr ?? nonEmpty(ctx.io.env[CONFIG_ENV.ADVERTISE_RAFT]) ?? 'http://127.0.0.1:8201';
       const integrity = await offlineIntegrity(ctx, nodeId, path.resolve(opts.dataDir), opts.integrityRoot);
       let r;
       try {
@@ -116,12 +103,12 @@ export function registerServerCommands(program: Command, ctx: CliContext): void 
       ].join('\n'),
     )
     .action(async (opts: { dataDir: string; nodeId?: string; raftAddr?: string; dryRun?: boolean; json?: boolean }) => {
-      const nodeId = opts.nodeId ?? ctx.io.env['COFFER_NODE_ID'];
+      const nodeId = opts.nodeId ?? ctx.io.env[CONFIG_ENV.NODE_ID];
       if (nodeId === undefined || nodeId === '') throw new CliError('CLI_USAGE', '--node-id (or COFFER_NODE_ID) is required');
       const dataDir = path.resolve(opts.dataDir);
       if (!existsSync(path.join(dataDir, 'store'))) throw new CliError('CLI_USAGE', `${dataDir}: no store/ in this data dir`);
       const integrity = await offlineIntegrity(ctx, nodeId, dataDir, undefined);
-      const adoptUntagged = ['true', '1'].includes(readEnv(ctx.io.env)['COFFER_INTEGRITY_ADOPT']?.toLowerCase() ?? '');
+      const adoptUntagged = ['true', '1'].includes(readEnv(ctx.io.env)[CONFIG_ENV.INTEGRITY_ADOPT]?.toLowerCase() ?? '');
       let r;
       try {
         r = await recoverDataDir({ dataDir, nodeId, ...(opts.raftAddr === undefined ? {} : { raftAddr: opts.raftAddr }), dryRun: opts.dryRun === true, integrity, adoptUntagged });
@@ -155,14 +142,44 @@ async function offlineIntegrity(ctx: CliContext, nodeId: string, dataDir: string
   }
 }
 
-async function runServer(args: string[], ctx: CliContext): Promise<void> {
+/**
+ * `coffer server`: one flag per configuration variable, generated from the table in
+ * @coffer/node (CONFIG_VARIABLES), grouped in `--help` by section with each variable's name and
+ * default. The flags only collect text; loadConfig parses and validates them exactly as it does
+ * the environment, so a bad flag and a bad variable fail with the same one-line message.
+ */
+function registerServer(program: Command, ctx: CliContext): void {
+  const cmd = program
+    .command('server')
+    .summary('run one Coffer node (configured by COFFER_* variables or the matching flags)')
+    .description('Runs one Coffer node. Every COFFER_* variable is also a flag (COFFER_NODE_ID = --node-id); a flag wins over the variable. A bad value stops the server with one line naming the variable.')
+    .addHelpText('after', '\nEvery variable is described in docs/config.md.\n\nExample:\n  $ COFFER_NODE_ID=n1 COFFER_BOOTSTRAP_TOKEN=... coffer server --api-addr 127.0.0.1:8200\n');
+  const flagOf = new Map<string, string>();
+  for (const s of CONFIG_VARIABLES) {
+    // NB: no commander default: an unset flag must leave the variable (or the table's default) in force.
+    const opt = new Option(s.boolean ? `${s.flag} [bool]` : `${s.flag} <value>`, `${s.description} (${s.name}; default: ${s.defaultText})`).helpGroup(`${s.sectionTitle}:`);
+    cmd.addOption(opt);
+    flagOf.set(opt.attributeName(), s.flag.slice(2));
+  }
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const flags: Record<string, string | boolean> = {};
+    for (const [attr, value] of Object.entries(opts)) {
+      const flag = flagOf.get(attr);
+      if (flag !== undefined && (typeof value === 'string' || typeof value === 'boolean')) flags[flag] = value;
+    }
+    await runServer(flags, ctx);
+  });
+}
+
+async function runServer(flags: Record<string, string | boolean>, ctx: CliContext): Promise<void> {
   let config;
   try {
-    config = loadConfig(readEnv(), parseServerFlags(args));
+    config = loadConfig(readEnv(ctx.io.env), flags);
   } catch (err) {
     if (err instanceof ConfigError) {
       ctx.io.stderr.write(`coffer server: ${err.message}\n`);
-      process.exit(2);
+      ctx.exitCode = 2;
+      return;
     }
     throw err;
   }

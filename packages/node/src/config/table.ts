@@ -401,6 +401,8 @@ export interface VariableSpec {
   /** Flag spelling, e.g. `--node-id`. */
   readonly flag: string;
   readonly section: ConfigSection;
+  /** The section's heading, e.g. `Keys and KMS`. */
+  readonly sectionTitle: string;
   /** `ServerConfig` field that takes the parsed value as is, if any. */
   readonly field: string | undefined;
   /** Default text (parsed when the variable is unset), if there is one. */
@@ -438,6 +440,7 @@ export const CONFIG_VARIABLES: readonly VariableSpec[] = Object.freeze(
       name: CONFIG_ENV[key],
       flag: flagOf(key),
       section: row.section,
+      sectionTitle: CONFIG_SECTIONS[row.section],
       field: row.field,
       default: row.default,
       defaultText: row.defaultText ?? row.default ?? 'none',
