@@ -1,0 +1,442 @@
+/**
+ * Unit tests of the Raft driver (packages/node/src/raft/driver.ts) with a fake durable log, a fake
+ * transport and a fake clock: three real drivers over the real @coffer/raft core, wired by an
+ * in-memory network this file controls (deliver, hold, partition). Nothing touches a disk or a
+ * socket, so each ordering the driver promises can be checked step by step:
+ *
+ * - a follower sends nothing (acks, votes) before what those messages promise is on its disk;
+ * - a leader sends its appends before its own fsync completes (Raft thesis §10.2.1);
+ * - proposals are matched by (index, term): a proposal whose index a new leader overwrote fails;
+ * - reads are coalesced: one ReadIndex round serves every read that arrived before it was sent;
+ * - a leader that loses leadership fails its reads and writes with typed DriverErrors.
+ *
+ * The clock: the driver takes no clock parameter; it calls setInterval/setTimeout itself. The tests
+ * fake those with jest's fake timers (setImmediate stays real: it is "later in this turn of the
+ * event loop", which the driver uses to gather reads, not time).
+ */
+import { encodeConfChange, type ConfChange, type Entry, type HardState, type Message, type NodeId, type SnapshotMeta } from '@coffer/raft';
+import { DriverError, loadStorage, RaftDriver, type Applier, type ApplyOutcome, type DurableLog } from '../src/raft/driver';
+
+const TICK_MS = 10;
+const ELECTION_TICKS = 10;
+const IDS: readonly NodeId[] = ['n1', 'n2', 'n3'];
+
+/** What happened, in order, across all nodes: the orderings under test are read off this. */
+type Event =
+  | { kind: 'append-start'; node: NodeId; entries: Entry[]; hardState: HardState | undefined }
+  | { kind: 'append-done'; node: NodeId; entries: Entry[]; hardState: HardState | undefined }
+  | { kind: 'send'; node: NodeId; msg: Message };
+
+/** Mulberry32: the seeded PRNG the drivers' election jitter draws from (deterministic runs). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A durable log in memory whose appends can be held (an fsync that has not returned yet). */
+class FakeLog implements DurableLog {
+  held = false;
+  private readonly waiting: (() => void)[] = [];
+  readonly id: NodeId;
+  private readonly events: Event[];
+
+  constructor(id: NodeId, events: Event[]) {
+    this.id = id;
+    this.events = events;
+  }
+
+  async append(entries: Entry[], hardState: HardState | undefined, _sync: boolean): Promise<void> {
+    const copy = entries.map((e) => ({ ...e }));
+    this.events.push({ kind: 'append-start', node: this.id, entries: copy, hardState });
+    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.events.push({ kind: 'append-done', node: this.id, entries: copy, hardState });
+  }
+
+  /** Lets every held append complete, and stops holding. */
+  release(): void {
+    this.held = false;
+    for (const w of this.waiting.splice(0)) w();
+  }
+
+  pendingAppends(): number {
+    return this.waiting.length;
+  }
+
+  async saveSnapshot(_meta: SnapshotMeta, _data: Uint8Array, _replaceLog: boolean): Promise<void> {}
+
+  async compact(_index: number): Promise<void> {}
+}
+
+/** A state machine that answers each command entry with "<node>:<index>@<term>:<data>". */
+class FakeApplier implements Applier {
+  private applied = 0;
+  readonly id: NodeId;
+
+  constructor(id: NodeId) {
+    this.id = id;
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  async apply(entries: readonly Entry[], _confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]> {
+    const out = entries.map((e) => (e.type === 'normal' && e.data.length > 0 ? `${this.id}:${e.index}@${e.term}:${new TextDecoder().decode(e.data)}` : undefined));
+    const last = entries[entries.length - 1];
+    if (last !== undefined) this.applied = last.index;
+    return out;
+  }
+
+  async snapshot(): Promise<Uint8Array> {
+    return new Uint8Array(0);
+  }
+
+  async restore(index: number, _data: Uint8Array): Promise<void> {
+    this.applied = index;
+  }
+}
+
+interface Member {
+  id: NodeId;
+  driver: RaftDriver;
+  log: FakeLog;
+  applier: FakeApplier;
+}
+
+/** Three drivers, an in-memory network between them, and the fake clock. */
+class Cluster {
+  readonly events: Event[] = [];
+  readonly members = new Map<NodeId, Member>();
+  private queue: Message[] = [];
+  /** Pairs that cannot talk (both directions), as "a|b". */
+  private readonly cut = new Set<string>();
+  /** While set, sent messages wait in the queue instead of being delivered. */
+  holdNetwork = false;
+  readonly fatal: unknown[] = [];
+
+  constructor(seed: number) {
+    const founding: Entry[] = IDS.map((id, i) => ({ term: 1, index: i + 1, type: 'confChange', data: encodeConfChange({ type: 'addVoter', nodeId: id, context: new Uint8Array(0) }) }));
+    for (const [i, id] of IDS.entries()) {
+      const { storage } = loadStorage({ hardState: undefined, snapshot: undefined, entries: [] }, { entries: founding, hardState: { term: 1, vote: null, commit: founding.length } });
+      const log = new FakeLog(id, this.events);
+      const applier = new FakeApplier(id);
+      const driver = new RaftDriver(
+        { nodeId: id, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, snapshotEntries: 1_000_000, proposalTimeoutMs: 60_000, readTimeoutMs: 60_000, rng: seeded(seed * 31 + i) },
+        storage,
+        log,
+        applier,
+        (msgs) => {
+          for (const msg of msgs) {
+            this.events.push({ kind: 'send', node: id, msg });
+            this.queue.push(msg);
+          }
+        },
+        { onFatal: (err) => this.fatal.push(err) },
+      );
+      this.members.set(id, { id, driver, log, applier });
+    }
+  }
+
+  member(id: NodeId): Member {
+    const m = this.members.get(id);
+    if (m === undefined) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  start(): void {
+    for (const m of this.members.values()) m.driver.start();
+  }
+
+  stop(): void {
+    for (const m of this.members.values()) m.driver.stop();
+  }
+
+  partition(a: NodeId, b: NodeId): void {
+    this.cut.add(`${a}|${b}`).add(`${b}|${a}`);
+  }
+
+  heal(): void {
+    this.cut.clear();
+  }
+
+  /** Isolates `id` from everyone else. */
+  isolate(id: NodeId): void {
+    for (const other of IDS) if (other !== id) this.partition(id, other);
+  }
+
+  /** Runs what is ready now: delivers queued messages (unless held) until nothing moves. */
+  async flush(): Promise<void> {
+    for (let quiet = 0, round = 0; quiet < 3 && round < 1_000; round++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.holdNetwork || this.queue.length === 0) {
+        quiet++;
+        continue;
+      }
+      quiet = 0;
+      const batch = this.queue;
+      this.queue = [];
+      for (const msg of batch) {
+        if (this.cut.has(`${msg.from}|${msg.to}`)) continue;
+        this.members.get(msg.to)?.driver.step([msg]);
+      }
+    }
+  }
+
+  /** Advances the fake clock by `ms`, one tick at a time, running what each tick causes. */
+  async advance(ms: number): Promise<void> {
+    for (let t = 0; t < ms; t += TICK_MS) {
+      jest.advanceTimersByTime(TICK_MS);
+      await this.flush();
+    }
+  }
+
+  leader(): Member | undefined {
+    return [...this.members.values()].find((m) => m.driver.isLeader());
+  }
+
+  /** Ticks until one member leads and every member knows it, and the leader's term has a committed entry. */
+  async electLeader(): Promise<Member> {
+    for (let i = 0; i < 100; i++) {
+      await this.advance(TICK_MS * 5);
+      const l = this.leader();
+      if (l !== undefined && [...this.members.values()].every((m) => m.driver.leader() === l.id) && l.driver.status().commit >= l.driver.status().lastIndex) return l;
+    }
+    throw new Error('no leader elected');
+  }
+
+  sentBy(id: NodeId, type?: Message['type']): Message[] {
+    const out: Message[] = [];
+    for (const e of this.events) if (e.kind === 'send' && e.node === id && (type === undefined || e.msg.type === type)) out.push(e.msg);
+    return out;
+  }
+}
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Settles `p` without an unhandled rejection, so a test can look at its outcome later. */
+function outcomeOf<T>(p: Promise<T>): { readonly settled: boolean; readonly value?: T; readonly error?: unknown } {
+  const o: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  p.then(
+    (v) => {
+      o.settled = true;
+      o.value = v;
+    },
+    (e: unknown) => {
+      o.settled = true;
+      o.error = e;
+    },
+  );
+  return o;
+}
+
+function driverCode(err: unknown): string {
+  if (!(err instanceof DriverError)) throw new Error(`expected a DriverError, got ${String(err)}`);
+  return err.code;
+}
+
+let cluster: Cluster;
+
+beforeEach(() => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'clearImmediate', 'nextTick', 'queueMicrotask'] });
+  cluster = new Cluster(7);
+  cluster.start();
+});
+
+afterEach(async () => {
+  cluster.stop();
+  await cluster.flush();
+  expect(cluster.fatal).toEqual([]);
+  jest.useRealTimers();
+});
+
+describe('persist before send', () => {
+  test('a follower acknowledges an append only after the entries are on its disk', async () => {
+    const leader = await cluster.electLeader();
+    const follower = cluster.member(IDS.find((id) => id !== leader.id) as NodeId);
+    follower.log.held = true;
+    const sentBefore = cluster.sentBy(follower.id, 'MsgAppResp').length;
+
+    const write = outcomeOf(leader.driver.propose(enc('x')));
+    await cluster.advance(TICK_MS * 3);
+
+    // The follower received the entry and is writing it; it has said nothing about it yet.
+    expect(follower.log.pendingAppends()).toBeGreaterThan(0);
+    const acksWhileHeld = cluster.sentBy(follower.id, 'MsgAppResp').slice(sentBefore);
+    const entryIndex = leader.driver.status().lastIndex;
+    expect(acksWhileHeld.filter((m) => !m.reject && m.index >= entryIndex)).toEqual([]);
+
+    follower.log.release();
+    await cluster.advance(TICK_MS * 3);
+    expect(write.settled).toBe(true);
+    expect(write.value).toBe(`${leader.id}:${entryIndex}@${leader.driver.status().term}:x`);
+
+    // Over the whole run: every ack of a follower comes after the append that made it true.
+    for (const id of IDS.filter((i) => i !== leader.id)) {
+      let durable = IDS.length; // the founding entries, on disk before the driver started
+      for (const e of cluster.events) {
+        if (e.node !== id) continue;
+        if (e.kind === 'append-done') for (const en of e.entries) durable = Math.max(durable, en.index);
+        if (e.kind === 'send' && e.msg.type === 'MsgAppResp' && !e.msg.reject) expect([id, e.msg.index <= durable]).toEqual([id, true]);
+      }
+    }
+  });
+
+  test('a candidate asks for votes only after its new term and vote are on disk', async () => {
+    await cluster.electLeader();
+    for (const id of IDS) {
+      let durableTerm = 1;
+      for (const e of cluster.events) {
+        if (e.node !== id) continue;
+        if (e.kind === 'append-done' && e.hardState !== undefined) durableTerm = Math.max(durableTerm, e.hardState.term);
+        if (e.kind === 'send' && (e.msg.type === 'MsgVote' || e.msg.type === 'MsgVoteResp') && !e.msg.reject) expect([id, e.msg.type, e.msg.term <= durableTerm]).toEqual([id, e.msg.type, true]);
+      }
+    }
+    expect(cluster.events.some((e) => e.kind === 'send' && e.msg.type === 'MsgVote')).toBe(true);
+  });
+});
+
+describe("the leader's early send", () => {
+  test('the leader sends its appends before its own fsync completes, and answers only after it', async () => {
+    const leader = await cluster.electLeader();
+    leader.log.held = true;
+    const sendsBefore = cluster.sentBy(leader.id, 'MsgApp').length;
+
+    const write = outcomeOf(leader.driver.propose(enc('early')));
+    await cluster.advance(TICK_MS * 3);
+
+    const index = leader.driver.status().lastIndex;
+    // Its own write of the entry is still in flight ...
+    expect(leader.log.pendingAppends()).toBeGreaterThan(0);
+    const ownDone = cluster.events.some((e) => e.kind === 'append-done' && e.node === leader.id && e.entries.some((en) => en.index === index));
+    expect(ownDone).toBe(false);
+    // ... and the followers already have it: the leader did not wait for its own disk to send.
+    const apps = cluster.sentBy(leader.id, 'MsgApp').slice(sendsBefore);
+    expect(apps.some((m) => m.entries.some((en) => en.index === index))).toBe(true);
+    for (const id of IDS.filter((i) => i !== leader.id)) {
+      expect(cluster.events.some((e) => e.kind === 'append-done' && e.node === id && e.entries.some((en) => en.index === index))).toBe(true);
+    }
+    // The write is not answered while the leader's own fsync is pending (nor applied there).
+    expect(write.settled).toBe(false);
+
+    leader.log.release();
+    await cluster.advance(TICK_MS * 3);
+    expect(write.settled).toBe(true);
+    expect(write.value).toBe(`${leader.id}:${index}@${leader.driver.status().term}:early`);
+  });
+});
+
+describe('proposal matching by (index, term)', () => {
+  test("a proposal overwritten by a new leader's entry at the same index fails; it never takes the other entry's result", async () => {
+    const old = await cluster.electLeader();
+    const oldTerm = old.driver.status().term;
+    cluster.isolate(old.id);
+
+    // The isolated leader accepts a write it can never commit.
+    const lost = outcomeOf(old.driver.propose(enc('lost')));
+    await cluster.flush();
+    const lostIndex = old.driver.status().lastIndex;
+
+    // Another member takes over at once (as on a leadership transfer), and writes at that index.
+    const next = cluster.member(IDS.find((id) => id !== old.id) as NodeId);
+    next.driver.step([{ type: 'MsgTimeoutNow', from: old.id, to: next.id, term: oldTerm, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, context: new Uint8Array(0) }]);
+    await cluster.advance(TICK_MS * 2);
+    expect(next.driver.isLeader()).toBe(true);
+    const won = outcomeOf(next.driver.propose(enc('won')));
+    await cluster.advance(TICK_MS * 2);
+    expect(won.settled).toBe(true);
+    const wonIndex = next.driver.status().lastIndex;
+    expect(lostIndex).toBeLessThanOrEqual(wonIndex);
+
+    // The old leader rejoins: its entry at lostIndex is replaced by the new leader's.
+    cluster.heal();
+    await cluster.advance(TICK_MS * 3);
+    expect(old.applier.appliedIndex()).toBeGreaterThanOrEqual(wonIndex);
+    expect(lost.settled).toBe(true);
+    expect(lost.value).toBeUndefined();
+    expect(driverCode(lost.error)).toBe('dropped');
+  });
+});
+
+describe('read coalescing', () => {
+  test('one ReadIndex round serves every read that arrived before it was sent', async () => {
+    const leader = await cluster.electLeader();
+    const follower = cluster.member(IDS.find((id) => id !== leader.id) as NodeId);
+    const before = cluster.sentBy(follower.id, 'MsgReadIndex').length;
+
+    // A burst in one turn of the event loop: one round.
+    const first = Array.from({ length: 5 }, () => outcomeOf(follower.driver.readBarrier()));
+    // Hold the network so the round stays in flight; reads arriving now wait for the next round.
+    cluster.holdNetwork = true;
+    await cluster.flush();
+    const second = Array.from({ length: 7 }, () => outcomeOf(follower.driver.readBarrier()));
+    await cluster.flush();
+    expect(cluster.sentBy(follower.id, 'MsgReadIndex').length - before).toBe(1);
+
+    cluster.holdNetwork = false;
+    await cluster.flush();
+    for (const r of first) expect([r.settled, r.error]).toEqual([true, undefined]);
+    for (const r of second) expect([r.settled, r.error]).toEqual([true, undefined]);
+    // Twelve reads, two rounds: the first burst's, then one for everything that waited on it.
+    expect(cluster.sentBy(follower.id, 'MsgReadIndex').length - before).toBe(2);
+  });
+
+  test("on the leader, a burst of reads costs one heartbeat round (one ReadIndex context)", async () => {
+    const leader = await cluster.electLeader();
+    const contexts = (): Set<string> => new Set(cluster.sentBy(leader.id, 'MsgHeartbeat').filter((m) => m.context.length > 0).map((m) => Buffer.from(m.context).toString('hex')));
+    const before = contexts().size;
+    const reads = Array.from({ length: 10 }, () => outcomeOf(leader.driver.readBarrier()));
+    await cluster.flush();
+    for (const r of reads) expect([r.settled, r.error]).toEqual([true, undefined]);
+    expect(contexts().size - before).toBe(1);
+  });
+});
+
+describe('leadership loss', () => {
+  test('pending reads fail with no_quorum at once; pending writes fail with outcome_unknown within an election timeout', async () => {
+    const leader = await cluster.electLeader();
+    cluster.isolate(leader.id);
+    const read = outcomeOf(leader.driver.readBarrier());
+    const write = outcomeOf(leader.driver.propose(enc('w')));
+    await cluster.flush();
+    expect([read.settled, write.settled]).toEqual([false, false]);
+
+    // CheckQuorum: without a majority's answers the leader steps down after an election timeout.
+    let steppedDownAfterMs = 0;
+    while (leader.driver.isLeader() && steppedDownAfterMs < TICK_MS * ELECTION_TICKS * 3) {
+      await cluster.advance(TICK_MS);
+      steppedDownAfterMs += TICK_MS;
+    }
+    expect(leader.driver.isLeader()).toBe(false);
+    expect(read.settled).toBe(true);
+    expect(driverCode(read.error)).toBe('no_quorum');
+    // The write might still be committed by the next leader: it waits one more election timeout.
+    expect(write.settled).toBe(false);
+    await cluster.advance(TICK_MS * ELECTION_TICKS + TICK_MS);
+    expect(write.settled).toBe(true);
+    expect(driverCode(write.error)).toBe('outcome_unknown');
+
+    // A write proposed on a node that is no longer leader is refused with a typed error too.
+    const refused = outcomeOf(leader.driver.propose(enc('late')));
+    await cluster.flush();
+    expect(refused.settled).toBe(true);
+    expect(['not_leader', 'dropped']).toContain(driverCode(refused.error));
+  });
+
+  test('stop() fails waiting reads and writes with stopped', async () => {
+    const leader = await cluster.electLeader();
+    cluster.isolate(leader.id);
+    const read = outcomeOf(leader.driver.readBarrier());
+    const write = outcomeOf(leader.driver.propose(enc('w')));
+    await cluster.flush();
+    leader.driver.stop();
+    await cluster.flush();
+    expect(driverCode(read.error)).toBe('stopped');
+    expect(driverCode(write.error)).toBe('stopped');
+  });
+});
