@@ -22,7 +22,7 @@ import {
   type VersionMeta,
   type WatermarkRecord,
 } from './records.js';
-import type { StateTables } from './state-tables.js';
+import type { RecordTable, StateTables } from './state-tables.js';
 import type { SealedValue } from './types.js';
 
 /** Lockout policy, from the server's configuration. `maxFailures` 0 disables lockout. */
@@ -57,6 +57,18 @@ export class StateQueries {
   protected constructor(tables: StateTables, changes: ChangeSet) {
     this.tables = tables;
     this.changes = changes;
+  }
+
+  /**
+   * The rows of a family's record table (`RECORD_TABLES`), read-only: a family's query functions
+   * build on this.
+   *
+   * @param def - a registered table
+   * @returns id → record
+   * @throws {SM_INVARIANT} a table that is not registered
+   */
+  table<R>(def: RecordTable<R>): ReadonlyMap<string, Readonly<R>> {
+    return this.tables.table(def);
   }
 
   /**

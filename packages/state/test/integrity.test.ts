@@ -83,7 +83,8 @@ async function flipLastValueByte(key: string, at = 3): Promise<void> {
     const v = await db.get(key);
     if (v === undefined) throw new Error(`no record ${key}`);
     const copy = v.slice();
-    copy[Math.min(at, copy.length - RECORD_TAG_BYTES - 1)] ^= 0x01;
+    const i = Math.min(at, copy.length - RECORD_TAG_BYTES - 1);
+    copy[i] = (copy[i] as number) ^ 0x01;
     await db.put(key, copy);
   });
 }
@@ -203,7 +204,8 @@ describe('Raft log on disk', () => {
       await db.put('rl0000000000000006', Uint8Array.of(1, ...new Uint8Array(7), 0, 0, 0, 0, 0));
       const e5 = (await db.get('rl0000000000000005')) as Uint8Array;
       const edited = e5.slice();
-      edited[e5.length - RECORD_TAG_BYTES - 2] ^= 0x01;
+      const i = e5.length - RECORD_TAG_BYTES - 2;
+      edited[i] = (edited[i] as number) ^ 0x01;
       await db.put('rl0000000000000005', edited);
     });
     const { integrity, failures } = recording();
@@ -264,7 +266,7 @@ describe('Raft log on disk', () => {
     await s.close();
     await onDisk(async (db) => {
       const v = ((await db.get('rd')) as Uint8Array).slice();
-      v[30] ^= 0x01;
+      v[30] = (v[30] as number) ^ 0x01;
       await db.put('rd', v);
     });
     const { integrity, failures } = recording();

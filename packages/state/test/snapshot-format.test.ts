@@ -20,7 +20,7 @@ test('v1 (written by the previous build) is refused as a snapshot, read only as 
   expect(legacy.records.map(([k]) => k)).toEqual(expect.arrayContaining(['bcapp/db\u00001', 'msapp/db', 'mtci', 'mrreader', 'mgallowlist']));
   // its checksum is still checked
   const flipped = Buffer.from(v1);
-  flipped[20] ^= 1;
+  flipped[20] = (flipped[20] as number) ^ 1;
   expect(() => decodeLegacySnapshotBlob(flipped)).toThrow(expect.objectContaining({ code: 'SM_CORRUPT_SNAPSHOT' }));
 });
 

@@ -6,6 +6,7 @@ import {
   openNodeStore,
   readSavedSnapshot,
   type Command,
+  type SecretPutCommand,
   type LogEntry,
   type NodeStore,
 } from '../src/index.js';
@@ -13,7 +14,7 @@ import { TEST_INTEGRITY, sealed, tempDir } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 const ent = (index: number, term: number, tag = 0): LogEntry => ({ index, term, type: 'normal', data: Uint8Array.of(index & 0xff, term & 0xff, tag) });
-const put = (name: string, version: number, requestId = `${name}@${version}`): Command => ({
+const put = (name: string, version: number, requestId = `${name}@${version}`): SecretPutCommand => ({
   type: 'secret.put',
   requestId,
   at: T0 + version,
