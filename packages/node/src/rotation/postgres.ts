@@ -103,7 +103,8 @@ function inspectUrl(url: unknown): UrlInspection {
   if (typeof url !== 'string') return fail('connection URL must be a string');
   if (url.length === 0) return fail('connection URL must not be empty');
   if (url.length > POSTGRES_MAX_URL_CHARS) return fail(`connection URL is longer than ${POSTGRES_MAX_URL_CHARS} characters`);
-  if (url.trim() !== url || CONTROL_RE.test(url)) return fail('connection URL contains spaces at either end or control characters');
+  // A real URL %-escapes spaces; a raw one is a paste error (and would end up in the database name).
+  if (/\s/.test(url) || CONTROL_RE.test(url)) return fail('connection URL contains whitespace or control characters');
   let u: URL;
   try {
     u = new URL(url);
