@@ -1,5 +1,6 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CONFIG_ENV, CONFIG_VARIABLES, describeConfig, loadConfig, parseServerFlags, readEnv, redactConfig, type ConfigIo } from '../src/config.js';
+import { CONFIG_ENV, CONFIG_VARIABLES, configDocsTables, describeConfig, loadConfig, parseServerFlags, readEnv, redactConfig, renderConfigDocs, type ConfigIo } from '../src/config.js';
 
 const KEY32 = Buffer.alloc(32, 7).toString('base64');
 const KEY48 = Buffer.alloc(48, 9).toString('base64');
@@ -78,7 +79,34 @@ describe('table coverage', () => {
     for (const s of CONFIG_VARIABLES) {
       expect(help).toContain(s.name);
       expect(help).toContain(s.flag);
+      expect(help).toContain(`${s.description} [default: ${s.defaultText}]`);
     }
+  });
+  test('a default is written once: the loaded value of an unset variable is its row parsing its default text', () => {
+    const cfg: Readonly<Record<string, unknown>> = load({});
+    const ctx = { secret: false, cwd: io.cwd, dataDir: () => String(cfg['dataDir']) };
+    const withField = CONFIG_VARIABLES.filter((s) => s.field !== undefined);
+    expect(withField.length).toBeGreaterThan(25);
+    for (const s of withField) {
+      const field = s.field ?? '';
+      expect(Object.keys(cfg)).toContain(field);
+      const expected = s.default === undefined ? undefined : s.parse(s.default, { ...ctx, name: s.name, shown: JSON.stringify(s.default) });
+      expect([s.name, cfg[field]]).toEqual([s.name, expected]);
+    }
+  });
+  test('every default text parses (a row cannot ship a default its own parser refuses)', () => {
+    for (const s of CONFIG_VARIABLES) {
+      if (s.default === undefined) continue;
+      expect(() => loadConfig({ COFFER_NODE_ID: 'n1', [s.name]: s.default }, {}, io)).not.toThrow();
+    }
+  });
+  test('docs/config.md holds the tables generated from the table (UPDATE=1 rewrites them)', () => {
+    const file = path.join(__dirname, '..', '..', '..', 'docs', 'config.md');
+    const current = readFileSync(file, 'utf8');
+    const wanted = renderConfigDocs(current);
+    if (process.env['UPDATE'] === '1' && wanted !== current) writeFileSync(file, wanted);
+    else expect(current).toBe(wanted);
+    for (const s of CONFIG_VARIABLES) expect(configDocsTables()).toContain(`| \`${s.name}\` | \`${s.flag}\` |`);
   });
 });
 
