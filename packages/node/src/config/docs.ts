@@ -35,8 +35,9 @@ function cell(text: string): string {
 
 function defaultCell(s: VariableSpec): string {
   if (s.defaultText === 'required') return '**required**';
-  // A default the loader parses is shown as code; a worded one as prose.
-  return s.default !== undefined && s.defaultText === s.default ? `\`${s.default}\`` : cell(s.defaultText);
+  // A value (`300`, `./data/<id>`) is shown as code; a worded default (`none`, `SDK default`) as prose.
+  const prose = /\s/.test(s.defaultText) || s.defaultText === 'none' || s.defaultText === '—';
+  return prose ? cell(s.defaultText) : `\`${s.defaultText}\``;
 }
 
 /**

@@ -125,7 +125,7 @@ export const CONFIG_TABLE = {
   },
   KMS_KEY_ID: {
     section: 'keys',
-    defaultText: '-',
+    defaultText: '—',
     parse: (v: string): string => v,
     help: 'AWS mode: key id, ARN or alias',
     doc: '**required in `aws` mode**: key id, ARN or `alias/name` (no whitespace). Ignored, with a warning, in `local` mode',
