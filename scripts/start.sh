@@ -4,8 +4,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
-if [ -f packages/cli/dist/main.js ]; then
-  exec ./bin/coffer dev "$@"
-fi
-# Until the server package lands, show the consensus core at work instead.
-exec node scripts/raft-demo.mjs "$@"
+exec ./bin/coffer dev "$@"

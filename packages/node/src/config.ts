@@ -12,7 +12,7 @@
  * - `parsers.ts`: the value parsers; `load.ts`: the loader and the rules between variables;
  * - `docs.ts`: `describeConfig()` and docs/config.md's tables, derived from the table.
  */
-export { CONFIG_ENV, CONFIG_SECTIONS, CONFIG_TABLE, CONFIG_VARIABLES, type ConfigKey, type ConfigSection, type ConfigVariable, type TableValues, type VariableSpec } from './config/table.js';
+export { CONFIG_ENV, CONFIG_VARIABLES, type ConfigVariable, type VariableSpec } from './config/table.js';
 export { LOG_LEVELS, type ClusterMember, type HostPort, type LogLevel, type ReadAuthMode } from './config/parsers.js';
 export { loadConfig, parseServerFlags, readEnv, redactConfig, type ConfigIo, type ServerConfig } from './config/load.js';
 export { configDocsTables, describeConfig, renderConfigDocs } from './config/docs.js';

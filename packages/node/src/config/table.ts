@@ -427,7 +427,7 @@ function isConfigKey(k: string): k is ConfigKey {
  * @param key - a row key, e.g. `NODE_ID`
  * @returns its flag, e.g. `--node-id`
  */
-export function flagOf(key: string): string {
+function flagOf(key: string): string {
   return `--${key.toLowerCase().replaceAll('_', '-')}`;
 }
 
