@@ -1,9 +1,15 @@
-// @coffer/client overhead against a loopback stand-in node (node:http, one JSON route), so the
+// `pnpm bench client [N]`: @coffer/client overhead against a loopback stand-in node (node:http, one JSON route), so the
 // numbers show the client's own cost: keep-alive reads, concurrent reads, cache hits, and the
 // cost of a dead first address. Prints numbers; never fails on speed.
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { CofferClient } from '../../packages/client/dist/index.js';
+import { benchOptions } from './lib/options.mjs';
+
+const { n: N } = benchOptions({
+  usage: 'pnpm bench client [N]',
+  positionals: [{ name: 'n', type: 'integer', default: 5000, help: 'requests per measurement' }],
+});
 
 const body = JSON.stringify({ name: 'app/db', version: 3, value: 'x'.repeat(64), createdAt: '2026-01-01T00:00:00Z' });
 const server = createServer((req, res) => {
@@ -44,7 +50,6 @@ async function concurrent(client, n, inFlight) {
 }
 
 try {
-  const N = Number(process.argv[2] ?? 5000);
   const plain = new CofferClient({ addresses: [url], connections: 1 });
   report('sequential get, 1 connection', N, await sequential(plain, N));
   await plain.close();

@@ -7,29 +7,27 @@
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { benchOptions } from './lib/options.mjs';
 import { findLeader, put, sleep, startCluster } from './lib/procs.mjs';
 
-const { values: args } = parseArgs({
+const args = benchOptions({
+  usage: 'pnpm bench cluster [--duration S] [--connections N] [--keys N] [--value-bytes N] [--only PHASES] [--vault] [--keep] [--profile]',
   options: {
-    duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '64' },
-    keys: { type: 'string', default: '1000' },
-    'value-bytes': { type: 'string', default: '100' },
-    keep: { type: 'boolean', default: false },
-    // Writes a V8 CPU profile per node into the kept temp dir (implies --keep).
-    profile: { type: 'boolean', default: false },
-    // Comma-separated subset of phases: writes,reads,fwrites,freads,stale,single.
-    only: { type: 'string' },
-    // Drive the Vault KV v2 routes (POST/GET /v1/secret/data/…) instead of the native ones.
-    vault: { type: 'boolean', default: false },
+    duration: { type: 'number', default: 10, help: 'seconds per phase' },
+    connections: { type: 'integer', default: 64, help: 'concurrent HTTP connections' },
+    keys: { type: 'integer', default: 1000, help: 'distinct secret names' },
+    'value-bytes': { type: 'integer', min: 0, default: 100, help: 'size of each secret value' },
+    keep: { type: 'boolean', help: "keep the cluster's temp dir (data, logs)" },
+    profile: { type: 'boolean', help: 'write a V8 CPU profile per node into the kept temp dir (implies --keep)' },
+    only: { type: 'string', help: 'comma-separated subset of phases: writes,reads,fwrites,freads,stale,single' },
+    vault: { type: 'boolean', help: 'drive the Vault KV v2 routes (POST/GET /v1/secret/data/…) instead of the native ones' },
   },
 });
-const DURATION = Number(args.duration);
-const CONNECTIONS = Number(args.connections);
-const KEYS = Number(args.keys);
-const VALUE = 'v'.repeat(Number(args['value-bytes']));
+const DURATION = args.duration;
+const CONNECTIONS = args.connections;
+const KEYS = args.keys;
+const VALUE = 'v'.repeat(args['value-bytes']);
 const ONLY = args.only?.split(',');
 const VAULT = args.vault;
 

@@ -13,17 +13,19 @@
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
+import { benchOptions } from './lib/options.mjs';
 
 const require = createRequire(import.meta.url);
 const crypto = require('../../packages/crypto/dist/index.js');
 const { nodeAead, nobleAead, sodiumAead, sodiumLoad } = require('../../packages/crypto/dist/internal/aead.js');
 
-const seconds = Number(process.argv[2] ?? 1);
-const repeats = Number(process.argv[3] ?? 5);
-if (!(seconds > 0) || !Number.isInteger(repeats) || repeats < 1) {
-  console.error('usage: node scripts/bench/crypto.mjs [seconds per run > 0] [repeats >= 1]');
-  process.exit(2);
-}
+const { seconds, repeats } = benchOptions({
+  usage: 'pnpm bench crypto [SECONDS] [REPEATS]',
+  positionals: [
+    { name: 'seconds', type: 'number', default: 1, help: 'seconds per run' },
+    { name: 'repeats', type: 'integer', default: 5, help: 'runs per figure (the median is printed)' },
+  ],
+});
 const sizes = [1024, 64 * 1024];
 
 function cpuSeconds() {

@@ -7,18 +7,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './lib/options.mjs';
 import { findLeader, put, sleep, startCluster, stopNode } from './lib/procs.mjs';
 
-const { values: args } = parseArgs({
+const args = benchOptions({
+  usage: 'pnpm bench failover [--rounds N] [--writers N] [--keep]',
   options: {
-    rounds: { type: 'string', default: '5' },
-    writers: { type: 'string', default: '4' },
-    keep: { type: 'boolean', default: false },
+    rounds: { type: 'integer', default: 5, help: 'leader stops (alternating SIGTERM and SIGKILL)' },
+    writers: { type: 'integer', default: 4, help: 'concurrent writers through the followers' },
+    keep: { type: 'boolean', help: "keep the cluster's temp dir (data, logs)" },
   },
 });
-const ROUNDS = Number(args.rounds);
-const WRITERS = Number(args.writers);
+const ROUNDS = args.rounds;
+const WRITERS = args.writers;
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AuditLog, verifyAuditFile, PeerVerifier, derivePeerKey, signPeerRequest, Allowlist, compileRole, isAllowed } from '../../packages/node/dist/index.js';
+import { benchOptions } from './lib/options.mjs';
+
+benchOptions({ usage: 'pnpm bench node-foundation' });
 
 function rate(label, n, ms, unit = 'ops') {
   console.log(`${label.padEnd(48)} ${Math.round((n / ms) * 1000).toLocaleString('en-US').padStart(12)} ${unit}/s  (${n} in ${ms.toFixed(0)} ms)`);

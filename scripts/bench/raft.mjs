@@ -3,29 +3,27 @@
 // MemoryStorage and applies committed entries; messages go straight from one node to another
 // (or through the binary codec with --codec). Prints numbers; never fails on speed.
 import { createRequire } from 'node:module';
+import { benchOptions } from './lib/options.mjs';
 
 const require = createRequire(import.meta.url);
 const { RawNode, MemoryStorage, encodeMessages, decodeMessages } = require('../../packages/raft/dist/index.js');
+// The shared seeded PRNG (packages/cluster-tests/src/prng.ts).
+const { prng } = require('../../packages/cluster-tests/dist/prng.js');
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
-const TOTAL = opt('total', 1_000_000);
-const BATCH = opt('batch', 1024);
-const SIZE = opt('size', 16);
-const useCodec = args.includes('--codec');
-
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const {
+  total: TOTAL,
+  batch: BATCH,
+  size: SIZE,
+  codec: useCodec,
+} = benchOptions({
+  usage: 'pnpm bench raft [--total N] [--batch N] [--size BYTES] [--codec]',
+  options: {
+    total: { type: 'integer', default: 1_000_000, help: 'proposals to commit' },
+    batch: { type: 'integer', default: 1024, help: 'proposals per Ready' },
+    size: { type: 'integer', min: 0, default: 16, help: 'bytes per proposal' },
+    codec: { type: 'boolean', help: 'send messages through the binary codec' },
+  },
+});
 
 function run(total, batch) {
   const ids = ['n1', 'n2', 'n3'];
@@ -33,7 +31,7 @@ function run(total, batch) {
   for (const [i, id] of ids.entries()) {
     const storage = MemoryStorage.bootstrap(ids);
     const node = new RawNode(
-      { id, electionTicks: 10, heartbeatTicks: 1, rng: seeded(i + 1), maxSizePerMsg: 4 << 20, maxInflightMsgs: 256 },
+      { id, electionTicks: 10, heartbeatTicks: 1, rng: prng(i + 1), maxSizePerMsg: 4 << 20, maxInflightMsgs: 256 },
       storage,
     );
     nodes.set(id, { id, storage, node, applied: 0, compactedTo: 0 });

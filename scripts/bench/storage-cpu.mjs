@@ -7,9 +7,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-const state = await import(process.argv[3] ?? new URL('../../packages/state/dist/index.js', import.meta.url).href);
+import { benchOptions } from './lib/options.mjs';
+
+const { n: N, 'state-dist': STATE_DIST } = benchOptions({
+  usage: 'pnpm bench storage-cpu [N] [STATE_DIST]',
+  positionals: [
+    { name: 'n', type: 'integer', default: 20000, help: 'secret.put commands' },
+    { name: 'state-dist', type: 'string', help: "an older build's packages/state/dist/index.js, for the before figure (default: this build)" },
+  ],
+});
+const state = await import(STATE_DIST ?? new URL('../../packages/state/dist/index.js', import.meta.url).href);
 const integrity = state.Integrity === undefined ? undefined : new state.Integrity({ record: randomBytes(32), snapshot: randomBytes(32) });
-const N = Number(process.argv[2] ?? 20000);
 const dir = mkdtempSync(path.join(tmpdir(), 'coffer-cpu-'));
 const store = await state.openNodeStore(dir, integrity);
 const sealed = (i) => ({ formatVersion: 1, alg: 'xchacha20poly1305', nonce: new Uint8Array(24).fill(i & 0xff), ciphertext: new Uint8Array(256).fill((i * 7) & 0xff), wrappedDek: new Uint8Array(60).fill(3), kmsKeyId: 'local:k1' });

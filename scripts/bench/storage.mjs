@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as state from '../../packages/state/dist/index.js';
+import { benchOptions } from './lib/options.mjs';
 
 const { encodeCommand } = state;
 // Every record is tagged with keys the disk does not hold (a build before storage integrity has no
@@ -14,14 +15,14 @@ const { encodeCommand } = state;
 const integrity = state.Integrity === undefined ? undefined : new state.Integrity({ record: randomBytes(32), snapshot: randomBytes(32) });
 const openNodeStore = (dir) => state.openNodeStore(dir, integrity);
 
-const args = process.argv.slice(2);
-const flag = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
-const OVERWRITES = flag('overwrites', 1_000_000);
-const SECRETS = flag('secrets', 100_000);
-const SECONDS = flag('seconds', 3);
+const { overwrites: OVERWRITES, secrets: SECRETS, seconds: SECONDS } = benchOptions({
+  usage: 'pnpm bench storage [--overwrites N] [--secrets N] [--seconds S]',
+  options: {
+    overwrites: { type: 'integer', default: 1_000_000, help: 'overwrites of one secret for the on-disk size with compaction' },
+    secrets: { type: 'integer', default: 100_000, help: 'secrets for snapshot, restore and reopen' },
+    seconds: { type: 'number', default: 3, help: 'seconds per append/apply measurement' },
+  },
+});
 const SNAPSHOT_ENTRIES = 10_000; // COFFER_SNAPSHOT_ENTRIES default
 
 const dirs = [];

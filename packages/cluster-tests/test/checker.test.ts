@@ -4,7 +4,7 @@
  */
 import { checkHistory, describeVerdict } from '../src/jepsen/checker';
 import { fromJsonl, toJsonl, type Op } from '../src/jepsen/history';
-import { prng } from '../src/jepsen/workload';
+import { prng } from '../src/prng';
 
 let nextId = 1;
 function op(p: Partial<Op> & Pick<Op, 'kind' | 'invokeMs'>): Op {

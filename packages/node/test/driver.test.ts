@@ -16,6 +16,8 @@
  */
 import { encodeConfChange, type ConfChange, type Entry, type HardState, type Message, type NodeId, type SnapshotMeta } from '@coffer/raft';
 import { DriverError, loadStorage, RaftDriver, type Applier, type ApplyOutcome, type DurableLog } from '../src/raft/driver';
+// The shared seeded PRNG (a leaf module with no imports): elections here are deterministic.
+import { prng } from '../../cluster-tests/src/prng';
 
 const TICK_MS = 10;
 const ELECTION_TICKS = 10;
@@ -26,18 +28,6 @@ type Event =
   | { kind: 'append-start'; node: NodeId; entries: Entry[]; hardState: HardState | undefined }
   | { kind: 'append-done'; node: NodeId; entries: Entry[]; hardState: HardState | undefined }
   | { kind: 'send'; node: NodeId; msg: Message };
-
-/** Mulberry32: the seeded PRNG the drivers' election jitter draws from (deterministic runs). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A durable log in memory whose appends can be held (an fsync that has not returned yet). */
 class FakeLog implements DurableLog {
@@ -127,7 +117,7 @@ class Cluster {
       const log = new FakeLog(id, this.events);
       const applier = new FakeApplier(id);
       const driver = new RaftDriver(
-        { nodeId: id, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, snapshotEntries: 1_000_000, proposalTimeoutMs: 60_000, readTimeoutMs: 60_000, rng: seeded(seed * 31 + i) },
+        { nodeId: id, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, snapshotEntries: 1_000_000, proposalTimeoutMs: 60_000, readTimeoutMs: 60_000, rng: prng(seed * 31 + i) },
         storage,
         log,
         applier,

@@ -16,7 +16,8 @@ import path from 'node:path';
 import { REPO_ROOT, TestCluster, sleep, type ClusterOptions, type NodeHandle } from '../harness.js';
 import { checkHistory, describeVerdict, type Verdict } from './checker.js';
 import { nowMs, saveHistory, type Op } from './history.js';
-import { finalRead, perform, prng, runWorkload, statsOf, type NodeFinalState, type WorkloadOptions, type WorkloadStats } from './workload.js';
+import { prng } from '../prng.js';
+import { finalRead, perform, runWorkload, statsOf, type NodeFinalState, type WorkloadOptions, type WorkloadStats } from './workload.js';
 
 /** Default secret names the workload uses. */
 export const WORKLOAD_KEYS: readonly string[] = ['jepsen/a', 'jepsen/b', 'jepsen/c', 'jepsen/d', 'jepsen/e'];

@@ -17,6 +17,7 @@
 import { assertLoopback } from '../harness.js';
 import { nowMs, type Op } from './history.js';
 import { unsealedReason } from './ns-guard.js';
+import { prng } from '../prng.js';
 
 /** Relative weights of operation kinds. */
 export interface OpMix {
@@ -50,17 +51,6 @@ export interface WorkloadOptions {
   firstId?: number;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Answer {
   status: number;
