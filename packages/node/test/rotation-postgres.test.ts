@@ -252,8 +252,50 @@ describe('setPostgresPassword without a server', () => {
       expect(took).toBeLessThan(3000);
       expect(e.message).not.toContain('Adm1n-pw');
       // The client hung up: the fake server sees no open socket left.
-      for (let i = 0; i < 50 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      // (pg's own backstop would close it only at timeoutMs + 1 s; ours closes it at once.)
+      for (let i = 0; i < 20 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(sockets.size).toBe(0);
     });
+  });
+});
+
+describe('a server whose error text echoes secrets', () => {
+  // A PostgreSQL ErrorResponse ('E') with severity, SQLSTATE and a message (protocol v3, §55.7).
+  function errorResponse(sqlState: string, message: string): Buffer {
+    const body = Buffer.concat([
+      Buffer.from('SFATAL\0', 'utf8'),
+      Buffer.from(`C${sqlState}\0`, 'utf8'),
+      Buffer.from(`M${message}\0`, 'utf8'),
+      Buffer.from([0]),
+    ]);
+    const head = Buffer.alloc(5);
+    head.write('E', 0, 'latin1');
+    head.writeInt32BE(body.length + 4, 1);
+    return Buffer.concat([head, body]);
+  }
+
+  test('passwords and the URL in the answer are replaced by [redacted]', async () => {
+    const adminPassword = 'Adm1n-pw-echoed';
+    const newPassword = 'N3w-pw-echoed-back-by-a-bad-server';
+    let url = '';
+    const server = createServer((s) => {
+      s.once('data', () => s.end(errorResponse('28000', `no entry for ${url} (password ${adminPassword}, new ${newPassword})`)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      url = `postgres://admin:${adminPassword}@127.0.0.1:${(server.address() as { port: number }).port}/postgres`;
+      const err = await setPostgresPassword({ connectionUrl: url, role: 'app_user', password: newPassword, timeoutMs: 2000 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RotationTargetError);
+      const e = err as RotationTargetError;
+      expect(e.code).toBe('NODE_ROTATION_TARGET_UNREACHABLE');
+      expect(e.targetCode).toBe('28000');
+      expect(e.message).toContain('no entry for [redacted] (password [redacted], new [redacted])');
+      for (const secret of [adminPassword, newPassword, url]) expect(`${e.message}${JSON.stringify(e)}`).not.toContain(secret);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

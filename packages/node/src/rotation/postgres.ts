@@ -177,15 +177,16 @@ export function checkRotationTarget(value: unknown, opts: { readonly secretName?
   for (const k of Object.keys(obj)) {
     if (!TARGET_KEYS.includes(k)) return fail(`rotation.target has an unknown field ${quote(k)} (allowed: ${TARGET_KEYS.join(', ')})`);
   }
-  const role = checkPostgresRole(obj['role']);
-  if (!role.ok) return fail(`rotation.target.role: ${role.reason}`);
+  const role = obj['role'];
+  const roleCheck = checkPostgresRole(role);
+  if (!roleCheck.ok || typeof role !== 'string') return fail(`rotation.target.role: ${roleCheck.ok ? 'must be a string' : roleCheck.reason}`);
   const conn = obj['connectionSecret'];
   const name = checkSecretName(conn);
-  if (!name.ok) return fail(`rotation.target.connectionSecret: ${name.reason}`);
+  if (!name.ok || typeof conn !== 'string') return fail(`rotation.target.connectionSecret: ${name.ok ? 'must be a string' : name.reason}`);
   if (opts.secretName !== undefined && conn === opts.secretName) {
     return fail('rotation.target.connectionSecret must name another secret: rotating a secret would replace its own admin connection URL');
   }
-  return { ok: true, target: { type: 'postgres', role: obj['role'] as string, connectionSecret: conn as string } };
+  return { ok: true, target: { type: 'postgres', role, connectionSecret: conn } };
 }
 
 /**
