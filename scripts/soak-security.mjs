@@ -20,34 +20,24 @@ import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchOptions } from './bench/lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
-function parseArgs(argv) {
-  const o = { runs: 1_000_000, targets: [], seed: Date.now() % 2_147_483_647, corpus: true, list: false, maxSeconds: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--runs') o.runs = Number(next());
-    else if (a === '--target') o.targets.push(next());
-    else if (a === '--seed') o.seed = Number(next());
-    else if (a === '--max-seconds') o.maxSeconds = Number(next());
-    else if (a === '--no-corpus') o.corpus = false;
-    else if (a === '--list') o.list = true;
-    else if (a === '--help' || a === '-h') {
-      console.log('usage: soak-security.mjs [--runs N] [--target NAME]... [--seed S] [--max-seconds T] [--no-corpus] [--list]');
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}`);
-  }
-  if (!Number.isSafeInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a positive integer');
-  if (!Number.isSafeInteger(o.seed)) throw new Error('--seed must be an integer');
-  if (o.maxSeconds !== undefined && !(o.maxSeconds > 0)) throw new Error('--max-seconds must be positive');
-  return o;
+function parseOptions() {
+  const v = benchOptions({
+    usage: 'pnpm soak:security [--runs N] [--target NAME]... [--seed S] [--max-seconds T] [--no-corpus] [--list]',
+    options: {
+      runs: { type: 'integer', default: 1_000_000, help: 'inputs per target' },
+      target: { type: 'string', multiple: true, help: 'a target to run (repeatable; default: every target)' },
+      seed: { type: 'integer', min: Number.MIN_SAFE_INTEGER, default: Date.now() % 2_147_483_647, help: 'master seed (the default comes from the clock)' },
+      'max-seconds': { type: 'number', help: 'cap on the time per target' },
+      'no-corpus': { type: 'boolean', help: 'save no corpus entries' },
+      list: { type: 'boolean', help: 'list the targets and exit' },
+    },
+  });
+  return { runs: v.runs, targets: v.target, seed: v.seed, corpus: !v['no-corpus'], list: v.list, maxSeconds: v['max-seconds'] };
 }
 
 /** A CommonJS loader for the TypeScript sources, mirroring jest.config.js's mapping. */
@@ -72,7 +62,7 @@ function installTypeScriptLoader() {
 }
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseOptions();
   installTypeScriptLoader();
   const engine = require(path.join(ROOT, 'packages/cluster-tests/test/fuzz/engine.ts'));
   const { FUZZ_TARGETS, targetByName } = require(path.join(ROOT, 'packages/cluster-tests/test/fuzz/registry.ts'));

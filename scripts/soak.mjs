@@ -8,25 +8,24 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './bench/lib/options.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({
+const values = benchOptions({
+  usage: 'pnpm soak [--runs N] [--seed S] [--duration-ms MS] [--scenarios a,b] [--no-build]',
   options: {
-    runs: { type: 'string', default: '20' },
-    seed: { type: 'string', default: String(Date.now() % 1_000_000) },
-    'duration-ms': { type: 'string', default: '40000' },
-    scenarios: { type: 'string' },
-    'no-build': { type: 'boolean', default: false },
+    runs: { type: 'integer', default: 20, help: 'fault-injection runs' },
+    seed: { type: 'integer', min: Number.MIN_SAFE_INTEGER, default: Date.now() % 1_000_000, help: 'master seed (the default comes from the clock)' },
+    'duration-ms': { type: 'integer', min: 5_000, default: 40_000, help: 'length of each run' },
+    scenarios: { type: 'string', help: 'comma-separated scenarios to draw from (default: all)' },
+    'no-build': { type: 'boolean', help: 'skip `tsc -b`' },
   },
 });
 if (!values['no-build']) execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-b'], { cwd: root, stdio: 'inherit' });
 
 const require = createRequire(import.meta.url);
-const { runScenario, summaryLine, prng } = {
-  ...require(path.join(root, 'packages/cluster-tests/dist/jepsen/run.js')),
-  ...require(path.join(root, 'packages/cluster-tests/dist/jepsen/workload.js')),
-};
+const { runScenario, summaryLine } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/run.js'));
+const { prng } = require(path.join(root, 'packages/cluster-tests/dist/prng.js'));
 const { processNemesis, PROCESS_FAULTS } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/process-nemesis.js'));
 const { NamespaceScenarioCluster, netNemesis } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/net-scenario.js'));
 const { cleanupStale } = require(path.join(root, 'packages/cluster-tests/dist/jepsen/netns.js'));
@@ -46,12 +45,11 @@ const SCENARIOS = {
 /** Scenarios whose cluster runs in network namespaces. */
 const clusterFor = (name) => (name.startsWith('net-') ? { makeCluster: () => new NamespaceScenarioCluster() } : {});
 
-const runs = Number(values.runs);
-const masterSeed = Number(values.seed);
-const durationMs = Number(values['duration-ms']);
+const runs = values.runs;
+const masterSeed = values.seed;
+const durationMs = values['duration-ms'];
 const names = values.scenarios === undefined ? Object.keys(SCENARIOS) : values.scenarios.split(',');
 for (const n of names) if (!(n in SCENARIOS)) throw new Error(`unknown scenario ${n}; known: ${Object.keys(SCENARIOS).join(', ')}`);
-if (!Number.isInteger(runs) || runs < 1 || !Number.isFinite(masterSeed) || !(durationMs >= 5_000)) throw new Error('bad --runs/--seed/--duration-ms');
 
 if (names.some((n) => n.startsWith('net-'))) cleanupStale(); // namespaces left by a killed run
 const rnd = prng(masterSeed);

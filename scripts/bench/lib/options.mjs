@@ -9,13 +9,14 @@
 //   });
 //
 // Types: 'integer' (a whole number >= min, default min 1), 'number' (finite, > 0 unless min is
-// given), 'string', 'boolean'. Positionals are optional, in order, typed the same way.
+// given), 'string', 'boolean'; `multiple: true` makes a repeatable option whose value is an array
+// (default []). Positionals are optional, in order, typed the same way.
 // `--print-options` prints the parsed values as JSON and exits 0: a dry parse that runs nothing
 // (how scripts are checked without running a benchmark).
 import { parseArgs } from 'node:util';
 
 /**
- * @typedef {{ type: 'integer' | 'number' | 'string' | 'boolean', default?: number | string | boolean, help: string, short?: string, min?: number }} OptionSpec
+ * @typedef {{ type: 'integer' | 'number' | 'string' | 'boolean', default?: number | string | boolean, help: string, short?: string, min?: number, multiple?: boolean }} OptionSpec
  * @typedef {OptionSpec & { name: string }} PositionalSpec
  */
 
@@ -46,7 +47,7 @@ export function benchOptions(def) {
     const rows = [];
     for (const p of positionals) rows.push([p.name.toUpperCase(), p.help, p.default]);
     for (const [name, o] of Object.entries(options)) {
-      const flag = `${o.short === undefined ? '' : `-${o.short}, `}--${name}${o.type === 'boolean' ? '' : ` ${o.type === 'string' ? 'S' : 'N'}`}`;
+      const flag = `${o.short === undefined ? '' : `-${o.short}, `}--${name}${o.type === 'boolean' ? '' : ` ${o.type === 'string' ? 'S' : 'N'}`}${o.multiple === true ? ' ...' : ''}`;
       rows.push([flag, o.help, o.type === 'boolean' ? undefined : o.default]);
     }
     rows.push(['-h, --help', 'print this help', undefined], ['--print-options', 'print the parsed options as JSON and exit (runs nothing)', undefined]);
@@ -58,7 +59,7 @@ export function benchOptions(def) {
 
   const parserOptions = { help: { type: 'boolean', short: 'h' }, 'print-options': { type: 'boolean' } };
   for (const [name, o] of Object.entries(options)) {
-    parserOptions[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short === undefined ? {} : { short: o.short }) };
+    parserOptions[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', multiple: o.multiple === true, ...(o.short === undefined ? {} : { short: o.short }) };
   }
   let parsed;
   try {
@@ -75,7 +76,8 @@ export function benchOptions(def) {
   try {
     for (const [name, o] of Object.entries(options)) {
       const raw = parsed.values[name];
-      out[name] = raw === undefined ? (o.type === 'boolean' ? (o.default ?? false) : o.default) : convert(`--${name}`, o, raw);
+      if (o.multiple === true) out[name] = (raw ?? []).map((r) => convert(`--${name}`, o, r));
+      else out[name] = raw === undefined ? (o.type === 'boolean' ? (o.default ?? false) : o.default) : convert(`--${name}`, o, raw);
     }
     if (parsed.positionals.length > positionals.length) throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[positionals.length])}`);
     for (const [i, p] of positionals.entries()) {
