@@ -121,4 +121,17 @@ export { startServer, COFFER_VERSION, type RunningServer, type StartOptions } fr
 export { restoreDataDir, type RestoreOptions } from './restore.js';
 export { INTEGRITY_ROOT_FILE, RECORD_MAC_INFO, SNAPSHOT_MAC_INFO, integrityFromRoot, loadStorageIntegrity, type StorageIntegrityOptions } from './storage-integrity.js';
 export { recoverDataDir, type RecoverOptions, type RecoverResult } from './recover.js';
-export type { NodeContext, MemberView, ReadConsistency } from './context.js';
+export type {
+  NodeContext,
+  NodeEnvironment,
+  ReadPath,
+  Proposer,
+  ClusterView,
+  ClusterAdmin,
+  Forwarding,
+  RequestGuards,
+  WorkerControls,
+  Lifecycle,
+  MemberView,
+  ReadConsistency,
+} from './context.js';
