@@ -2,7 +2,8 @@
 // malformed and wrong shares, seal, restart, a changed config, concurrency; and, end to end with
 // the real local key provider, envelopes and DEK cache: nothing opens while sealed, everything
 // written before a seal opens after the next unseal with other shares.
-import { DekCache, Envelopes, combineShares, localKeyId, openTransitKey, sealTransitKey, type KeyProvider } from '@coffer/crypto';
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { DekCache, Envelopes, combineShares, createLocalProvider, localKeyId, openTransitKey, sealTransitKey, type KeyProvider } from '@coffer/crypto';
 import {
   SealError,
   SealManager,
@@ -53,8 +54,9 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 async function expectSealError(p: Promise<unknown>, code: SealErrorCode): Promise<SealError> {
   const err = await rejection(p);
   expect(err).toBeInstanceOf(SealError);
-  expect((err as SealError).code).toBe(code);
-  return err as SealError;
+  if (!(err instanceof SealError)) throw err;
+  expect(err.code).toBe(code);
+  return err;
 }
 
 function subsets<T>(items: T[], k: number): T[][] {
@@ -73,7 +75,7 @@ describe('init', () => {
     const seal = new SealManager({
       target,
       randomBytes: (n) => {
-        const b = Uint8Array.from(require('node:crypto').randomBytes(n) as Buffer);
+        const b = Uint8Array.from(nodeRandomBytes(n));
         made.push(b);
         return b;
       },
@@ -278,10 +280,10 @@ describe('unseal', () => {
     const messages: string[] = [];
     await seal.submitShare(keys[0]);
     for (const attempt of [keys[0], keys[0]!.slice(0, 40), `${keys[1]!.slice(0, 42)}@=`]) {
-      messages.push(((await rejection(seal.submitShare(attempt))) as Error).message);
+      messages.push(String(await rejection(seal.submitShare(attempt))));
     }
     await seal.submitShare(keys[1]);
-    messages.push(((await rejection(seal.submitShare(other.keys[0]))) as Error).message);
+    messages.push(String(await rejection(seal.submitShare(other.keys[0]))));
     for (const m of messages) for (const k of [...keys, ...other.keys]) {
       expect(m).not.toContain(k.slice(0, 16));
       expect(m).not.toContain(Buffer.from(k, 'base64').toString('hex').slice(0, 16));
@@ -394,7 +396,6 @@ describe('with the real local key provider, envelopes and DEK cache', () => {
     const provider = new SealableKeyProvider({
       build: (key) => {
         given = key;
-        const { createLocalProvider } = require('@coffer/crypto') as typeof import('@coffer/crypto');
         const p = createLocalProvider({ masterKeyBase64: Buffer.from(key).toString('base64') });
         built.push(p);
         return p;
