@@ -31,6 +31,13 @@ export const ACTIONS = [
   'audit.read',
   // Additions of the second wave (CONTRACT.md).
   'secret.read',
+  'identity.manage',
+  'access.approve',
+  'approle.manage',
+  'transit.encrypt',
+  'transit.decrypt',
+  'transit.manage',
+  'operator.seal',
 ] as const;
 
 /** One action from {@link ACTIONS}. */

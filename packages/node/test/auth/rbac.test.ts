@@ -5,7 +5,7 @@ describe('actions', () => {
     expect(ACTIONS.join(' ')).toBe(
       'secret.write secret.list secret.delete secret.destroy secret.rotate token.create token.read token.revoke ' +
         'role.read role.write allowlist.read allowlist.write kms.rewrap cluster.read cluster.manage audit.read ' +
-        'secret.read',
+        'secret.read identity.manage access.approve approle.manage transit.encrypt transit.decrypt transit.manage operator.seal',
     );
     expect(SECRET_ACTIONS).toEqual(['secret.write', 'secret.list', 'secret.delete', 'secret.destroy', 'secret.rotate', 'secret.read']);
     expect(isAction('secret.write')).toBe(true);
