@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { RotationTargetError } from '../../node/src/rotation/errors.js';
 import { setPostgresPassword } from '../../node/src/rotation/postgres.js';
+import { runRotationTarget } from '../../node/src/rotation/target.js';
 import { sqlIdent, sqlLiteral, startPostgres, type PostgresServer } from '../src/postgres';
 
 jest.setTimeout(60_000);
@@ -100,6 +101,21 @@ test('postgres:// and postgresql:// URLs both work; the connection is closed aft
     await new Promise((r) => setTimeout(r, 50));
   }
   expect(open).toBe('0');
+});
+
+test('runRotationTarget reads the admin URL from the connection secret and rotates the role', async () => {
+  const secrets = new Map([['db/admin-url', pg.adminUrl]]);
+  const next = fresh();
+  await runRotationTarget({
+    target: { type: 'postgres', role: pg.appRole, connectionSecret: 'db/admin-url' },
+    password: next,
+    readSecret: async (name) => secrets.get(name),
+    timeoutMs: 5_000,
+  });
+  const old = current;
+  current = next;
+  await expectLogin(pg.appRole, next);
+  await expectLoginRefused(pg.appRole, old);
 });
 
 describe('refusals leave the old password working', () => {
