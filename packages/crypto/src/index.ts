@@ -51,6 +51,8 @@ export {
   sealTransitKey,
   openTransitKey,
   generateTransitKeyVersion,
+  transitKeyring,
+  type TransitKeyRecord,
   type TransitErrorCode,
   type TransitKeyType,
   type TransitKeyVersion,

@@ -664,3 +664,44 @@ export async function generateTransitKeyVersion(envelopes: Envelopes, ref: Trans
     zeroize(key);
   }
 }
+
+/** A transit key as the replicated state keeps it: policy plus one sealed envelope per version. */
+export interface TransitKeyRecord {
+  readonly name: string;
+  readonly type: TransitKeyType;
+  readonly latestVersion: number;
+  readonly minDecryptionVersion: number;
+  /** The sealed versions (from {@link generateTransitKeyVersion}), by version number. */
+  readonly versions: ReadonlyMap<number, Envelope>;
+}
+
+/**
+ * The keyring of a stored key: versions are opened through the node's Envelopes (DEK cache and
+ * key provider) only when an operation needs them, and the keyring layer wipes each opened copy.
+ *
+ * @param envelopes - the node's Envelopes.
+ * @param record - the key's replicated record.
+ * @returns a {@link TransitKeyring} for {@link transitEncrypt} and friends.
+ * @throws {CRYPTO_INTEGRITY} (from `openVersion`) when a version the policy admits has no stored
+ *   envelope, or its envelope does not open as that key version: the state is inconsistent (500).
+ * @example
+ * ```ts
+ * const ct = await transitEncrypt(transitKeyring(envelopes, state.transitKeys.get(name)), plaintext);
+ * ```
+ */
+export function transitKeyring(envelopes: Envelopes, record: TransitKeyRecord): TransitKeyring {
+  const { name, type, latestVersion, minDecryptionVersion, versions } = record;
+  return {
+    name,
+    type,
+    latestVersion,
+    minDecryptionVersion,
+    openVersion(version: number): Promise<Uint8Array> {
+      const env = versions.get(version);
+      if (env === undefined) {
+        return Promise.reject(new CryptoError('CRYPTO_INTEGRITY', `transit key "${name}" has no stored version ${version}`));
+      }
+      return openTransitKey(envelopes, env, { name, type, version });
+    },
+  };
+}

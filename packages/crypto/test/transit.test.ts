@@ -23,14 +23,16 @@ import {
   transitEncrypt,
   transitKeyContext,
   transitRewrap,
+  transitKeyring,
   type TransitErrorCode,
   type TransitKeyType,
   type TransitKeyVersion,
   type TransitKeyring,
 } from '../src/transit.js';
 import { CryptoError } from '../src/errors.js';
-import { Envelopes } from '../src/envelope.js';
+import { Envelopes, type Envelope } from '../src/envelope.js';
 import { createLocalProvider } from '../src/local-provider.js';
+import { DekCache } from '../src/dek-cache.js';
 import { randomBytes } from '../src/bytes.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -560,5 +562,31 @@ describe('key versions sealed under a real (local) key provider', () => {
     } finally {
       await otherProvider.close();
     }
+  });
+
+  test('a key\'s life cycle through transitKeyring: create, encrypt, rotate, rewrap, raise the minimum', async () => {
+    const cached = new Envelopes({ provider, cache: new DekCache({ ttlSecs: 60 }) });
+    const versions = new Map<number, Envelope>();
+    const record = (latest: number, min: number) => ({ name: 'payments', type: 'xchacha20-poly1305' as const, latestVersion: latest, minDecryptionVersion: min, versions });
+    versions.set(1, await generateTransitKeyVersion(cached, { name: 'payments', type: 'xchacha20-poly1305', version: 1 }));
+    const c1 = await transitEncrypt(transitKeyring(cached, record(1, 1)), enc('4111 1111 1111 1111'), { context: enc('acct-9') });
+    expect(c1.startsWith('coffer:v1:')).toBe(true);
+    versions.set(2, await generateTransitKeyVersion(cached, { name: 'payments', type: 'xchacha20-poly1305', version: 2 }));
+    const ring2 = transitKeyring(cached, record(2, 1));
+    expect(Buffer.from(await transitDecrypt(ring2, c1, { context: enc('acct-9') })).toString()).toBe('4111 1111 1111 1111');
+    const c2 = await transitRewrap(ring2, c1, { context: enc('acct-9') });
+    expect(c2.startsWith('coffer:v2:')).toBe(true);
+    const ring2min2 = transitKeyring(cached, record(2, 2));
+    expectTransit(await caughtAsync(() => transitDecrypt(ring2min2, c1, { context: enc('acct-9') })), 'CRYPTO_TRANSIT_VERSION_TOO_OLD');
+    expect(Buffer.from(await transitDecrypt(ring2min2, c2, { context: enc('acct-9') })).toString()).toBe('4111 1111 1111 1111');
+    // Same name, other key (a deleted and re-created key): old ciphertexts do not open.
+    const recreated = new Map([[1, await generateTransitKeyVersion(cached, { name: 'payments', type: 'xchacha20-poly1305', version: 1 })]]);
+    expectTransit(await caughtAsync(() => transitDecrypt(transitKeyring(cached, { ...record(1, 1), versions: recreated }), c1, { context: enc('acct-9') })), 'CRYPTO_TRANSIT_INTEGRITY');
+    // A version the policy admits but the state lacks is the server's inconsistency, not the client's.
+    versions.delete(1);
+    await expect(transitDecrypt(transitKeyring(cached, record(2, 1)), c1, { context: enc('acct-9') })).rejects.toMatchObject({ code: 'CRYPTO_INTEGRITY' });
+    // A version's envelope stored under another version number does not open.
+    versions.set(1, versions.get(2)!);
+    await expect(transitDecrypt(transitKeyring(cached, record(2, 1)), c1, { context: enc('acct-9') })).rejects.toMatchObject({ code: 'CRYPTO_INTEGRITY' });
   });
 });
