@@ -1,4 +1,5 @@
-import type { ConfChange, ConfState } from './types.js';
+import { RaftError } from './errors.js';
+import type { ConfChange, ConfState, NodeId } from './types.js';
 
 /**
  * Applies one single-server change to a configuration, purely. Used both by the core (the
@@ -23,4 +24,25 @@ export function applyConfChangeTo(cs: ConfState, cc: ConfChange): ConfState {
   if (cc.type === 'addVoter') voters.push(cc.nodeId);
   else if (cc.type === 'addLearner') learners.push(cc.nodeId);
   return { voters, learners };
+}
+
+/**
+ * Whether a change fits the configuration (the leader's check before proposing it).
+ *
+ * @param cc - the change
+ * @param voters - voters in force
+ * @param learners - learners in force
+ * @throws {RAFT_INVALID_CONF_CHANGE} already a member, not a member, or the last voter
+ */
+export function checkMembershipChange(cc: ConfChange, voters: ReadonlySet<NodeId>, learners: ReadonlySet<NodeId>): void {
+  const isVoter = voters.has(cc.nodeId);
+  const isLearner = learners.has(cc.nodeId);
+  if (cc.type === 'addLearner' && (isVoter || isLearner)) {
+    throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is already a ${isVoter ? 'voter' : 'learner'}`);
+  }
+  if (cc.type === 'addVoter' && isVoter) throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is already a voter`);
+  if (cc.type === 'remove') {
+    if (!isVoter && !isLearner) throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is not a member`);
+    if (isVoter && voters.size === 1) throw new RaftError('RAFT_INVALID_CONF_CHANGE', 'cannot remove the last voter');
+  }
 }

@@ -1,9 +1,19 @@
-import { applyConfChangeTo } from './conf-change.js';
+// The Raft core (etcd-io/raft `raft.go`): roles, elections, replication, commit, membership and
+// the step functions. Split out as in etcd: majority arithmetic (quorum.ts), ReadIndex
+// (read-only.ts), chunked snapshot transfer (snapshot-transfer.ts), the configuration log
+// (conf-log.ts) and the per-follower progress (progress.ts).
+import { checkMembershipChange } from './conf-change.js';
+import { ConfLog } from './conf-log.js';
 import { decodeConfChange } from './codec.js';
 import type { ResolvedConfig } from './config.js';
 import { RaftError, invariant } from './errors.js';
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
+import { committedIndex, hasQuorum, majority, voteResult, type VoteResult } from './quorum.js';
+import { ReadOnly, sendReadIndexResponse } from './read-only.js';
+import { SnapshotReceiver, nextChunks } from './snapshot-transfer.js';
+import { stepCandidate, stepFollower } from './step-follower.js';
+import { stepLeader } from './step-leader.js';
 import type { Storage } from './storage.js';
 import type { ConfChange, ConfState, Entry, EntryType, Message, MessageType, NodeId, RaftRole, ReadState, Snapshot } from './types.js';
 
@@ -16,34 +26,16 @@ function isTransfer(ctx: Uint8Array): boolean {
   return ctx.length === 1 && ctx[0] === 0x54;
 }
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-function ctxKey(ctx: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < ctx.length; i++) s += HEX[ctx[i]!]!;
-  return s;
-}
-
-interface PendingRead {
-  index: number;
-  req: Message;
-  acks: Set<NodeId>;
-}
-
-interface SnapshotReceive {
-  from: NodeId;
-  meta: Snapshot['meta'];
-  total: number;
-  received: number;
-  buf: Uint8Array;
-}
-
-type VoteResult = 'won' | 'lost' | 'pending';
-
 /** Fields a caller may leave out of an outgoing message. */
 type MessageInit = Partial<Message> & { type: MessageType; to: NodeId };
 
 /**
  * The raft state machine (etcd-io/raft `raft.go`). Internal: drive it through `RawNode`.
+ *
+ * As in etcd, the per-role step functions are free functions over the raft (`stepLeader` in
+ * step-leader.ts; `stepFollower`, `stepCandidate` and the follower's message handlers in
+ * step-follower.ts), so the members they use are not `private`; nothing outside this package
+ * sees this class.
  *
  * Membership is single-server changes that take effect when the entry is APPENDED to a log (Raft
  * thesis §4.1), not when it is applied: the configuration in force is always the latest one in
@@ -75,16 +67,14 @@ export class Raft {
   leadTransferee: NodeId | null = null;
 
   // Configuration as of the latest snapshot, and every confChange entry after it (in log order).
-  private confBase: ConfState = { voters: [], learners: [] };
-  private confEntries: { index: number; cs: ConfState }[] = [];
+  private readonly confLog: ConfLog;
 
   // ReadIndex (Raft thesis §6.4): requests waiting for a heartbeat quorum, in arrival order.
-  private readonly pendingReads: Map<string, PendingRead> = new Map();
-  private readQueue: string[] = [];
+  readonly readOnly: ReadOnly = new ReadOnly();
   // Reads that arrived before this leader committed an entry of its own term.
-  private pendingReadIndexMessages: Message[] = [];
+  pendingReadIndexMessages: Message[] = [];
 
-  private snapRecv: SnapshotReceive | null = null;
+  readonly snapRecv: SnapshotReceiver = new SnapshotReceiver();
   // Proposals append at once but replicate lazily, so many proposals share one MsgApp.
   private needBcast = false;
 
@@ -93,11 +83,11 @@ export class Raft {
     this.cfg = cfg;
     this.log = new RaftLog(storage);
     const { hardState, confState } = storage.initialState();
-    this.confBase = { voters: [...confState.voters], learners: [...confState.learners] };
+    this.confLog = new ConfLog(confState);
     const first = storage.firstIndex();
     const last = storage.lastIndex();
     if (last >= first) {
-      for (const e of storage.entries(first, last + 1, Number.MAX_SAFE_INTEGER)) this.noteConfEntry(e);
+      for (const e of storage.entries(first, last + 1, Number.MAX_SAFE_INTEGER)) this.confLog.note(e, this.id);
     }
     this.log.onAppend = (ents) => this.onAppend(ents);
     if (hardState.term !== 0 || hardState.vote !== null || hardState.commit !== 0) {
@@ -118,39 +108,18 @@ export class Raft {
   // ---------------------------------------------------------------- configuration
 
   currentConf(): ConfState {
-    return this.confEntries.length > 0 ? this.confEntries[this.confEntries.length - 1]!.cs : this.confBase;
+    return this.confLog.current();
   }
 
   /** Index of the latest confChange entry in the log (0 when none after the snapshot). */
   lastConfIndex(): number {
-    return this.confEntries.length > 0 ? this.confEntries[this.confEntries.length - 1]!.index : 0;
-  }
-
-  private noteConfEntry(e: Entry): void {
-    if (e.type !== 'confChange') return;
-    let cc: ConfChange;
-    try {
-      cc = decodeConfChange(e.data);
-    } catch (cause) {
-      invariant(false, `${this.id} undecodable confChange entry at ${e.index}: ${String(cause)}`);
-    }
-    this.confEntries.push({ index: e.index, cs: applyConfChangeTo(this.currentConf(), cc) });
+    return this.confLog.lastIndex();
   }
 
   private onAppend(ents: Entry[]): void {
-    const first = ents[0]!.index;
-    let changed = false;
     // Invariant: the configuration in force is the latest in the log, so a truncated change is undone.
-    while (this.confEntries.length > 0 && this.confEntries[this.confEntries.length - 1]!.index >= first) {
-      this.confEntries.pop();
-      changed = true;
-    }
-    for (const e of ents) {
-      if (e.type === 'confChange') {
-        this.noteConfEntry(e);
-        changed = true;
-      }
-    }
+    let changed = this.confLog.truncateFrom(ents[0]!.index);
+    for (const e of ents) if (this.confLog.note(e, this.id)) changed = true;
     if (changed) this.switchConfig();
   }
 
@@ -190,12 +159,12 @@ export class Raft {
   }
 
   private quorum(): number {
-    return Math.floor(this.voters.size / 2) + 1;
+    return majority(this.voters.size);
   }
 
   // ---------------------------------------------------------------- sending
 
-  private send(m: MessageInit): void {
+  send(m: MessageInit): void {
     this.msgs.push({
       type: m.type,
       to: m.to,
@@ -213,7 +182,7 @@ export class Raft {
   }
 
   /** Sends MsgApp (or starts a snapshot) to `to`; returns whether a message went out. */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || to === this.id || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -247,17 +216,17 @@ export class Raft {
     return true;
   }
 
-  private sendAppend(to: NodeId): void {
+  sendAppend(to: NodeId): void {
     // Pipelining: keep sending while the window allows (replicate); a probe sends one.
     if (this.maybeSendAppend(to, true)) while (this.maybeSendAppend(to, false));
   }
 
-  private bcastAppend(): void {
+  bcastAppend(): void {
     for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
-  private bcastHeartbeat(ctx?: Uint8Array): void {
-    const context = ctx ?? (this.readQueue.length > 0 ? this.pendingReads.get(this.readQueue[this.readQueue.length - 1]!)!.req.context : EMPTY);
+  bcastHeartbeat(ctx?: Uint8Array): void {
+    const context = ctx ?? this.readOnly.lastPendingContext() ?? EMPTY;
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       // Never tell a follower to commit beyond what it is known to hold.
@@ -280,7 +249,7 @@ export class Raft {
   }
 
   /** Sends the next chunks of a snapshot transfer, at most a window ahead of the acknowledged bytes. */
-  private sendSnapChunks(to: NodeId, pr: Progress): void {
+  sendSnapChunks(to: NodeId, pr: Progress): void {
     const tr = pr.transfer;
     if (tr === null) return;
     const snap = this.log.snapshot();
@@ -289,22 +258,12 @@ export class Raft {
       this.sendSnapshot(to, pr);
       return;
     }
-    const chunk = this.cfg.maxSnapshotChunkBytes;
-    const window = chunk * this.cfg.maxSnapshotChunksInflight;
-    const total = snap.data.length;
-    while ((tr.sent < total || !tr.started) && tr.sent - tr.acked < window) {
-      const end = Math.min(total, tr.sent + chunk);
-      this.send({
-        type: 'MsgSnap',
-        to,
-        snapshot: { meta: snap.meta, offset: tr.sent, totalBytes: total, data: snap.data.subarray(tr.sent, end) },
-      });
-      tr.sent = end;
-      tr.started = true;
+    for (const snapshot of nextChunks(tr, snap, this.cfg.maxSnapshotChunkBytes, this.cfg.maxSnapshotChunksInflight)) {
+      this.send({ type: 'MsgSnap', to, snapshot });
     }
   }
 
-  private sendTimeoutNow(to: NodeId): void {
+  sendTimeoutNow(to: NodeId): void {
     this.send({ type: 'MsgTimeoutNow', to });
   }
 
@@ -323,8 +282,7 @@ export class Raft {
     this.abortLeaderTransfer();
     this.votes.clear();
     for (const id of [...this.progress.keys()]) this.progress.set(id, this.newProgress(id, this.learners.has(id)));
-    this.pendingReads.clear();
-    this.readQueue = [];
+    this.readOnly.reset();
     this.pendingReadIndexMessages = [];
     this.needBcast = false;
   }
@@ -353,7 +311,7 @@ export class Raft {
     this.cfg.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
   }
 
-  private becomeLeader(): void {
+  becomeLeader(): void {
     invariant(this.role !== 'follower', 'invalid transition [follower -> leader]');
     this.reset(this.term);
     this.lead = this.id;
@@ -377,7 +335,7 @@ export class Raft {
 
   // ---------------------------------------------------------------- elections
 
-  private hup(transfer: boolean): void {
+  hup(transfer: boolean): void {
     if (this.role === 'leader') return;
     if (!this.promotable()) {
       this.cfg.logger.warn(`${this.id} is unpromotable and can not campaign`);
@@ -388,7 +346,7 @@ export class Raft {
     else this.campaign('election', false);
   }
 
-  private campaign(kind: 'preElection' | 'election', transfer: boolean): void {
+  campaign(kind: 'preElection' | 'election', transfer: boolean): void {
     let voteType: MessageType;
     let term: number;
     if (kind === 'preElection') {
@@ -414,19 +372,9 @@ export class Raft {
     }
   }
 
-  private poll(id: NodeId, granted: boolean): VoteResult {
+  poll(id: NodeId, granted: boolean): VoteResult {
     if (!this.votes.has(id)) this.votes.set(id, granted);
-    let yes = 0;
-    let no = 0;
-    for (const v of this.voters) {
-      const g = this.votes.get(v);
-      if (g === true) yes++;
-      else if (g === false) no++;
-    }
-    const q = this.quorum();
-    if (yes >= q) return 'won';
-    if (no > this.voters.size - q) return 'lost';
-    return 'pending';
+    return voteResult(this.voters, this.votes);
   }
 
   // ---------------------------------------------------------------- time
@@ -479,7 +427,7 @@ export class Raft {
     return active >= this.quorum();
   }
 
-  private heard(pr: Progress): void {
+  heard(pr: Progress): void {
     pr.recentActive = true;
     pr.lastHeardTick = this.leaderTicks;
   }
@@ -513,16 +461,7 @@ export class Raft {
     if (!this.committedEntryInCurrentTerm()) {
       throw new RaftError('RAFT_CONF_CHANGE_PENDING', 'the leader has not committed an entry in its term yet');
     }
-    const isVoter = this.voters.has(cc.nodeId);
-    const isLearner = this.learners.has(cc.nodeId);
-    if (cc.type === 'addLearner' && (isVoter || isLearner)) {
-      throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is already a ${isVoter ? 'voter' : 'learner'}`);
-    }
-    if (cc.type === 'addVoter' && isVoter) throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is already a voter`);
-    if (cc.type === 'remove') {
-      if (!isVoter && !isLearner) throw new RaftError('RAFT_INVALID_CONF_CHANGE', `${cc.nodeId} is not a member`);
-      if (isVoter && this.voters.size === 1) throw new RaftError('RAFT_INVALID_CONF_CHANGE', 'cannot remove the last voter');
-    }
+    checkMembershipChange(cc, this.voters, this.learners);
   }
 
   /** Replicates entries proposed since the last call (batching). */
@@ -540,20 +479,17 @@ export class Raft {
     if (pr !== undefined && pr.maybeUpdate(this.log.stableLastIndex()) && this.maybeCommit()) this.commitAdvanced();
   }
 
-  private maybeCommit(): boolean {
-    const matches: number[] = [];
-    for (const id of this.voters) matches.push(this.progress.get(id)?.match ?? 0);
-    if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
-    return this.log.maybeCommit(matches[this.quorum() - 1]!, this.term);
+  maybeCommit(): boolean {
+    const index = committedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+    return index !== null && this.log.maybeCommit(index, this.term);
   }
 
-  private commitAdvanced(): void {
+  commitAdvanced(): void {
     this.bcastAppend();
     if (this.pendingReadIndexMessages.length > 0 && this.committedEntryInCurrentTerm()) {
       const pending = this.pendingReadIndexMessages;
       this.pendingReadIndexMessages = [];
-      for (const m of pending) this.sendReadIndexResponse(m);
+      for (const m of pending) sendReadIndexResponse(this, m);
     }
     // A leader removed from the configuration steps down once the removal is committed
     // (Raft thesis §4.2.2); it hands over to the most caught-up voter at once.
@@ -573,48 +509,8 @@ export class Raft {
     }
   }
 
-  private abortLeaderTransfer(): void {
+  abortLeaderTransfer(): void {
     this.leadTransferee = null;
-  }
-
-  // ---------------------------------------------------------------- reads
-
-  private respondRead(req: Message, index: number): void {
-    if (req.from === this.id) this.readStates.push({ index, context: req.context });
-    else this.send({ type: 'MsgReadIndexResp', to: req.from, index, context: req.context });
-  }
-
-  private sendReadIndexResponse(m: Message): void {
-    if (this.voters.size === 1 && this.voters.has(this.id)) {
-      this.respondRead(m, this.log.committed);
-      return;
-    }
-    const key = ctxKey(m.context);
-    if (!this.pendingReads.has(key)) {
-      this.pendingReads.set(key, { index: this.log.committed, req: m, acks: new Set() });
-      this.readQueue.push(key);
-    }
-    if (this.voters.has(this.id)) this.pendingReads.get(key)!.acks.add(this.id);
-    this.bcastHeartbeat(m.context);
-  }
-
-  private handleReadAck(from: NodeId, ctx: Uint8Array): void {
-    const key = ctxKey(ctx);
-    const pr = this.pendingReads.get(key);
-    if (pr === undefined) return;
-    pr.acks.add(from);
-    let n = 0;
-    for (const id of pr.acks) if (this.voters.has(id)) n++;
-    if (n < this.quorum()) return;
-    // Confirming one request confirms every earlier one too.
-    const at = this.readQueue.indexOf(key);
-    const done = this.readQueue.slice(0, at + 1);
-    this.readQueue = this.readQueue.slice(at + 1);
-    for (const k of done) {
-      const r = this.pendingReads.get(k)!;
-      this.pendingReads.delete(k);
-      this.respondRead(r.req, r.index);
-    }
   }
 
   // ---------------------------------------------------------------- step
@@ -675,247 +571,12 @@ export class Raft {
       default:
         break;
     }
-    if (this.role === 'leader') this.stepLeader(m);
-    else if (this.role === 'follower') this.stepFollower(m);
-    else this.stepCandidate(m);
+    if (this.role === 'leader') stepLeader(this, m);
+    else if (this.role === 'follower') stepFollower(this, m);
+    else stepCandidate(this, m);
   }
 
-  private stepLeader(m: Message): void {
-    switch (m.type) {
-      case 'MsgBeat':
-        this.bcastHeartbeat();
-        return;
-      case 'MsgReadIndex':
-        if (!this.committedEntryInCurrentTerm()) {
-          // Our commit index may lag the previous leader's until our own entry commits.
-          this.pendingReadIndexMessages.push(m);
-          return;
-        }
-        this.sendReadIndexResponse(m);
-        return;
-      default:
-        break;
-    }
-    const pr = this.progress.get(m.from);
-    if (pr === undefined) return;
-    switch (m.type) {
-      case 'MsgAppResp': {
-        this.heard(pr);
-        if (m.reject) {
-          let nextProbe = m.rejectHint;
-          if (m.logTerm > 0) [nextProbe] = this.log.findConflictByTerm(m.rejectHint, m.logTerm);
-          if (pr.maybeDecrTo(m.index, nextProbe)) {
-            if (pr.state === 'replicate') pr.becomeProbe();
-            this.sendAppend(m.from);
-          }
-          return;
-        }
-        const oldPaused = pr.isPaused();
-        if (!pr.maybeUpdate(m.index)) return;
-        if (pr.state === 'probe') pr.becomeReplicate();
-        else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
-          pr.becomeProbe();
-          pr.becomeReplicate();
-        } else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
-        if (this.maybeCommit()) this.commitAdvanced();
-        else if (oldPaused) this.sendAppend(m.from);
-        if (this.role !== 'leader') return;
-        while (this.maybeSendAppend(m.from, false));
-        if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
-        return;
-      }
-      case 'MsgHeartbeatResp': {
-        this.heard(pr);
-        pr.probeSent = false;
-        if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-        if (pr.state === 'snapshot') {
-          const tr = pr.transfer;
-          // Chunks lost in the network stall the transfer: resend from the last acknowledged byte.
-          if (tr !== null && tr.acked === tr.ackedAtLastHeartbeat) {
-            tr.sent = tr.acked;
-            if (tr.sent === 0) tr.started = false;
-            this.sendSnapChunks(m.from, pr);
-          }
-          if (pr.transfer !== null) pr.transfer.ackedAtLastHeartbeat = pr.transfer.acked;
-        } else if (pr.match < this.log.lastIndex()) {
-          this.sendAppend(m.from);
-        }
-        if (m.context.length > 0) this.handleReadAck(m.from, m.context);
-        return;
-      }
-      case 'MsgSnapResp': {
-        const tr = pr.transfer;
-        if (pr.state !== 'snapshot' || tr === null || m.index !== tr.snapIndex || m.logTerm !== tr.snapTerm) return;
-        this.heard(pr);
-        if (m.reject) {
-          // The follower saw a gap (or lost its partial copy): resume where it says it is.
-          tr.acked = Math.min(m.rejectHint, tr.sent);
-          tr.sent = tr.acked;
-          if (tr.sent === 0) tr.started = false;
-        } else {
-          tr.acked = Math.max(tr.acked, Math.min(m.rejectHint, tr.sent));
-        }
-        this.sendSnapChunks(m.from, pr);
-        return;
-      }
-      case 'MsgUnreachable':
-        if (pr.state === 'replicate') pr.becomeProbe();
-        return;
-      case 'MsgTransferLeader': {
-        const to = m.from;
-        if (!this.voters.has(to)) {
-          this.cfg.logger.info(`${this.id} ignored transferring leadership to non-voter ${to}`);
-          return;
-        }
-        if (this.leadTransferee !== null) {
-          if (this.leadTransferee === to) return;
-          this.abortLeaderTransfer();
-        }
-        if (to === this.id) return;
-        // The transfer must finish within an election timeout (checked in tickHeartbeat).
-        this.electionElapsed = 0;
-        this.leadTransferee = to;
-        if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
-        else this.sendAppend(to);
-        return;
-      }
-      default:
-        return;
-    }
-  }
-
-  private stepCandidate(m: Message): void {
-    const myVoteResp: MessageType = this.role === 'preCandidate' ? 'MsgPreVoteResp' : 'MsgVoteResp';
-    switch (m.type) {
-      case 'MsgApp':
-        this.becomeFollower(m.term, m.from);
-        this.handleAppend(m);
-        return;
-      case 'MsgHeartbeat':
-        this.becomeFollower(m.term, m.from);
-        this.handleHeartbeat(m);
-        return;
-      case 'MsgSnap':
-        this.becomeFollower(m.term, m.from);
-        this.handleSnapshot(m);
-        return;
-      default:
-        break;
-    }
-    if (m.type !== myVoteResp) return;
-    const res = this.poll(m.from, !m.reject);
-    if (res === 'won') {
-      if (this.role === 'preCandidate') {
-        this.campaign('election', false);
-      } else {
-        this.becomeLeader();
-        this.bcastAppend();
-      }
-    } else if (res === 'lost') {
-      this.becomeFollower(this.term, null);
-    }
-  }
-
-  private stepFollower(m: Message): void {
-    switch (m.type) {
-      case 'MsgApp':
-        this.electionElapsed = 0;
-        this.lead = m.from;
-        this.handleAppend(m);
-        return;
-      case 'MsgHeartbeat':
-        this.electionElapsed = 0;
-        this.lead = m.from;
-        this.handleHeartbeat(m);
-        return;
-      case 'MsgSnap':
-        this.electionElapsed = 0;
-        this.lead = m.from;
-        this.handleSnapshot(m);
-        return;
-      case 'MsgTransferLeader':
-      case 'MsgReadIndex':
-        if (this.lead === null) {
-          this.cfg.logger.info(`${this.id} no leader at term ${this.term}; dropping ${m.type}`);
-          return;
-        }
-        this.msgs.push({ ...m, to: this.lead, term: 0 });
-        return;
-      case 'MsgTimeoutNow':
-        // Leadership transfer: campaign at once, skipping the pre-vote and the leader lease.
-        this.hup(true);
-        return;
-      case 'MsgReadIndexResp':
-        this.readStates.push({ index: m.index, context: m.context });
-        return;
-      default:
-        return;
-    }
-  }
-
-  private handleAppend(m: Message): void {
-    if (m.index < this.log.committed) {
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
-      return;
-    }
-    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
-    if (lastNew !== null) {
-      this.send({ type: 'MsgAppResp', to: m.from, index: lastNew });
-      return;
-    }
-    // Fast back-off (Raft thesis §5.3 optimisation): point the leader at the last index whose
-    // term is <= the term it probed with, skipping every conflicting entry of a later term.
-    const [hintIndex, hintTerm] = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
-    this.send({ type: 'MsgAppResp', to: m.from, index: m.index, reject: true, rejectHint: hintIndex, logTerm: hintTerm });
-  }
-
-  private handleHeartbeat(m: Message): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send({ type: 'MsgHeartbeatResp', to: m.from, context: m.context });
-  }
-
-  private handleSnapshot(m: Message): void {
-    const c = m.snapshot;
-    if (c === undefined) return;
-    const { index, term } = c.meta;
-    if (index <= this.log.committed) {
-      // Already covered (a duplicate, or the leader missed our acknowledgement).
-      if (this.snapRecv !== null && this.snapRecv.meta.index <= index) this.snapRecv = null;
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
-      return;
-    }
-    let rv = this.snapRecv;
-    if (rv === null || rv.meta.index !== index || rv.meta.term !== term || rv.from !== m.from || rv.total !== c.totalBytes) {
-      if (c.offset !== 0) {
-        // A chunk of a transfer we have no start for: ask for it from the beginning.
-        this.send({ type: 'MsgSnapResp', to: m.from, index, logTerm: term, reject: true, rejectHint: 0 });
-        return;
-      }
-      rv = { from: m.from, meta: c.meta, total: c.totalBytes, received: 0, buf: new Uint8Array(c.totalBytes) };
-      this.snapRecv = rv;
-    }
-    if (c.offset === rv.received) {
-      rv.buf.set(c.data, c.offset);
-      rv.received += c.data.length;
-    } else if (c.offset > rv.received) {
-      // A gap (lost or reordered chunk): resume from what we have.
-      this.send({ type: 'MsgSnapResp', to: m.from, index, logTerm: term, reject: true, rejectHint: rv.received });
-      return;
-    }
-    if (rv.received < rv.total) {
-      this.send({ type: 'MsgSnapResp', to: m.from, index, logTerm: term, rejectHint: rv.received });
-      return;
-    }
-    this.snapRecv = null;
-    if (this.restore({ meta: rv.meta, data: rv.buf })) {
-      this.cfg.logger.info(`${this.id} [commit: ${this.log.committed}] restored snapshot [index: ${index}, term: ${term}]`);
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.lastIndex() });
-    } else {
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
-    }
-  }
-
-  private restore(s: Snapshot): boolean {
+  restore(s: Snapshot): boolean {
     if (s.meta.index <= this.log.committed) return false;
     if (this.log.matchTerm(s.meta.index, s.meta.term)) {
       // We already hold the snapshot's last entry, hence (log matching) everything before it.
@@ -923,8 +584,7 @@ export class Raft {
       return false;
     }
     this.log.restore(s);
-    this.confBase = { voters: [...s.meta.confState.voters], learners: [...s.meta.confState.learners] };
-    this.confEntries = [];
+    this.confLog.reset(s.meta.confState);
     this.switchConfig();
     return true;
   }
