@@ -104,10 +104,14 @@ function missing(what: string): Error {
   return new Error(`PostgreSQL 15 is needed by this test and ${what}: run \`sudo bash scripts/system-deps.sh\` (installs Debian's postgresql package) and retry`);
 }
 
-/** Throws a clear error when PostgreSQL 15 or the means to run it are missing. */
-export function checkPostgresInstalled(): void {
+/**
+ * Throws a clear error when PostgreSQL 15 or the means to run it are missing.
+ *
+ * @param binDir - where initdb, postgres and psql are; default {@link POSTGRES_BIN_DIR}
+ */
+export function checkPostgresInstalled(binDir: string = POSTGRES_BIN_DIR): void {
   for (const bin of ['initdb', 'postgres', 'psql']) {
-    if (!existsSync(path.join(POSTGRES_BIN_DIR, bin))) throw missing(`${path.join(POSTGRES_BIN_DIR, bin)} does not exist`);
+    if (!existsSync(path.join(binDir, bin))) throw missing(`${path.join(binDir, bin)} does not exist`);
   }
   if (isRoot()) {
     if (lookupUser('postgres') === null) throw missing('the "postgres" user does not exist (it comes with the package)');

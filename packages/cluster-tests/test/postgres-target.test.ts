@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { RotationTargetError } from '../../node/src/rotation/errors.js';
 import { setPostgresPassword } from '../../node/src/rotation/postgres.js';
 import { runRotationTarget } from '../../node/src/rotation/target.js';
-import { sqlIdent, sqlLiteral, startPostgres, type PostgresServer } from '../src/postgres';
+import { checkPostgresInstalled, sqlIdent, sqlLiteral, startPostgres, type PostgresServer } from '../src/postgres';
 
 jest.setTimeout(60_000);
 
@@ -56,6 +56,11 @@ async function expectLoginRefused(role: string, password: string): Promise<void>
   // Refused for the password, not for some other reason (server down, unknown role).
   if (!r.ok) expect(r.reason).toMatch(/password authentication failed/);
 }
+
+test('a machine without PostgreSQL gets a failure that says how to install it (never a skip)', () => {
+  expect(() => checkPostgresInstalled('/nonexistent/postgresql/bin')).toThrow(/scripts\/system-deps\.sh/);
+  expect(() => checkPostgresInstalled()).not.toThrow();
+});
 
 test('the app role logs in with its first password (harness sanity)', async () => {
   await expectLogin(pg.appRole, current);
