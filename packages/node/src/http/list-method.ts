@@ -11,7 +11,11 @@
  * The connection closes after that answer; the client's next request opens a new one. Every other
  * parse error gets the answer node would give without a listener (400/408/431, then close).
  */
-import type { Server } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+
+/** The API's listener: plain HTTP or HTTPS (COFFER_TLS_*). */
+type Server = HttpServer | HttpsServer;
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 
@@ -22,9 +26,14 @@ const TAKEN = Symbol('coffer.listTaken');
 type ParseError = Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number };
 
 /** A response still being written on this socket (node's own bookkeeping). */
-function inFlight(socket: Socket): (NodeJS.WritableStream & { _headerSent?: boolean; writableFinished?: boolean }) | undefined {
-  const msg = (socket as unknown as { _httpMessage?: NodeJS.WritableStream & { _headerSent?: boolean; writableFinished?: boolean } | null })._httpMessage;
-  return msg === null || msg === undefined || msg.writableFinished === true ? undefined : msg;
+type InFlight = NodeJS.WritableStream & { _headerSent?: boolean; writableFinished?: boolean };
+
+function inFlight(socket: Socket): InFlight | undefined {
+  // NB: `_httpMessage` is node's own (undocumented) link from a socket to its current response.
+  const msg: unknown = Reflect.get(socket, '_httpMessage');
+  if (typeof msg !== 'object' || msg === null || typeof (msg as { once?: unknown }).once !== 'function') return undefined;
+  const out = msg as InFlight;
+  return out.writableFinished === true ? undefined : out;
 }
 
 /** What node answers a parse error with when nobody listens: a bare status (unless a response is under way), then close. */
@@ -126,13 +135,9 @@ function handOver(server: Server, socket: Socket, rewritten: ReturnType<typeof r
   });
   // What the HTTP server and the API read from a socket.
   for (const k of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort', 'encrypted'] as const) {
-    Object.defineProperty(inner, k, { value: (socket as unknown as Record<string, unknown>)[k], enumerable: true });
+    Object.defineProperty(inner, k, { value: Reflect.get(socket, k), enumerable: true });
   }
-  const self = inner as unknown as Record<string, unknown>;
-  self['setTimeout'] = () => inner;
-  self['setNoDelay'] = () => inner;
-  self['setKeepAlive'] = () => inner;
-  self['destroySoon'] = () => inner.end();
+  Object.assign(inner, { setTimeout: () => inner, setNoDelay: () => inner, setKeepAlive: () => inner, destroySoon: () => inner.end() });
   socket.once('close', () => inner.destroy());
   socket.on('error', () => inner.destroy());
   // An https server serves 'secureConnection'; a plain one 'connection'.

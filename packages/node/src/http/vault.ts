@@ -32,11 +32,11 @@ export const MOUNT = '/v1/secret';
 export const MOUNTS_PREFIX = '/v1/sys/internal/ui/mounts/';
 
 /** Vault's limits on custom metadata. */
-export const MAX_CUSTOM_KEYS = 64;
-export const MAX_CUSTOM_KEY_BYTES = 128;
-export const MAX_CUSTOM_VALUE_BYTES = 512;
+const MAX_CUSTOM_KEYS = 64;
+const MAX_CUSTOM_KEY_BYTES = 128;
+const MAX_CUSTOM_VALUE_BYTES = 512;
 /** Most versions one delete/undelete/destroy may name. */
-export const MAX_VERSIONS_PER_CALL = 1000;
+const MAX_VERSIONS_PER_CALL = 1000;
 
 
 /**

@@ -6,7 +6,7 @@
  * an identity compare, never a glob compile or a CIDR parse.
  */
 import type { RoleRecord, StateMachine } from '@coffer/state';
-import { ADMIN_ROLE, ADMIN_ROLE_NAME, compileRole, type CompiledRole, type RoleDocument, type RoleRule } from '../auth/rbac.js';
+import { ADMIN_ROLE, ADMIN_ROLE_NAME, compileRole, isAction, type CompiledRole, type RoleDocument, type RoleRule } from '../auth/rbac.js';
 import { formatDuration } from '../duration.js';
 import { Allowlist } from '../net/allowlist.js';
 
@@ -68,7 +68,8 @@ export class AccessCache {
  * @returns `{rules, rateLimit?, maxTtl?}`
  */
 export function roleDocument(rec: Readonly<RoleRecord>): RoleDocument {
-  const rules = rec.rules.map((r) => ({ paths: [...r.paths], actions: [...r.actions] }) as unknown as RoleRule);
+  // Stored actions were validated when written; one this node does not know (a newer member's) grants nothing here.
+  const rules = rec.rules.map((r): RoleRule => ({ paths: [...r.paths], actions: r.actions.filter(isAction) }));
   return {
     rules,
     ...(rec.rateLimit === null ? {} : { rateLimit: rec.rateLimit }),

@@ -100,7 +100,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     leaderId: () => leader.leaderId,
     leaderApiAddr: () => (leader.leaderId === null ? undefined : 'http://127.0.0.1:1'),
     async propose(cmd) {
-      if (!leader.is) throw new ServiceError('not_leader', 'not the leader', { retryAfterSecs: 1 });
+      if (!leader.is) throw new ServiceError('no_leader', 'this node is not the leader; retry', { retryAfterSecs: 1 });
       proposed.push(cmd);
       if (opts.proposeDelayMs !== undefined) await new Promise((r) => setTimeout(r, opts.proposeDelayMs));
       return apply(cmd);

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ function echo(req: IncomingMessage, res: ServerResponse): void {
   res.end(body);
 }
 
-function listen(server: Server): Promise<number> {
+function listen(server: Server | HttpsServer): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
 }
 
@@ -120,7 +120,7 @@ test('acceptListMethod over HTTPS', async () => {
     const key = path.join(dir, 'key.pem');
     const cert = path.join(dir, 'cert.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=coffer-test', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, echo) as unknown as Server;
+    const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, echo);
     acceptListMethod(server);
     const port = await listen(server);
     try {

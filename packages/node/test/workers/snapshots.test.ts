@@ -112,7 +112,7 @@ class SimCluster {
       isLeader: () => this.leader === id,
       readBarrier: async () => undefined,
       propose: async (cmd: Command): Promise<CommandResult> => {
-        if (this.leader !== id) throw new ServiceError('not_leader', 'not the leader');
+        if (this.leader !== id) throw new ServiceError('no_leader', 'this node is not the leader; retry', { retryAfterSecs: 1 });
         const r = this.sm.applyCommand(cmd).result;
         if (this.loseNextOutcome) {
           this.loseNextOutcome = false;
