@@ -157,7 +157,7 @@ const TYPE_IDS: Readonly<Record<TransitKeyType, number>> = { 'xchacha20-poly1305
 const AAD_DOMAIN = Buffer.from('coffer.transit.v1', 'utf8');
 const KEY_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const VERSION_RE = /^[1-9][0-9]{0,9}$/;
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATAKEY_BYTES: Readonly<Record<128 | 256 | 512, number>> = { 128: 16, 256: 32, 512: 64 };
 
 /**
@@ -275,10 +275,16 @@ export function parseTransitCiphertext(text: string, type?: TransitKeyType): Par
   if (version > TRANSIT_MAX_VERSION) throw malformed('ciphertext key version is too large');
   const b64 = rest.slice(colon + 1);
   if (b64.length === 0) throw malformed('ciphertext payload is empty');
-  if (!BASE64_RE.test(b64)) throw malformed('ciphertext payload is not padded standard base64');
+  if (b64.length % 4 !== 0 || !BASE64_RE.test(b64)) throw malformed('ciphertext payload is not padded standard base64');
+  const pad = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
   const decoded = Buffer.from(b64, 'base64');
-  // The regex admits non-zero padding bits ("QR==" and "QQ==" decode alike); canonical only.
-  if (decoded.toString('base64') !== b64) throw malformed('ciphertext payload is not canonical base64');
+  if (decoded.length !== (b64.length / 4) * 3 - pad) throw malformed('ciphertext payload is not padded standard base64');
+  // Only the last quad can carry non-zero unused bits ("QR==" and "QQ==" decode alike): re-encode
+  // just the bytes it holds instead of the whole payload. Canonical encodings only.
+  const tailBytes = 3 - pad;
+  if (Buffer.from(decoded.subarray(decoded.length - tailBytes)).toString('base64') !== b64.slice(-4)) {
+    throw malformed('ciphertext payload is not canonical base64');
+  }
   const payload = new Uint8Array(decoded.length);
   payload.set(decoded);
   if (type !== undefined) {

@@ -307,6 +307,29 @@ describe('parsing', () => {
     );
   });
 
+  test('only the canonical encoding of a payload parses (every last character tried, with and without padding)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 28, maxLength: 40 }), (bytes) => {
+        const b64 = Buffer.from(bytes).toString('base64');
+        const pad = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
+        const at = b64.length - pad - 1;
+        for (const ch of alphabet) {
+          const text = `coffer:v1:${b64.slice(0, at)}${ch}${b64.slice(at + 1)}`;
+          let parsed;
+          try {
+            parsed = parseTransitCiphertext(text);
+          } catch (err) {
+            expectTransit(err, 'CRYPTO_TRANSIT_MALFORMED');
+            continue;
+          }
+          expect(formatTransitCiphertext(1, parsed.payload)).toBe(text);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test('mutated valid ciphertexts never decrypt to anything but the original', () => {
     const k = randomBytes(32);
     const original = encryptWithKeyVersion(kv('xchacha20-poly1305', k, 7), enc('the secret'));
