@@ -19,6 +19,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerRun } from './commands/run.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerKms } from './commands/kms.js';
+import { registerLogin } from './commands/login.js';
 import { registerRoles } from './commands/roles.js';
 import { registerSecrets } from './commands/secrets.js';
 import { registerServerCommands } from './commands/server.js';
@@ -104,7 +105,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);

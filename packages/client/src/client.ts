@@ -3,6 +3,8 @@ import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
 import { ClusterApi } from './api/cluster.js';
+import { loginWithEd25519, type Ed25519LoginOptions, type Session } from './api/ed25519.js';
+import { AccessRequestsApi, IdentitiesApi } from './api/identities.js';
 import { RolesApi } from './api/roles.js';
 import { SecretsApi } from './api/secrets.js';
 import { TokensApi } from './api/tokens.js';
@@ -166,6 +168,10 @@ export class CofferClient {
   readonly cluster: ClusterApi;
   /** The audit log of the node that answers. */
   readonly audit: AuditApi;
+  /** Ed25519 identities and org/project memberships. */
+  readonly identities: IdentitiesApi;
+  /** Access requests (file, list, approve, deny). */
+  readonly accessRequests: AccessRequestsApi;
 
   readonly #emitter = new EventEmitter();
   readonly #transport: Transport;
@@ -180,6 +186,7 @@ export class CofferClient {
   #token: string | undefined;
   #tokenWarned = false;
   #watchTimer: NodeJS.Timeout | undefined;
+  #reloginTimer: NodeJS.Timeout | undefined;
 
   /**
    * @param options - see {@link CofferClientOptions}
@@ -252,6 +259,8 @@ export class CofferClient {
     this.kms = new KmsApi(core);
     this.cluster = new ClusterApi(core);
     this.audit = new AuditApi(core);
+    this.identities = new IdentitiesApi(core);
+    this.accessRequests = new AccessRequestsApi(core);
   }
 
   /** @returns the node URLs in use */
@@ -363,9 +372,48 @@ export class CofferClient {
     return () => this.#stopWatch();
   }
 
+  /**
+   * Logs in as an Ed25519 identity (challenge → signature → session) and uses the session token
+   * from then on. Logs in again when three quarters of the session's lifetime have passed (the
+   * timer is unref'd; a failed re-login is retried with backoff and reported as a `warning`).
+   * The private key stays in this process; only a signature is sent.
+   *
+   * @param opts - `identity` and `privateKey` (KeyObject, PKCS#8 PEM text or the raw 32-byte seed)
+   * @returns the session (token and expiry)
+   * @throws {CofferError} `invalid_token` (unknown/disabled identity, wrong key, replayed or expired nonce)
+   * @example
+   * ```ts
+   * await client.loginWithEd25519({ identity: 'build-agent', privateKey: readFileSync('build-agent.key', 'utf8') });
+   * const { value } = await client.secrets.get('org/acme/project/web/db');
+   * ```
+   */
+  async loginWithEd25519(opts: Ed25519LoginOptions): Promise<Session> {
+    const session = await loginWithEd25519(this.#core(), opts);
+    this.setToken(session.token);
+    this.#scheduleRelogin(session, () => this.loginWithEd25519(opts));
+    return session;
+  }
+
+  #scheduleRelogin(session: Session, again: () => Promise<unknown>, failures = 0): void {
+    if (this.#reloginTimer !== undefined) clearTimeout(this.#reloginTimer);
+    const remaining = Date.parse(session.expiresAt) - this.#now();
+    if (!Number.isFinite(remaining) || remaining <= 0) return;
+    const delay = failures === 0 ? remaining * 0.75 : Math.min(remaining / 2, 1_000 * 2 ** Math.min(failures, 5));
+    this.#reloginTimer = setTimeout(() => {
+      this.#reloginTimer = undefined;
+      again().catch((cause: unknown) => {
+        this.#emitter.emit('warning', { code: 'relogin_failed', message: 'logging in again before the session expires failed; retrying', cause });
+        this.#scheduleRelogin(session, again, failures + 1);
+      });
+    }, Math.max(0, delay));
+    this.#reloginTimer.unref();
+  }
+
   /** Stop timers and close the client's own connection pool. */
   async close(): Promise<void> {
     this.#stopWatch();
+    if (this.#reloginTimer !== undefined) clearTimeout(this.#reloginTimer);
+    this.#reloginTimer = undefined;
     this.#cache?.clear();
     if (this.#ownAgent !== undefined) await this.#ownAgent.close();
   }

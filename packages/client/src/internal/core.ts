@@ -7,8 +7,11 @@ import { CofferError } from '../errors.js';
 
 /** A warning the client emits (never contains a secret value or token). */
 export interface ClientWarning {
-  /** `stale_cache`: a cached value was served because the service is unavailable. */
-  code: 'stale_cache';
+  /**
+   * `stale_cache`: a cached value was served because the service is unavailable;
+   * `relogin_failed`: logging in again before a session expires failed (it is retried).
+   */
+  code: 'stale_cache' | 'relogin_failed';
   message: string;
   /** Secret name concerned. */
   name?: string;
