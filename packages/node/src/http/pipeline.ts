@@ -14,7 +14,7 @@
  *      state → active? → name checks → RBAC → per-role rate limit;
  *    - allowlist routes (reads, batch, verify, metrics): the replicated read allowlist; verify also
  *      honours the lockout, since its mismatches count toward it;
- *    - public: health only.
+ *    - public: health and Vault's mount discovery.
  * 3. Only then is a body read (bounded; a refused request's body is never read and its connection
  *    is closed), and actions that depend on the body (`extraActions`) are checked.
  * 4. A write on a follower is forwarded to the leader now, to the canonical path, signed over
@@ -23,7 +23,8 @@
  * 5. Every request that reaches step 2 appends audit records (denials included; every name it
  *    touches, in as many records as that takes) before the answer is sent; if the append fails the
  *    client gets 503 `audit_unavailable` instead.
-
+ * 6. The answer, then `Reply.after` (zeroize plaintext), then `coffer_http_*` metrics labelled
+ *    with the route template (never a secret name).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
