@@ -1,18 +1,8 @@
 // The deterministic command stream of the crash test, shared by the child process (which applies
 // it to LevelDB until it is SIGKILLed) and the parent (which rebuilds a reference replica).
 // Command i depends only on i and on the state after entries 1..i-1, so both sides agree.
+import { prng as rng } from '../../cluster-tests/src/prng.js';
 import { encodeCommand, type Command, type LogEntry, type StateMachine } from '../src/index.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const T0 = 1_700_000_000_000;
 

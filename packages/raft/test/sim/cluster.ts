@@ -12,18 +12,10 @@ import {
   type NodeId,
   type Ready,
 } from '../../src/index';
+// The one seeded PRNG of the repository's tests (mulberry32); re-exported for the raft tests.
+import { prng } from '../../../cluster-tests/src/prng';
 
-/** mulberry32: small, fast, seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export class SafetyViolation extends Error {
   override readonly name = 'SafetyViolation';
