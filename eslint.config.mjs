@@ -29,7 +29,7 @@ const unusedOptions = {
   ignoreRestSiblings: true,
 };
 
-const CAST_MESSAGE = 'Casts hide bugs (STYLE.md §12): type the seam instead. A cast that is the point (a test feeding ill-typed input on purpose) goes in the allow-list at the end of eslint.config.mjs, with its reason.';
+const CAST_MESSAGE = 'casts hide bugs (STYLE.md §12): type the seam, or add an allow-list entry with its reason in eslint.config.mjs.';
 
 /** Relative imports that reach into another package's sources (`../../state/src/x.js`). */
 function otherPackages(names) {

@@ -5,19 +5,21 @@
 //
 //   node scripts/check-size.mjs            # the check
 //   node scripts/check-size.mjs --max 400  # another bound (to see what comes next)
+//   node scripts/check-size.mjs --root DIR # another tree with packages/*/src (the script's own test)
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_MAX_LINES = 600;
 
-const { values } = parseArgs({ options: { max: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+const { values } = parseArgs({ options: { max: { type: 'string' }, root: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
 if (values.help === true) {
-  console.log('usage: node scripts/check-size.mjs [--max LINES]   (default 600; packages/*/src)');
+  console.log('usage: node scripts/check-size.mjs [--max LINES] [--root DIR]   (default 600 lines; DIR/packages/*/src, DIR = the repository)');
   process.exit(0);
 }
+const ROOT = values.root === undefined ? REPO_ROOT : path.resolve(values.root);
 const maxLines = values.max === undefined ? DEFAULT_MAX_LINES : Number(values.max);
 if (!Number.isInteger(maxLines) || maxLines <= 0) {
   console.error(`check-size: --max must be a positive integer, got ${values.max}`);
