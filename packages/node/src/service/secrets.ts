@@ -1,7 +1,7 @@
 /**
  * Secrets: versioned writes sealed on the proposing node, reads opened on the reading node,
  * verification, rotation, listing and version management. The native routes and the Vault KV v2
- * routes (http/vault.ts) both use it (a KV v2 data map is a `kv`-format value).
+ * routes (http/routes/vault-kv2.ts) both use it (a KV v2 data map is a `kv`-format value).
  *
  * Write path (on the leader): reserve version v = latest + 1, counting writes to the same name
  * that are still in flight → seal with AAD `name:v` → propose `secret.put` (in reservation order
@@ -107,7 +107,7 @@ export class SecretService {
    * @param input - name, plaintext, format, cas, metadata, actor; `plaintext` is zeroized here
    * @returns the new version and its creation time
    * @throws {ServiceError} `cas_conflict` (409), `invalid_request` (cas required),
-   *   `kms_unavailable` (503), and whatever `propose` throws (`not_leader`, `no_quorum`, …)
+   *   `kms_unavailable` (503), and whatever `propose` throws (`no_leader`, `no_quorum`, `outcome_unknown`, …)
    */
   async write(input: SecretWriteInput): Promise<SecretWritten> {
     const { name, cas } = input;
