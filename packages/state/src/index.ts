@@ -81,3 +81,22 @@ export { RaftLogStore, type RaftLogState, type WriteOptions } from './raft-log.j
 export type { WriterStats } from './group-writer.js';
 export { INTEGRITY_MARKER_KEY, NodeStore, openNodeStore, readSavedSnapshot, type OpenStoreOptions, type StateSnapshot, type StoreAdoption } from './node-store.js';
 export { timingSafeEqual } from './bytes.js';
+export {
+  approleByName,
+  approleByRoleId,
+  approleSecretIds,
+  approleTokenCreator,
+  approles,
+  listApproles,
+  liveSecretIdCount,
+  secretIdByHash,
+  type ApproleCommand,
+  type ApproleDeleteCommand,
+  type ApproleLoginCommand,
+  type ApprolePutCommand,
+  type ApproleRecord,
+  type ApproleSecretIdCommand,
+  type ApproleTables,
+  type SecretIdRecord,
+} from './commands/approles.js';
+export { SEAL_KEY_CHECK_BYTES, SEAL_KEY_ID_RE, sealConfigOf, sealConfigs, type SealCommand, type SealConfigRecord, type SealInitCommand, type SealTables } from './commands/seal.js';

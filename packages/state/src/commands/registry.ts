@@ -8,14 +8,17 @@
 import { StateError } from '../errors.js';
 import type { RecordTable } from '../state-tables.js';
 import { accessCommands, type AccessCommand } from './access.js';
+import { approleCommands, approleSecretIds, approles, type ApproleCommand } from './approles.js';
 import { clusterCommands, type ClusterCommand } from './cluster.js';
+import { IDENTITY_TABLES, identityCommands, type IdentityCommand } from './identities.js';
 import { kmsCommands, type KmsCommand } from './kms.js';
+import { sealCommands, sealConfigs, type SealCommand } from './seal.js';
 import { secretCommands, type SecretCommand } from './secrets.js';
 import type { CommandOfType, CommandSpec } from './spec.js';
 import { tokenCommands, type TokenCommand } from './tokens.js';
 
 /** Every command, in its current shape. */
-export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand;
+export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand;
 
 /** Every command type name. */
 export type CommandType = Command['type'];
@@ -30,6 +33,9 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
   ...tokenCommands,
   ...accessCommands,
   ...kmsCommands,
+  ...approleCommands,
+  ...identityCommands,
+  ...sealCommands,
 });
 
 /**
@@ -37,7 +43,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
  * The built-in tables (secrets, tokens, roles, lockouts, members, singletons) live in
  * `StateTables` itself.
  */
-export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([]);
+export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs]);
 
 /** Prefixes the built-in tables use; a family table must pick another `m` + letter. */
 const BUILT_IN_PREFIXES: readonly string[] = ['ms', 'mt', 'mr', 'ml', 'mn', 'md', 'mg'];
