@@ -101,7 +101,8 @@ export const vaultKv2Routes: RouteFamily = ({ ctx, secrets, actor }) => {
           if (err instanceof ServiceError && err.code === 'cas_conflict' && cas !== null) {
             throw new ServiceError('cas_conflict', 'check-and-set parameter did not match the current version');
           }
-          if (err instanceof ServiceError && err.code === 'invalid_request' && /check-and-set/.test(err.message)) {
+          // The secret became cas_required while this write was in flight (matched on state, never on message text).
+          if (err instanceof ServiceError && err.code === 'invalid_request' && cas === null && ctx.state.getSecret(c.param)?.casRequired === true) {
             throw new ServiceError('invalid_request', 'check-and-set parameter required for this call');
           }
           throw err;
