@@ -19,6 +19,12 @@ export interface LocalProviderOptions {
    * Absent: an ephemeral random key and a loud warning.
    */
   readonly masterKeyBase64?: string | readonly string[] | undefined;
+  /**
+   * The ring as raw 32-byte keys (current first), e.g. a master key rebuilt from Shamir shares.
+   * The provider copies them (the caller wipes its own buffers) and wipes its copies on close;
+   * unlike base64 text, nothing unwipeable is made. Exclusive with `masterKeyBase64`.
+   */
+  readonly masterKeys?: readonly Uint8Array[] | undefined;
   /** Receives the ephemeral-key warning (default: `process.emitWarning`). */
   readonly onWarning?: (message: string) => void;
   /** CSPRNG for DEKs, wrap nonces and the ephemeral key (tests inject a deterministic one). */
@@ -132,9 +138,18 @@ export function localKeyId(key: Uint8Array): string {
 export function createLocalProvider(opts: LocalProviderOptions = {}): LocalKeyProvider {
   const random = opts.randomBytes ?? osRandomBytes;
   const hooks = opts.hooks ?? {};
-  const ephemeral = opts.masterKeyBase64 === undefined;
+  if (opts.masterKeys !== undefined && opts.masterKeyBase64 !== undefined) {
+    throw new CryptoError('CRYPTO_CONFIG', 'local key provider: give masterKeys or masterKeyBase64, not both');
+  }
+  const ephemeral = opts.masterKeyBase64 === undefined && opts.masterKeys === undefined;
   let keys: Uint8Array[];
-  if (ephemeral) {
+  if (opts.masterKeys !== undefined) {
+    const given = opts.masterKeys;
+    if (given.length === 0 || given.some((k) => !(k instanceof Uint8Array) || k.length !== KEY_LENGTH)) {
+      throw new CryptoError('CRYPTO_CONFIG', `local key provider: masterKeys must be one or more ${KEY_LENGTH}-byte keys`);
+    }
+    keys = given.map((k) => Uint8Array.from(k));
+  } else if (ephemeral) {
     keys = [random(KEY_LENGTH)];
     const warn = opts.onWarning ?? ((m: string) => process.emitWarning(m, { code: 'COFFER_EPHEMERAL_MASTER_KEY' }));
     warn(EPHEMERAL_KEY_WARNING);

@@ -265,6 +265,10 @@ export function loadConfig(
   const initialCluster = explicitMembers ?? Object.freeze([Object.freeze({ id: nodeId, raftUrl: advertiseRaft })]);
 
   const clusterKey = r.value('CLUSTER_KEY');
+  // COFFER_SEAL=shamir: the storage integrity root must not hang on the sealed master key (a
+  // sealed node could not even open its data dir), so the cluster key is required on one node too.
+  const sealed = r.value('SEAL') === 'shamir';
+  if (sealed && clusterKey === undefined) throw new ConfigError(E.CLUSTER_KEY, `is required with ${E.SEAL}=shamir (also on a single node: it roots storage integrity while the node is sealed)`);
   if (clusterKey === undefined && multiNode) {
     throw new ConfigError(E.CLUSTER_KEY, join !== undefined ? `is required with ${E.JOIN}` : `is required when ${E.INITIAL_CLUSTER} has more than one member`);
   }
@@ -272,7 +276,7 @@ export function loadConfig(
     throw new ConfigError(E.PREVIOUS_CLUSTER_KEY, `is only meaningful with ${E.CLUSTER_KEY} (the new key)`);
   }
 
-  const kms = kmsSettings(r, warnings);
+  const kms = sealed ? sealSettings(r) : kmsSettings(r, warnings);
 
   const bootstrapToken = r.value('BOOTSTRAP_TOKEN');
   // A short bootstrap token is allowed (development clusters, scripts) but it is the key to
@@ -325,6 +329,18 @@ function tlsFiles(r: Reader, io: ConfigIo): ServerConfig['tls'] {
   if (!io.readable(certFile)) throw new ConfigError(E.TLS_CERT_FILE, `${JSON.stringify(certText)} does not exist or is not readable`);
   if (!io.readable(keyFile)) throw new ConfigError(E.TLS_KEY_FILE, `${JSON.stringify(keyText)} does not exist or is not readable`);
   return Object.freeze({ certFile, keyFile });
+}
+
+/** COFFER_SEAL=shamir: local mode, and no configured master key (init makes it, shares unseal it). */
+function sealSettings(r: Reader): Pick<ServerConfig, 'localMasterKeys' | 'kmsKeyId' | 'kmsEndpoint'> {
+  const E = CONFIG_ENV;
+  if (r.value('KMS_MODE') !== 'local') throw new ConfigError(E.KMS_MODE, `must be local with ${E.SEAL}=shamir (the sealed master key is a local key)`);
+  if (r.text('LOCAL_MASTER_KEY') !== undefined) {
+    throw new ConfigError(E.LOCAL_MASTER_KEY, `must not be set with ${E.SEAL}=shamir: the master key is made by \`coffer operator init\` and rebuilt from shares on unseal`);
+  }
+  if (r.text('KMS_KEY_ID') !== undefined) throw new ConfigError(E.KMS_KEY_ID, `must not be set with ${E.SEAL}=shamir (local mode)`);
+  if (r.text('KMS_ENDPOINT') !== undefined) throw new ConfigError(E.KMS_ENDPOINT, `must not be set with ${E.SEAL}=shamir (local mode)`);
+  return { localMasterKeys: undefined, kmsKeyId: undefined, kmsEndpoint: undefined };
 }
 
 /** The KMS fields: only the chosen mode's settings are read; the other mode's draw a warning. */

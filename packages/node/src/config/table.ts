@@ -137,6 +137,14 @@ export const CONFIG_TABLE = {
     help: 'KMS endpoint override (VPC endpoint, emulator)',
     doc: '`http(s)://host[:port]` origin (VPC endpoint, emulator such as moto). AWS credentials and region come from the standard AWS SDK environment',
   },
+  SEAL: {
+    section: 'keys',
+    field: 'seal',
+    default: 'none',
+    parse: (v: string, c: ValueContext): 'none' | 'shamir' => p.oneOf(v, c, ['none', 'shamir'] as const),
+    help: 'none, or shamir: the local master key is made by `coffer operator init`, split into shares, and every node starts sealed',
+    doc: '`none` or `shamir`. `shamir`: the local master key is never configured — `PUT /v1/sys/init` (`coffer operator init`) generates it once per cluster and splits it into Shamir shares; every node starts sealed (after every restart too) and serves nothing but health, init, unseal and seal-status until threshold shares reach it (`coffer operator unseal`). Requires `COFFER_KMS_MODE=local` and `COFFER_CLUSTER_KEY` (also on one node); `COFFER_LOCAL_MASTER_KEY` must not be set. See `docs/OPERATIONS.md`, *Sealed clusters*',
+  },
   DEK_CACHE_TTL_SECS: {
     section: 'keys',
     field: 'dekCacheTtlSecs',

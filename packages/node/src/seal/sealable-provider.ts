@@ -33,15 +33,14 @@ function sealed(): CryptoError {
 /**
  * The default builder: the local provider with the master key as its one-key ring.
  *
- * NB: createLocalProvider takes base64 text today, and strings cannot be wiped; one base64 copy of
- * the key stays on the heap until the GC reuses it. A raw-bytes option on createLocalProvider
- * (requested) removes that copy; the key bytes themselves are wiped by the caller.
+ * The provider copies the raw key (`masterKeys`) and wipes its copy on close; no base64 text of
+ * the key is ever made. The caller wipes `key`.
  *
  * @param key - the 32-byte master key.
  * @returns a local key provider whose current key is `key`.
  */
 export function localProviderFromKey(key: Uint8Array): LocalKeyProvider {
-  return createLocalProvider({ masterKeyBase64: Buffer.from(key.buffer, key.byteOffset, key.length).toString('base64') });
+  return createLocalProvider({ masterKeys: [key] });
 }
 
 /**
