@@ -1,0 +1,310 @@
+// Transit keys (encryption as a service): create, rotate, configure, delete.
+//
+// A transit key is a list of key versions, each a 32-byte key SEALED by the proposer exactly like
+// a secret value (an Envelope under the key provider, context `transit:{type}:{name}`, version =
+// the key version; see @coffer/crypto `sealTransitKey`). Only those envelope bytes ever enter a
+// command, the log, this state or a snapshot: this package never sees a key in the clear
+// (ARCHITECTURE.md: `state` never calls a KMS).
+//
+// Encrypt/decrypt/rewrap/datakey are not commands: a node opens the versions it needs from its
+// applied state after a read barrier. Only the key's life cycle goes through Raft.
+import { Reader, Writer } from '../bytes.js';
+import type { CommandResult } from '../records.js';
+import type { RecordTable } from '../state-tables.js';
+import type { SealedValue } from '../types.js';
+import {
+  MAX_ID_BYTES,
+  bad,
+  checkBytes,
+  checkInt,
+  checkName,
+  readSealed,
+  writeSealed,
+  type CommandBase,
+  type CommandSpec,
+  type FamilySpecs,
+} from './spec.js';
+
+/** Key types (names as in @coffer/crypto `TransitKeyType`; declared here structurally). */
+export type TransitKeyTypeName = 'xchacha20-poly1305' | 'aes256-gcm';
+
+/** Every key type, in wire order (the record and the commands store the index). Append-only. */
+export const TRANSIT_KEY_TYPE_NAMES: readonly TransitKeyTypeName[] = ['xchacha20-poly1305', 'aes256-gcm'];
+
+/** One stored key version: its sealed key and when it was made. */
+export type TransitKeyVersionRecord = { sealed: SealedValue; createdAt: number };
+
+/** A transit key as replicated. Key versions are sealed; nothing here is key material in the clear. */
+export type TransitKeyRecord = {
+  name: string;
+  type: TransitKeyTypeName;
+  /** Newest version (encryption uses it); versions 1..latestVersion are all stored. */
+  latestVersion: number;
+  /** Vault's `min_decryption_version`: 1 ≤ min ≤ latestVersion. */
+  minDecryptionVersion: number;
+  /** Whether `transit.delete` may remove the key (Vault's `deletion_allowed`; default false). */
+  deletionAllowed: boolean;
+  createdAt: number;
+  /** version → sealed key version. */
+  versions: Map<number, TransitKeyVersionRecord>;
+};
+
+const REC_V1 = 1;
+
+function writeType(w: Writer, t: TransitKeyTypeName): void {
+  w.u8(TRANSIT_KEY_TYPE_NAMES.indexOf(t));
+}
+
+function readType(r: Reader): TransitKeyTypeName {
+  const t = TRANSIT_KEY_TYPE_NAMES[r.u8()];
+  if (t === undefined) r.fail('unknown transit key type');
+  return t;
+}
+
+function checkType(t: unknown): void {
+  if (!TRANSIT_KEY_TYPE_NAMES.includes(t as TransitKeyTypeName)) bad(`type must be one of ${TRANSIT_KEY_TYPE_NAMES.join(', ')}`);
+}
+
+function checkSealed(s: SealedValue, what: string): void {
+  if (s === null || typeof s !== 'object') bad(`${what} must be a sealed value`);
+  checkInt(s.formatVersion, `${what}.formatVersion`, 1);
+  checkName(s.alg, `${what}.alg`, MAX_ID_BYTES);
+  checkBytes(s.nonce, `${what}.nonce`);
+  checkBytes(s.ciphertext, `${what}.ciphertext`);
+  checkBytes(s.wrappedDek, `${what}.wrappedDek`);
+  if (typeof s.kmsKeyId !== 'string') bad(`${what}.kmsKeyId must be a string`);
+}
+
+/** Transit keys by name (`mk<name>`). */
+export const transitKeys: RecordTable<TransitKeyRecord> = {
+  prefix: 'mk',
+  encode: (k) => {
+    const w = new Writer(256).u8(REC_V1).str(k.name);
+    writeType(w, k.type);
+    w.u32(k.latestVersion).u32(k.minDecryptionVersion).bool(k.deletionAllowed).u53(k.createdAt);
+    // Deterministic: versions in ascending order whatever the map's insertion order.
+    const versions = [...k.versions.keys()].sort((a, b) => a - b);
+    w.u32(versions.length);
+    for (const v of versions) {
+      const kv = k.versions.get(v) as TransitKeyVersionRecord;
+      w.u32(v).u53(kv.createdAt);
+      writeSealed(w, kv.sealed);
+    }
+    return w.finish();
+  },
+  decode: (b) => {
+    const r = new Reader(b, 'SM_CORRUPT_STORAGE');
+    if (r.u8() !== REC_V1) r.fail('unknown transit key record version');
+    const name = r.str();
+    const type = readType(r);
+    const latestVersion = r.u32();
+    const minDecryptionVersion = r.u32();
+    const deletionAllowed = r.bool();
+    const createdAt = r.u53();
+    const n = r.u32();
+    if (n !== latestVersion || minDecryptionVersion < 1 || minDecryptionVersion > latestVersion) r.fail('transit key versions do not match its policy');
+    const versions = new Map<number, TransitKeyVersionRecord>();
+    for (let i = 0; i < n; i++) {
+      const v = r.u32();
+      if (v !== i + 1) r.fail('transit key versions are not 1..latest');
+      const at = r.u53();
+      versions.set(v, { createdAt: at, sealed: readSealed(r) });
+    }
+    r.end();
+    return { name, type, latestVersion, minDecryptionVersion, deletionAllowed, createdAt, versions };
+  },
+};
+
+/** Create a key with its first version (sealed by the proposer). */
+export type TransitCreateCommand = CommandBase & { type: 'transit.create'; name: string; keyType: TransitKeyTypeName; sealed: SealedValue; actor: string };
+
+/** Add version `version` (must be latest + 1 at apply) sealed by the proposer. */
+export type TransitRotateCommand = CommandBase & { type: 'transit.rotate'; name: string; version: number; sealed: SealedValue; actor: string };
+
+/** Change a key's policy; a null field is left as it is. */
+export type TransitConfigCommand = CommandBase & {
+  type: 'transit.config';
+  name: string;
+  minDecryptionVersion: number | null;
+  deletionAllowed: boolean | null;
+  actor: string;
+};
+
+/** Delete a key and every version (only when `deletionAllowed`). */
+export type TransitDeleteCommand = CommandBase & { type: 'transit.delete'; name: string; actor: string };
+
+/** The commands of this family. */
+export type TransitCommand = TransitCreateCommand | TransitRotateCommand | TransitConfigCommand | TransitDeleteCommand;
+
+/**
+ * A key by name.
+ *
+ * @param tables - the state machine (`StateMachine.table`)
+ * @param name - key name
+ * @returns the record (do not mutate), or undefined
+ */
+export function transitKeyByName(tables: TransitTables, name: string): Readonly<TransitKeyRecord> | undefined {
+  return tables.table(transitKeys).get(name);
+}
+
+/**
+ * Every key, sorted by name.
+ *
+ * @param tables - the state machine
+ * @returns the records (do not mutate)
+ */
+export function listTransitKeys(tables: TransitTables): Readonly<TransitKeyRecord>[] {
+  return [...tables.table(transitKeys).values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** What the query functions need: the family tables. */
+export type TransitTables = { table<R>(def: RecordTable<R>): ReadonlyMap<string, Readonly<R>> };
+
+function checkKeyName(n: unknown): void {
+  checkName(n, 'name', 64);
+}
+
+const create: CommandSpec<TransitCreateCommand> = {
+  id: 50,
+  version: 1,
+  validate(c) {
+    checkKeyName(c.name);
+    checkType(c.keyType);
+    checkSealed(c.sealed, 'sealed');
+  },
+  write(w, c) {
+    w.str(c.name);
+    writeType(w, c.keyType);
+    writeSealed(w, c.sealed);
+    w.str(c.actor);
+  },
+  read(r, base, type) {
+    const name = r.str();
+    const keyType = readType(r);
+    const sealed = readSealed(r);
+    return { type, ...base, name, keyType, sealed, actor: r.str() };
+  },
+  apply(ctx, c): CommandResult {
+    const table = ctx.tables.table(transitKeys);
+    const old = table.get(c.name);
+    if (old !== undefined) return { status: 'already_exists', version: old.latestVersion, createdAt: old.createdAt };
+    table.set(c.name, {
+      name: c.name,
+      type: c.keyType,
+      latestVersion: 1,
+      minDecryptionVersion: 1,
+      deletionAllowed: false,
+      createdAt: c.at,
+      versions: new Map([[1, { sealed: c.sealed, createdAt: c.at }]]),
+    });
+    ctx.changes.mark(transitKeys.prefix + c.name);
+    return { status: 'ok', version: 1, createdAt: c.at };
+  },
+};
+
+const rotate: CommandSpec<TransitRotateCommand> = {
+  id: 51,
+  version: 1,
+  validate(c) {
+    checkKeyName(c.name);
+    checkInt(c.version, 'version', 2);
+    if (c.version > 0xffffffff) bad('version must fit in 32 bits');
+    checkSealed(c.sealed, 'sealed');
+  },
+  write(w, c) {
+    w.str(c.name).u32(c.version);
+    writeSealed(w, c.sealed);
+    w.str(c.actor);
+  },
+  read(r, base, type) {
+    const name = r.str();
+    const version = r.u32();
+    const sealed = readSealed(r);
+    return { type, ...base, name, version, sealed, actor: r.str() };
+  },
+  apply(ctx, c): CommandResult {
+    const table = ctx.tables.table(transitKeys);
+    const k = table.get(c.name);
+    if (k === undefined) return { status: 'not_found' };
+    // The envelope was sealed for exactly this version (its AAD binds it): it cannot be stored
+    // under another one. A concurrent rotation that won the number makes this one a conflict.
+    if (c.version !== k.latestVersion + 1) return { status: 'version_conflict', currentVersion: k.latestVersion };
+    const versions = new Map(k.versions);
+    versions.set(c.version, { sealed: c.sealed, createdAt: c.at });
+    table.set(c.name, { ...k, latestVersion: c.version, versions });
+    ctx.changes.mark(transitKeys.prefix + c.name);
+    return { status: 'ok', version: c.version, createdAt: c.at };
+  },
+};
+
+const config: CommandSpec<TransitConfigCommand> = {
+  id: 52,
+  version: 1,
+  validate(c) {
+    checkKeyName(c.name);
+    if (c.minDecryptionVersion !== null) {
+      checkInt(c.minDecryptionVersion, 'minDecryptionVersion', 1);
+      if (c.minDecryptionVersion > 0xffffffff) bad('minDecryptionVersion must fit in 32 bits');
+    }
+    if (c.deletionAllowed !== null && typeof c.deletionAllowed !== 'boolean') bad('deletionAllowed must be a boolean or null');
+  },
+  write(w, c) {
+    w.str(c.name).bool(c.minDecryptionVersion !== null);
+    if (c.minDecryptionVersion !== null) w.u32(c.minDecryptionVersion);
+    w.bool(c.deletionAllowed !== null);
+    if (c.deletionAllowed !== null) w.bool(c.deletionAllowed);
+    w.str(c.actor);
+  },
+  read(r, base, type) {
+    const name = r.str();
+    const minDecryptionVersion = r.bool() ? r.u32() : null;
+    if (minDecryptionVersion === 0) r.fail('minDecryptionVersion must be >= 1');
+    const deletionAllowed = r.bool() ? r.bool() : null;
+    return { type, ...base, name, minDecryptionVersion, deletionAllowed, actor: r.str() };
+  },
+  apply(ctx, c): CommandResult {
+    const table = ctx.tables.table(transitKeys);
+    const k = table.get(c.name);
+    if (k === undefined) return { status: 'not_found' };
+    const min = c.minDecryptionVersion ?? k.minDecryptionVersion;
+    // Invariant: 1 ≤ min ≤ latest. The proposer checks it against the state it read; latest only
+    // grows, so this refusal only meets a command built against another incarnation of the key.
+    if (min > k.latestVersion) return { status: 'stale', currentVersion: k.latestVersion };
+    table.set(c.name, { ...k, minDecryptionVersion: min, deletionAllowed: c.deletionAllowed ?? k.deletionAllowed });
+    ctx.changes.mark(transitKeys.prefix + c.name);
+    return { status: 'ok', version: k.latestVersion };
+  },
+};
+
+const del: CommandSpec<TransitDeleteCommand> = {
+  id: 53,
+  version: 1,
+  validate(c) {
+    checkKeyName(c.name);
+  },
+  write(w, c) {
+    w.str(c.name).str(c.actor);
+  },
+  read(r, base, type) {
+    return { type, ...base, name: r.str(), actor: r.str() };
+  },
+  apply(ctx, c): CommandResult {
+    const table = ctx.tables.table(transitKeys);
+    const k = table.get(c.name);
+    if (k === undefined) return { status: 'not_found' };
+    // Checked here, not only by the proposer: a config that turned deletion off and was ordered
+    // first wins on every replica.
+    if (!k.deletionAllowed) return { status: 'immutable' };
+    table.delete(c.name);
+    ctx.changes.mark(transitKeys.prefix + c.name);
+    return { status: 'ok', count: k.latestVersion };
+  },
+};
+
+/** The specs of the transit family (wire numbers 50–59 are reserved for it). */
+export const transitCommands: FamilySpecs<TransitCommand> = {
+  'transit.create': create,
+  'transit.rotate': rotate,
+  'transit.config': config,
+  'transit.delete': del,
+};
