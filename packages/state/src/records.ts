@@ -134,7 +134,11 @@ export type ResultStatus =
   | 'token_inactive'
   | 'hash_conflict'
   | 'stale'
-  | 'invalid_snapshot';
+  | 'invalid_snapshot'
+  | 'already_decided'
+  | 'self_approval'
+  | 'nonce_used'
+  | 'identity_inactive';
 
 /** Append-only numbering of result statuses (they are persisted in the idempotency table). */
 const STATUSES: readonly ResultStatus[] = [
@@ -153,6 +157,10 @@ const STATUSES: readonly ResultStatus[] = [
   'hash_conflict',
   'stale',
   'invalid_snapshot',
+  'already_decided',
+  'self_approval',
+  'nonce_used',
+  'identity_inactive',
 ];
 
 /**

@@ -60,6 +60,9 @@ export const ERROR_HTTP: Readonly<Record<ServiceErrorCode, HttpErrorRow>> = Obje
   shutting_down: { status: 503 },
   removed: { status: 503 },
   upgrade_pending: { status: 503 },
+  // The requester of an access request may not decide it (CONTRACT.md).
+  self_approval: { status: 403 },
+  already_decided: { status: 409 },
 });
 
 /** Native status of every code (derived from {@link ERROR_HTTP}). */

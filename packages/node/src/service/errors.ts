@@ -35,7 +35,9 @@ export type ServiceErrorCode =
   | 'audit_unavailable'
   | 'shutting_down'
   | 'removed'
-  | 'upgrade_pending';
+  | 'upgrade_pending'
+  | 'self_approval'
+  | 'already_decided';
 
 /** Extra facts an error may carry. */
 export interface ServiceErrorOptions extends ErrorOptions {

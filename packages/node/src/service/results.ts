@@ -23,6 +23,11 @@ export const RESULT_ERRORS: Readonly<Record<Failure, readonly [ServiceErrorCode,
   hash_conflict: ['internal', 'token hash collision'],
   stale: ['internal', 'stale command'],
   invalid_snapshot: ['invalid_snapshot', 'the snapshot is not authentic or not a valid Coffer snapshot'],
+  already_decided: ['already_decided', 'the access request was already approved or denied'],
+  self_approval: ['self_approval', 'the requester cannot approve or deny its own access request'],
+  // Login refusals are all one 401, whatever the reason (no oracle for which part was wrong).
+  nonce_used: ['invalid_token', 'the login was refused: unknown identity, wrong signature, or a used or expired challenge'],
+  identity_inactive: ['invalid_token', 'the login was refused: unknown identity, wrong signature, or a used or expired challenge'],
 } satisfies Record<Failure, readonly [ServiceErrorCode, string]>);
 
 /**
