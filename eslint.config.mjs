@@ -31,9 +31,14 @@ const unusedOptions = {
 
 const CAST_MESSAGE = 'casts hide bugs (STYLE.md §12): type the seam, or add an allow-list entry with its reason in eslint.config.mjs.';
 
-/** Relative imports that reach into another package's sources (`../../state/src/x.js`). */
-function otherPackages(names) {
-  return { regex: `(^|/)(${names.join('|')})/(src|test|dist)(/|$)`, message: 'Import a sibling package by its name, never by a relative path into it.' };
+/**
+ * Relative imports that reach into another package's sources (`../../state/src/x.js`). Tests may
+ * reach one module that way: the shared seeded PRNG (packages/cluster-tests/src/prng.ts, a leaf
+ * with no imports), so every package's tests and simulations draw from one implementation.
+ */
+function otherPackages(names, { tests = false } = {}) {
+  const shared = tests ? '(?!cluster-tests/src/prng(\\.js)?$)' : '';
+  return { regex: `(^|/)${shared}(${names.join('|')})/(src|test|dist)(/|$)`, message: 'Import a sibling package by its name, never by a relative path into it.' };
 }
 
 export default tseslint.config(
@@ -98,17 +103,27 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@coffer/*', '!@coffer/raft'], message: "raft's tests test raft alone; cross-package tests live in packages/cluster-tests." }, otherPackages(['crypto', 'state', 'node', 'client', 'cli', 'cluster-tests'])] },
+        { patterns: [{ group: ['@coffer/*', '!@coffer/raft'], message: "raft's tests test raft alone; cross-package tests live in packages/cluster-tests." }, otherPackages(['crypto', 'state', 'node', 'client', 'cli', 'cluster-tests'], { tests: true })] },
       ],
     },
   },
   {
     // state and crypto sit below node: they never import it (ARCHITECTURE.md "Layout").
-    files: ['packages/state/**/*.ts', 'packages/crypto/**/*.ts'],
+    files: ['packages/state/src/**/*.ts', 'packages/crypto/src/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         { patterns: [{ group: ['@coffer/node', '@coffer/node/*'], message: 'state and crypto never import @coffer/node: the dependency points the other way.' }, otherPackages(['node', 'client', 'cli', 'cluster-tests'])] },
+      ],
+    },
+  },
+  {
+    // Their tests likewise (the shared PRNG excepted, see otherPackages).
+    files: ['packages/state/test/**/*.ts', 'packages/crypto/test/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@coffer/node', '@coffer/node/*'], message: 'state and crypto never import @coffer/node: the dependency points the other way.' }, otherPackages(['node', 'client', 'cli', 'cluster-tests'], { tests: true })] },
       ],
     },
   },

@@ -5,8 +5,11 @@
  * come from `node:crypto`). The same seed gives the same sequence on every platform, so a failing
  * seed printed by a test replays exactly.
  *
- * One implementation instead of a copy per file: cluster-tests (Jepsen workloads and nemeses),
- * node's driver tests and the raft benchmark (through this package's dist/) import it.
+ * One implementation instead of a copy per file: cluster-tests (Jepsen workloads and nemeses), the
+ * raft simulator, state's crash stream, node's driver tests, the raft benchmark and the soak (the
+ * last two through this package's dist/) import it. It must stay a leaf: no imports, so a package's
+ * tests that reach it by a relative path (the one such path eslint.config.mjs allows) pull in
+ * nothing else.
  *
  * @example
  * ```ts

@@ -84,6 +84,9 @@ describe('import boundaries', () => {
     snippet('packages/crypto/src/zz-probe.ts', "import type { NodeContext } from '@coffer/node';\nexport type X = NodeContext;\n"),
     snippet('packages/crypto/src/zz-probe.ts', "import { x as y } from '../../node/src/x.js';\nexport const x: unknown = y;\n"),
     snippet('packages/node/src/service/zz-probe.ts', "import { x as y } from '../http/errors.js';\nexport const x: unknown = y;\n"),
+    snippet('packages/raft/src/zz-probe.ts', "import { prng } from '../../cluster-tests/src/prng.js';\nexport const x: unknown = prng;\n"),
+    snippet('packages/raft/test/zz-probe.ts', "import { TestCluster } from '../../cluster-tests/src/harness';\nexport const x: unknown = TestCluster;\n"),
+    snippet('packages/state/src/zz-probe.ts', "import { prng } from '../../cluster-tests/src/prng.js';\nexport const x: unknown = prng;\n"),
   ];
   const allowed = [
     snippet('packages/raft/src/zz-probe.ts', "import { x as y } from './log.js';\nexport const x: unknown = y;\n"),
@@ -91,6 +94,9 @@ describe('import boundaries', () => {
     snippet('packages/state/src/zz-probe.ts', "import type { Envelope } from '@coffer/crypto';\nexport type X = Envelope;\n"),
     snippet('packages/node/src/http/zz-probe.ts', "import { x as y } from '../service/errors.js';\nexport const x: unknown = y;\n"),
     snippet('packages/node/src/service/zz-probe.ts', "import { x as y } from './errors.js';\nexport const x: unknown = y;\n"),
+    // Tests share one seeded PRNG, a leaf module of cluster-tests.
+    snippet('packages/raft/test/zz-probe.ts', "import { prng } from '../../cluster-tests/src/prng';\nexport const x: unknown = prng;\n"),
+    snippet('packages/state/test/zz-probe.ts', "import { prng } from '../../cluster-tests/src/prng.js';\nexport const x: unknown = prng;\n"),
   ];
 
   test('raft imports nothing but itself; state and crypto never import node; node/service never imports node/http', () => {
