@@ -14,5 +14,5 @@
  */
 export { CONFIG_ENV, CONFIG_VARIABLES, type ConfigVariable, type VariableSpec } from './config/table.js';
 export { LOG_LEVELS, type ClusterMember, type HostPort, type LogLevel, type ReadAuthMode } from './config/parsers.js';
-export { loadConfig, parseServerFlags, readEnv, redactConfig, type ConfigIo, type ServerConfig } from './config/load.js';
+export { loadConfig, readEnv, redactConfig, type ConfigIo, type ServerConfig } from './config/load.js';
 export { configDocsTables, describeConfig, renderConfigDocs } from './config/docs.js';

@@ -6,7 +6,6 @@ export {
   LOG_LEVELS,
   loadConfig,
   readEnv,
-  parseServerFlags,
   redactConfig,
   describeConfig,
   type ConfigVariable,
@@ -97,14 +96,13 @@ export {
   SERVICE_ERROR_STATUS,
   SERVICE_ERROR_CODES,
   errorBody,
-  errorHandler,
-  sendServiceError,
   toServiceError,
+  sendError,
+  httpStatus,
+  ERROR_HTTP,
   type ServiceErrorCode,
   type ServiceErrorOptions,
   type ErrorBody,
-  type ErrorHandlerOptions,
-  type ErrorMiddleware,
 } from './http/errors.js';
 export { createLogger, REDACT_PATHS, REDACTED, type LoggerOptions, type Logger } from './logger.js';
 export { createMetrics, LATENCY_BUCKETS, type CofferMetrics, type MetricsOptions } from './metrics.js';

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CONFIG_ENV, CONFIG_VARIABLES, configDocsTables, describeConfig, loadConfig, parseServerFlags, readEnv, redactConfig, renderConfigDocs, type ConfigIo } from '../src/config.js';
+import { CONFIG_ENV, CONFIG_VARIABLES, configDocsTables, describeConfig, loadConfig, readEnv, redactConfig, renderConfigDocs, type ConfigIo } from '../src/config.js';
 
 const KEY32 = Buffer.alloc(32, 7).toString('base64');
 const KEY48 = Buffer.alloc(48, 9).toString('base64');
@@ -201,18 +201,6 @@ describe('flags', () => {
   test('unknown flag and valueless flag', () => {
     expect(errorOf(() => load({}, { 'node-idd': 'x' })).message).toBe('--node-idd: unknown flag (see coffer server --help)');
     expect(errorOf(() => load({}, { 'api-addr': true })).message).toBe('COFFER_API_ADDR: --api-addr needs a value');
-  });
-  test('parseServerFlags', () => {
-    expect(parseServerFlags(['--node-id', 'n1', '--trust-proxy', '--api-addr=127.0.0.1:1', '--kms-rewrap-enabled', 'false', '--help'])).toEqual({
-      'node-id': 'n1',
-      'trust-proxy': true,
-      'api-addr': '127.0.0.1:1',
-      'kms-rewrap-enabled': 'false',
-      help: true,
-    });
-    expect(() => parseServerFlags(['--nope'])).toThrow(/--nope: unknown flag/);
-    expect(() => parseServerFlags(['--node-id'])).toThrow(/--node-id needs a value/);
-    expect(() => parseServerFlags(['n1'])).toThrow(/unexpected argument/);
   });
   test('readEnv keeps only COFFER_ variables', () => {
     expect(readEnv({ COFFER_NODE_ID: 'n1', HOME: '/root', AWS_REGION: 'x' })).toEqual({ COFFER_NODE_ID: 'n1' });

@@ -11,7 +11,8 @@ import { compileRole, validateRoleDocument } from '../../../node/src/auth/rbac.j
 import { parseDuration, parseRateLimit } from '../../../node/src/duration.js';
 import { NodeError } from '../../../node/src/errors.js';
 import { parseJsonObject } from '../../../node/src/http/body.js';
-import { ServiceError } from '../../../node/src/http/errors.js';
+import { httpStatus } from '../../../node/src/http/errors.js';
+import { ServiceError } from '../../../node/src/service/errors.js';
 import { rewriteListHead } from '../../../node/src/http/list-method.js';
 import { checkFolder, isVaultList, mergePatch, parseGoDuration } from '../../../node/src/http/vault.js';
 import { normaliseIp, parseCidr, validateCidrs } from '../../../node/src/net/allowlist.js';
@@ -24,7 +25,7 @@ const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const text = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('utf8');
 
 /** A 4xx ServiceError is the API's refusal; a 5xx is not (the client did nothing the server may blame). */
-const clientRefusal = (err: unknown): string | undefined => (err instanceof ServiceError && err.status >= 400 && err.status < 500 ? `${err.code} ${err.message}` : undefined);
+const clientRefusal = (err: unknown): string | undefined => (err instanceof ServiceError && httpStatus(err) >= 400 && httpStatus(err) < 500 ? `${err.code} ${err.message}` : undefined);
 const nodeRefusal = (...codes: string[]) => (err: unknown): string | undefined => (err instanceof NodeError && codes.includes(err.code) ? `${err.code} ${err.message}` : undefined);
 const never = (): undefined => undefined;
 

@@ -83,39 +83,6 @@ export function readEnv(source: Readonly<Record<string, string | undefined>> = p
   return out;
 }
 
-/**
- * Parses `coffer server`-style arguments without commander: `--name=value`, `--name value`, and
- * bare `--name` for the boolean variables; `--help` is passed through. `coffer server` itself
- * builds its flags from the table with commander (packages/cli/src/commands/server.ts).
- *
- * @deprecated kept for the public entry (index.ts); use `loadConfig(env, flags)` with flags from
- *   your own parser.
- * @param argv - arguments after `server`
- * @returns flags keyed by name without dashes
- * @throws {NODE_CONFIG_INVALID} unknown flag, missing value or positional argument
- */
-export function parseServerFlags(argv: readonly string[]): Record<string, string | boolean> {
-  const flags: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument; coffer server takes only --flags (see --help)');
-    const eq = arg.indexOf('=');
-    const name = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).toLowerCase();
-    if (name === 'help') {
-      flags['help'] = true;
-      continue;
-    }
-    const s = SPEC_BY_FLAG.get(name);
-    if (s === undefined) throw new ConfigError(`--${name}`, 'unknown flag (see coffer server --help)');
-    const next = argv[i + 1];
-    if (eq !== -1) flags[name] = arg.slice(eq + 1);
-    else if (s.boolean && (next === undefined || next.startsWith('--') || !/^(true|false|1|0)$/i.test(next))) flags[name] = true;
-    else if (next === undefined || next.startsWith('--')) throw new ConfigError(s.name, `${s.flag} needs a value`);
-    else flags[name] = argv[++i] ?? '';
-  }
-  return flags;
-}
-
 /** Flags first, then the environment; parses each variable once, on first use. */
 class Reader {
   private readonly env: Readonly<Record<string, string | undefined>>;
