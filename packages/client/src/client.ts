@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
+import { AppRolesApi, loginWithAppRole, type AppRoleLoginOptions } from './api/approle.js';
 import { ClusterApi } from './api/cluster.js';
 import { loginWithEd25519, type Ed25519LoginOptions, type Session } from './api/ed25519.js';
 import { AccessRequestsApi, IdentitiesApi } from './api/identities.js';
@@ -34,7 +35,7 @@ export interface RetryOptions {
   maxRetryAfterMs?: number;
   /**
    * Server error codes on a 503 that mean "this write was never proposed", so a write may go to
-   * the next node. Default `['no_leader', 'not_leader', 'kms_unavailable', 'removed']` (the node
+   * the next node. Default `['no_leader', 'kms_unavailable', 'removed']` (the node
    * could not forward, could not seal, or is no longer a member: nothing was proposed). Not
    * `no_quorum`, `shutting_down` or `audit_unavailable`: those can follow a proposal.
    */
@@ -158,6 +159,8 @@ export class CofferClient {
   readonly secrets: SecretsApi;
   /** Token management. */
   readonly tokens: TokensApi;
+  /** Approle management (`approle.manage`). */
+  readonly approles: AppRolesApi;
   /** Role management. */
   readonly roles: RolesApi;
   /** The read allowlist. */
@@ -220,7 +223,7 @@ export class CofferClient {
       maxAttempts: r.maxAttempts ?? Math.max(3, addresses.length * 2),
       backoff: { baseDelayMs: r.baseDelayMs ?? 100, maxDelayMs: r.maxDelayMs ?? 2_000 },
       maxRetryAfterMs: r.maxRetryAfterMs ?? 30_000,
-      retryableWriteCodes: new Set(r.retryableWriteCodes ?? ['no_leader', 'not_leader', 'kms_unavailable', 'removed']),
+      retryableWriteCodes: new Set(r.retryableWriteCodes ?? ['no_leader', 'kms_unavailable', 'removed']),
       now: this.#now,
       sleep: this.#sleep,
       random: options.random ?? Math.random,
@@ -254,6 +257,7 @@ export class CofferClient {
     const core = this.#core();
     this.secrets = new SecretsApi(core);
     this.tokens = new TokensApi(core);
+    this.approles = new AppRolesApi(core);
     this.roles = new RolesApi(core);
     this.allowlist = new AllowlistApi(core);
     this.kms = new KmsApi(core);
@@ -391,6 +395,29 @@ export class CofferClient {
     const session = await loginWithEd25519(this.#core(), opts);
     this.setToken(session.token);
     this.#scheduleRelogin(session, () => this.loginWithEd25519(opts));
+    return session;
+  }
+
+  /**
+   * Logs in with an approle's role id and a secret id (`POST /v1/auth/approle/login`) and uses the
+   * returned token from then on. Logs in again when three quarters of the token's lifetime have
+   * passed (unref'd timer; a failed re-login is retried with backoff and reported as a `warning`);
+   * each re-login spends one use of the secret id, so give a secret id with uses to spare (or none).
+   *
+   * @param opts - `roleId` and `secretId` (read the secret id from a file, never from argv)
+   * @returns the session (token and expiry)
+   * @throws {CofferError} `invalid_token` (wrong, expired or used-up secret id), `permission_denied`
+   *   (outside the approle's bound CIDRs), `locked_out`
+   * @example
+   * ```ts
+   * await client.loginWithAppRole({ roleId: process.env.ROLE_ID!, secretId: readFileSync('/run/secrets/secret-id', 'utf8').trim() });
+   * const { value } = await client.secrets.get('payments/db');
+   * ```
+   */
+  async loginWithAppRole(opts: AppRoleLoginOptions): Promise<Session> {
+    const session = await loginWithAppRole(this.#core(), opts);
+    this.setToken(session.token);
+    this.#scheduleRelogin(session, () => this.loginWithAppRole(opts));
     return session;
   }
 

@@ -21,3 +21,4 @@ export { ClusterApi } from './api/cluster.js';
 export * from './types.js';
 export { IdentitiesApi, AccessRequestsApi, type AccessRequest, type IdentityInfo, type IdentityType, type Membership, type MembershipRole } from './api/identities.js';
 export { ed25519PrivateKey, ed25519PublicKeyBase64, generateEd25519KeyPair, loginMessage, type Ed25519LoginOptions, type Session } from './api/ed25519.js';
+export { AppRolesApi, type AppRoleInfo, type AppRoleLoginOptions, type AppRoleSettings, type MintedSecretId } from './api/approle.js';
