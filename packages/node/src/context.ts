@@ -15,8 +15,8 @@ import type { AuditLog } from './audit/audit-log.js';
 import type { Lockout } from './auth/lockout.js';
 import type { ServerConfig } from './config.js';
 import type { Logger } from './logger.js';
+import type { NodeSeal } from './seal/node-seal.js';
 import type { CofferMetrics } from './metrics.js';
-import type { SnapshotScheduleStatus } from './workers/snapshots.js';
 
 /** Consistency of a read. */
 export type ReadConsistency = 'linearizable' | 'stale';
@@ -161,9 +161,35 @@ export interface Lifecycle {
   isRemoved(): boolean;
 }
 
+/** The sealed start (COFFER_SEAL=shamir). */
+export interface SealControl {
+  /** This node's seal; absent when the cluster is not sealed (COFFER_SEAL=none). */
+  readonly seal?: NodeSeal;
+}
+
 /**
  * The running node, as the HTTP layer uses it: every concern above in one object (server.ts
  * builds it from the parts that implement each; see node-context.ts). A part that needs only one
  * concern takes that interface, not this one.
  */
-export interface NodeContext extends NodeEnvironment, ReadPath, Proposer, ClusterView, ClusterAdmin, Forwarding, RequestGuards, WorkerControls, Lifecycle {}
+export interface NodeContext extends NodeEnvironment, ReadPath, Proposer, ClusterView, ClusterAdmin, Forwarding, RequestGuards, WorkerControls, Lifecycle, SealControl {}
+
+/** `GET /v1/cluster`'s `snapshots` object. */
+export interface SnapshotScheduleStatus {
+  enabled: boolean;
+  intervalSecs: number;
+  dir: string;
+  retain: number;
+  /** ISO time of the cluster's last successful scheduled snapshot, or null. */
+  lastSuccessAt: string | null;
+  lastIndex: number | null;
+  lastSizeBytes: number | null;
+  /** The member that wrote it (the file is in that member's directory). */
+  lastNode: string | null;
+  /** Its file name, when this node wrote it. */
+  lastFile: string | null;
+  lastError: string | null;
+  failures: number;
+  /** ISO time of the next slot (null when off or before the first). */
+  nextAt: string | null;
+}

@@ -36,7 +36,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { SnapshotScheduleRecord } from '@coffer/state';
-import type { NodeContext } from '../context.js';
+import type { NodeContext, SnapshotScheduleStatus } from '../context.js';
 import { commandId } from '../service/common.js';
 
 /** What the worker needs of the node (a subset of the context, so tests can run it directly). */
@@ -186,25 +186,7 @@ interface LocalStatus {
   unreported: number;
 }
 
-/** `GET /v1/cluster`'s `snapshots` object. */
-export interface SnapshotScheduleStatus {
-  enabled: boolean;
-  intervalSecs: number;
-  dir: string;
-  retain: number;
-  /** ISO time of the cluster's last successful scheduled snapshot, or null. */
-  lastSuccessAt: string | null;
-  lastIndex: number | null;
-  lastSizeBytes: number | null;
-  /** The member that wrote it (the file is in that member's directory). */
-  lastNode: string | null;
-  /** Its file name, when this node wrote it. */
-  lastFile: string | null;
-  lastError: string | null;
-  failures: number;
-  /** ISO time of the next slot (null when off or before the first). */
-  nextAt: string | null;
-}
+export type { SnapshotScheduleStatus } from '../context.js';
 
 /** The scheduled-snapshot worker. One per node: every node may be a slot's writer, only the leader claims. */
 export class SnapshotWorker {
