@@ -15,6 +15,7 @@
 import { CofferError } from '@coffer/client';
 import { Command, CommanderError } from 'commander';
 import { registerAllowlist } from './commands/allowlist.js';
+import { registerApprole } from './commands/approle.js';
 import { registerAudit } from './commands/audit.js';
 import { registerRun } from './commands/run.js';
 import { registerCluster } from './commands/cluster.js';
@@ -105,7 +106,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerApprole]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);
