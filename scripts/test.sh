@@ -47,13 +47,21 @@ fi
 COFFER_STATIC_CHECKS_REPORT_ONLY=1
 
 # ESLint (eslint.config.mjs: floating promises, unused code, import boundaries, casts) and no
-# source file over 600 lines (scripts/check-size.mjs). Both run before any test, in every run.
+# source file over 600 lines (scripts/check-size.mjs). Both run in the lint phase and, before any
+# test, in the default run. Exit 1 means violations; anything else (a broken config, a crash) fails
+# the run whatever the switch says.
 static_checks() {
-  local failed=0
+  local failed=0 rc
   echo "coffer: eslint (pnpm lint)" >&2
-  ./node_modules/.bin/eslint --max-warnings 0 packages/*/src packages/*/test scripts >&2 || failed=1
+  rc=0
+  ./node_modules/.bin/eslint --max-warnings 0 packages/*/src packages/*/test scripts >&2 || rc=$?
+  if [ "$rc" -gt 1 ]; then echo "coffer: eslint could not run (exit $rc)" >&2; return 1; fi
+  [ "$rc" -eq 0 ] || failed=1
   echo "coffer: file sizes (scripts/check-size.mjs)" >&2
-  node scripts/check-size.mjs >&2 || failed=1
+  rc=0
+  node scripts/check-size.mjs >&2 || rc=$?
+  if [ "$rc" -gt 1 ]; then echo "coffer: check-size could not run (exit $rc)" >&2; return 1; fi
+  [ "$rc" -eq 0 ] || failed=1
   if [ "$failed" -ne 0 ]; then
     if [ "$COFFER_STATIC_CHECKS_REPORT_ONLY" = 1 ]; then
       echo "coffer: static checks found violations (reported only: COFFER_STATIC_CHECKS_REPORT_ONLY=1 in scripts/test.sh)" >&2
