@@ -1,8 +1,10 @@
 /**
  * A real PostgreSQL 15 server for tests (Debian's `postgresql` package): a fresh cluster in a temp
  * dir, listening on a free loopback port, with an admin role (LOGIN CREATEROLE, password) and an
- * app role (LOGIN, password). `close()` stops the server and removes the temp dir; a process that
- * exits without calling it still kills the server and removes the dir (synchronously, on 'exit').
+ * app role (LOGIN, password). `close()` stops the server and removes the temp dir. A forgotten
+ * `close()` does not keep the test process alive (the server is unref'd and logs straight to a
+ * file); the server is then stopped on 'exit' where that event reaches us, and in any case by the
+ * next `startPostgres`, which removes servers whose test process is gone (a killed jest worker).
  *
  * - `initdb` and `postgres` refuse to run as root: when the test runs as root they run as the
  *   `postgres` user (`runuser -u postgres -- …`) in a temp dir it owns; otherwise as the caller.
@@ -13,7 +15,7 @@
  * - PostgreSQL missing: `startPostgres` throws, telling the reader to run `scripts/system-deps.sh`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, createWriteStream, chmodSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -185,6 +187,53 @@ function killAndRemoveSync(pgroup: number | undefined, root: string): void {
   rmSync(root, { recursive: true, force: true });
 }
 
+const DIR_PREFIX = 'coffer-pg-';
+const OWNER_FILE = 'owner.json';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Stops and removes test servers left by test processes that no longer exist (e.g. a jest worker
+ * killed with SIGKILL). Only temp dirs with our owner file are touched, and a process group is
+ * signalled only if its leader's command line names that dir.
+ *
+ * @returns how many were removed
+ */
+export function cleanupStalePostgres(): number {
+  let removed = 0;
+  const tmp = os.tmpdir();
+  for (const name of readdirSync(tmp)) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = path.join(tmp, name);
+    let owner: { pid?: unknown; pgroup?: unknown };
+    try {
+      owner = JSON.parse(readFileSync(path.join(dir, OWNER_FILE), 'utf8')) as { pid?: unknown; pgroup?: unknown };
+    } catch {
+      continue; // no owner file: starting right now, or not ours
+    }
+    if (typeof owner.pid !== 'number' || alive(owner.pid)) continue;
+    if (typeof owner.pgroup === 'number') {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${owner.pgroup}/cmdline`, 'utf8');
+      } catch {
+        // gone already
+      }
+      if (cmdline.includes(dir)) killAndRemoveSync(owner.pgroup, dir);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
 /**
  * Starts a fresh PostgreSQL 15 on a free loopback port and creates the admin and app roles.
  *
@@ -195,12 +244,15 @@ function killAndRemoveSync(pgroup: number | undefined, root: string): void {
  */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
   checkPostgresInstalled();
+  cleanupStalePostgres();
   installExitHook();
   const adminRole = opts.adminRole ?? 'coffer_admin';
   const appRole = opts.appRole ?? 'app_user';
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
 
-  const root = mkdtempSync(path.join(os.tmpdir(), 'coffer-pg-'));
+  const root = mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
+  const writeOwner = (pgroup: number | null): void => writeFileSync(path.join(root, OWNER_FILE), JSON.stringify({ pid: process.pid, pgroup }));
+  writeOwner(null);
   const handle: { pgroup: number | undefined; root: string } = { pgroup: undefined, root };
   live.add(handle);
   let child: ChildProcess | undefined;
@@ -230,7 +282,6 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
 
     const port = await freePort();
     const logFile = path.join(root, 'postgres.log');
-    const logStream = createWriteStream(logFile);
     const serverArgv = [
       ...asOwner(),
       path.join(POSTGRES_BIN_DIR, 'postgres'),
@@ -251,12 +302,20 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     ];
     const [serverCmd, ...serverArgs] = serverArgv;
     if (serverCmd === undefined) throw new RangeError('empty argv');
-    // Its own process group, so stop() can signal postgres and everything it forked at once.
-    const server = spawn(serverCmd, serverArgs, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: minimalEnv() });
+    // Its own process group, so stop() can signal postgres and everything it forked at once. Output
+    // goes straight to the log file (no pipes), and the child is unref'd: a test that forgets
+    // close() still lets its process exit.
+    const logFd = openSync(logFile, 'a');
+    let server: ChildProcess;
+    try {
+      server = spawn(serverCmd, serverArgs, { detached: true, stdio: ['ignore', logFd, logFd], env: minimalEnv() });
+    } finally {
+      closeSync(logFd);
+    }
+    server.unref();
     child = server;
     handle.pgroup = server.pid;
-    server.stdout?.pipe(logStream, { end: false });
-    server.stderr?.pipe(logStream, { end: false });
+    if (server.pid !== undefined) writeOwner(server.pid);
     let exited: string | null = null;
     server.once('exit', (code, signal) => {
       exited = `exit ${String(code)} signal ${String(signal)}`;
@@ -314,7 +373,6 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       },
       async close(): Promise<void> {
         await stop(server, handle);
-        logStream.end();
       },
     };
   } catch (err) {

@@ -5,11 +5,15 @@
  *
  * PostgreSQL missing: every test here fails with "run scripts/system-deps.sh" — never skipped.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { RotationTargetError } from '../../node/src/rotation/errors.js';
 import { setPostgresPassword } from '../../node/src/rotation/postgres.js';
 import { runRotationTarget } from '../../node/src/rotation/target.js';
-import { checkPostgresInstalled, sqlIdent, sqlLiteral, startPostgres, type PostgresServer } from '../src/postgres';
+import { canBind } from '../src/harness';
+import { checkPostgresInstalled, cleanupStalePostgres, sqlIdent, sqlLiteral, startPostgres, type PostgresServer } from '../src/postgres';
 
 jest.setTimeout(60_000);
 
@@ -239,4 +243,37 @@ describe('bad inputs are refused before anything reaches PostgreSQL', () => {
     await expectLogin(odd, next);
     await expectLogin(pg.appRole, current);
   });
+});
+
+test('a server left by a killed test process is stopped and removed by cleanupStalePostgres', async () => {
+  // A separate node process starts a server (from the built harness) and is SIGKILLed: no close(), no 'exit' hook.
+  const dist = path.resolve(__dirname, '../dist/postgres.js');
+  const child = spawn(process.execPath, ['-e', `require(${JSON.stringify(dist)}).startPostgres().then((pg) => { console.log(JSON.stringify({ dir: require('node:path').dirname(pg.logFile), port: pg.port })); setInterval(() => {}, 1000); })`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`the child exited (${String(code)}) before starting a server`)));
+  });
+  const { dir, port } = JSON.parse(line) as { dir: string; port: number };
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await gone;
+  expect(existsSync(dir)).toBe(true);
+  expect(await canBind(port)).toBe(false); // the orphaned server still listens
+
+  expect(cleanupStalePostgres()).toBeGreaterThanOrEqual(1);
+  expect(existsSync(dir)).toBe(false);
+  let free = false;
+  for (let i = 0; i < 100 && !free; i++) {
+    free = await canBind(port);
+    if (!free) await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(free).toBe(true);
+  // Our own live server is not touched.
+  await expectLogin(pg.appRole, current);
 });
