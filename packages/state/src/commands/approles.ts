@@ -356,7 +356,8 @@ const login: CommandSpec<ApproleLoginCommand> = {
       tokenHash: c.tokenHash.slice(),
       createdAt: c.at,
       createdBy: creator,
-      expiresAt: c.at + a.tokenTtlSecs * 1000,
+      // The role's own cap, if it was lowered after the approle was written, still holds.
+      expiresAt: c.at + Math.min(a.tokenTtlSecs, ctx.tables.roles.get(a.role)?.maxTtlSecs ?? a.tokenTtlSecs) * 1000,
       revokedAt: null,
       rotatedAt: null,
     };
