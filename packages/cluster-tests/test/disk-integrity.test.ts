@@ -104,10 +104,10 @@ describe('disk and backups', () => {
       await db.put('mtforged2', Buffer.concat([forged, createHash('sha256').update(guessedKey).update('mtforged2').update(forged).digest()]));
       const ci = (await db.get('mtci')) as Uint8Array;
       const flipped = Buffer.from(ci);
-      flipped[5] ^= 0x01;
+      flipped.writeUInt8(flipped.readUInt8(5) ^ 0x01, 5);
       await db.put('mtci', flipped);
       const other = Buffer.from((await db.get('bcapp/other\u00001')) as Uint8Array);
-      other[40] ^= 0x01;
+      other.writeUInt8(other.readUInt8(40) ^ 0x01, 40);
       await db.put('bcapp/other\u00001', other);
       // A version's sealed value copied under another name (same version number).
       await db.put('bcapp/copy\u00001', (await db.get('bcapp/db\u00001')) as Uint8Array);

@@ -610,7 +610,7 @@ describe('hostile clients against a three-node cluster (real processes)', () => 
     }
     if (how === '') {
       // The hash is not visible (e.g. sealed records): flip a byte in the middle instead.
-      edited[edited.length >> 1] ^= 0x01;
+      edited.writeUInt8(edited.readUInt8(edited.length >> 1) ^ 0x01, edited.length >> 1);
       how = 'byte flip';
     }
     // An attacker recomputes an unkeyed trailing checksum (the format before snapshots were MACed).

@@ -149,7 +149,7 @@ function codec<T>(name: string, arb: fc.Arbitrary<T>, encode: (x: T) => Uint8Arr
 const RECORD_CODECS: readonly RecordCodec<unknown>[] = [
   codec('secret', secretArb, rec.encodeSecret, rec.decodeSecret),
   codec('token', fc.record({ name: str, role: str, tokenHash: digest, createdAt: u53, createdBy: str, expiresAt: optU53, revokedAt: optU53, rotatedAt: optU53 }), rec.encodeToken, rec.decodeToken),
-  codec('role', fc.record({ name: str, rules: fc.array(fc.record({ paths: fc.array(str, { maxLength: 3 }), actions: fc.array(str, { maxLength: 3 }) }), { maxLength: 3 }), rateLimit: optStr, updatedAt: u53 }), rec.encodeRole, rec.decodeRole),
+  codec('role', fc.record({ name: str, rules: fc.array(fc.record({ paths: fc.array(str, { maxLength: 3 }), actions: fc.array(str, { maxLength: 3 }) }), { maxLength: 3 }), rateLimit: optStr, updatedAt: u53, maxTtlSecs: optU53 }), rec.encodeRole, rec.decodeRole),
   codec('lockout', fc.record({ ip: str, failures: fc.array(u53, { maxLength: 5 }) }), rec.encodeLockout, rec.decodeLockout),
   codec('member', fc.record({ id: str, raftAddr: str, apiAddr: str, updatedAt: u53 }), rec.encodeMember, rec.decodeMember),
   codec('allowlist', fc.record({ cidrs: fc.array(str, { maxLength: 4 }), updatedAt: u53 }), rec.encodeAllowlist, rec.decodeAllowlist),
@@ -160,7 +160,11 @@ const RECORD_CODECS: readonly RecordCodec<unknown>[] = [
   codec('applied', fc.record({ index: u53, term: u53 }), (x) => rec.encodeApplied(x.index, x.term), rec.decodeApplied),
   codec(
     'ct',
-    fc.nat({ max: 40 }).map((n) => sealed(n)),
+    // The fields a ciphertext record holds (the key id lives in the version record).
+    fc.nat({ max: 40 }).map((n) => {
+      const { formatVersion, alg, nonce, ciphertext, wrappedDek } = sealed(n);
+      return { formatVersion, alg, nonce, ciphertext, wrappedDek };
+    }),
     (s) => rec.encodeCt(s.formatVersion, s.alg, s.nonce, s.ciphertext, s.wrappedDek),
     (b) => rec.decodeCt(b),
   ),
