@@ -100,3 +100,18 @@ export {
   type SecretIdRecord,
 } from './commands/approles.js';
 export { SEAL_KEY_CHECK_BYTES, SEAL_KEY_ID_RE, sealConfigOf, sealConfigs, type SealCommand, type SealConfigRecord, type SealInitCommand, type SealTables } from './commands/seal.js';
+export {
+  TRANSIT_KEY_TYPE_NAMES,
+  listTransitKeys,
+  transitKeyByName,
+  transitKeys,
+  type TransitCommand,
+  type TransitConfigCommand,
+  type TransitCreateCommand,
+  type TransitDeleteCommand,
+  type TransitKeyRecord,
+  type TransitKeyTypeName,
+  type TransitKeyVersionRecord,
+  type TransitRotateCommand,
+  type TransitTables,
+} from './commands/transit.js';

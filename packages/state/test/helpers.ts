@@ -170,6 +170,10 @@ export const SAMPLES: Record<CommandType, Command> = {
     nonceId: '00112233445566778899aabbccddeeff',
     nonceExpiresAt: 1_700_000_060_000,
   },
+  'transit.create': { type: 'transit.create', requestId: 'req-trc', at: 1_700_000_000_050, name: 'orders', keyType: 'aes256-gcm', sealed: sealed(50), actor: 'ops' },
+  'transit.rotate': { type: 'transit.rotate', requestId: 'req-trr', at: 1_700_000_000_051, name: 'orders', version: 2, sealed: sealed(51), actor: 'ops' },
+  'transit.config': { type: 'transit.config', requestId: 'req-trcfg', at: 1_700_000_000_052, name: 'orders', minDecryptionVersion: 2, deletionAllowed: true, actor: 'ops' },
+  'transit.delete': { type: 'transit.delete', requestId: 'req-trd', at: 1_700_000_000_053, name: 'orders', actor: 'ops' },
 };
 
 // ---- fast-check arbitraries: a small name space so commands collide and interact ----
@@ -235,6 +239,10 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
     type: 'approle.login', ...b, roleId: 'rid', secretIdHash: v.h, tokenHash: v.t, tokenName: `ap-${v.n}`, approleUpdatedAt: b.at % 2 === 0 ? 0 : b.at,
   }) as Command) },
   { weight: 1, arbitrary: step(fc.constant('ap'), (n, b) => ({ type: 'approle.delete', ...b, name: n, actor: 'a' })) },
+  { weight: 1, arbitrary: step(fc.record({ k: fc.constantFrom('k1', 'k2'), t: fc.constantFrom('xchacha20-poly1305', 'aes256-gcm' as const), seed: fc.nat(50) }), (v, b) => ({ type: 'transit.create', ...b, name: v.k, keyType: v.t, sealed: sealed(v.seed), actor: 'a' }) as Command) },
+  { weight: 1, arbitrary: step(fc.record({ k: fc.constantFrom('k1', 'k2'), v: fc.integer({ min: 2, max: 4 }), seed: fc.nat(50) }), (v, b) => ({ type: 'transit.rotate', ...b, name: v.k, version: v.v, sealed: sealed(v.seed), actor: 'a' }) as Command) },
+  { weight: 1, arbitrary: step(fc.record({ k: fc.constantFrom('k1', 'k2'), min: fc.option(fc.integer({ min: 1, max: 3 })), del: fc.option(fc.boolean()) }), (v, b) => ({ type: 'transit.config', ...b, name: v.k, minDecryptionVersion: v.min, deletionAllowed: v.del, actor: 'a' }) as Command) },
+  { weight: 1, arbitrary: step(fc.constantFrom('k1', 'k2'), (k, b) => ({ type: 'transit.delete', ...b, name: k, actor: 'a' })) },
   { weight: 1, arbitrary: step(fc.record({ n: fc.integer({ min: 2, max: 5 }), seed: fc.nat(50) }), (v, b) => ({ type: 'seal.init', ...b, shares: v.n, threshold: 2, keyCheck: bytes(32, v.seed), keyId: 'local:00000000000000aa' }) as Command) },
 );
 

@@ -1,10 +1,12 @@
 /**
  * Role-based access control for management actions.
  *
- * A role is a list of rules; a rule grants `actions` on secret names matching any of its `paths`
- * globs. Only `secret.*` actions are scoped by paths; every other action (tokens, roles,
- * allowlist, KMS, cluster, audit) is global, so a rule that lists it grants it whatever its
- * `paths` say, and such a rule may omit `paths`. Reads and verify are not actions: they are
+ * A role is a list of rules; a rule grants `actions` on names matching any of its `paths`
+ * globs. `secret.*` actions are scoped by paths over secret names and `transit.*` actions over
+ * transit key names (one glob namespace: `app-*` covers the secret `app-db` and the key
+ * `app-orders` alike); every other action (tokens, roles, allowlist, KMS, cluster, audit) is
+ * global, so a rule that lists it grants it whatever its `paths` say, and such a rule may omit
+ * `paths`. Reads and verify are not actions: they are
  * governed by the IP allowlist. Deny is the default; there are no deny rules.
  */
 import { parseDuration, parseRateLimit, type RateLimit } from '../duration.js';
@@ -47,6 +49,20 @@ export type Action = (typeof ACTIONS)[number];
 export const SECRET_ACTIONS: readonly Action[] = Object.freeze(
   ACTIONS.filter((a) => a.startsWith('secret.')),
 );
+
+/** The actions whose resource is a transit key name (checked against rule paths). */
+export const TRANSIT_ACTIONS: readonly Action[] = Object.freeze(ACTIONS.filter((a) => a.startsWith('transit.')));
+
+/** Every action scoped by rule paths: `secret.*` over secret names, `transit.*` over key names. */
+export const PATH_SCOPED_ACTIONS: readonly Action[] = Object.freeze([...SECRET_ACTIONS, ...TRANSIT_ACTIONS]);
+
+/**
+ * @param action - an action
+ * @returns whether rules grant it per name (their `paths`) rather than globally
+ */
+export function isPathScoped(action: Action): boolean {
+  return PATH_SCOPED_ACTIONS.includes(action);
+}
 
 const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
 
@@ -155,15 +171,15 @@ export function validateRoleDocument(doc: unknown): RoleValidation {
         });
       }
       const paths: string[] = [];
-      const needsPaths = actions.some((a) => SECRET_ACTIONS.includes(a));
+      const needsPaths = actions.some(isPathScoped);
       if (raw['paths'] === undefined) {
-        if (needsPaths) errors.push(`${at}.paths: required when the rule grants secret.* actions`);
+        if (needsPaths) errors.push(`${at}.paths: required when the rule grants secret.* or transit.* actions`);
       } else if (!Array.isArray(raw['paths'])) {
         errors.push(`${at}.paths: must be an array of path patterns`);
       } else if (raw['paths'].length > MAX_PATHS_PER_RULE) {
         errors.push(`${at}.paths: at most ${MAX_PATHS_PER_RULE} patterns are allowed`);
       } else if (needsPaths && raw['paths'].length === 0) {
-        errors.push(`${at}.paths: must not be empty when the rule grants secret.* actions`);
+        errors.push(`${at}.paths: must not be empty when the rule grants secret.* or transit.* actions`);
       } else {
         (raw['paths'] as unknown[]).forEach((p, j) => {
           const problem = globProblem(p);
@@ -219,7 +235,7 @@ export function compileRole(name: string, doc: RoleDocument): CompiledRole {
   for (const rule of v.role.rules) {
     const globs = rule.paths.map(compileGlob);
     for (const action of rule.actions) {
-      if (!SECRET_ACTIONS.includes(action)) {
+      if (!isPathScoped(action)) {
         grants.set(action, 'any');
         continue;
       }
@@ -246,7 +262,7 @@ export const ADMIN_ROLE: CompiledRole = compileRole(ADMIN_ROLE_NAME, ADMIN_ROLE_
  * @param role - the caller's compiled role
  * @param action - the action the route needs
  * @param resource - for `secret.*` actions, the secret name (for `secret.list`, a listed name);
- *   ignored for global actions
+ *   for `transit.*` actions, the key name; ignored for global actions
  * @returns whether the role grants `action` on `resource`
  * @example
  * ```ts

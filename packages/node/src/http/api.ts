@@ -24,6 +24,7 @@ import { roleRoutes } from './routes/roles.js';
 import { secretRoutes } from './routes/secrets.js';
 import { sysRoutes } from './routes/sys.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { transitRoutes } from './routes/transit.js';
 import { vaultKv2Routes } from './routes/vault-kv2.js';
 
 export type { RouteAccess, RouteInfo } from './route.js';
@@ -36,6 +37,7 @@ const FAMILIES: readonly RouteFamily[] = [
   kmsRoutes,
   clusterRoutes,
   auditRoutes,
+  transitRoutes,
   vaultKv2Routes,
   sysRoutes,
 ];

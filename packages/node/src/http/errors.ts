@@ -11,6 +11,7 @@
  * names a leader.
  */
 import type { ServerResponse } from 'node:http';
+import { TransitError, type TransitErrorCode } from '@coffer/crypto';
 import type { NodeErrorCode } from '../errors.js';
 import { ServiceError, type ServiceErrorCode } from '../service/errors.js';
 import { sendJson } from './body.js';
@@ -105,6 +106,18 @@ export function vaultErrorBody(err: ServiceError): { readonly errors: readonly s
   return { errors: err.code === 'not_found' ? [] : [err.message] };
 }
 
+/**
+ * Every transit error of the crypto core → its API code: each is the client's mistake in a
+ * ciphertext or its context (400). The core's messages name what is wrong (the version, the
+ * minimum, "authentication failed"), never key material, plaintext or the ciphertext itself.
+ */
+const TRANSIT_ERRORS: Readonly<Record<TransitErrorCode, ServiceErrorCode>> = {
+  CRYPTO_TRANSIT_MALFORMED: 'invalid_request',
+  CRYPTO_TRANSIT_VERSION_TOO_OLD: 'invalid_request',
+  CRYPTO_TRANSIT_VERSION_UNKNOWN: 'invalid_request',
+  CRYPTO_TRANSIT_INTEGRITY: 'invalid_request',
+};
+
 /** NodeError codes a client can cause, and how they are answered. */
 const NODE_ERRORS: Partial<Record<NodeErrorCode, { readonly code: ServiceErrorCode; readonly message: string | null; readonly retryAfterSecs?: number }>> = {
   NODE_INVALID_DURATION: { code: 'invalid_request', message: null },
@@ -124,6 +137,7 @@ const NODE_ERRORS: Partial<Record<NodeErrorCode, { readonly code: ServiceErrorCo
  */
 export function toServiceError(err: unknown): ServiceError {
   if (err instanceof ServiceError) return err;
+  if (err instanceof TransitError) return new ServiceError(TRANSIT_ERRORS[err.code], err.message, { cause: err });
   if (err instanceof Error) {
     const code = (err as Error & { code?: unknown }).code;
     if (typeof code === 'string' && Object.hasOwn(NODE_ERRORS, code)) {

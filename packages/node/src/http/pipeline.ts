@@ -29,11 +29,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { hashToken } from '@coffer/crypto';
+import { hashToken, isTransitKeyName } from '@coffer/crypto';
 import { tokenStatusAt, type TokenRecord } from '@coffer/state';
 import type { AuditOutcome } from '../audit/audit-log.js';
 import { RoleRateLimiter } from '../auth/rate-limit.js';
-import { isAllowed, type Action } from '../auth/rbac.js';
+import { isAllowed, isPathScoped, type Action } from '../auth/rbac.js';
 import type { ReadAuthMode } from '../config.js';
 import type { NodeContext } from '../context.js';
 import type { AccessCache } from '../service/access.js';
@@ -116,6 +116,9 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     else if (r.param === 'token') nameOrThrow(checkTokenName(decoded));
     else if (r.param === 'role') nameOrThrow(checkRoleName(decoded));
     else if (r.param === 'member') nameOrThrow(checkNodeId(decoded));
+    else if (r.param === 'transitKey' && !isTransitKeyName(decoded)) {
+      throw new ServiceError('invalid_name', `transit key name ${JSON.stringify(clip(decoded, 80))} must be 1-64 bytes of A-Z a-z 0-9 . _ -`);
+    }
     else if (r.param === 'folder') call.param = checkFolder(decoded);
   }
 
@@ -167,7 +170,8 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     if (r.param !== 'none') decodeParam(r, call, rawParam);
     if (r.access === 'token') {
       const action = r.action as Action;
-      if (r.param === 'secret') requireAction(call, action);
+      // Path-scoped actions (secret.*, transit.*) are checked on the route's decoded name.
+      if (r.param === 'secret' || isPathScoped(action)) requireAction(call, action);
       else {
         const role = call.role;
         const allowed = role !== undefined && (action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));

@@ -85,7 +85,7 @@ export interface Route {
    * How the route parameter is checked. `folder` is a Vault KV v2 list path: a name prefix that
    * may end in `/` (or be empty); RBAC then only needs `secret.list` somewhere, names are filtered.
    */
-  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member' | 'folder';
+  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member' | 'folder' | 'transitKey';
   /** Errors in Vault's envelope (`{"errors": [...]}`) and statuses instead of the native ones. */
   readonly vault?: boolean;
   /** Whether the lockout applies to an allowlist route (verify). */

@@ -27,8 +27,8 @@ describe('isAllowed', () => {
 
   test('admin may do every action on every name', () => {
     for (const a of ACTIONS) expect(isAllowed(ADMIN_ROLE, a, 'any/name/at/all')).toBe(true);
-    // Secret actions need a name to judge; global ones do not.
-    for (const a of ACTIONS) expect(isAllowed(ADMIN_ROLE, a)).toBe(!a.startsWith('secret.'));
+    // Path-scoped actions (secret.*, transit.*) need a name to judge; global ones do not.
+    for (const a of ACTIONS) expect(isAllowed(ADMIN_ROLE, a)).toBe(!a.startsWith('secret.') && !a.startsWith('transit.'));
   });
 
   test.each<[Action, string | undefined, boolean]>([

@@ -16,9 +16,10 @@ import { sealCommands, sealConfigs, type SealCommand } from './seal.js';
 import { secretCommands, type SecretCommand } from './secrets.js';
 import type { CommandOfType, CommandSpec } from './spec.js';
 import { tokenCommands, type TokenCommand } from './tokens.js';
+import { transitCommands, transitKeys, type TransitCommand } from './transit.js';
 
 /** Every command, in its current shape. */
-export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand;
+export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand | TransitCommand;
 
 /** Every command type name. */
 export type CommandType = Command['type'];
@@ -36,6 +37,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
   ...approleCommands,
   ...identityCommands,
   ...sealCommands,
+  ...transitCommands,
 });
 
 /**
@@ -43,7 +45,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
  * The built-in tables (secrets, tokens, roles, lockouts, members, singletons) live in
  * `StateTables` itself.
  */
-export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs]);
+export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs, transitKeys]);
 
 /** Prefixes the built-in tables use; a family table must pick another `m` + letter. */
 const BUILT_IN_PREFIXES: readonly string[] = ['ms', 'mt', 'mr', 'ml', 'mn', 'md', 'mg'];
