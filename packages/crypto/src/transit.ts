@@ -189,7 +189,8 @@ export function isTransitKeyType(type: unknown): type is TransitKeyType {
   return type === 'xchacha20-poly1305' || type === 'aes256-gcm';
 }
 
-function assertRef(name: string, type: TransitKeyType, version: number): void {
+/** Throws TypeError / RangeError for a bad key name, type or version (shared with transit-keys.ts). */
+export function assertTransitRef(name: string, type: TransitKeyType, version: number): void {
   if (!isTransitKeyName(name)) throw new TypeError('transit key name must be 1-64 bytes of [A-Za-z0-9._-]');
   if (!isTransitKeyType(type)) throw new TypeError('transit key type must be xchacha20-poly1305 or aes256-gcm');
   if (!Number.isSafeInteger(version) || version < 1 || version > TRANSIT_MAX_VERSION) {
@@ -199,7 +200,7 @@ function assertRef(name: string, type: TransitKeyType, version: number): void {
 
 function assertKeyVersion(kv: TransitKeyVersion): void {
   if (kv === null || typeof kv !== 'object') throw new TypeError('expected { name, type, version, key }');
-  assertRef(kv.name, kv.type, kv.version);
+  assertTransitRef(kv.name, kv.type, kv.version);
   if (!(kv.key instanceof Uint8Array) || kv.key.length !== TRANSIT_KEY_LENGTH) throw new RangeError('transit key must be 32 bytes');
 }
 
@@ -229,7 +230,7 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export function encodeTransitAad(type: TransitKeyType, name: string, version: number, context: Uint8Array | undefined): Uint8Array {
-  assertRef(name, type, version);
+  assertTransitRef(name, type, version);
   const ctx = contextBytes(context);
   const nameLen = Buffer.byteLength(name, 'utf8');
   const out = Buffer.alloc(AAD_DOMAIN.length + 1 + 4 + nameLen + 4 + 4 + ctx.length);
@@ -431,7 +432,7 @@ export function decryptWithKeyVersion(
 
 function assertKeyring(ring: TransitKeyring): void {
   if (ring === null || typeof ring !== 'object' || typeof ring.openVersion !== 'function') throw new TypeError('expected a TransitKeyring');
-  assertRef(ring.name, ring.type, ring.latestVersion);
+  assertTransitRef(ring.name, ring.type, ring.latestVersion);
   const min = ring.minDecryptionVersion;
   if (!Number.isSafeInteger(min) || min < 1 || min > ring.latestVersion) {
     throw new RangeError('minDecryptionVersion must be an integer in 1..latestVersion');
@@ -571,143 +572,4 @@ export async function transitDataKey(ring: TransitKeyring, opts: TransitDataKeyO
   } finally {
     if (!handedOut) zeroize(dataKey);
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Storing key versions: sealed like a secret value, under the KeyProvider.
-
-/** Identifies one stored key version. */
-export interface TransitKeyRef {
-  readonly name: string;
-  readonly type: TransitKeyType;
-  readonly version: number;
-}
-
-/**
- * The envelope context a transit key version is sealed under: name `transit:{type}:{name}`,
- * version = the key version. Secret names cannot contain `:`, so no secret's envelope (or
- * wrapped DEK, whose KMS encryption context is this same pair) can be substituted for a transit
- * key's, and a key version cannot be relabelled as another key, type or version.
- *
- * @param ref - key name, type and version.
- * @returns the SecretContext for {@link Envelopes.seal}/{@link Envelopes.open}.
- * @throws TypeError / RangeError for a bad name, type or version.
- * @example
- * ```ts
- * transitKeyContext({ name: 'orders', type: 'aes256-gcm', version: 2 }); // { name: 'transit:aes256-gcm:orders', version: 2 }
- * ```
- */
-export function transitKeyContext(ref: TransitKeyRef): SecretContext {
-  assertRef(ref.name, ref.type, ref.version);
-  return { name: `transit:${ref.type}:${ref.name}`, version: ref.version };
-}
-
-/**
- * Seals a transit key version's raw bytes for the replicated state: a fresh DEK from the key
- * provider (KMS or local), XChaCha20-Poly1305 under the DEK, the DEK wrapped and bound to
- * {@link transitKeyContext}. The result is an ordinary {@link Envelope}: the KMS re-wrap pass
- * handles it like a secret version's.
- *
- * @param envelopes - the node's Envelopes (provider and DEK cache).
- * @param key - the 32 raw key bytes (still the caller's; see {@link generateTransitKeyVersion}).
- * @param ref - what the bytes are.
- * @returns the envelope to store in the key's record.
- * @throws RangeError when `key` is not 32 bytes; CRYPTO_KMS_* from the provider.
- * @example
- * ```ts
- * const env = await sealTransitKey(envelopes, key, { name: 'orders', type: 'xchacha20-poly1305', version: 1 });
- * ```
- */
-export async function sealTransitKey(envelopes: Envelopes, key: Uint8Array, ref: TransitKeyRef): Promise<Envelope> {
-  if (!(key instanceof Uint8Array) || key.length !== TRANSIT_KEY_LENGTH) throw new RangeError('transit key must be 32 bytes');
-  return envelopes.seal(key, transitKeyContext(ref));
-}
-
-/**
- * Opens a stored transit key version.
- *
- * @param envelopes - the node's Envelopes.
- * @param env - the stored envelope.
- * @param ref - the name, type and version the caller expects it to be.
- * @returns the 32 key bytes (a fresh buffer; the caller — usually the keyring layer — zeroizes it).
- * @throws {CRYPTO_INTEGRITY} tampered envelope, another key/type/version, or not 32 bytes.
- * @throws {CRYPTO_KMS_*} provider failures.
- * @example
- * ```ts
- * const ring = { name, type, latestVersion, minDecryptionVersion,
- *   openVersion: (v) => openTransitKey(envelopes, record.versions[v], { name, type, version: v }) };
- * ```
- */
-export async function openTransitKey(envelopes: Envelopes, env: Envelope, ref: TransitKeyRef): Promise<Uint8Array> {
-  const key = await envelopes.open(env, transitKeyContext(ref));
-  if (key.length !== TRANSIT_KEY_LENGTH) {
-    zeroize(key);
-    throw new CryptoError('CRYPTO_INTEGRITY', 'stored transit key version is not 32 bytes');
-  }
-  return key;
-}
-
-/**
- * Creates a new key version: 32 random bytes, sealed with {@link sealTransitKey}, then wiped.
- * The node proposes the returned envelope (create = version 1, rotate = latest + 1).
- *
- * @param envelopes - the node's Envelopes.
- * @param ref - the new version's name, type and number.
- * @param randomBytes - CSPRNG (default the OS).
- * @returns the sealed key version.
- * @throws CRYPTO_KMS_* from the provider.
- * @example
- * ```ts
- * const env = await generateTransitKeyVersion(envelopes, { name: 'orders', type: 'aes256-gcm', version: latest + 1 });
- * ```
- */
-export async function generateTransitKeyVersion(envelopes: Envelopes, ref: TransitKeyRef, randomBytes: RandomBytes = osRandomBytes): Promise<Envelope> {
-  transitKeyContext(ref);
-  const key = randomBytes(TRANSIT_KEY_LENGTH);
-  try {
-    return await sealTransitKey(envelopes, key, ref);
-  } finally {
-    zeroize(key);
-  }
-}
-
-/** A transit key as the replicated state keeps it: policy plus one sealed envelope per version. */
-export interface TransitKeyRecord {
-  readonly name: string;
-  readonly type: TransitKeyType;
-  readonly latestVersion: number;
-  readonly minDecryptionVersion: number;
-  /** The sealed versions (from {@link generateTransitKeyVersion}), by version number. */
-  readonly versions: ReadonlyMap<number, Envelope>;
-}
-
-/**
- * The keyring of a stored key: versions are opened through the node's Envelopes (DEK cache and
- * key provider) only when an operation needs them, and the keyring layer wipes each opened copy.
- *
- * @param envelopes - the node's Envelopes.
- * @param record - the key's replicated record.
- * @returns a {@link TransitKeyring} for {@link transitEncrypt} and friends.
- * @throws {CRYPTO_INTEGRITY} (from `openVersion`) when a version the policy admits has no stored
- *   envelope, or its envelope does not open as that key version: the state is inconsistent (500).
- * @example
- * ```ts
- * const ct = await transitEncrypt(transitKeyring(envelopes, state.transitKeys.get(name)), plaintext);
- * ```
- */
-export function transitKeyring(envelopes: Envelopes, record: TransitKeyRecord): TransitKeyring {
-  const { name, type, latestVersion, minDecryptionVersion, versions } = record;
-  return {
-    name,
-    type,
-    latestVersion,
-    minDecryptionVersion,
-    openVersion(version: number): Promise<Uint8Array> {
-      const env = versions.get(version);
-      if (env === undefined) {
-        return Promise.reject(new CryptoError('CRYPTO_INTEGRITY', `transit key "${name}" has no stored version ${version}`));
-      }
-      return openTransitKey(envelopes, env, { name, type, version });
-    },
-  };
 }

@@ -12,23 +12,19 @@ import {
   encodeTransitAad,
   encryptWithKeyVersion,
   formatTransitCiphertext,
-  generateTransitKeyVersion,
   isTransitKeyName,
   isTransitKeyType,
-  openTransitKey,
   parseTransitCiphertext,
-  sealTransitKey,
   transitDataKey,
   transitDecrypt,
   transitEncrypt,
-  transitKeyContext,
   transitRewrap,
-  transitKeyring,
   type TransitErrorCode,
   type TransitKeyType,
   type TransitKeyVersion,
   type TransitKeyring,
 } from '../src/transit.js';
+import { generateTransitKeyVersion, openTransitKey, sealTransitKey, transitKeyContext, transitKeyring } from '../src/transit-keys.js';
 import { CryptoError } from '../src/errors.js';
 import { Envelopes, type Envelope } from '../src/envelope.js';
 import { createLocalProvider } from '../src/local-provider.js';
