@@ -21,6 +21,7 @@ import { registerRun } from './commands/run.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerKms } from './commands/kms.js';
 import { registerLogin } from './commands/login.js';
+import { registerOperator } from './commands/operator.js';
 import { registerRoles } from './commands/roles.js';
 import { registerSecrets } from './commands/secrets.js';
 import { registerServerCommands } from './commands/server.js';
@@ -106,7 +107,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerApprole]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerApprole, registerOperator]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);

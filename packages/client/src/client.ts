@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
+import { OperatorApi } from './api/operator.js';
 import { AppRolesApi, loginWithAppRole, type AppRoleLoginOptions } from './api/approle.js';
 import { ClusterApi } from './api/cluster.js';
 import { loginWithEd25519, type Ed25519LoginOptions, type Session } from './api/ed25519.js';
@@ -175,6 +176,8 @@ export class CofferClient {
   readonly identities: IdentitiesApi;
   /** Access requests (file, list, approve, deny). */
   readonly accessRequests: AccessRequestsApi;
+  /** The sealed start: init, unseal, seal, seal-status (per node). */
+  readonly operator: OperatorApi;
 
   readonly #emitter = new EventEmitter();
   readonly #transport: Transport;
@@ -265,6 +268,7 @@ export class CofferClient {
     this.audit = new AuditApi(core);
     this.identities = new IdentitiesApi(core);
     this.accessRequests = new AccessRequestsApi(core);
+    this.operator = new OperatorApi(core, () => this.#transport.addresses[0]);
   }
 
   /** @returns the node URLs in use */

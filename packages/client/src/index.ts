@@ -17,6 +17,7 @@ export { SecretsApi } from './api/secrets.js';
 export { TokensApi } from './api/tokens.js';
 export { RolesApi } from './api/roles.js';
 export { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
+export { OperatorApi, type SealInit, type SealStatus } from './api/operator.js';
 export { ClusterApi } from './api/cluster.js';
 export * from './types.js';
 export { IdentitiesApi, AccessRequestsApi, type AccessRequest, type IdentityInfo, type IdentityType, type Membership, type MembershipRole } from './api/identities.js';

@@ -6,6 +6,7 @@
 import type { NodeStore } from '@coffer/state';
 import type { ClusterAdmin, ClusterView, Forwarding, Lifecycle, NodeContext, NodeEnvironment, Proposer, ReadPath, RequestGuards, WorkerControls } from './context.js';
 import type { Keyring } from './kms-setup.js';
+import type { NodeSeal } from './seal/node-seal.js';
 
 /** The parts, one per concern. */
 export interface NodeParts {
@@ -18,6 +19,8 @@ export interface NodeParts {
   readonly guards: RequestGuards;
   readonly workers: WorkerControls;
   readonly lifecycle: Lifecycle;
+  /** COFFER_SEAL=shamir only. */
+  readonly seal: NodeSeal | undefined;
 }
 
 /**
@@ -59,5 +62,6 @@ export function createNodeContext(p: NodeParts): NodeContext {
     isClosing: () => lifecycle.isClosing(),
     isReady: () => lifecycle.isReady(),
     isRemoved: () => lifecycle.isRemoved(),
+    ...(p.seal === undefined ? {} : { seal: p.seal }),
   };
 }

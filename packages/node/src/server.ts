@@ -43,6 +43,7 @@ import { RaftEvents } from './raft/events.js';
 import { openPeerLink, Outbox } from './raft/peer-link.js';
 import { RaftProposer } from './raft/proposer.js';
 import { Readiness } from './readiness.js';
+import { NodeSeal } from './seal/node-seal.js';
 import { type OpenedStorage, openStorage } from './storage.js';
 import { Workers } from './workers/workers.js';
 
@@ -100,7 +101,7 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
   const audit = await AuditLog.open({ path: config.auditFile, nodeId, onWriteError: () => metrics.auditWriteFailures.inc() });
   storage.trail.attach(audit);
   life.onClose(() => audit.close());
-  const keyring = createKeyring(config, logger, metrics);
+  const keyring = createKeyring(config, logger, metrics, () => store.state);
   life.onClose(() => keyring.close());
   const keys = createPeerKeys(config);
   life.onClose(() => keys.destroy());
@@ -159,12 +160,31 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
     propose: (cmd) => proposer.propose(cmd),
     reportedFailures: (key, count) => lockout.reported(key, count),
     addMember: (id, raftAddr, apiAddr) => cluster.addMember(id, raftAddr, apiAddr),
+    sealed: () => keyring.seal?.isSealed() === true,
   });
   calls.answerLocally(rpc);
-  const membership = new MembershipDuties({ config, driver, store, logger, metrics, calls, transferLeadership: (to) => cluster.transferLeadership(to), isRemoved: () => removal.isRemoved(driver.members()), closing });
+  const membership = new MembershipDuties({ config, driver, store, logger, metrics, calls, transferLeadership: (to) => cluster.transferLeadership(to), isRemoved: () => removal.isRemoved(driver.members()), closing, sealed: () => keyring.seal?.isSealed() === true });
   const leaderDuties = new LeaderDuties({ config, driver, store, logger, propose: (cmd) => proposer.propose(cmd), closing });
   const forwarder = new Forwarder({ config, metrics, peerKey: keys.peerKey, verifier: keys.verifier, leader: () => driver.leader(), leaderApiAddr: () => cluster.leaderApiAddr(), firstLeader: (ready, ms) => events.firstLeader(ready, ms) });
   const workers = new Workers();
+  // COFFER_SEAL=shamir: the node starts sealed (also after a restart) and follows the replicated
+  // seal config; every apply may carry `seal.init` (or a restore with another config).
+  const seal = keyring.seal === undefined ? undefined : new NodeSeal({
+    manager: keyring.seal,
+    state: () => store.state,
+    propose: (cmd) => proposer.propose(cmd),
+    now: () => Date.now(),
+    onChange: (sealed) => {
+      logger.warn(`${nodeId} is ${sealed ? 'sealed: it serves nothing but health, init, unseal and seal-status' : 'unsealed'}`);
+      if (!sealed && driver.isLeader()) workers.onLeadership();
+    },
+  });
+  if (seal !== undefined) {
+    await seal.sync();
+    events.onApply(() => {
+      seal.sync().catch((err: unknown) => life.failed(err));
+    });
+  }
 
   // Reactions to a leader change, in this order (subscribed before any peer can be heard).
   events.onLeader((lead) => {
@@ -194,9 +214,10 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
     workers,
     lifecycle: {
       isClosing: closing,
-      isReady: () => readiness.isReady() && !life.closing,
+      isReady: () => readiness.isReady() && !life.closing && seal?.isSealed() !== true,
       isRemoved: () => removal.isRemoved(driver.members()),
     },
+    seal,
   });
   // Background workers (leader only; idle on followers).
   workers.start(ctx);

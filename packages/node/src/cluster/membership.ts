@@ -25,12 +25,15 @@ export interface MembershipDeps {
   readonly transferLeadership: (to: string | undefined) => Promise<string>;
   readonly isRemoved: () => boolean;
   readonly closing: () => boolean;
+  /** Whether this node is sealed (COFFER_SEAL=shamir); absent: never. */
+  readonly sealed?: () => boolean;
 }
 
 /** The periodic membership work, and the hand-off on shutdown. */
 export class MembershipDuties {
   private readonly deps: MembershipDeps;
   private registering = false;
+  private handingOff = false;
   private timer: NodeJS.Timeout | undefined;
 
   /** @param deps - see {@link MembershipDeps} */
@@ -43,6 +46,7 @@ export class MembershipDuties {
     this.timer = setInterval(() => {
       void this.registerSelf();
       void this.promoteCaughtUpLearners();
+      void this.handOffWhileSealed();
       const st = this.deps.driver.status();
       this.deps.metrics.raftCommitIndex.set(st.commit);
       this.deps.metrics.raftTerm.set(st.term);
@@ -75,6 +79,36 @@ export class MembershipDuties {
         logger.debug({ err: String(err) }, 'promotion will be retried');
       }
       return; // one change at a time
+    }
+  }
+
+  /**
+   * A sealed leader cannot encrypt, so every write would stall although a majority may be
+   * unsealed: it hands leadership to a caught-up voter that says it is unsealed (peer RPC
+   * `seal-status`). Sealed nodes still campaign: before init every node is sealed, and someone
+   * must commit `seal.init`.
+   */
+  async handOffWhileSealed(): Promise<void> {
+    const { driver, calls, config, logger } = this.deps;
+    if (this.handingOff || this.deps.sealed?.() !== true || !driver.isLeader() || this.deps.closing()) return;
+    this.handingOff = true;
+    try {
+      const st = driver.status();
+      for (const id of driver.members().voters) {
+        if (id === config.nodeId) continue;
+        const p = st.progress?.[id];
+        if (p === undefined || !p.recentActive || p.matchIndex + 10 < st.commit) continue;
+        // callLeader calls the member named (the name is historical): true means 200, i.e. unsealed.
+        if (!(await calls.callLeader(id, 'seal-status', {}))) continue;
+        if (!driver.isLeader() || this.deps.sealed?.() !== true) return;
+        logger.warn({ to: id }, `${config.nodeId} is sealed and leads: handing leadership to unsealed ${id}`);
+        await this.deps.transferLeadership(id);
+        return;
+      }
+    } catch (err) {
+      logger.debug({ err: String(err) }, 'sealed leader hand-off will be retried');
+    } finally {
+      this.handingOff = false;
     }
   }
 

@@ -9,6 +9,7 @@
  * | `register`     | the leader  | proposes `member.upsert` with the sender's advertised addresses |
  * | `auth-failure` | the leader  | adds a follower's authentication failures to the cluster-wide lockout |
  * | `join`         | the leader  | adds the sender as a learner |
+ * | `seal-status`  | any member  | 200 `{sealed:false}` when this node is unsealed, 503 `{sealed:true}` when sealed (COFFER_SEAL=shamir; a sealed leader looks for a successor) |
  *
  * Leader-only methods answer 421 `{leader}` elsewhere. {@link PeerCalls} is the calling side.
  */
@@ -36,6 +37,8 @@ export interface PeerRpcDeps {
   /** A follower's failures for one lockout key. */
   readonly reportedFailures: (key: string, count: number) => void;
   readonly addMember: (id: string, raftAddr: string, apiAddr: string) => Promise<void>;
+  /** Whether this node is sealed (COFFER_SEAL=shamir); absent: never. */
+  readonly sealed?: () => boolean;
 }
 
 /**
@@ -54,6 +57,11 @@ export function createPeerRpc(deps: PeerRpcDeps): PeerRpc {
       if (table === undefined) return { status: 400, body: { error: 'bad hello body' } };
       deps.versions.record(from, table);
       return { status: 200, body: {} };
+    }
+    if (method === 'seal-status') {
+      // Only a boolean: whether this member holds the key (nothing about shares or progress).
+      const sealed = deps.sealed?.() === true;
+      return { status: sealed ? 503 : 200, body: { sealed } };
     }
     if (method === 'removed') {
       // A voter tells this node it was removed from the configuration (it may never see the

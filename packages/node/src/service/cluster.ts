@@ -55,14 +55,15 @@ export function health(ctx: NodeContext, standbyOk: boolean): HealthAnswer {
   const leader = ctx.leaderId();
   const removed = ctx.isRemoved();
   const isLeader = !removed && ctx.isLeader();
-  const ready = !removed && !ctx.isClosing() && ctx.isReady();
+  const sealed = ctx.seal?.isSealed() === true;
+  const ready = !removed && !sealed && !ctx.isClosing() && ctx.isReady();
   const body = {
     initialized: st.confState.voters.length > 0,
     standby: !isLeader,
     leader,
     term: st.term,
     version: NODE_VERSION,
-    sealed: false,
+    sealed,
     performance_standby: false,
     server_time_utc: Math.floor(ctx.now() / 1000),
     cluster_name: 'coffer',

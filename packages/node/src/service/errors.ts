@@ -36,6 +36,12 @@ export type ServiceErrorCode =
   | 'shutting_down'
   | 'removed'
   | 'upgrade_pending'
+  | 'sealed'
+  | 'not_initialized'
+  | 'already_initialized'
+  | 'unseal_key_malformed'
+  | 'unseal_key_duplicate'
+  | 'unseal_keys_wrong'
   | 'self_approval'
   | 'already_decided';
 

@@ -22,9 +22,13 @@ export class Workers implements WorkerControls {
    * @param ctx - the node context
    */
   start(ctx: NodeContext): void {
-    this.rewrap = new RewrapWorker(ctx);
+    // Workers that need the key (re-wrap, rotation) act only while this node leads AND is
+    // unsealed (COFFER_SEAL=shamir); a sealed leader leaves them idle instead of failing each pass.
+    const unsealedLeader = (): boolean => ctx.isLeader() && ctx.seal?.isSealed() !== true;
+    const keyed: NodeContext = new Proxy(ctx, { get: (t, k, r) => (k === 'isLeader' ? unsealedLeader : Reflect.get(t, k, r)) });
+    this.rewrap = new RewrapWorker(keyed);
     this.rewrap.start();
-    this.rotation = new RotationWorker(ctx, new SecretService(ctx));
+    this.rotation = new RotationWorker(keyed, new SecretService(keyed));
     this.rotation.start();
     this.snapshots = new SnapshotWorker(ctx);
     this.snapshots.start();

@@ -13,7 +13,7 @@ export const sysRoutes: RouteFamily = ({ ctx }) => {
   };
 
   route({
-    method: 'GET', path: '/v1/sys/health', access: 'public', auditAction: 'sys.health', write: false, body: 'none', param: 'none',
+    method: 'GET', path: '/v1/sys/health', access: 'public', auditAction: 'sys.health', write: false, body: 'none', param: 'none', whileSealed: true,
     handler: async (c) => {
       const h = health(ctx, c.query.get('standbyok') === 'true');
       // Vault's overrides: ?activecode=n answers n instead of 200 on the leader, ?standbycode=n

@@ -1,0 +1,226 @@
+/**
+ * The sealed start (COFFER_SEAL=shamir, CONTRACT.md "Sealed start"), on a real 3-node cluster:
+ * init once per cluster (a race between two nodes hands out one set of shares), every node sealed
+ * until threshold shares reach *it* (two different subsets on two nodes; fewer do not), wrong,
+ * malformed and repeated shares refused with a clear message, a sealed node serves nothing but
+ * health/init/unseal/seal-status (no stale read either), writes resume once a majority is
+ * unsealed even when the sealed node was leader, seal drops the key, a restart seals again,
+ * and the hostile cases (no/low token for seal, oversized unseal body, path tricks).
+ */
+import * as http from 'node:http';
+import { TestCluster, sleep, type HttpResult, type NodeHandle } from '../src/harness';
+
+jest.setTimeout(300_000);
+
+let cluster: TestCluster;
+let keys: string[] = [];
+
+const health = (n: NodeHandle): Promise<HttpResult> => cluster.http(n, 'GET', '/v1/sys/health?standbyok=true', undefined, null);
+const sealStatus = async (n: NodeHandle): Promise<{ initialized: boolean; sealed: boolean; t: number; n: number; progress: number }> =>
+  (await cluster.http(n, 'GET', '/v1/sys/seal-status', undefined, null)).body;
+const unseal = (n: NodeHandle, key: string): Promise<HttpResult> => cluster.http(n, 'PUT', '/v1/sys/unseal', { key }, null);
+
+/** PUT with the path exactly as given (no URL normalisation); resolves with the status. */
+function rawPut(n: NodeHandle, p: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: n.apiPort, path: p, method: 'PUT', headers: { authorization: `Bearer ${token}` }, agent: false, timeout: 15_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A share of the right shape whose y-values were changed: it rebuilds a wrong key. */
+function corrupt(share: string): string {
+  const b = Buffer.from(share, 'base64');
+  b[0] = (b[0] ?? 0) ^ 0x5a;
+  return b.toString('base64');
+}
+
+async function unsealWith(n: NodeHandle, subset: readonly number[]): Promise<void> {
+  for (const [i, k] of subset.entries()) {
+    const r = await unseal(n, keys[k] as string);
+    expect(r.status).toBe(200);
+    expect(r.body.sealed).toBe(i < subset.length - 1);
+    if (i < subset.length - 1) expect(r.body.progress).toBe(i + 1);
+  }
+}
+
+async function expectSealedNode(n: NodeHandle): Promise<void> {
+  const h = await health(n);
+  expect(h.status).toBe(503);
+  expect(h.body).toMatchObject({ sealed: true, ready: false });
+  for (const p of ['/v1/secrets/sealed/probe', '/v1/secrets/sealed/probe?consistency=stale', '/v1/secret/data/sealed/probe', '/v1/tokens/self']) {
+    const r = await cluster.http(n, 'GET', p);
+    expect([p, r.status, r.body?.error?.code ?? r.body]).toEqual([p, 503, expect.anything()]);
+    if (!p.startsWith('/v1/secret/')) expect(r.body.error.code).toBe('sealed');
+  }
+  const w = await cluster.http(n, 'PUT', '/v1/secrets/sealed/probe', { value: 'x' });
+  expect(w.status).toBe(503);
+  expect(w.body.error.code).toBe('sealed');
+  expect(w.body.error.message).toMatch(/sealed/);
+}
+
+/** Some node that is unsealed and leads (health 200), waiting for the sealed-leader hand-off. */
+async function unsealedLeader(among: NodeHandle[]): Promise<NodeHandle> {
+  return cluster.leader(30_000, among);
+}
+
+beforeAll(async () => {
+  cluster = new TestCluster({ env: { COFFER_SEAL: 'shamir', COFFER_LOCAL_MASTER_KEY: '' } });
+  await cluster.start();
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+test('every node starts sealed and uninitialised, and serves only health, init, unseal and seal-status', async () => {
+  for (const n of cluster.nodes) {
+    const st = await sealStatus(n);
+    expect(st).toMatchObject({ initialized: false, sealed: true, t: 0, n: 0, progress: 0 });
+    await expectSealedNode(n);
+    const u = await unseal(n, Buffer.alloc(33, 1).toString('base64'));
+    expect(u.status).toBe(400);
+    expect(u.body.error.code).toBe('not_initialized');
+  }
+});
+
+test('init: bad parameters are refused; two inits racing on two nodes hand out exactly one set of 5 shares', async () => {
+  const [n1, n2, n3] = cluster.nodes as [NodeHandle, NodeHandle, NodeHandle];
+  for (const body of [{ secret_shares: 5, secret_threshold: 1 }, { secret_shares: 3, secret_threshold: 4 }, { secret_shares: 256, secret_threshold: 3 }, { secret_shares: '5', secret_threshold: 3 }, { secret_shares: 5 }, { secret_shares: 5, secret_threshold: 3, pgp_keys: [] }]) {
+    const r = await cluster.call(n1, 'PUT', '/v1/sys/init', body, null);
+    expect([JSON.stringify(body), r.status]).toEqual([JSON.stringify(body), 400]);
+    expect(r.body.error.message).toMatch(/secret_shares|secret_threshold|pgp_keys/);
+  }
+  // A leader must be elected (sealed nodes still run Raft) and the new command type advertised:
+  // until then init answers 503 with Retry-After, which `call` retries.
+  const [a, b] = await Promise.all([
+    cluster.call(n2, 'PUT', '/v1/sys/init', { secret_shares: 5, secret_threshold: 3 }, null, {}, 30_000),
+    cluster.call(n3, 'PUT', '/v1/sys/init', { secret_shares: 5, secret_threshold: 3 }, null, {}, 30_000),
+  ]);
+  const won = [a, b].filter((r) => r.status === 200);
+  const lost = [a, b].filter((r) => r.status !== 200);
+  expect(won).toHaveLength(1);
+  expect(lost[0]?.status).toBe(400);
+  expect(lost[0]?.body.error.code).toBe('already_initialized');
+  keys = won[0]?.body.keys;
+  expect(keys).toHaveLength(5);
+  expect(won[0]?.body.keys_base64).toEqual(keys);
+  for (const k of keys) expect(Buffer.from(k, 'base64')).toHaveLength(33);
+  expect(new Set(keys).size).toBe(5);
+  // Once per cluster, whichever node is asked.
+  const again = await cluster.call(n1, 'PUT', '/v1/sys/init', { secret_shares: 5, secret_threshold: 3 }, null);
+  expect(again.status).toBe(400);
+  expect(again.body.error.code).toBe('already_initialized');
+  for (const n of cluster.nodes) {
+    await cluster.eventually(async () => (await sealStatus(n)).initialized, 15_000, `${n.id} learns the seal config`);
+    expect(await sealStatus(n)).toMatchObject({ initialized: true, sealed: true, t: 3, n: 5, progress: 0 });
+  }
+});
+
+test('wrong, malformed and repeated shares are refused with a clear message; 2 of 5 do not unseal', async () => {
+  const n3 = cluster.nodes[2] as NodeHandle;
+  const bad = await unseal(n3, 'not-a-share');
+  expect(bad.status).toBe(400);
+  expect(bad.body.error.code).toBe('unseal_key_malformed');
+  expect(bad.body.error.message).not.toContain('not-a-share');
+  expect((await unseal(n3, keys[0] as string)).body.progress).toBe(1);
+  const dup = await unseal(n3, keys[0] as string);
+  expect(dup.status).toBe(400);
+  expect(dup.body.error.code).toBe('unseal_key_duplicate');
+  expect(dup.body.error.message).toMatch(/already submitted/);
+  expect((await sealStatus(n3)).progress).toBe(1);
+  // Two of five: still sealed.
+  expect((await unseal(n3, keys[1] as string)).body).toMatchObject({ sealed: true, progress: 2 });
+  await expectSealedNode(n3);
+  // A third share that is wrong: refused, progress reset.
+  const wrong = await unseal(n3, corrupt(keys[2] as string));
+  expect(wrong.status).toBe(400);
+  expect(wrong.body.error.code).toBe('unseal_keys_wrong');
+  expect(wrong.body.error.message).toMatch(/do not rebuild/);
+  expect(await sealStatus(n3)).toMatchObject({ sealed: true, progress: 0 });
+  // reset as in Vault
+  await unseal(n3, keys[3] as string);
+  const reset = await cluster.http(n3, 'PUT', '/v1/sys/unseal', { reset: true }, null);
+  expect(reset.body).toMatchObject({ sealed: true, progress: 0 });
+});
+
+test('two different 3-of-5 subsets unseal two nodes; the cluster writes with the third still sealed, also when the sealed node leads', async () => {
+  const [n1, n2, n3] = cluster.nodes as [NodeHandle, NodeHandle, NodeHandle];
+  await unsealWith(n1, [0, 1, 4]);
+  await unsealWith(n2, [3, 2, 0]);
+  const leader = await unsealedLeader([n1, n2]);
+  const w = await cluster.call(n1, 'PUT', '/v1/secrets/sealed/one', { value: 'v1' });
+  expect(w.status).toBe(200);
+  for (const n of [n1, n2]) {
+    const r = await cluster.call(n, 'GET', '/v1/secrets/sealed/one');
+    expect(r.status).toBe(200);
+    expect(r.body.value).toBe('v1');
+  }
+  // The sealed follower has the entry (Raft runs while sealed) but serves nothing from it.
+  await expectSealedNode(n3);
+
+  // Make the sealed node the leader: it must hand leadership to an unsealed voter, so writes go on.
+  const t = await cluster.call(leader, 'POST', '/v1/cluster/leader/transfer', { to: 'n3' });
+  expect(t.status).toBe(200);
+  expect(t.body.leader).toBe('n3');
+  const back = await unsealedLeader([n1, n2]);
+  expect(['n1', 'n2']).toContain(back.id);
+  const w2 = await cluster.call(n2, 'PUT', '/v1/secrets/sealed/one', { value: 'v2' }, undefined, {}, 30_000);
+  expect(w2.status).toBe(200);
+  expect((await cluster.call(n1, 'GET', '/v1/secrets/sealed/one')).body.value).toBe('v2');
+});
+
+test('hostile: seal needs operator.seal (no token, a low token), the unseal body is capped, path tricks do not reach the routes', async () => {
+  const [n1, n2] = cluster.nodes as [NodeHandle, NodeHandle];
+  const none = await cluster.http(n2, 'PUT', '/v1/sys/seal', undefined, null);
+  expect(none.status).toBe(401);
+  const role = await cluster.call(n1, 'PUT', '/v1/roles/reader-only', { rules: [{ paths: ['**'], actions: ['secret.list'] }] });
+  expect(role.status).toBe(200);
+  const tok = await cluster.call(n1, 'POST', '/v1/tokens', { name: 'low-seal', role: 'reader-only' });
+  expect(tok.status).toBe(200);
+  const low = await cluster.http(n2, 'PUT', '/v1/sys/seal', undefined, tok.body.token);
+  expect(low.status).toBe(403);
+  expect((await sealStatus(n2)).sealed).toBe(false);
+
+  const big = await cluster.http(n1, 'PUT', '/v1/sys/unseal', { key: 'A'.repeat(4096) }, null);
+  expect(big.status).toBe(413);
+  for (const p of ['/v1/sys/./seal', '/v1/sys/x/../seal', '/v1/sys/%2e%2e/sys/seal', '/v1/sys//seal', '/v1/sys/seal/', '/v1/sys/SEAL']) {
+    // Sent as written (fetch and URL would normalise the path first), with an admin token.
+    const r = await rawPut(n2, p, cluster.bootstrapToken);
+    expect([p, r]).toEqual([p, p === '/v1/sys/seal/' || p === '/v1/sys/SEAL' ? 404 : 400]);
+  }
+  expect((await sealStatus(n2)).sealed).toBe(false);
+  // Unseal is never forwarded: a share given to n2 does not count on n3.
+  await unseal(n2, keys[1] as string);
+  expect((await sealStatus(cluster.nodes[2] as NodeHandle)).progress).toBe(0);
+});
+
+test('seal drops the key: reads refused, then another subset unseals it again', async () => {
+  const [n1] = cluster.nodes as [NodeHandle];
+  const s = await cluster.http(n1, 'PUT', '/v1/sys/seal');
+  expect(s.status).toBe(200);
+  expect(s.body.sealed).toBe(true);
+  await expectSealedNode(n1);
+  await unsealWith(n1, [2, 3, 1]);
+  const r = await cluster.call(n1, 'GET', '/v1/secrets/sealed/one', undefined, undefined, {}, 30_000);
+  expect(r.status).toBe(200);
+  expect(r.body.value).toBe('v2');
+});
+
+test('a restart seals again; the shares unseal it after the restart', async () => {
+  const n2 = cluster.nodes[1] as NodeHandle;
+  await cluster.terminate(n2);
+  await cluster.spawnNode(n2);
+  expect(await sealStatus(n2)).toMatchObject({ initialized: true, sealed: true, t: 3, n: 5, progress: 0 });
+  await expectSealedNode(n2);
+  await unsealWith(n2, [4, 0, 2]);
+  await cluster.eventually(async () => (await health(n2)).status !== 503, 30_000, 'n2 ready after unseal');
+  const r = await cluster.call(n2, 'GET', '/v1/secrets/sealed/one');
+  expect(r.status).toBe(200);
+  expect(r.body.value).toBe('v2');
+  await sleep(0);
+});
