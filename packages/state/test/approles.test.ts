@@ -95,6 +95,14 @@ describe('approle.login', () => {
     expect(sm.tokenByHash(sha('tok-3'))).toBeUndefined();
   });
 
+  test("a login's token is capped by the role's maxTtl, even one lowered after the approle was written", () => {
+    const { sm, run } = setup({ tokenTtlSecs: 3_600 });
+    run(mint('s1'));
+    run({ type: 'role.put', requestId: rid(), at: T0 + 1, name: 'reader', rules: [], rateLimit: null, actor: 'ops', maxTtlSecs: 30 });
+    expect(run(login('s1', T0 + 2, T0)).status).toBe('ok');
+    expect(sm.tokenByHash(sha(`tok-${tok}`))?.expiresAt).toBe(T0 + 2 + 30_000);
+  });
+
   test('N logins racing on one secret id with N uses: exactly N succeed, whatever their order', () => {
     const { sm, run } = setup({ secretIdUses: 3 });
     run(mint('s1'));
