@@ -101,6 +101,33 @@ export {
 } from './commands/approles.js';
 export { SEAL_KEY_CHECK_BYTES, SEAL_KEY_ID_RE, sealConfigOf, sealConfigs, type SealCommand, type SealConfigRecord, type SealInitCommand, type SealTables } from './commands/seal.js';
 export {
+  DECIDED_REQUEST_RETAIN_MS,
+  NONCE_RETAIN_MS,
+  accessRequests,
+  identities,
+  memberships,
+  sessionByHash,
+  sessions,
+  usedNonces,
+  type AccessDecideCommand,
+  type AccessRequestCommand,
+  type AccessRequestRecord,
+  type AccessRequestStatus,
+  type FamilyTables,
+  type IdentityCommand,
+  type IdentityNameCommand,
+  type IdentityPutCommand,
+  type IdentityRecord,
+  type IdentityType,
+  type MembershipDeleteCommand,
+  type MembershipEntry,
+  type MembershipPutCommand,
+  type MembershipRole,
+  type MembershipsRecord,
+  type SessionCreateCommand,
+  type SessionRecord,
+} from './commands/identities.js';
+export {
   TRANSIT_KEY_TYPE_NAMES,
   listTransitKeys,
   transitKeyByName,

@@ -12,6 +12,7 @@
  * emit the table's type, from which `ServerConfig` is computed; keep new rows in that form.
  * Order is CONTRACT.md's; `coffer server --help` and docs/config.md group rows by `section`.
  */
+import { ConfigError } from '../errors.js';
 import * as p from './parsers.js';
 import type { ClusterMember, HostPort, LogLevel, ReadAuthMode, ValueContext } from './parsers.js';
 
@@ -223,6 +224,18 @@ export const CONFIG_TABLE = {
     parse: (v: string, c: ValueContext): number => p.duration(v, c),
     help: 'longest lifetime of a minted or rotated token (e.g. 30d, 12w, 1y); a role may set a shorter maxTtl',
     doc: 'a duration (`30d`, `12w`, `1y`, …). The longest lifetime of any minted or rotated token; a role\'s `maxTtl` can only shorten it; a token created without `ttl` gets the cap',
+  },
+  SESSION_TTL: {
+    section: 'access',
+    field: 'sessionTtlMs',
+    default: '1h',
+    parse: (v: string, c: ValueContext): number => {
+      const ms = p.duration(v, c);
+      if (ms < 1_000 || ms > 7 * 86_400_000) throw new ConfigError(c.name, `${c.shown} is not between 1s and 7d`);
+      return ms;
+    },
+    help: 'lifetime of an identity session opened by an Ed25519 login (e.g. 1h, 15min); between 1s and 7d',
+    doc: 'a duration between `1s` and `7d`. Lifetime of the session token `POST /v1/auth/login` returns; the session also ends when its identity is disabled or deleted',
   },
   READ_AUTH: {
     section: 'access',

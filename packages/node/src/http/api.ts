@@ -17,10 +17,15 @@ import { TokenService } from '../service/tokens.js';
 import { sendError, toServiceError } from './errors.js';
 import { countAuthFailure, createPipeline } from './pipeline.js';
 import { compileRoute, type Call, type Route, type RouteDeps, type RouteFamily, type RouteInfo } from './route.js';
+import { approleRoutes } from './routes/approle.js';
+import { accessRequestRoutes } from './routes/access-requests.js';
 import { auditRoutes } from './routes/audit.js';
+import { ed25519AuthRoutes } from './routes/auth-ed25519.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { identityRoutes } from './routes/identities.js';
 import { kmsRoutes } from './routes/kms.js';
 import { roleRoutes } from './routes/roles.js';
+import { sealRoutes } from './routes/seal.js';
 import { secretRoutes } from './routes/secrets.js';
 import { sysRoutes } from './routes/sys.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -37,8 +42,13 @@ const FAMILIES: readonly RouteFamily[] = [
   kmsRoutes,
   clusterRoutes,
   auditRoutes,
+  identityRoutes, // and memberships
+  accessRequestRoutes,
+  ed25519AuthRoutes,
+  approleRoutes,
   transitRoutes,
   vaultKv2Routes,
+  sealRoutes,
   sysRoutes,
 ];
 

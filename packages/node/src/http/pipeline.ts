@@ -30,14 +30,16 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { hashToken, isTransitKeyName } from '@coffer/crypto';
-import { tokenStatusAt, type TokenRecord } from '@coffer/state';
+import { sessionByHash, tokenStatusAt, type TokenRecord } from '@coffer/state';
 import type { AuditOutcome } from '../audit/audit-log.js';
 import { RoleRateLimiter } from '../auth/rate-limit.js';
 import { isAllowed, isPathScoped, type Action } from '../auth/rbac.js';
+import { SessionAuth, isOrgAdmin } from '../auth/sessions.js';
 import type { ReadAuthMode } from '../config.js';
 import type { NodeContext } from '../context.js';
 import type { AccessCache } from '../service/access.js';
 import { ServiceError } from '../service/errors.js';
+import { checkShortId } from '../service/identities.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName } from '../validate.js';
 import { MAX_BODY_BYTES, MAX_RESTORE_BYTES, checkDeclaredLength, parseJsonObject, readBody, sendJson } from './body.js';
 import { httpStatus, sendError, toServiceError } from './errors.js';
@@ -89,6 +91,9 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
   const cfg = ctx.config;
   const limiter = new RoleRateLimiter(() => ctx.now());
   const countFailure = (ip: string): void => countAuthFailure(ctx, ip);
+  const sessions = new SessionAuth();
+  /** Token routes an org admin may pass without the action: decided once the body is read. */
+  const orgDeferred = new WeakSet<Call>();
 
   function checkLockout(ip: string | undefined): void {
     if (ip === undefined || !lockout.enabled) return;
@@ -116,6 +121,8 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     else if (r.param === 'token') nameOrThrow(checkTokenName(decoded));
     else if (r.param === 'role') nameOrThrow(checkRoleName(decoded));
     else if (r.param === 'member') nameOrThrow(checkNodeId(decoded));
+    else if (r.param === 'identity') checkShortId(decoded, 'identity');
+    else if (r.param === 'requestId') checkShortId(decoded, 'id');
     else if (r.param === 'transitKey' && !isTransitKeyName(decoded)) {
       throw new ServiceError('invalid_name', `transit key name ${JSON.stringify(clip(decoded, 80))} must be 1-64 bytes of A-Z a-z 0-9 . _ -`);
     }
@@ -145,6 +152,13 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
   const readModeOf = (r: Route): ReadAuthMode => (r.secretRead === true ? cfg.readAuth : 'allowlist');
 
   async function authorize(r: Route, call: Call, rawParam: string): Promise<void> {
+    if (r.access === 'login') {
+      // Anyone may log in (the handler checks the credentials and counts failures), but not from
+      // a locked-out address; the request is still audited, bounded and forwarded like any write.
+      checkLockout(call.ip);
+      if (r.param !== 'none') decodeParam(r, call, rawParam);
+      return;
+    }
     const raw = presentedToken(call.req);
     if (r.access === 'allowlist') {
       if (r.lockout === true) checkLockout(call.ip);
@@ -175,7 +189,8 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
       else {
         const role = call.role;
         const allowed = role !== undefined && (action === 'secret.list' ? role.grants.has('secret.list') : isAllowed(role, action));
-        if (!allowed) throw new ServiceError('permission_denied', `role "${call.token?.role ?? '-'}" does not allow ${action}`);
+        if (!allowed && r.orgScope !== undefined && call.identity !== undefined) orgDeferred.add(call);
+        else if (!allowed) throw new ServiceError('permission_denied', `role "${call.token?.role ?? '-'}" does not allow ${action}`);
       }
     }
     takeRate(call);
@@ -185,7 +200,9 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
   async function authenticate(call: Call, raw: string | undefined): Promise<void> {
     if (raw === undefined) throw new ServiceError('missing_token', 'send a token in "Authorization: Bearer <token>" or "X-Vault-Token"');
     let token = lookupToken(raw);
-    if (token === undefined && ctx.state.tokenByHash(hashToken(raw)) === undefined) {
+    // Not a token: an identity session (checked against the replicated identity on every request).
+    let session = token === undefined ? sessions.authenticate(ctx.state, raw, ctx.now()) : undefined;
+    if (token === undefined && session === undefined && ctx.state.tokenByHash(hashToken(raw)) === undefined && sessionByHash(ctx.state, hashToken(raw)) === undefined) {
       // Unknown here may just mean "not applied here yet" (a token minted a moment ago through
       // the leader): catch up to the cluster's commit index once before refusing, so a new token
       // works on every node as soon as its creation was acknowledged. Meanwhile the request holds
@@ -195,11 +212,18 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
       try {
         await ctx.readBarrier('linearizable');
         token = lookupToken(raw);
+        if (token === undefined) session = sessions.authenticate(ctx.state, raw, ctx.now());
       } catch {
         // no quorum: answer from what this node knows
       } finally {
         release();
       }
+    }
+    if (session !== undefined) {
+      call.token = session.token;
+      call.role = session.role;
+      call.identity = session.identity;
+      return;
     }
     if (token === undefined) {
       if (call.ip !== undefined) countFailure(call.ip);
@@ -218,15 +242,29 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     }
   }
 
-  const bodyLimit = (r: Route): number => (r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+  const bodyLimit = (r: Route): number => r.maxBodyBytes ?? (r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
+
+  /** A session without the route's action passes only as admin of the org the request acts in. */
+  function checkOrgAdmin(r: Route, call: Call): void {
+    if (!orgDeferred.has(call)) return;
+    const org = r.orgScope?.(call);
+    if (org === undefined || call.identity === undefined || !isOrgAdmin(ctx.state, call.identity, org)) {
+      throw new ServiceError('permission_denied', `identity "${call.identity ?? '-'}" needs ${r.action ?? '-'} or an admin membership of ${org === undefined ? 'the org' : `org "${org}"`}`);
+    }
+  }
 
   /** Reads the body of an authorised request, checks it came unaltered if forwarded, parses it. */
   async function readBodyFor(r: Route, call: Call): Promise<void> {
-    if (r.body === 'none') return;
+    // Also for routes without a body: a deferred org check must never be skipped.
+    if (r.body === 'none') {
+      checkOrgAdmin(r, call);
+      return;
+    }
     const raw = await readBody(call.req, bodyLimit(r));
     ctx.checkForwardedBody(call.req, raw);
     call.rawBody = raw;
     if (r.body !== 'raw') call.body = parseJsonObject(raw, r.body === 'optionalJson');
+    checkOrgAdmin(r, call);
     if (r.extraActions !== undefined) for (const a of r.extraActions(call.body)) requireAction(call, a);
     if (r.readNames !== undefined && readModeOf(r) !== 'allowlist') {
       for (const name of r.readNames(call.body)) requireActionOn(call, 'secret.read', name);
@@ -304,6 +342,11 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     let audited = false;
     let reply: Reply | undefined;
     try {
+      if (r.whileSealed !== true && ctx.seal?.isSealed() === true) {
+        // A sealed node holds no key and serves nothing else: not even a stale read (nothing it
+        // holds may be served as current) and no forwarding (COFFER_SEAL=shamir).
+        throw new ServiceError('sealed', 'this node is sealed: unseal it with `coffer operator unseal` (PUT /v1/sys/unseal), or use an unsealed node', { retryAfterSecs: 1 });
+      }
       if (r.access !== 'public' && ctx.isRemoved()) {
         throw new ServiceError('removed', 'this node was removed from the cluster and no longer serves; use another member', { retryAfterSecs: 1 });
       }

@@ -21,7 +21,7 @@ import type { TokenService } from '../service/tokens.js';
 export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' | 'LIST';
 
 /** How a route is guarded. */
-export type RouteAccess = 'public' | 'allowlist' | 'token' | 'anyToken';
+export type RouteAccess = 'public' | 'allowlist' | 'token' | 'anyToken' | 'login';
 
 /** What a handler answers. */
 export interface Reply {
@@ -44,6 +44,8 @@ export interface Call {
   /** Authenticated token (token routes) or the token a reader presented, if valid. */
   token: Readonly<TokenRecord> | undefined;
   role: CompiledRole | undefined;
+  /** The identity a session token authenticated as (`token` is then the session's token-shaped view). */
+  identity?: string | undefined;
   /** What the audit line names as acted on. */
   resource: string | null;
   /** Further names acted on, each recorded in an audit line of its own (batch reads). */
@@ -81,11 +83,18 @@ export interface Route {
    */
   readonly preferLeader?: boolean;
   readonly body: 'none' | 'json' | 'optionalJson' | 'raw';
+  /** A tighter body limit than the default (e.g. the unseal key: a few hundred bytes). */
+  readonly maxBodyBytes?: number;
+  /**
+   * Served while this node is sealed (COFFER_SEAL=shamir): health, init, unseal, seal-status.
+   * Every other route answers 503 `sealed` before anything else is checked or read.
+   */
+  readonly whileSealed?: boolean;
   /**
    * How the route parameter is checked. `folder` is a Vault KV v2 list path: a name prefix that
    * may end in `/` (or be empty); RBAC then only needs `secret.list` somewhere, names are filtered.
    */
-  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member' | 'folder' | 'transitKey';
+  readonly param: 'none' | 'secret' | 'token' | 'role' | 'member' | 'folder' | 'transitKey' | 'identity' | 'requestId';
   /** Errors in Vault's envelope (`{"errors": [...]}`) and statuses instead of the native ones. */
   readonly vault?: boolean;
   /** Whether the lockout applies to an allowlist route (verify). */
@@ -102,6 +111,12 @@ export interface Route {
   readonly secretRead?: boolean;
   /** The names a secret read reads from its body (batch), each checked for `secret.read`. */
   readonly readNames?: (body: Record<string, unknown>) => readonly string[];
+  /**
+   * The org a request acts in, for routes an org `admin` may use without the route's action
+   * (memberships, deciding access requests): a session lacking `action` passes when its identity
+   * is admin of this org. Evaluated after the body is read, before the handler and forwarding.
+   */
+  readonly orgScope?: (call: Call) => string | undefined;
   readonly handler: (call: Call) => Promise<Reply>;
 }
 

@@ -1,0 +1,270 @@
+/**
+ * Ed25519 identities, sessions, memberships and access requests against a real three-node cluster
+ * (COFFER_READ_AUTH=token, so what a session may read is exactly what its memberships grant;
+ * COFFER_SESSION_TTL=12s, so a session expires within the run): login on the leader and through a
+ * follower, a replayed nonce and a signature by the wrong key refused, a disabled identity's
+ * session refused at once on every node, readonly members cannot write, members stay inside their
+ * project, self-approval refused, approval creates a working membership, a session expiring
+ * mid-run, and the hostile cases for every route (no or low token, path tricks, oversized body).
+ */
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { TestCluster, assertLoopback, sleep, type HttpResult, type NodeHandle } from '../src/harness';
+
+jest.setTimeout(240_000);
+
+function keyPair(): { priv: KeyObject; pub: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const x = publicKey.export({ format: 'jwk' }).x as string;
+  return { priv: privateKey, pub: Buffer.from(x, 'base64url').toString('base64') };
+}
+
+/** One request with the path exactly as given (no client-side dot resolution). */
+function rawRequest(n: NodeHandle, method: string, rawPath: string, body: string, token?: string): Promise<{ status: number; text: string }> {
+  const url = new URL(n.api);
+  assertLoopback(url.href);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: url.hostname, port: url.port, method, path: rawPath, agent: false, timeout: 15_000,
+        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('Ed25519 identities, sessions and access requests (real cluster)', () => {
+  const cluster = new TestCluster({ env: { COFFER_READ_AUTH: 'token', COFFER_AUTH_MAX_FAILURES: '4', COFFER_SESSION_TTL: '12s' } });
+  let leader: NodeHandle;
+  let follower: NodeHandle;
+  let lowToken: string;
+  let approverToken: string;
+  let nextAddr = 10;
+  // Each refused login comes from an address of its own, so the lockout never turns a 401 into a 429.
+  const freshAddr = (): string => `127.0.4.${nextAddr++}`;
+  const admin = (n: NodeHandle, method: string, p: string, body?: unknown): Promise<HttpResult> => cluster.http(n, method, p, body);
+  const as = (n: NodeHandle, token: string | null, method: string, p: string, body?: unknown): Promise<HttpResult> => cluster.http(n, method, p, body, token);
+  /** For requests expected to fail authentication: from an address of their own (lockout). */
+  const asFresh = (n: NodeHandle, token: string | null, method: string, p: string, body?: unknown): Promise<HttpResult> => cluster.httpFrom(n, freshAddr(), method, p, body, token);
+
+  async function register(name: string, type = 'agent'): Promise<KeyObject> {
+    const k = keyPair();
+    const r = await admin(leader, 'POST', '/v1/identities', { name, type, publicKey: k.pub });
+    expect(r.status).toBe(201);
+    expect(r.body).toEqual({ name, type, fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{32}$/) });
+    return k.priv;
+  }
+  async function challenge(n: NodeHandle, identity: string): Promise<string> {
+    const c = await as(n, null, 'POST', '/v1/auth/challenge', { identity });
+    expect(c.status).toBe(200);
+    expect(Date.parse(c.body.expiresAt as string) - Date.now()).toBeLessThanOrEqual(61_000);
+    return c.body.nonce as string;
+  }
+  const signed = (identity: string, nonce: string, priv: KeyObject): string => sign(null, Buffer.from(`coffer-login:${identity}:${nonce}`, 'utf8'), priv).toString('base64');
+  async function login(n: NodeHandle, identity: string, priv: KeyObject): Promise<string> {
+    const nonce = await challenge(n, identity);
+    const r = await as(n, null, 'POST', '/v1/auth/login', { identity, nonce, signature: signed(identity, nonce, priv) });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ token: expect.any(String), expiresAt: expect.any(String) });
+    return r.body.token as string;
+  }
+
+  beforeAll(async () => {
+    await cluster.start();
+    await cluster.ready();
+    leader = await cluster.leader();
+    follower = cluster.nodes.find((n) => n !== leader) as NodeHandle;
+    expect((await admin(leader, 'PUT', '/v1/roles/low', { rules: [{ paths: ['org/acme/**'], actions: ['secret.read'] }] })).status).toBe(200);
+    expect((await admin(leader, 'PUT', '/v1/roles/approver', { rules: [{ paths: ['org/acme/**'], actions: ['secret.read', 'secret.write', 'secret.list', 'secret.delete'] }, { actions: ['access.approve'] }] })).status).toBe(200);
+    lowToken = (await admin(leader, 'POST', '/v1/tokens', { name: 'low', role: 'low', ttl: '1d' })).body.token as string;
+    approverToken = (await admin(leader, 'POST', '/v1/tokens', { name: 'approver', role: 'approver', ttl: '1d' })).body.token as string;
+    for (const p of ['org/acme/project/web/db', 'org/acme/project/api/key', 'org/other/project/web/db']) {
+      expect((await admin(leader, 'PUT', `/v1/secrets/${p}`, { value: `v-${p}` })).status).toBe(200);
+    }
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  test('login on the leader and through a follower; the session reads what its membership grants, on every node', async () => {
+    const priv = await register('agent-a');
+    expect((await admin(leader, 'PUT', '/v1/memberships/agent-a', { org: 'acme', project: 'web', role: 'member' })).status).toBe(200);
+    for (const n of [leader, follower]) {
+      const s = await login(n, 'agent-a', priv);
+      for (const m of cluster.nodes) {
+        const read = await as(m, s, 'GET', '/v1/secrets/org/acme/project/web/db');
+        expect(read.status).toBe(200);
+        expect(read.body.value).toBe('v-org/acme/project/web/db');
+        // A member outside its project: refused.
+        expect((await as(m, s, 'GET', '/v1/secrets/org/acme/project/api/key')).status).toBe(403);
+        expect((await as(m, s, 'GET', '/v1/secrets/org/other/project/web/db')).status).toBe(403);
+      }
+      expect((await as(follower, s, 'PUT', '/v1/secrets/org/acme/project/web/new', { value: 'x' })).status).toBe(200);
+      expect((await as(leader, s, 'PUT', '/v1/secrets/org/acme/project/api/new', { value: 'x' })).status).toBe(403);
+      const me = await as(follower, s, 'GET', '/v1/tokens/self');
+      expect(me.status).toBe(200);
+      expect(me.body.name).toBe('identity:agent-a');
+      // Sessions are principals, not administrators.
+      expect((await as(n, s, 'GET', '/v1/identities')).status).toBe(403);
+    }
+    const shown = await admin(follower, 'GET', '/v1/identities/agent-a');
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ name: 'agent-a', type: 'agent', disabledAt: null, memberships: [{ org: 'acme', project: 'web', role: 'member' }] });
+  });
+
+  test('a replayed nonce, a signature by the wrong key, a nonce for another identity and an unknown identity are all 401', async () => {
+    const priv = await register('agent-b');
+    const wrong = keyPair().priv;
+    const nonce = await challenge(follower, 'agent-b');
+    const ok = await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce, signature: signed('agent-b', nonce, priv) }, null);
+    expect(ok.status).toBe(200);
+    // The same nonce again, on another node (where the first login did not happen): spent.
+    for (const n of cluster.nodes) {
+      const again = await cluster.httpFrom(n, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce, signature: signed('agent-b', nonce, priv) }, null);
+      expect(again.status).toBe(401);
+      expect(again.body.error.code).toBe('invalid_token');
+    }
+    const n2 = await challenge(leader, 'agent-b');
+    const bad = await cluster.httpFrom(follower, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce: n2, signature: signed('agent-b', n2, wrong) }, null);
+    expect(bad.status).toBe(401);
+    // The nonce survived the failed attempt (nothing was spent) but is bound to agent-b.
+    const other = await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-a', nonce: n2, signature: signed('agent-a', n2, priv) }, null);
+    expect(other.status).toBe(401);
+    const n3 = await challenge(leader, 'nobody');
+    expect((await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'nobody', nonce: n3, signature: signed('nobody', n3, wrong) }, null)).status).toBe(401);
+    // A tampered nonce.
+    const t = `${n2.slice(0, -2)}${n2.endsWith('AA') ? 'AB' : 'AA'}`;
+    expect((await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce: t, signature: signed('agent-b', t, priv) }, null)).status).toBe(401);
+  });
+
+  test('a disabled identity: its live session is refused at once on every node, and it cannot log in again', async () => {
+    const priv = await register('agent-c');
+    expect((await admin(leader, 'PUT', '/v1/memberships/agent-c', { org: 'acme', project: 'web', role: 'readonly' })).status).toBe(200);
+    const s = await login(follower, 'agent-c', priv);
+    for (const m of cluster.nodes) expect((await as(m, s, 'GET', '/v1/secrets/org/acme/project/web/db')).status).toBe(200);
+    // A readonly member cannot write.
+    const w = await as(leader, s, 'PUT', '/v1/secrets/org/acme/project/web/db', { value: 'nope' });
+    expect(w.status).toBe(403);
+    const d = await admin(follower, 'POST', '/v1/identities/agent-c/disable');
+    expect(d.status).toBe(200);
+    expect(d.body.disabledAt).toEqual(expect.any(String));
+    for (const m of cluster.nodes) {
+      const r = await asFresh(m, s, 'GET', '/v1/secrets/org/acme/project/web/db');
+      expect(r.status).toBe(401);
+    }
+    const nonce = await challenge(leader, 'agent-c');
+    expect((await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-c', nonce, signature: signed('agent-c', nonce, priv) }, null)).status).toBe(401);
+    // Deleting drops memberships too.
+    expect((await admin(leader, 'DELETE', '/v1/identities/agent-c')).status).toBe(200);
+    expect((await admin(follower, 'GET', '/v1/identities/agent-c')).status).toBe(404);
+  });
+
+  test('access requests: self-approval is refused, a human approves, the membership works; visibility', async () => {
+    const priv = await register('agent-d');
+    // agent-d administers org "beta", so approving would be within its power, were it not its own request.
+    expect((await admin(leader, 'PUT', '/v1/memberships/agent-d', { org: 'beta', role: 'admin' })).status).toBe(200);
+    const s = await login(leader, 'agent-d', priv);
+    const filed = await as(follower, s, 'POST', '/v1/access-requests', { org: 'beta', project: 'web', role: 'member', justification: 'ci deploys' });
+    expect(filed.status).toBe(200);
+    expect(filed.body).toEqual({ id: expect.any(String), status: 'pending' });
+    const id = filed.body.id as string;
+    const self = await as(follower, s, 'POST', `/v1/access-requests/${id}/approve`);
+    expect(self.status).toBe(403);
+    expect(self.body.error.code).toBe('self_approval');
+    // A request for acme: agent-d is no admin there and holds no access.approve.
+    const acme = await as(leader, s, 'POST', '/v1/access-requests', { org: 'acme', project: 'web', role: 'readonly', justification: 'read the db password' });
+    expect(acme.status).toBe(200);
+    const notMine = await as(leader, s, 'POST', `/v1/access-requests/${acme.body.id as string}/approve`);
+    expect(notMine.status).toBe(403);
+    // The requester sees its own requests; the low token (not a requester, no access.approve) sees none.
+    const own = await as(follower, s, 'GET', '/v1/access-requests?status=pending');
+    expect(own.status).toBe(200);
+    expect((own.body.requests as { id: string }[]).map((q) => q.id).sort()).toEqual([id, acme.body.id as string].sort());
+    expect((await as(leader, lowToken, 'GET', '/v1/access-requests')).body.requests).toEqual([]);
+    // The approver (access.approve and the secret grants on org/acme/**) approves through a follower.
+    const approved = await as(follower, approverToken, 'POST', `/v1/access-requests/${acme.body.id as string}/approve`);
+    expect(approved.status).toBe(200);
+    expect(approved.body).toMatchObject({ status: 'approved', decidedBy: 'approver', requester: 'identity:agent-d' });
+    expect((await as(leader, approverToken, 'POST', `/v1/access-requests/${acme.body.id as string}/deny`)).status).toBe(409);
+    // Nobody grants what they do not hold: the approver holds nothing in beta.
+    expect((await as(leader, approverToken, 'POST', `/v1/access-requests/${id}/approve`)).status).toBe(403);
+    expect((await as(leader, approverToken, 'POST', `/v1/access-requests/${id}/deny`)).status).toBe(200);
+    for (const m of cluster.nodes) {
+      await cluster.eventually(async () => (await as(m, s, 'GET', '/v1/secrets/org/acme/project/web/db')).status === 200, 10_000, 'the approved membership reads');
+      expect((await as(m, s, 'PUT', '/v1/secrets/org/acme/project/web/db', { value: 'no' })).status).toBe(403);
+    }
+    // The org admin grants within its org through the membership route, and not outside it.
+    expect((await as(follower, s, 'PUT', '/v1/memberships/agent-a', { org: 'beta', project: 'x', role: 'readonly' })).status).toBe(200);
+    expect((await as(follower, s, 'PUT', '/v1/memberships/agent-a', { org: 'acme', project: 'x', role: 'readonly' })).status).toBe(403);
+    const audit = await admin(leader, 'GET', '/v1/audit?since=1&limit=1000');
+    expect(audit.status).toBe(200);
+    const lines = JSON.stringify(audit.body);
+    expect(lines).toContain('identity:agent-d');
+    expect(lines).not.toContain(s);
+  });
+
+  test('a session expiring mid-run stops working on every node (COFFER_SESSION_TTL)', async () => {
+    const priv = await register('agent-e');
+    expect((await admin(leader, 'PUT', '/v1/memberships/agent-e', { org: 'acme', project: 'web', role: 'readonly' })).status).toBe(200);
+    const nonce = await challenge(follower, 'agent-e');
+    const r = await as(follower, null, 'POST', '/v1/auth/login', { identity: 'agent-e', nonce, signature: signed('agent-e', nonce, priv) });
+    expect(r.status).toBe(200);
+    const s = r.body.token as string;
+    const expiresAt = Date.parse(r.body.expiresAt as string);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(12_500);
+    expect((await as(leader, s, 'GET', '/v1/secrets/org/acme/project/web/db')).status).toBe(200);
+    await sleep(Math.max(0, expiresAt - Date.now()) + 1_000);
+    for (const m of cluster.nodes) expect((await asFresh(m, s, 'GET', '/v1/secrets/org/acme/project/web/db')).status).toBe(401);
+  });
+
+  test('hostile: no or low token, path tricks, through a follower, oversized bodies', async () => {
+    await register('agent-f');
+    const routes: [string, string, unknown][] = [
+      ['POST', '/v1/identities', { name: 'x1', type: 'agent', publicKey: keyPair().pub }],
+      ['GET', '/v1/identities', undefined],
+      ['GET', '/v1/identities/agent-f', undefined],
+      ['POST', '/v1/identities/agent-f/disable', undefined],
+      ['DELETE', '/v1/identities/agent-f', undefined],
+      ['PUT', '/v1/memberships/agent-f', { org: 'acme', project: 'web', role: 'member' }],
+      ['DELETE', '/v1/memberships/agent-f', { org: 'acme', project: 'web' }],
+    ];
+    for (const n of [leader, follower]) {
+      for (const [method, p, body] of routes) {
+        expect([method, p, (await as(n, null, method, p, body)).status]).toEqual([method, p, 401]);
+        expect([method, p, (await as(n, lowToken, method, p, body)).status]).toEqual([method, p, 403]);
+      }
+      expect((await as(n, null, 'POST', '/v1/access-requests', { org: 'acme', project: 'web', role: 'member', justification: '' })).status).toBe(401);
+      expect((await as(n, null, 'GET', '/v1/access-requests')).status).toBe(401);
+      expect((await as(n, lowToken, 'POST', '/v1/access-requests/any-id/approve')).status).toBe(403);
+      expect((await as(n, null, 'POST', '/v1/access-requests/any-id/deny')).status).toBe(401);
+    }
+    // Still there: nothing above acted.
+    expect((await admin(follower, 'GET', '/v1/identities/agent-f')).body.disabledAt).toBeNull();
+    for (const p of ['/v1/identities/%2e%2e', '/v1/identities/..', '/v1/identities/a%2fb', '/v1/memberships/%2e%2e', '/v1/access-requests/%2e%2e/approve', '/v1/identities/agent-f/%2e%2e/disable']) {
+      const r = await rawRequest(follower, p.endsWith('approve') || p.endsWith('disable') ? 'POST' : 'GET', p, '', cluster.bootstrapToken);
+      expect([p, r.status]).toEqual([p, p.includes('%2f') ? 400 : 400]);
+    }
+    // Bad input names the field.
+    const bad = await admin(follower, 'POST', '/v1/identities', { name: 'k', type: 'agent', publicKey: 'AAAA' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('publicKey');
+    expect((await admin(leader, 'POST', '/v1/identities', { name: 'agent-f', type: 'agent', publicKey: keyPair().pub })).status).toBe(409);
+    expect((await admin(leader, 'PUT', '/v1/memberships/agent-f', { org: 'acme', role: 'member' })).status).toBe(400);
+    expect((await as(leader, null, 'POST', '/v1/auth/challenge', { identity: '../x' })).status).toBe(400);
+    // Oversized bodies: refused before they are read, on the login routes too.
+    const big = JSON.stringify({ identity: 'a'.repeat(3 * 1024 * 1024) });
+    for (const p of ['/v1/auth/challenge', '/v1/auth/login', '/v1/identities']) {
+      const r = await rawRequest(follower, 'POST', p, big, cluster.bootstrapToken).catch(() => ({ status: 413, text: 'connection closed' }));
+      expect([p, r.status]).toEqual([p, 413]);
+    }
+  });
+});
