@@ -211,6 +211,54 @@ test('seal drops the key: reads refused, then another subset unseals it again', 
   expect(r.body.value).toBe('v2');
 });
 
+async function rawBody(n: NodeHandle, method: string, p: string, body?: Uint8Array): Promise<{ status: number; bytes: Buffer; json: any }> {
+  const r = await fetch(`${n.api}${p}`, {
+    method,
+    headers: { authorization: `Bearer ${cluster.bootstrapToken}`, 'content-type': 'application/octet-stream' },
+    ...(body === undefined ? {} : { body }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const bytes = Buffer.from(await r.arrayBuffer());
+  let json: any;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, bytes, json };
+}
+
+test('restore: a snapshot of this cluster is accepted; one made under another master key (same cluster key) is refused', async () => {
+  const leader = await unsealedLeader(cluster.nodes.filter((n) => cluster.isRunning(n)));
+  const own = await rawBody(leader, 'GET', '/v1/cluster/snapshot');
+  expect(own.status).toBe(200);
+  // Another sealed cluster (one node, its own init) that shares the cluster key, so its snapshot
+  // authenticates here: only the seal's key id tells it apart.
+  const other = new TestCluster({ size: 1, env: { COFFER_SEAL: 'shamir', COFFER_LOCAL_MASTER_KEY: '', COFFER_CLUSTER_KEY: cluster.clusterKey } });
+  try {
+    await other.start();
+    const o = other.nodes[0] as NodeHandle;
+    const init = await other.call(o, 'PUT', '/v1/sys/init', { secret_shares: 1, secret_threshold: 1 }, null, {}, 30_000);
+    expect(init.status).toBe(200);
+    await other.eventually(async () => (await other.http(o, 'PUT', '/v1/sys/unseal', { key: init.body.keys[0] }, null)).body?.sealed === false, 15_000, 'other cluster unsealed');
+    await other.leader(30_000);
+    const foreign = await (async () => {
+      const r = await fetch(`${o.api}/v1/cluster/snapshot`, { headers: { authorization: `Bearer ${other.bootstrapToken}` }, signal: AbortSignal.timeout(30_000) });
+      expect(r.status).toBe(200);
+      return Buffer.from(await r.arrayBuffer());
+    })();
+    const refused = await rawBody(leader, 'POST', '/v1/cluster/restore', foreign);
+    expect(refused.status).toBe(400);
+    expect(refused.json.error.code).toBe('invalid_snapshot');
+    expect(refused.json.error.message).toMatch(/another master key/);
+  } finally {
+    await other.stop();
+  }
+  const ok = await rawBody(leader, 'POST', '/v1/cluster/restore', own.bytes);
+  expect(ok.status).toBe(200);
+  expect((await cluster.call(leader, 'GET', '/v1/secrets/sealed/one')).body.value).toBe('v2');
+});
+
 test('a restart seals again; the shares unseal it after the restart', async () => {
   const n2 = cluster.nodes[1] as NodeHandle;
   await cluster.terminate(n2);

@@ -12,6 +12,7 @@ import { toHex } from './bytes.js';
 import { ChangeSet } from './change-set.js';
 import { decodeCommand } from './commands/codec.js';
 import { RECORD_TABLES, specOf, type Command } from './commands/registry.js';
+import { sealConfigOf, type SealConfigRecord } from './commands/seal.js';
 import { cmpStr, type ApplyContext } from './commands/spec.js';
 import { StateError, invariant } from './errors.js';
 import type { Integrity } from './integrity.js';
@@ -279,13 +280,15 @@ export class StateMachine extends StateQueries {
    * refuse an edited or foreign snapshot before it enters the log.
    *
    * @param blob - snapshot bytes
-   * @returns the snapshot's applied index, term and number of records
+   * @returns the snapshot's applied index, term, number of records, and its seal configuration
+   *   (a sealed cluster refuses a snapshot made under another master key)
    * @throws {SM_SNAPSHOT_NOT_AUTHENTIC} {SM_UNSUPPORTED_SNAPSHOT} {SM_CORRUPT_SNAPSHOT} {SM_CORRUPT_STORAGE}
    */
-  checkSnapshot(blob: Uint8Array): { index: number; term: number; records: number } {
+  checkSnapshot(blob: Uint8Array): { index: number; term: number; records: number; seal: Readonly<SealConfigRecord> | undefined } {
     invariant(this.integrity, 'checkSnapshot on a state machine without integrity keys');
     const snap = decodeSnapshotBlob(blob, this.integrity);
-    new StateTables(RECORD_TABLES).load(snap.records, null);
-    return { index: snap.index, term: snap.term, records: snap.records.length };
+    const tables = new StateTables(RECORD_TABLES);
+    tables.load(snap.records, null);
+    return { index: snap.index, term: snap.term, records: snap.records.length, seal: sealConfigOf(tables) };
   }
 }

@@ -82,3 +82,12 @@ test('the config is in the snapshot records and the digest', () => {
   expect(restored.stateDigest()).toBe(a.sm.stateDigest());
   expect(sealConfigOf(restored)?.keyId).toBe('local:0000000000000007');
 });
+
+test('checkSnapshot reports the snapshot\'s seal config (a sealed cluster refuses another key\'s snapshot)', () => {
+  const a = replica();
+  a.run(init(9, 'local:0000000000000009'));
+  expect(a.sm.checkSnapshot(a.sm.createSnapshot()).seal?.keyId).toBe('local:0000000000000009');
+  const b = replica();
+  b.run({ type: 'noop', requestId: 'n', at: T0 });
+  expect(b.sm.checkSnapshot(b.sm.createSnapshot()).seal).toBeUndefined();
+});

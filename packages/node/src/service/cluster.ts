@@ -144,10 +144,18 @@ export class ClusterService {
    */
   async restore(blob: Uint8Array): Promise<number> {
     if (blob.length === 0) throw new ServiceError('invalid_request', 'the body must be a snapshot (application/octet-stream)');
+    let sealKeyId: string | undefined;
     try {
-      this.ctx.state.checkSnapshot(blob);
+      sealKeyId = this.ctx.state.checkSnapshot(blob).seal?.keyId;
     } catch (err) {
       throw snapshotRefusal(err);
+    }
+    // A sealed cluster (COFFER_SEAL=shamir) opens only DEKs wrapped under its own master key: a
+    // snapshot made under another (another init, or a cluster without a sealed start) would
+    // restore data no share opens.
+    const ours = this.ctx.seal?.keyId();
+    if (ours !== undefined && sealKeyId !== ours) {
+      throw new ServiceError('invalid_snapshot', 'this snapshot was made under another master key than this sealed cluster\'s (another init, or a cluster without COFFER_SEAL=shamir); it is refused');
     }
     const res = expectOk(await this.ctx.propose({ type: 'state.restore', requestId: commandId(), at: this.ctx.now(), snapshot: blob }));
     return res.count ?? 0;
