@@ -7,8 +7,9 @@
  * unsealed even when the sealed node was leader, seal drops the key, a restart seals again,
  * and the hostile cases (no/low token for seal, oversized unseal body, path tricks).
  */
+import { spawn } from 'node:child_process';
 import * as http from 'node:http';
-import { TestCluster, sleep, type HttpResult, type NodeHandle } from '../src/harness';
+import { COFFER_BIN, TestCluster, type HttpResult, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(300_000);
 
@@ -19,6 +20,24 @@ const health = (n: NodeHandle): Promise<HttpResult> => cluster.http(n, 'GET', '/
 const sealStatus = async (n: NodeHandle): Promise<{ initialized: boolean; sealed: boolean; t: number; n: number; progress: number }> =>
   (await cluster.http(n, 'GET', '/v1/sys/seal-status', undefined, null)).body;
 const unseal = (n: NodeHandle, key: string): Promise<HttpResult> => cluster.http(n, 'PUT', '/v1/sys/unseal', { key }, null);
+
+/** `./bin/coffer ARGS` with `stdin` piped in (the harness's runCli has no stdin). */
+function cli(args: string[], env: Record<string, string>, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+    p.stdin?.end(stdin);
+  });
+}
 
 /** PUT with the path exactly as given (no URL normalisation); resolves with the status. */
 function rawPut(n: NodeHandle, p: string, token: string): Promise<number> {
@@ -265,10 +284,29 @@ test('a restart seals again; the shares unseal it after the restart', async () =
   await cluster.spawnNode(n2);
   expect(await sealStatus(n2)).toMatchObject({ initialized: true, sealed: true, t: 3, n: 5, progress: 0 });
   await expectSealedNode(n2);
-  await unsealWith(n2, [4, 0, 2]);
+  // Through the CLI, the share on stdin (never on argv), to that one node.
+  const env = { COFFER_ADDR: n2.api };
+  const st = await cli(['operator', 'status', '--json'], env);
+  expect(st.code).toBe(0);
+  expect(JSON.parse(st.stdout)).toMatchObject({ initialized: true, sealed: true, t: 3, n: 5, progress: 0 });
+  const wrongShare = await cli(['operator', 'unseal', '-'], env, 'not-a-share\n');
+  expect(wrongShare.code).toBe(1);
+  expect(wrongShare.stderr).toMatch(/unseal key/);
+  expect(wrongShare.stderr).not.toContain('not-a-share');
+  for (const [i, k] of [4, 0, 2].entries()) {
+    const r = await cli(['operator', 'unseal', '-'], env, `${keys[k] as string}\n`);
+    expect([r.code, r.stdout]).toEqual([0, expect.stringMatching(i < 2 ? /still sealed: \d more share/ : /unsealed/)]);
+  }
+  const again = await cli(['operator', 'init', '--shares', '5', '--threshold', '3'], env);
+  expect(again.code).toBe(1);
+  expect(again.stderr).toMatch(/already initialized/);
+  expect((await cli(['operator', 'init', '--shares', '5', '--threshold', '9'], env)).code).toBe(2);
+  const noToken = await cli(['operator', 'seal'], env);
+  expect(noToken.code).toBe(1);
+  const help = await cli(['operator', '--help'], {});
+  expect(help.stdout).toMatch(/init[\s\S]*unseal[\s\S]*seal[\s\S]*status/);
   await cluster.eventually(async () => (await health(n2)).status !== 503, 30_000, 'n2 ready after unseal');
   const r = await cluster.call(n2, 'GET', '/v1/secrets/sealed/one');
   expect(r.status).toBe(200);
   expect(r.body.value).toBe('v2');
-  await sleep(0);
 });
