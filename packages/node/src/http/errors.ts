@@ -13,6 +13,7 @@
 import type { ServerResponse } from 'node:http';
 import { TransitError, type TransitErrorCode } from '@coffer/crypto';
 import type { NodeErrorCode } from '../errors.js';
+import { SealError, type SealErrorCode } from '../seal/errors.js';
 import { ServiceError, type ServiceErrorCode } from '../service/errors.js';
 import { sendJson } from './body.js';
 
@@ -61,9 +62,21 @@ export const ERROR_HTTP: Readonly<Record<ServiceErrorCode, HttpErrorRow>> = Obje
   shutting_down: { status: 503 },
   removed: { status: 503 },
   upgrade_pending: { status: 503 },
+  // The sealed start (seal/errors.ts): Vault answers a sealed node 503 and bad unseal input 400.
+  sealed: { status: 503 },
+  not_initialized: { status: 400 },
+  already_initialized: { status: 400 },
+  unseal_key_malformed: { status: 400 },
+  unseal_key_duplicate: { status: 400 },
+  unseal_keys_wrong: { status: 400 },
   // The requester of an access request may not decide it (CONTRACT.md).
   self_approval: { status: 403 },
   already_decided: { status: 409 },
+  // Rotation targets (rotation/README.md): a write while one waits for its target, and what the target said.
+  rotation_pending: { status: 409 },
+  rotation_target_invalid: { status: 400 },
+  rotation_target_refused: { status: 409 },
+  rotation_target_unavailable: { status: 503 },
 });
 
 /** Native status of every code (derived from {@link ERROR_HTTP}). */
@@ -118,6 +131,17 @@ const TRANSIT_ERRORS: Readonly<Record<TransitErrorCode, ServiceErrorCode>> = {
   CRYPTO_TRANSIT_INTEGRITY: 'invalid_request',
 };
 
+/** Every SealError code → its API code (a new seal code without a row does not compile). */
+const SEAL_ERRORS: Readonly<Record<SealErrorCode, ServiceErrorCode>> = {
+  NODE_SEAL_NOT_INITIALIZED: 'not_initialized',
+  NODE_SEAL_ALREADY_INITIALIZED: 'already_initialized',
+  NODE_SEAL_INVALID_PARAMS: 'invalid_request',
+  NODE_SEAL_SHARE_MALFORMED: 'unseal_key_malformed',
+  NODE_SEAL_SHARE_DUPLICATE: 'unseal_key_duplicate',
+  NODE_SEAL_SHARES_WRONG: 'unseal_keys_wrong',
+  NODE_SEAL_SEALED: 'sealed',
+};
+
 /** NodeError codes a client can cause, and how they are answered. */
 const NODE_ERRORS: Partial<Record<NodeErrorCode, { readonly code: ServiceErrorCode; readonly message: string | null; readonly retryAfterSecs?: number }>> = {
   NODE_INVALID_DURATION: { code: 'invalid_request', message: null },
@@ -137,7 +161,9 @@ const NODE_ERRORS: Partial<Record<NodeErrorCode, { readonly code: ServiceErrorCo
  */
 export function toServiceError(err: unknown): ServiceError {
   if (err instanceof ServiceError) return err;
+  // The seal's messages are written for operators and never hold a share or the key.
   if (err instanceof TransitError) return new ServiceError(TRANSIT_ERRORS[err.code], err.message, { cause: err });
+  if (err instanceof SealError) return new ServiceError(SEAL_ERRORS[err.code], err.message, err.code === 'NODE_SEAL_SEALED' ? { cause: err, retryAfterSecs: 1 } : { cause: err });
   if (err instanceof Error) {
     const code = (err as Error & { code?: unknown }).code;
     if (typeof code === 'string' && Object.hasOwn(NODE_ERRORS, code)) {

@@ -43,7 +43,11 @@ export type ServiceErrorCode =
   | 'unseal_key_duplicate'
   | 'unseal_keys_wrong'
   | 'self_approval'
-  | 'already_decided';
+  | 'already_decided'
+  | 'rotation_pending'
+  | 'rotation_target_invalid'
+  | 'rotation_target_refused'
+  | 'rotation_target_unavailable';
 
 /** Extra facts an error may carry. */
 export interface ServiceErrorOptions extends ErrorOptions {
