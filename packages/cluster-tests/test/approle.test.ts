@@ -6,12 +6,33 @@
  * secret ids, two secret ids valid at once, node-vault's `approleLogin()` followed by a KV read,
  * and the hostile cases for every route (no or low token, path tricks, follower, oversized body).
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import vault from 'node-vault';
-import { TestCluster, assertLoopback, sleep, type HttpResult, type NodeHandle } from '../src/harness';
+import { COFFER_BIN, TestCluster, assertLoopback, sleep, type HttpResult, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(240_000);
+
+/** Runs `./bin/coffer ARGS` with only PATH and `env`, feeding `input` on stdin. */
+function cli(args: string[], env: Record<string, string>, input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    p.stdin.end(input);
+  });
+}
 
 /** Declares a body of `declared` bytes, sends 1 KiB of it and waits for the answer. */
 function declaredOnly(n: NodeHandle, path: string, declared: number, token?: string): Promise<{ status: number; text: string }> {
@@ -218,8 +239,9 @@ describe('AppRole logins (real cluster)', () => {
       expect(client.token).toBe(res.auth.client_token);
       const kv = await client.read('secret/data/app/db');
       expect(kv.data.data).toEqual({ value: 'pw-approle' });
-      // Without a token the same read is refused (COFFER_READ_AUTH=token).
-      const anon = vault({ apiVersion: 'v1', endpoint: n.api, token: 'nope' });
+      // Without a token the same read is refused (COFFER_READ_AUTH=token). (No wrong token from
+      // 127.0.0.1 here: it would count toward that address's lockout, which later checks share.)
+      const anon = vault({ apiVersion: 'v1', endpoint: n.api, token: '' });
       await expect(anon.read('secret/data/app/db')).rejects.toMatchObject({ response: { statusCode: 403 } });
     }
   });
@@ -289,6 +311,47 @@ describe('AppRole logins (real cluster)', () => {
       // Anyone may send a login, so its limit is a few KiB: an 8 KiB body is refused too.
       const big = await cluster.httpFrom(n, freshAddr(), 'POST', '/v1/auth/approle/login', { role_id: 'x', secret_id: 'y', pad: 'p'.repeat(8 * 1024) }, null);
       expect(big.status).toBe(413);
+    }
+  });
+
+  test('CLI: approle put / secret-id --json / login approle from a file and from stdin; usage errors exit 2; the secret id never on argv', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'coffer-approle-cli-'));
+    try {
+      const env = { COFFER_ADDR: cluster.nodes.map((n) => n.api).join(','), COFFER_TOKEN: cluster.bootstrapToken };
+      const put = await cli(['approle', 'put', 'cli-ci', '--role', 'app-reader', '--token-ttl', '5min', '--secret-id-uses', '3', '--bound-cidr', '127.0.0.0/8', '--json'], env);
+      expect(put.code).toBe(0);
+      const roleId = (JSON.parse(put.stdout) as { roleId: string }).roleId;
+      const minted = await cli(['approle', 'secret-id', 'cli-ci', '--json'], env);
+      expect(minted.code).toBe(0);
+      const sid = (JSON.parse(minted.stdout) as { secretId: string; usesLeft: number }).secretId;
+      expect(JSON.parse(minted.stdout)).toMatchObject({ name: 'cli-ci', usesLeft: 3 });
+      const plain = await cli(['approle', 'secret-id', 'cli-ci'], env);
+      expect(plain.stdout.trim()).toMatch(/^\S+$/);
+      expect(plain.stderr).toContain('shown once');
+      const file = path.join(dir, 'secret-id');
+      writeFileSync(file, `${sid}\n`, { mode: 0o600 });
+      const noToken = { COFFER_ADDR: env.COFFER_ADDR };
+      const fromFile = await cli(['login', 'approle', '--role-id', roleId, '--secret-id-file', file], noToken);
+      expect(fromFile.code).toBe(0);
+      const token = fromFile.stdout.trim();
+      expect((await cluster.http(follower, 'GET', '/v1/secrets/app/db', undefined, token)).body.value).toBe('pw-approle');
+      const fromStdin = await cli(['login', 'approle', '--role-id', roleId, '--secret-id-file', '-', '--json'], noToken, sid);
+      expect(fromStdin.code).toBe(0);
+      expect(JSON.parse(fromStdin.stdout)).toMatchObject({ token: expect.any(String), expiresAt: expect.any(String) });
+      const shown = await cli(['approle', 'get', 'cli-ci', '--json'], env);
+      expect(JSON.parse(shown.stdout)).toMatchObject({ name: 'cli-ci', roleId, tokenTtl: '5min', secretIdUses: 3, boundCidrs: ['127.0.0.0/8'], liveSecretIds: 2 });
+      // Refused: a used-up / wrong secret id (1), bad usage (2): no secret id on argv is accepted.
+      writeFileSync(file, 'wrong\n');
+      expect((await cli(['login', 'approle', '--role-id', roleId, '--secret-id-file', file], noToken)).code).toBe(1);
+      expect((await cli(['login', 'approle', '--role-id', roleId, '--secret-id', sid], noToken)).code).toBe(2);
+      expect((await cli(['approle', 'put', 'cli-ci', '--role', 'app-reader', '--secret-id-uses', 'many'], env)).code).toBe(2);
+      expect((await cli(['approle', 'put', 'cli-ci'], env)).code).toBe(2);
+      expect((await cli(['approle', 'secret-id', 'cli-ci'], { COFFER_ADDR: env.COFFER_ADDR, COFFER_TOKEN: lowToken })).code).toBe(1);
+      const help = await cli(['approle', '--help'], {});
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain('secret-id');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
