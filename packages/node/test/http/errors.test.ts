@@ -40,6 +40,12 @@ describe('status table', () => {
     shutting_down: [503, 503],
     removed: [503, 503],
     upgrade_pending: [503, 503],
+    sealed: [503, 503],
+    not_initialized: [400, 400],
+    already_initialized: [400, 400],
+    unseal_key_malformed: [400, 400],
+    unseal_key_duplicate: [400, 400],
+    unseal_keys_wrong: [400, 400],
   };
   test.each(Object.entries(expected))('%s → %j', (code, [native, vault]) => {
     const e = new ServiceError(code as ServiceErrorCode, 'x');
