@@ -19,6 +19,7 @@ import { registerApprole } from './commands/approle.js';
 import { registerAudit } from './commands/audit.js';
 import { registerRun } from './commands/run.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerIdentity } from './commands/identity.js';
 import { registerKms } from './commands/kms.js';
 import { registerLogin } from './commands/login.js';
 import { registerOperator } from './commands/operator.js';
@@ -107,7 +108,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerApprole, registerOperator]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerIdentity, registerApprole, registerOperator]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);

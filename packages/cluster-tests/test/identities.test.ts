@@ -8,8 +8,10 @@
  * mid-run, and the hostile cases for every route (no or low token, path tricks, oversized body).
  */
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { TestCluster, assertLoopback, sleep, type HttpResult, type NodeHandle } from '../src/harness';
+import * as path from 'node:path';
+import { TestCluster, assertLoopback, runCli, sleep, type HttpResult, type NodeHandle } from '../src/harness';
 
 jest.setTimeout(240_000);
 
@@ -224,6 +226,62 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     expect((await as(leader, s, 'GET', '/v1/secrets/org/acme/project/web/db')).status).toBe(200);
     await sleep(Math.max(0, expiresAt - Date.now()) + 1_000);
     for (const m of cluster.nodes) expect((await asFresh(m, s, 'GET', '/v1/secrets/org/acme/project/web/db')).status).toBe(401);
+  });
+
+  test('CLI: identity create (key file 0600, exclusive, never sent), login ed25519, access-requests, exit codes', async () => {
+    const addr = cluster.nodes.map((n) => n.api).join(',');
+    const adminEnv = { COFFER_ADDR: addr, COFFER_TOKEN: cluster.bootstrapToken };
+    const keyFile = path.join(cluster.root, 'cli-agent.key');
+    const created = await runCli(['identity', 'create', 'cli-agent', '--type', 'agent', '--key-out', keyFile, '--json'], adminEnv);
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toEqual({ name: 'cli-agent', type: 'agent', fingerprint: expect.stringMatching(/^sha256:/), keyFile });
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const pem = readFileSync(keyFile, 'utf8');
+    expect(pem).toContain('BEGIN PRIVATE KEY');
+    // Never overwritten; a second create with the same file refuses before registering anything.
+    const again = await runCli(['identity', 'create', 'cli-agent2', '--type', 'agent', '--key-out', keyFile], adminEnv);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+    expect(readFileSync(keyFile, 'utf8')).toBe(pem);
+    expect((await admin(leader, 'GET', '/v1/identities/cli-agent2')).status).toBe(404);
+    expect((await runCli(['identity', 'create', 'x', '--type', 'robot'], adminEnv)).code).toBe(2);
+    expect((await runCli(['identity', 'create', '--help'], adminEnv)).stdout).toContain('./<name>.key');
+
+    const login = await runCli(['login', 'ed25519', '--identity', 'cli-agent', '--key', keyFile, '--json'], { COFFER_ADDR: addr });
+    expect(login.code).toBe(0);
+    const session = JSON.parse(login.stdout) as { token: string; expiresAt: string };
+    expect(session).toEqual({ token: expect.any(String), expiresAt: expect.any(String) });
+    const text = await runCli(['login', 'ed25519', '--identity', 'cli-agent', '--key', keyFile], { COFFER_ADDR: addr });
+    expect(text.code).toBe(0);
+    expect(text.stdout.trim()).toMatch(/^\S+$/);
+    const wrongKey = path.join(cluster.root, 'wrong.key');
+    expect((await runCli(['identity', 'create', 'cli-other', '--type', 'service', '--key-out', wrongKey], adminEnv)).code).toBe(0);
+    const refused = await runCli(['login', 'ed25519', '--identity', 'cli-agent', '--key', wrongKey], { COFFER_ADDR: addr });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('invalid_token');
+
+    const agentEnv = { COFFER_ADDR: addr, COFFER_TOKEN: session.token };
+    const filed = await runCli(['access-requests', 'create', '--org', 'acme', '--project', 'web', '--role', 'readonly', '--why', 'read the db'], agentEnv);
+    expect(filed.code).toBe(0);
+    const id = filed.stdout.trim();
+    const self = await runCli(['access-requests', 'approve', id], agentEnv);
+    expect(self.code).toBe(1);
+    expect((await runCli(['access-requests', 'create', '--org', 'acme', '--project', 'web', '--role', 'owner', '--why', 'x'], agentEnv)).code).toBe(2);
+    const pending = await runCli(['access-requests', 'list', '--pending', '--json'], { COFFER_ADDR: addr, COFFER_TOKEN: approverToken });
+    expect(pending.code).toBe(0);
+    expect((JSON.parse(pending.stdout) as { id: string }[]).map((q) => q.id)).toContain(id);
+    const ok = await runCli(['access-requests', 'approve', id, '--json'], { COFFER_ADDR: addr, COFFER_TOKEN: approverToken });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ id, status: 'approved', decidedBy: 'approver' });
+    const list = await runCli(['identity', 'list', '--json'], adminEnv);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((i) => i.name)).toContain('cli-agent');
+    expect((await runCli(['identity', 'disable', 'cli-agent'], adminEnv)).code).toBe(0);
+    expect((await asFresh(leader, session.token, 'GET', '/v1/secrets/org/acme/project/web/db')).status).toBe(401);
+    expect((await runCli(['identity', 'delete', 'cli-agent'], adminEnv)).code).toBe(0);
+    expect((await runCli(['identity', 'delete', 'cli-agent'], adminEnv)).code).toBe(1);
+    // The private key never reached a server: no audit line and no log holds it.
+    const body = pem.split('\n').filter((l) => !l.startsWith('-----')).join('');
+    for (const n of cluster.nodes) expect(readFileSync(n.logFile, 'utf8')).not.toContain(body.slice(0, 40));
   });
 
   test('hostile: no or low token, path tricks, through a follower, oversized bodies', async () => {
