@@ -28,6 +28,7 @@ import { registerSecrets } from './commands/secrets.js';
 import { registerServerCommands } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerTokens } from './commands/tokens.js';
+import { registerTransit } from './commands/transit.js';
 import type { CliContext } from './context.js';
 import { CliError } from './errors.js';
 import { processIo, type CliIo } from './io.js';
@@ -108,7 +109,7 @@ Examples:
 `,
     );
 
-  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerIdentity, registerApprole, registerOperator]) {
+  for (const register of [registerSecrets, registerTokens, registerRoles, registerAllowlist, registerCluster, registerSnapshot, registerKms, registerAudit, registerRun, registerLogin, registerIdentity, registerApprole, registerOperator, registerTransit]) {
     register(program, ctx);
   }
   for (const register of SERVER_COMMANDS) register(program, ctx);

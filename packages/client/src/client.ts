@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
 import { OperatorApi } from './api/operator.js';
+import { TransitApi } from './api/transit.js';
 import { AppRolesApi, loginWithAppRole, type AppRoleLoginOptions } from './api/approle.js';
 import { ClusterApi } from './api/cluster.js';
 import { loginWithEd25519, type Ed25519LoginOptions, type Session } from './api/ed25519.js';
@@ -178,6 +179,8 @@ export class CofferClient {
   readonly accessRequests: AccessRequestsApi;
   /** The sealed start: init, unseal, seal, seal-status (per node). */
   readonly operator: OperatorApi;
+  /** Transit: encrypt and decrypt under keys the cluster keeps. */
+  readonly transit: TransitApi;
 
   readonly #emitter = new EventEmitter();
   readonly #transport: Transport;
@@ -269,6 +272,7 @@ export class CofferClient {
     this.identities = new IdentitiesApi(core);
     this.accessRequests = new AccessRequestsApi(core);
     this.operator = new OperatorApi(core, () => this.#transport.addresses[0]);
+    this.transit = new TransitApi(core);
   }
 
   /** @returns the node URLs in use */

@@ -18,6 +18,7 @@ export { TokensApi } from './api/tokens.js';
 export { RolesApi } from './api/roles.js';
 export { AllowlistApi, AuditApi, KmsApi } from './api/admin.js';
 export { OperatorApi, type SealInit, type SealStatus } from './api/operator.js';
+export { TransitApi, type TransitCiphertext, type TransitContextOptions, type TransitKey, type TransitKeyType } from './api/transit.js';
 export { ClusterApi } from './api/cluster.js';
 export * from './types.js';
 export { IdentitiesApi, AccessRequestsApi, type AccessRequest, type IdentityInfo, type IdentityType, type Membership, type MembershipRole } from './api/identities.js';

@@ -5,17 +5,36 @@
  * (sealed key versions only: checked on a downloaded snapshot with the cluster's keys).
  * Hostile requests per route are in transit-hostile.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { hkdfSync } from 'node:crypto';
 import vault from 'node-vault';
 import { Envelopes, createLocalProvider, decryptWithKeyVersion, openTransitKey, type Envelope } from '../../crypto/src/index.js';
 import { Integrity, decodeSnapshotBlob, transitKeys } from '../../state/src/index.js';
-import { TestCluster, type HttpResult, type NodeHandle } from '../src/harness';
+import { COFFER_BIN, TestCluster, runCli, type HttpResult, type NodeHandle } from '../src/harness';
 import { rawHttp } from '../src/hostile';
 
 jest.setTimeout(240_000);
 
 const b64 = (s: string | Buffer): string => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s).toString('base64');
 const unb64 = (s: string): Buffer => Buffer.from(s, 'base64');
+
+/** `./bin/coffer ARGS` with `input` on stdin. */
+function cliWithStdin(args: string[], env: Record<string, string>, input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(COFFER_BIN, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+    p.stdin?.end(input);
+  });
+}
 
 describe('transit on a real three-node cluster', () => {
   const cluster = new TestCluster();
@@ -218,6 +237,43 @@ describe('transit on a real three-node cluster', () => {
       expect((await call(n, 'POST', '/v1/transit/rewrap/app-orders', { ciphertext: ct.data.ciphertext }, encOnly)).status).toBe(200);
     }
     expect((await call(leader, 'GET', '/v1/transit/keys/app-new')).status).toBe(404);
+  });
+
+  test('coffer transit create|rotate|encrypt|decrypt: UTF-8 on argv and stdin, --context, --json, exit codes', async () => {
+    const env = { COFFER_ADDR: cluster.nodes.map((n) => n.api).join(','), COFFER_TOKEN: cluster.bootstrapToken };
+    const created = await runCli(['transit', 'create', 'cli-key', '--type', 'aes256-gcm', '--json'], env);
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'cli-key', type: 'aes256-gcm', latestVersion: 1 });
+    const enc = await runCli(['transit', 'encrypt', 'cli-key', 'grüße aus der CLI'], env);
+    expect(enc.code).toBe(0);
+    const ct = enc.stdout.trim();
+    expect(ct).toMatch(/^coffer:v1:/);
+    const dec = await runCli(['transit', 'decrypt', 'cli-key', ct], env);
+    expect(dec).toMatchObject({ code: 0 });
+    expect(dec.stdout.trim()).toBe('grüße aus der CLI');
+    // The API agrees: it is the API's ciphertext of those UTF-8 bytes.
+    expect(unb64((await decrypt(leader, 'cli-key', ct)).body.data.plaintext).toString('utf8')).toBe('grüße aus der CLI');
+
+    const fromStdin = await cliWithStdin(['transit', 'encrypt', 'cli-key', '-', '--context', 'tenant-7', '--json'], env, 'from stdin\n');
+    expect(fromStdin.code).toBe(0);
+    const j = JSON.parse(fromStdin.stdout);
+    expect(j.keyVersion).toBe(1);
+    const back = await runCli(['transit', 'decrypt', 'cli-key', j.ciphertext, '--context', 'tenant-7', '--json'], env);
+    expect(JSON.parse(back.stdout)).toEqual({ plaintext: 'from stdin' });
+    const noCtx = await runCli(['transit', 'decrypt', 'cli-key', j.ciphertext], env);
+    expect(noCtx.code).toBe(1);
+    expect(noCtx.stderr).toMatch(/authenticat/i);
+
+    const rotated = await runCli(['transit', 'rotate', 'cli-key'], env);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toMatch(/latest version 2/);
+    expect((await runCli(['transit', 'encrypt', 'cli-key', 'x'], env)).stdout).toMatch(/^coffer:v2:/);
+    expect((await runCli(['transit', 'create', 'k', '--type', 'rsa-2048'], env)).code).toBe(2);
+    const help = await runCli(['transit', 'encrypt', '--help'], env);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--context/);
+    const denied = await runCli(['transit', 'encrypt', 'cli-key', 'x'], { ...env, COFFER_TOKEN: 'cof_wrong_0000000000000000000000000000' });
+    expect(denied.code).toBe(1);
   });
 
   test('the replicated state holds sealed key versions only (checked on a snapshot)', async () => {
