@@ -169,7 +169,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
       }
       if (mode === 'allowlist') {
         // A token is only used to name the reader in the audit.
-        if (raw !== undefined) call.token = lookupToken(raw);
+        if (raw !== undefined) call.token = lookupToken(raw) ?? sessions.authenticate(ctx.state, raw, ctx.now())?.token;
         return;
       }
       // COFFER_READ_AUTH token/both: a token whose role grants secret.read on every name read.
