@@ -4,6 +4,9 @@
  *
  * Steps, in this order, on whichever node the request arrives at (ARCHITECTURE.md,
  * "Invariants of the request path"):
+ * 0. A sealed node (COFFER_SEAL=shamir) answers 503 `sealed` to every route not declared
+ *    `whileSealed` (health, init, unseal, seal-status) before anything else: it holds no key, and
+ *    nothing it holds is served or forwarded (not even a stale read).
  * 1. The path is canonical or refused (400 `invalid_name`: no `.`/`..` segments, raw or
  *    percent-encoded, no empty interior segments); the route is matched and its parameter decoded
  *    once; what runs, what is authorised and what is audited is that decoded name.
