@@ -142,3 +142,19 @@ export {
   type TransitRotateCommand,
   type TransitTables,
 } from './commands/transit.js';
+export {
+  MAX_ROTATION_ERROR_MESSAGE_BYTES,
+  type RotationBeginCommand,
+  type RotationCommand,
+  type RotationCommitCommand,
+  type RotationFailCommand,
+} from './commands/rotation.js';
+export {
+  pendingRotations,
+  rotationRecords,
+  rotationStateOf,
+  type PendingRotation,
+  type RotationErrorRecord,
+  type RotationRecord,
+  type RotationTables,
+} from './commands/rotation-records.js';

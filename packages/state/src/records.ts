@@ -138,7 +138,8 @@ export type ResultStatus =
   | 'already_decided'
   | 'self_approval'
   | 'nonce_used'
-  | 'identity_inactive';
+  | 'identity_inactive'
+  | 'rotation_pending';
 
 /** Append-only numbering of result statuses (they are persisted in the idempotency table). */
 const STATUSES: readonly ResultStatus[] = [
@@ -161,6 +162,7 @@ const STATUSES: readonly ResultStatus[] = [
   'self_approval',
   'nonce_used',
   'identity_inactive',
+  'rotation_pending',
 ];
 
 /**

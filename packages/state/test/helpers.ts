@@ -174,6 +174,9 @@ export const SAMPLES: Record<CommandType, Command> = {
   'transit.rotate': { type: 'transit.rotate', requestId: 'req-trr', at: 1_700_000_000_051, name: 'orders', version: 2, sealed: sealed(51), actor: 'ops' },
   'transit.config': { type: 'transit.config', requestId: 'req-trcfg', at: 1_700_000_000_052, name: 'orders', minDecryptionVersion: 2, deletionAllowed: true, actor: 'ops' },
   'transit.delete': { type: 'transit.delete', requestId: 'req-trd', at: 1_700_000_000_053, name: 'orders', actor: 'ops' },
+  'rotation.begin': { type: 'rotation.begin', requestId: 'req-rob', at: 1_700_000_000_065, name: 'db/app', fromVersion: 3, attemptId: 'att-1', format: 'userpass', sealed: sealed(65), actor: 'rotation-worker' },
+  'rotation.commit': { type: 'rotation.commit', requestId: 'req-roc', at: 1_700_000_000_066, name: 'db/app', attemptId: 'att-1' },
+  'rotation.fail': { type: 'rotation.fail', requestId: 'req-rof', at: 1_700_000_000_067, name: 'db/app', attemptId: 'att-1', error: { code: 'rotation_target_refused', message: 'permission denied to alter role' }, drop: true },
 };
 
 // ---- fast-check arbitraries: a small name space so commands collide and interact ----
@@ -231,6 +234,12 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
     type: 'snapshot.schedule', ...b, phase: v.phase, slotAt: v.slot * 1000, nodeId: v.id, index: v.phase === 'done' ? 7 : 0, sizeBytes: v.phase === 'done' ? 100 : 0, error: v.phase === 'failed' ? 'disk full' : null,
   }) as Command) },
   { weight: 1, arbitrary: step(fc.constant(null), (_n, b) => ({ type: 'noop', ...b })) },
+  { weight: 2, arbitrary: step(fc.record({ name, k: fc.integer({ min: 0, max: 3 }), a: fc.constantFrom('x1', 'x2'), seed: fc.nat(50), off: fc.constantFrom(0, 0, 1) }), (v, b, latest) => ([
+    { type: 'rotation.begin', ...b, name: v.name, fromVersion: Math.max(1, latest(v.name) + v.off), attemptId: v.a, format: 'userpass', sealed: sealed(v.seed), actor: 'w' },
+    { type: 'rotation.commit', ...b, name: v.name, attemptId: v.a },
+    { type: 'rotation.fail', ...b, name: v.name, attemptId: v.a, error: { code: 'rotation_target_refused', message: `m${v.seed}` }, drop: true },
+    { type: 'rotation.fail', ...b, name: v.name, attemptId: v.a, error: { code: 'rotation_target_unavailable', message: 'timeout' }, drop: false },
+  ] as Command[])[v.k] as Command) },
   { weight: 1, arbitrary: step(fc.record({ role, uses: fc.option(fc.integer({ min: 1, max: 3 })), ttl: fc.option(fc.integer({ min: 1, max: 300 })) }), (v, b) => ({
     type: 'approle.put', ...b, name: 'ap', role: v.role, roleId: 'rid', tokenTtlSecs: 60, secretIdTtlSecs: v.ttl, secretIdUses: v.uses, boundCidrs: [], actor: 'a',
   }) as Command) },

@@ -28,6 +28,7 @@ export const RESULT_ERRORS: Readonly<Record<Failure, readonly [ServiceErrorCode,
   // Login refusals are all one 401, whatever the reason (no oracle for which part was wrong).
   nonce_used: ['invalid_token', 'the login was refused: unknown identity, wrong signature, or a used or expired challenge'],
   identity_inactive: ['invalid_token', 'the login was refused: unknown identity, wrong signature, or a used or expired challenge'],
+  rotation_pending: ['rotation_pending', 'a rotation of this secret is waiting for its target system to confirm the new password; retry once it has committed (GET /v1/versions shows "pending")'],
 } satisfies Record<Failure, readonly [ServiceErrorCode, string]>);
 
 /**

@@ -12,6 +12,8 @@ import { approleCommands, approleSecretIds, approles, type ApproleCommand } from
 import { clusterCommands, type ClusterCommand } from './cluster.js';
 import { IDENTITY_TABLES, identityCommands, type IdentityCommand } from './identities.js';
 import { kmsCommands, type KmsCommand } from './kms.js';
+import { rotationRecords } from './rotation-records.js';
+import { rotationCommands, type RotationCommand } from './rotation.js';
 import { sealCommands, sealConfigs, type SealCommand } from './seal.js';
 import { secretCommands, type SecretCommand } from './secrets.js';
 import type { CommandOfType, CommandSpec } from './spec.js';
@@ -19,7 +21,7 @@ import { tokenCommands, type TokenCommand } from './tokens.js';
 import { transitCommands, transitKeys, type TransitCommand } from './transit.js';
 
 /** Every command, in its current shape. */
-export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand | TransitCommand;
+export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand | TransitCommand | RotationCommand;
 
 /** Every command type name. */
 export type CommandType = Command['type'];
@@ -38,6 +40,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
   ...identityCommands,
   ...sealCommands,
   ...transitCommands,
+  ...rotationCommands,
 });
 
 /**
@@ -45,7 +48,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
  * The built-in tables (secrets, tokens, roles, lockouts, members, singletons) live in
  * `StateTables` itself.
  */
-export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs, transitKeys]);
+export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs, transitKeys, rotationRecords]);
 
 /** Prefixes the built-in tables use; a family table must pick another `m` + letter. */
 const BUILT_IN_PREFIXES: readonly string[] = ['ms', 'mt', 'mr', 'ml', 'mn', 'md', 'mg'];

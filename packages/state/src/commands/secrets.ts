@@ -2,6 +2,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { KEY, FORMATS, ctKey, encodeCt, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
 import type { RotationPolicy, SealedValue, SecretFormat } from '../types.js';
+import { rotationRecords } from './rotation-records.js';
 import {
   bad,
   checkBytes,
@@ -149,6 +150,9 @@ const put: CommandSpec<SecretPutCommand> = {
     if (c.cas === null && existing?.casRequired) return { status: 'cas_required', currentVersion: current };
     if (c.cas !== null && c.cas !== current) return { status: 'cas_conflict', currentVersion: current };
     if (c.version !== current + 1) return { status: 'version_conflict', currentVersion: current };
+    // A rotation waiting for its target holds version current + 1 (rotation.ts): a write now would
+    // leave the target with a password no version of this secret holds.
+    if (ctx.tables.table(rotationRecords).get(c.name)?.pending != null) return { status: 'rotation_pending', currentVersion: current };
     const s = existing ?? newSecret(ctx, c.name, c.at);
     const ct = encodeCt(c.sealed.formatVersion, c.sealed.alg, c.sealed.nonce, c.sealed.ciphertext, c.sealed.wrappedDek);
     const dek = c.sealed.wrappedDek;
@@ -329,6 +333,8 @@ const destroyAll: CommandSpec<SecretDestroyAllCommand> = {
     ctx.tables.secrets.delete(c.name);
     ctx.tables.namesChanged();
     ctx.changes.mark(KEY.secret + c.name);
+    // A pending rotation of the erased secret goes with it (a later put starts again at version 1).
+    if (ctx.tables.table(rotationRecords).delete(c.name)) ctx.changes.mark(rotationRecords.prefix + c.name);
     return { status: 'ok', count: s.versions.length };
   },
 };
