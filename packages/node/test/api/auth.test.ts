@@ -33,6 +33,7 @@ const PROBES: Record<Action, { method: string; path: string; body?: unknown }> =
   'kms.rewrap': { method: 'GET', path: '/v1/admin/kms/rewrap/status' },
   'cluster.read': { method: 'GET', path: '/v1/cluster' },
   'cluster.manage': { method: 'POST', path: '/v1/cluster/leader/transfer', body: {} },
+  'identity.manage': { method: 'GET', path: '/v1/identities' },
 };
 
 describe('RBAC matrix, single-node path', () => {
