@@ -130,6 +130,9 @@ export type {
   RequestGuards,
   WorkerControls,
   Lifecycle,
+  SealControl,
   MemberView,
   ReadConsistency,
 } from './context.js';
+export { NodeSeal, type NodeSealDeps, type SealInitAnswer } from './seal/node-seal.js';
+export { SealError, SEAL_ERROR_CODES, type SealErrorCode } from './seal/errors.js';
