@@ -48,6 +48,14 @@ const VALID: readonly [string, string, unknown?][] = [
   ['POST', '/v1/secret/undelete/app/kv', { versions: [1] }],
   ['PUT', '/v1/secret/destroy/app/kv', { versions: [1] }],
   ['GET', '/v1/sys/internal/ui/mounts/secret/app'],
+  ['POST', '/v1/identities', { name: 'fz-agent', type: 'agent', publicKey: 'O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=' }],
+  ['GET', '/v1/identities/fz-agent?consistency=stale'],
+  ['PUT', '/v1/memberships/fz-agent', { org: 'acme', project: 'web', role: 'member' }],
+  ['DELETE', '/v1/memberships/fz-agent', { org: 'acme', project: 'web' }],
+  ['POST', '/v1/auth/challenge', { identity: 'fz-agent' }],
+  ['POST', '/v1/auth/login', { identity: 'fz-agent', nonce: 'A'.repeat(96), signature: 'A'.repeat(86) + '==' }],
+  ['POST', '/v1/access-requests', { org: 'acme', project: 'web', role: 'readonly', justification: 'fuzz' }],
+  ['GET', '/v1/access-requests?status=pending'],
 ];
 
 function encodeRequest(method: string, target: string, body?: unknown): Uint8Array {
