@@ -11,7 +11,7 @@ import { table } from '../format.js';
 import { readAll } from '../io.js';
 import { printSession, readSecretFile } from './login.js';
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 function uses(v: string): number {
   if (!/^\d{1,9}$/.test(v)) throw usage(`--secret-id-uses must be a whole number >= 0 (0: unlimited), got "${v}"`);
@@ -41,13 +41,13 @@ export function registerApprole(program: Command, ctx: CliContext): void {
     .option('--token-ttl <duration>', 'lifetime of a login\'s token (default 1h; units s, min, h, d, w)')
     .option('--secret-id-ttl <duration>', 'lifetime of each new secret id (default: no expiry)')
     .option('--secret-id-uses <n>', 'logins each new secret id allows (default 0: unlimited)', uses)
-    .option('--bound-cidr <cidr>', 'only log in from this CIDR (repeatable; default: anywhere)', collect, [] as string[])
-    .action(async (name: string, o: { role: string; tokenTtl?: string; secretIdTtl?: string; secretIdUses?: number; boundCidr: string[] }, cmd: Command) => {
+    .option('--bound-cidr <cidr>', 'only log in from this CIDR (repeatable; default: anywhere)', collect)
+    .action(async (name: string, o: { role: string; tokenTtl?: string; secretIdTtl?: string; secretIdUses?: number; boundCidr?: string[] }, cmd: Command) => {
       const settings: AppRoleSettings = { role: o.role };
       if (o.tokenTtl !== undefined) settings.tokenTtl = o.tokenTtl;
       if (o.secretIdTtl !== undefined) settings.secretIdTtl = o.secretIdTtl;
       if (o.secretIdUses !== undefined) settings.secretIdUses = o.secretIdUses;
-      if (o.boundCidr.length > 0) settings.boundCidrs = o.boundCidr;
+      if (o.boundCidr !== undefined) settings.boundCidrs = o.boundCidr;
       await withClient(ctx, cmd, async (c) => {
         const r = await c.approles.put(name, settings);
         print(ctx, cmd, r, () => r.roleId);

@@ -108,9 +108,10 @@ export const approleRoutes: RouteFamily = ({ ctx, access, actor, countAuthFailur
       const login = await approles.login(roleId, secretId, ip, () => {
         if (ip !== undefined) countAuthFailure(ip);
       });
-      c.resource = `approle:${login.approle}`;
-      // The audit line names the token the login created (never the token itself).
-      c.token = ctx.state.tokenByName(login.tokenName);
+      // The audit line names the approle and the token the login created (never the token itself).
+      // NB: not set as `c.token`: the HTTP metrics label requests by token name, and one series
+      // per login would grow without bound.
+      c.resource = `approle:${login.approle} token:${login.tokenName}`;
       const auth = {
         client_token: login.token,
         accessor: login.tokenName,
