@@ -112,6 +112,13 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
       }
       expect((await as(follower, s, 'PUT', '/v1/secrets/org/acme/project/web/new', { value: 'x' })).status).toBe(200);
       expect((await as(leader, s, 'PUT', '/v1/secrets/org/acme/project/api/new', { value: 'x' })).status).toBe(403);
+      // Listing shows only what the membership covers.
+      const listed = await as(n, s, 'GET', '/v1/secrets?prefix=org/');
+      expect(listed.status).toBe(200);
+      const names = JSON.stringify(listed.body);
+      expect(names).toContain('org/acme/project/web/db');
+      expect(names).not.toContain('org/acme/project/api');
+      expect(names).not.toContain('org/other');
       const me = await as(follower, s, 'GET', '/v1/tokens/self');
       expect(me.status).toBe(200);
       expect(me.body.name).toBe('identity:agent-a');
