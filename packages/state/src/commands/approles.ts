@@ -179,7 +179,8 @@ function dropSecretIds(ctx: ApplyContext, pick: (s: SecretIdRecord) => boolean):
 function dropTokens(ctx: ApplyContext, pick: (t: TokenRecord) => boolean): number {
   const { tokens, tokensByHash } = ctx.tables;
   let n = 0;
-  for (const t of [...tokens.values()]) {
+  // Deleting the entry being visited is safe during Map iteration (no copy of the table per login).
+  for (const t of tokens.values()) {
     if (!pick(t)) continue;
     tokens.delete(t.name);
     tokensByHash.delete(toHex(t.tokenHash));
