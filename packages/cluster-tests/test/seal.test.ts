@@ -116,10 +116,14 @@ test('init: bad parameters are refused; two inits racing on two nodes hand out e
   }
   // A leader must be elected (sealed nodes still run Raft) and the new command type advertised:
   // until then init answers 503 with Retry-After, which `call` retries.
-  const [a, b] = await Promise.all([
-    cluster.call(n2, 'PUT', '/v1/sys/init', { secret_shares: 5, secret_threshold: 3 }, null, {}, 30_000),
+  // One through the CLI (which waits out "no leader yet" itself), one through the API.
+  const [viaCli, b] = await Promise.all([
+    cli(['operator', 'init', '--shares', '5', '--threshold', '3', '--json'], { COFFER_ADDR: n2.api }),
     cluster.call(n3, 'PUT', '/v1/sys/init', { secret_shares: 5, secret_threshold: 3 }, null, {}, 30_000),
   ]);
+  const a: HttpResult = viaCli.code === 0
+    ? { status: 200, body: JSON.parse(viaCli.stdout), headers: new Headers() }
+    : { status: /already initialized/.test(viaCli.stderr) ? 400 : -1, body: { error: { code: /already initialized/.test(viaCli.stderr) ? 'already_initialized' : viaCli.stderr } }, headers: new Headers() };
   const won = [a, b].filter((r) => r.status === 200);
   const lost = [a, b].filter((r) => r.status !== 200);
   expect(won).toHaveLength(1);

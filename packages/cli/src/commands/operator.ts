@@ -1,5 +1,5 @@
 /** `coffer operator init | unseal | seal | status`: the sealed start (COFFER_SEAL=shamir). */
-import type { SealStatus } from '@coffer/client';
+import { CofferError, type SealInit, type SealStatus } from '@coffer/client';
 import type { Command } from 'commander';
 import { group, leaf, print, withClient, type CliContext } from '../context.js';
 import { usage } from '../errors.js';
@@ -52,10 +52,24 @@ export function registerOperator(program: Command, ctx: CliContext): void {
       if (shares < 1 || shares > 255) throw usage('--shares: must be from 1 to 255');
       if (threshold < 1 || threshold > shares) throw usage('--threshold: must be from 1 to --shares');
       await withClient(ctx, cmd, async (c) => {
-        const r = await c.operator.init(shares, threshold);
-        print(ctx, cmd, r, () =>
+        // Right after the nodes start there may be no leader yet, or the new command not yet
+        // advertised by every voter: those refusals happen before anything is proposed, so
+        // asking again is safe (unlike outcome_unknown, which is never retried: a lost answer
+        // cannot be asked for again).
+        let r: SealInit | undefined;
+        for (let attempt = 1; r === undefined; attempt++) {
+          try {
+            r = await c.operator.init(shares, threshold);
+          } catch (err) {
+            const early = err instanceof CofferError && (err.code === 'no_leader' || err.code === 'upgrade_pending');
+            if (!early || attempt >= 30) throw err;
+            await ctx.sleep(1000);
+          }
+        }
+        const out = r;
+        print(ctx, cmd, out, () =>
           [
-            ...r.keys.map((k, i) => `Unseal key ${i + 1}: ${k}`),
+            ...out.keys.map((k, i) => `Unseal key ${i + 1}: ${k}`),
             '',
             `The cluster is initialized with ${shares} shares; any ${threshold} unseal a node.`,
             'These shares are shown ONCE and stored nowhere: give each to a different custodian now.',
