@@ -221,6 +221,37 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     expect(lines).not.toContain(s);
   });
 
+  test('an org admin decides its own org\'s requests (and sees them), not another org\'s; refused logins lock the address out', async () => {
+    const adminKey = await register('beta-admin', 'human');
+    expect((await admin(leader, 'PUT', '/v1/memberships/beta-admin', { org: 'beta', role: 'admin' })).status).toBe(200);
+    const agentKey = await register('agent-g');
+    const a = await login(follower, 'agent-g', agentKey);
+    const inBeta = (await as(leader, a, 'POST', '/v1/access-requests', { org: 'beta', project: 'api', role: 'readonly', justification: 'read beta' })).body.id as string;
+    const inAcme = (await as(leader, a, 'POST', '/v1/access-requests', { org: 'acme', project: 'api', role: 'readonly', justification: 'read acme' })).body.id as string;
+    const h = await login(leader, 'beta-admin', adminKey);
+    const seen = await as(follower, h, 'GET', '/v1/access-requests?status=pending');
+    const ids = (seen.body.requests as { id: string }[]).map((q) => q.id);
+    expect(ids).toContain(inBeta);
+    expect(ids).not.toContain(inAcme);
+    expect((await as(follower, h, 'POST', `/v1/access-requests/${inAcme}/approve`)).status).toBe(403);
+    const ok = await as(follower, h, 'POST', `/v1/access-requests/${inBeta}/approve`);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ status: 'approved', decidedBy: 'identity:beta-admin' });
+    expect((await admin(leader, 'GET', '/v1/identities/agent-g')).body.memberships).toEqual([expect.objectContaining({ org: 'beta', project: 'api', role: 'readonly', grantedBy: 'identity:beta-admin' })]);
+    // Refused logins count toward the lockout (COFFER_AUTH_MAX_FAILURES=4): then 429, even with a right signature.
+    const from = freshAddr();
+    for (let i = 0; i < 4; i++) {
+      const nonce = await challenge(leader, 'agent-g');
+      const r = await cluster.httpFrom(follower, from, 'POST', '/v1/auth/login', { identity: 'agent-g', nonce, signature: signed('agent-g', nonce, adminKey) }, null);
+      expect(r.status).toBe(401);
+    }
+    const nonce = await challenge(leader, 'agent-g');
+    await cluster.eventually(async () => {
+      const r = await cluster.httpFrom(leader, from, 'POST', '/v1/auth/login', { identity: 'agent-g', nonce, signature: signed('agent-g', nonce, agentKey) }, null);
+      return r.status === 429;
+    }, 10_000, 'the address is locked out');
+  });
+
   test('a session expiring mid-run stops working on every node (COFFER_SESSION_TTL)', async () => {
     const priv = await register('agent-e');
     expect((await admin(leader, 'PUT', '/v1/memberships/agent-e', { org: 'acme', project: 'web', role: 'readonly' })).status).toBe(200);
