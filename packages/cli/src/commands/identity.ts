@@ -121,7 +121,7 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
       });
     });
 
-  leaf(a, 'list', 'list requests (all with access.approve; otherwise your own)', ['coffer access-requests list --pending'])
+  leaf(a, 'list', 'list requests (all with access.approve; an org admin also its orgs\' ones; everyone its own)', ['coffer access-requests list --pending'])
     .option('--pending', 'only pending requests')
     .action(async (o: { pending?: boolean }, cmd: Command) => {
       await withClient(ctx, cmd, async (c) => {
