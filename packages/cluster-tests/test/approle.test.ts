@@ -217,6 +217,12 @@ describe('AppRole logins (real cluster)', () => {
     expect(locked.headers.get('retry-after')).not.toBeNull();
     // The lockout is per address: the same secret id works from another one (and was not spent by the refusal).
     expect((await login(follower, roleId, sid, freshAddr())).status).toBe(200);
+    // Parallel guesses from one address cannot all get past the limit while nodes catch up.
+    const guesser = freshAddr();
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => login(cluster.nodes[i % 3] as NodeHandle, roleId, `guess-${i}`, guesser)));
+    const burstStatuses = burst.map((r) => r.status);
+    expect(burstStatuses.filter((st) => st === 401).length).toBeLessThanOrEqual(3);
+    expect(burstStatuses.filter((st) => st !== 401 && st !== 429)).toEqual([]);
     expect((await login(leader, roleId, 'x'.repeat(40), freshAddr())).status).toBe(401);
     expect((await login(leader, 'no-such-role-id', sid, freshAddr())).status).toBe(401);
     // Followers forward logins; the leader audits them (denials too), naming the role id, never the secret id.

@@ -194,13 +194,27 @@ export class ApproleService {
   }
 
   /**
-   * The approle a role id names, after a linearizable read when this node does not know it yet
-   * (created a moment ago through the leader).
+   * Catches up with the cluster's commit index (something unknown here may have been written a
+   * moment ago through the leader) while holding one of the address's lockout slots, so parallel
+   * guesses cannot all get past the limit during the wait (as the pipeline does for tokens).
+   *
+   * @throws {ServiceError} `locked_out` when the address has no slot left
    */
-  private async approleOf(roleId: string): Promise<Readonly<ApproleRecord> | undefined> {
+  private async catchUp(ip: string | undefined): Promise<void> {
+    const release = ip === undefined ? () => undefined : this.ctx.lockout.hold(ip);
+    if (release === null) throw new ServiceError('locked_out', 'too many failed authentications from this address; try again later', { retryAfterSecs: 1 });
+    try {
+      await this.ctx.readBarrier('linearizable');
+    } finally {
+      release();
+    }
+  }
+
+  /** The approle a role id names, after catching up once when this node does not know it. */
+  private async approleOf(roleId: string, ip: string | undefined): Promise<Readonly<ApproleRecord> | undefined> {
     const a = approleByRoleId(this.ctx.state, roleId);
     if (a !== undefined) return a;
-    await this.ctx.readBarrier('linearizable');
+    await this.catchUp(ip);
     return approleByRoleId(this.ctx.state, roleId);
   }
 
@@ -230,14 +244,14 @@ export class ApproleService {
     };
     const hash = hashToken(secretId);
     for (let attempt = 0; ; attempt++) {
-      const a = await this.approleOf(roleId);
+      const a = await this.approleOf(roleId, ip);
       if (a === undefined) throw refused();
       if (a.boundCidrs.length > 0 && !Allowlist.from(a.boundCidrs).allows(ip)) {
         throw new ServiceError('permission_denied', `this client address is outside the bound CIDRs of approle "${a.name}"`);
       }
       if (!this.secretIdUsable(hash, a.name)) {
         // Maybe minted a moment ago through another node: catch up once before refusing.
-        await this.ctx.readBarrier('linearizable');
+        await this.catchUp(ip);
         if (!this.secretIdUsable(hash, a.name)) throw refused();
       }
       const token = generateToken();
