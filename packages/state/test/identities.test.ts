@@ -127,13 +127,15 @@ describe('identities', () => {
     expect(sm.table(memberships).has('agent-2')).toBe(false);
   });
 
-  test('an approval for an identity deleted meanwhile creates nothing and leaves the request pending', () => {
+  test('deleting an identity closes its pending requests: a later identity of the same name gets nothing from them', () => {
     const { sm, run } = replica();
     run(putIdentity('agent-1'));
     run({ type: 'access.request', requestId: rid(), at: T0, id: 'r1', requester: 'identity:agent-1', identity: 'agent-1', org: 'acme', project: 'web', role: 'member', justification: '' });
-    run({ type: 'identity.delete', requestId: rid(), at: T0, name: 'agent-1', actor: 'ops' });
-    expect(run({ type: 'access.decide', requestId: rid(), at: T0, id: 'r1', decision: 'approved', actor: 'alice' })).toEqual({ status: 'not_found' });
-    expect(sm.table(accessRequests).get('r1')?.status).toBe('pending');
+    run({ type: 'identity.delete', requestId: rid(), at: T0 + 5, name: 'agent-1', actor: 'ops' });
+    expect(sm.table(accessRequests).get('r1')).toMatchObject({ status: 'denied', decidedBy: 'ops', decidedAt: T0 + 5 });
+    run(putIdentity('agent-1'));
+    expect(run({ type: 'access.decide', requestId: rid(), at: T0 + 6, id: 'r1', decision: 'approved', actor: 'alice' })).toEqual({ status: 'already_decided' });
+    expect(sm.table(memberships).has('agent-1')).toBe(false);
   });
 
   test('sweeping is decided by the entries alone: replicas and a restored snapshot agree', () => {

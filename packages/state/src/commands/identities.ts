@@ -318,6 +318,13 @@ const identityName: CommandSpec<IdentityNameCommand> = {
     } else {
       t.delete(c.name);
       if (ctx.tables.table(memberships).delete(c.name)) ctx.changes.mark(memberships.prefix + c.name);
+      // Its pending requests are closed: an approval must never reach a later identity of the same name.
+      const qs = ctx.tables.table(accessRequests);
+      for (const [k, q] of qs) {
+        if (q.identity !== c.name || q.status !== 'pending') continue;
+        qs.set(k, { ...q, status: 'denied', decidedBy: c.actor, decidedAt: c.at });
+        ctx.changes.mark(accessRequests.prefix + k);
+      }
     }
     ctx.changes.mark(identities.prefix + c.name);
     return { status: 'ok', count: dropped };
