@@ -132,6 +132,7 @@ export {
   listTransitKeys,
   transitKeyByName,
   transitKeys,
+  transitRewrapPending,
   type TransitCommand,
   type TransitConfigCommand,
   type TransitCreateCommand,
@@ -139,6 +140,8 @@ export {
   type TransitKeyRecord,
   type TransitKeyTypeName,
   type TransitKeyVersionRecord,
+  type TransitRewrapCommand,
+  type TransitRewrapItem,
   type TransitRotateCommand,
   type TransitTables,
 } from './commands/transit.js';

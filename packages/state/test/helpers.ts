@@ -174,6 +174,18 @@ export const SAMPLES: Record<CommandType, Command> = {
   'transit.rotate': { type: 'transit.rotate', requestId: 'req-trr', at: 1_700_000_000_051, name: 'orders', version: 2, sealed: sealed(51), actor: 'ops' },
   'transit.config': { type: 'transit.config', requestId: 'req-trcfg', at: 1_700_000_000_052, name: 'orders', minDecryptionVersion: 2, deletionAllowed: true, actor: 'ops' },
   'transit.delete': { type: 'transit.delete', requestId: 'req-trd', at: 1_700_000_000_053, name: 'orders', actor: 'ops' },
+  'transit.rewrap': {
+    type: 'transit.rewrap',
+    requestId: 'req-trw',
+    at: 1_700_000_000_054,
+    name: 'orders',
+    version: 2,
+    versionCreatedAt: 1_700_000_000_051,
+    wrappedDek: bytes(48, 54),
+    kmsKeyId: 'key-2',
+    expectedKmsKeyId: 'key-1',
+    marker: 'm2',
+  },
   'rotation.begin': { type: 'rotation.begin', requestId: 'req-rob', at: 1_700_000_000_065, name: 'db/app', fromVersion: 3, attemptId: 'att-1', format: 'userpass', sealed: sealed(65), actor: 'rotation-worker' },
   'rotation.commit': { type: 'rotation.commit', requestId: 'req-roc', at: 1_700_000_000_066, name: 'db/app', attemptId: 'att-1' },
   'rotation.fail': { type: 'rotation.fail', requestId: 'req-rof', at: 1_700_000_000_067, name: 'db/app', attemptId: 'att-1', error: { code: 'rotation_target_refused', message: 'permission denied to alter role' }, drop: true },
@@ -252,6 +264,9 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: step(fc.record({ k: fc.constantFrom('k1', 'k2'), v: fc.integer({ min: 2, max: 4 }), seed: fc.nat(50) }), (v, b) => ({ type: 'transit.rotate', ...b, name: v.k, version: v.v, sealed: sealed(v.seed), actor: 'a' }) as Command) },
   { weight: 1, arbitrary: step(fc.record({ k: fc.constantFrom('k1', 'k2'), min: fc.option(fc.integer({ min: 1, max: 3 })), del: fc.option(fc.boolean()) }), (v, b) => ({ type: 'transit.config', ...b, name: v.k, minDecryptionVersion: v.min, deletionAllowed: v.del, actor: 'a' }) as Command) },
   { weight: 1, arbitrary: step(fc.constantFrom('k1', 'k2'), (k, b) => ({ type: 'transit.delete', ...b, name: k, actor: 'a' })) },
+  { weight: 1, arbitrary: step(fc.record({ k: fc.constantFrom('k1', 'k2'), v: fc.integer({ min: 1, max: 3 }), m: fc.constantFrom('m1', 'm2'), seed: fc.nat(9) }), (v, b) => ({
+    type: 'transit.rewrap', ...b, name: v.k, version: v.v, versionCreatedAt: b.at % 3 === 0 ? 0 : b.at, wrappedDek: bytes(48, v.seed), kmsKeyId: 'key-2', expectedKmsKeyId: 'key-1', marker: v.m,
+  }) as Command) },
   { weight: 1, arbitrary: step(fc.record({ n: fc.integer({ min: 2, max: 5 }), seed: fc.nat(50) }), (v, b) => ({ type: 'seal.init', ...b, shares: v.n, threshold: 2, keyCheck: bytes(32, v.seed), keyId: 'local:00000000000000aa' }) as Command) },
 );
 

@@ -1,8 +1,8 @@
 // The transit family: create stores version 1 sealed as given, rotate only as latest + 1, config
 // keeps 1 ≤ min ≤ latest, delete only when allowed; the record round-trips through its codec and
 // a snapshot, and holds exactly the sealed bytes the commands carried.
-import { StateMachine, encodeCommand, listTransitKeys, transitKeyByName, transitKeys, type Command, type CommandResult, type SealedValue } from '../src/index.js';
-import { TEST_INTEGRITY, sealed } from './helpers.js';
+import { StateMachine, encodeCommand, listTransitKeys, transitKeyByName, transitKeys, transitRewrapPending, type Command, type CommandResult, type SealedValue } from '../src/index.js';
+import { TEST_INTEGRITY, bytes, sealed } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 let seq = 0;
@@ -30,7 +30,7 @@ describe('transit.create', () => {
     expect(run(create('orders', sealed(9)))).toEqual({ status: 'ok', version: 1, createdAt: T0 });
     const k = transitKeyByName(sm, 'orders');
     expect(k).toMatchObject({ name: 'orders', type: 'xchacha20-poly1305', latestVersion: 1, minDecryptionVersion: 1, deletionAllowed: false, createdAt: T0 });
-    expect(k?.versions.get(1)).toEqual({ sealed: sealed(9), createdAt: T0 });
+    expect(k?.versions.get(1)).toEqual({ sealed: sealed(9), createdAt: T0, wrapMarker: '' });
   });
 
   it('refuses a second create of the same name and keeps the first key', () => {
@@ -87,6 +87,40 @@ describe('transit.delete', () => {
     // A re-created key starts again at version 1.
     expect(run(create('k', sealed(30))).status).toBe('ok');
     expect(transitKeyByName(sm, 'k')?.latestVersion).toBe(1);
+  });
+});
+
+describe('transit.rewrap', () => {
+  const rw = (name: string, version: number, createdAt: number, expected: string, marker: string): Command => ({
+    type: 'transit.rewrap', requestId: rid(), at: T0 + 500, name, version, versionCreatedAt: createdAt, wrappedDek: bytes(48, 99), kmsKeyId: 'key-2', expectedKmsKeyId: expected, marker,
+  });
+
+  it('moves one version onto the new wrapping, keeps the sealed key, and is a no-op when repeated or stale', () => {
+    const { sm, run } = replica();
+    run(create('k', sealed(1), T0));
+    run(rotate('k', 2, sealed(2), T0 + 2));
+    expect(transitRewrapPending(sm, 'm1', 10).map((p) => p.version)).toEqual([1, 2]);
+    expect(run(rw('k', 1, T0, 'key-1', 'm1'))).toEqual({ status: 'ok', version: 1 });
+    const v1 = transitKeyByName(sm, 'k')?.versions.get(1);
+    expect(v1?.sealed).toEqual({ ...sealed(1), wrappedDek: bytes(48, 99), kmsKeyId: 'key-2' });
+    expect(v1?.wrapMarker).toBe('m1');
+    expect(transitRewrapPending(sm, 'm1', 10)).toEqual([{ name: 'k', version: 2, versionCreatedAt: T0 + 2, kmsKeyId: 'key-1' }]);
+    // Repeated (already at the marker), wrapped under another key meanwhile, or another incarnation of the key: stale.
+    expect(run(rw('k', 1, T0, 'key-2', 'm1')).status).toBe('stale');
+    expect(run(rw('k', 2, T0 + 2, 'key-9', 'm1')).status).toBe('stale');
+    expect(run(rw('k', 2, T0 + 3, 'key-1', 'm1')).status).toBe('stale');
+    expect(run(rw('k', 3, T0, 'key-1', 'm1')).status).toBe('not_found');
+    expect(transitRewrapPending(sm, 'm1', 1)).toHaveLength(1);
+  });
+
+  it('reads a format-1 record (no wrap markers) as never re-wrapped', () => {
+    const { sm, run } = replica();
+    run(create('k', sealed(1), T0));
+    const v2 = transitKeys.encode(transitKeyByName(sm, 'k') as NonNullable<ReturnType<typeof transitKeyByName>>);
+    // Format 1 = format 2 without the trailing marker string (u32 length 0) after each version.
+    const v1 = new Uint8Array(v2.subarray(0, v2.length - 4));
+    v1[0] = 1;
+    expect(transitKeys.decode(v1).versions.get(1)?.wrapMarker).toBe('');
   });
 });
 

@@ -17,9 +17,13 @@
  * - A version whose re-wrap fails (KMS refusal, tampered blob) is counted in the watermark's
  *   `failed` and skipped for the rest of the pass; transient KMS errors end the pass early, and
  *   the next poll (or a forced pass) resumes it.
+ * - Transit key versions are sealed like secret versions (their envelopes live in the transit
+ *   key records): after the secret versions, the same pass moves each of them with one
+ *   `transit.rewrap` command, with the same pacing, markers and idempotence.
  */
 import type { Envelope } from '@coffer/crypto';
-import { isTransientCryptoError } from '@coffer/crypto';
+import { isTransientCryptoError, transitKeyContext } from '@coffer/crypto';
+import { transitKeyByName, transitRewrapPending, type TransitRewrapItem } from '@coffer/state';
 import type { NodeContext } from '../context.js';
 import { commandId } from '../service/common.js';
 
@@ -142,7 +146,7 @@ export class RewrapWorker {
     }
     const wm = ctx.state.getWatermark();
     const finished = wm !== null && wm.marker === marker && wm.passFinishedAt !== null && (wm.passStartedAt === null || wm.passFinishedAt >= wm.passStartedAt);
-    const pending = ctx.state.rewrapPending(marker, 1).length;
+    const pending = ctx.state.rewrapPending(marker, 1).length + transitRewrapPending(ctx.state, marker, 1).length;
     if (!force && finished && pending === 0) return { marker, rewrapped: 0, failed: 0, ended: 'nothing_due' };
     if (!ctx.isLeader()) return { marker, rewrapped: 0, failed: 0, ended: 'not_leader' };
 
@@ -151,6 +155,11 @@ export class RewrapWorker {
 
     const minGapMs = 1000 / ctx.config.kmsRewrapMaxPerSec;
     let nextAt = Date.now();
+    const pace = async (): Promise<void> => {
+      const wait = nextAt - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      nextAt = Math.max(nextAt + minGapMs, Date.now());
+    };
     let rewrapped = 0;
     let failed = 0;
     const skip = new Set<string>();
@@ -167,9 +176,7 @@ export class RewrapWorker {
           ended = 'not_leader';
           break outer;
         }
-        const wait = nextAt - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        nextAt = Math.max(nextAt + minGapMs, Date.now());
+        await pace();
         const sealed = await ctx.readSealed(item.name, item.version);
         if (sealed === undefined) {
           skip.add(`${item.version}:${item.name}`); // destroyed meanwhile
@@ -203,9 +210,63 @@ export class RewrapWorker {
         else skip.add(`${item.version}:${item.name}`); // stale or gone: someone else moved it
       }
     }
+    if (ended === 'done') {
+      const t = await this.#rewrapTransit(marker, pace);
+      rewrapped += t.rewrapped;
+      failed += t.failed;
+      ended = t.ended;
+    }
     if (ended === 'done' && ctx.isLeader()) {
       await ctx.propose({ type: 'kms.watermark', requestId: commandId(), at: ctx.now(), marker, passStartedAt: startedAt, passFinishedAt: ctx.now(), rewrapped, failed });
     }
     return { marker, rewrapped, failed, ended };
+  }
+
+  /** The transit key versions of a pass (see the module comment). */
+  async #rewrapTransit(marker: string, pace: () => Promise<void>): Promise<Pick<RewrapPassResult, 'rewrapped' | 'failed' | 'ended'>> {
+    const ctx = this.#ctx;
+    let rewrapped = 0;
+    let failed = 0;
+    const skip = new Set<string>();
+    const id = (p: TransitRewrapItem): string => `${p.version}:${p.name}`;
+    for (;;) {
+      const batch = transitRewrapPending(ctx.state, marker, SCAN_BATCH + skip.size).filter((p) => !skip.has(id(p)));
+      if (batch.length === 0) return { rewrapped, failed, ended: 'done' };
+      for (const item of batch.slice(0, SCAN_BATCH)) {
+        if (this.#stopped) return { rewrapped, failed, ended: 'stopped' };
+        if (!ctx.isLeader()) return { rewrapped, failed, ended: 'not_leader' };
+        await pace();
+        const key = transitKeyByName(ctx.state, item.name);
+        const sealed = key?.versions.get(item.version)?.sealed;
+        if (key === undefined || sealed === undefined) {
+          skip.add(id(item)); // deleted meanwhile
+          continue;
+        }
+        let next: Envelope;
+        try {
+          next = await ctx.envelopes.rewrap(sealed as Envelope, transitKeyContext({ name: key.name, type: key.type, version: item.version }));
+        } catch (err) {
+          if (isTransientCryptoError(err)) return { rewrapped, failed, ended: 'kms_unavailable' };
+          failed++;
+          skip.add(id(item));
+          ctx.logger.warn({ transitKey: item.name, version: item.version, err: String(err) }, 'kms re-wrap of one transit key version failed');
+          continue;
+        }
+        const res = await ctx.propose({
+          type: 'transit.rewrap',
+          requestId: commandId(),
+          at: ctx.now(),
+          name: item.name,
+          version: item.version,
+          versionCreatedAt: item.versionCreatedAt,
+          wrappedDek: next.wrappedDek,
+          kmsKeyId: next.kmsKeyId,
+          expectedKmsKeyId: item.kmsKeyId,
+          marker,
+        });
+        if (res.status === 'ok') rewrapped++;
+        else skip.add(id(item)); // stale or gone: someone else moved it
+      }
+    }
   }
 }

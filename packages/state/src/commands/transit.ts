@@ -31,8 +31,11 @@ export type TransitKeyTypeName = 'xchacha20-poly1305' | 'aes256-gcm';
 /** Every key type, in wire order (the record and the commands store the index). Append-only. */
 export const TRANSIT_KEY_TYPE_NAMES: readonly TransitKeyTypeName[] = ['xchacha20-poly1305', 'aes256-gcm'];
 
-/** One stored key version: its sealed key and when it was made. */
-export type TransitKeyVersionRecord = { sealed: SealedValue; createdAt: number };
+/**
+ * One stored key version: its sealed key, when it was made, and the KMS re-wrap pass that last
+ * moved its wrapped DEK (`''`: none yet), as for secret versions.
+ */
+export type TransitKeyVersionRecord = { sealed: SealedValue; createdAt: number; wrapMarker: string };
 
 /** A transit key as replicated. Key versions are sealed; nothing here is key material in the clear. */
 export type TransitKeyRecord = {
@@ -49,7 +52,9 @@ export type TransitKeyRecord = {
   versions: Map<number, TransitKeyVersionRecord>;
 };
 
+// Record format 1 had no wrap markers (read as ''); format 2 appends one per version.
 const REC_V1 = 1;
+const REC_V2 = 2;
 
 function writeType(w: Writer, t: TransitKeyTypeName): void {
   w.u8(TRANSIT_KEY_TYPE_NAMES.indexOf(t));
@@ -79,7 +84,7 @@ function checkSealed(s: SealedValue, what: string): void {
 export const transitKeys: RecordTable<TransitKeyRecord> = {
   prefix: 'mk',
   encode: (k) => {
-    const w = new Writer(256).u8(REC_V1).str(k.name);
+    const w = new Writer(256).u8(REC_V2).str(k.name);
     writeType(w, k.type);
     w.u32(k.latestVersion).u32(k.minDecryptionVersion).bool(k.deletionAllowed).u53(k.createdAt);
     // Deterministic: versions in ascending order whatever the map's insertion order.
@@ -89,12 +94,14 @@ export const transitKeys: RecordTable<TransitKeyRecord> = {
       const kv = k.versions.get(v) as TransitKeyVersionRecord;
       w.u32(v).u53(kv.createdAt);
       writeSealed(w, kv.sealed);
+      w.str(kv.wrapMarker);
     }
     return w.finish();
   },
   decode: (b) => {
     const r = new Reader(b, 'SM_CORRUPT_STORAGE');
-    if (r.u8() !== REC_V1) r.fail('unknown transit key record version');
+    const format = r.u8();
+    if (format !== REC_V1 && format !== REC_V2) r.fail('unknown transit key record version');
     const name = r.str();
     const type = readType(r);
     const latestVersion = r.u32();
@@ -108,7 +115,8 @@ export const transitKeys: RecordTable<TransitKeyRecord> = {
       const v = r.u32();
       if (v !== i + 1) r.fail('transit key versions are not 1..latest');
       const at = r.u53();
-      versions.set(v, { createdAt: at, sealed: readSealed(r) });
+      const sealed = readSealed(r);
+      versions.set(v, { createdAt: at, sealed, wrapMarker: format === REC_V1 ? '' : r.str() });
     }
     r.end();
     return { name, type, latestVersion, minDecryptionVersion, deletionAllowed, createdAt, versions };
@@ -133,8 +141,25 @@ export type TransitConfigCommand = CommandBase & {
 /** Delete a key and every version (only when `deletionAllowed`). */
 export type TransitDeleteCommand = CommandBase & { type: 'transit.delete'; name: string; actor: string };
 
+/**
+ * The KMS re-wrap worker moved one key version's DEK onto current key material (KMS ReEncrypt; the
+ * sealed key itself is untouched). Applies only while the version is still wrapped under
+ * `expectedKmsKeyId`, was created at `versionCreatedAt` (not a re-created key of the same name)
+ * and is not at `marker` yet, so a repeated or concurrent re-wrap is a no-op (`stale`).
+ */
+export type TransitRewrapCommand = CommandBase & {
+  type: 'transit.rewrap';
+  name: string;
+  version: number;
+  versionCreatedAt: number;
+  wrappedDek: Uint8Array;
+  kmsKeyId: string;
+  expectedKmsKeyId: string;
+  marker: string;
+};
+
 /** The commands of this family. */
-export type TransitCommand = TransitCreateCommand | TransitRotateCommand | TransitConfigCommand | TransitDeleteCommand;
+export type TransitCommand = TransitCreateCommand | TransitRotateCommand | TransitConfigCommand | TransitDeleteCommand | TransitRewrapCommand;
 
 /**
  * A key by name.
@@ -155,6 +180,29 @@ export function transitKeyByName(tables: TransitTables, name: string): Readonly<
  */
 export function listTransitKeys(tables: TransitTables): Readonly<TransitKeyRecord>[] {
   return [...tables.table(transitKeys).values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** A key version the re-wrap worker has still to move to `marker`. */
+export type TransitRewrapItem = { name: string; version: number; versionCreatedAt: number; kmsKeyId: string };
+
+/**
+ * Key versions not yet re-wrapped to `marker`, by key name then version.
+ *
+ * @param tables - the state machine
+ * @param marker - the pass's marker
+ * @param limit - most items returned
+ * @returns the items (their sealed values are read from the record when re-wrapped)
+ */
+export function transitRewrapPending(tables: TransitTables, marker: string, limit: number): TransitRewrapItem[] {
+  const out: TransitRewrapItem[] = [];
+  for (const k of listTransitKeys(tables)) {
+    for (const [version, kv] of [...k.versions].sort((a, b) => a[0] - b[0])) {
+      if (kv.wrapMarker === marker) continue;
+      if (out.length >= limit) return out;
+      out.push({ name: k.name, version, versionCreatedAt: kv.createdAt, kmsKeyId: kv.sealed.kmsKeyId });
+    }
+  }
+  return out;
 }
 
 /** What the query functions need: the family tables. */
@@ -195,7 +243,7 @@ const create: CommandSpec<TransitCreateCommand> = {
       minDecryptionVersion: 1,
       deletionAllowed: false,
       createdAt: c.at,
-      versions: new Map([[1, { sealed: c.sealed, createdAt: c.at }]]),
+      versions: new Map([[1, { sealed: c.sealed, createdAt: c.at, wrapMarker: '' }]]),
     });
     ctx.changes.mark(transitKeys.prefix + c.name);
     return { status: 'ok', version: 1, createdAt: c.at };
@@ -230,7 +278,7 @@ const rotate: CommandSpec<TransitRotateCommand> = {
     // under another one. A concurrent rotation that won the number makes this one a conflict.
     if (c.version !== k.latestVersion + 1) return { status: 'version_conflict', currentVersion: k.latestVersion };
     const versions = new Map(k.versions);
-    versions.set(c.version, { sealed: c.sealed, createdAt: c.at });
+    versions.set(c.version, { sealed: c.sealed, createdAt: c.at, wrapMarker: '' });
     table.set(c.name, { ...k, latestVersion: c.version, versions });
     ctx.changes.mark(transitKeys.prefix + c.name);
     return { status: 'ok', version: c.version, createdAt: c.at };
@@ -301,10 +349,48 @@ const del: CommandSpec<TransitDeleteCommand> = {
   },
 };
 
+const rewrap: CommandSpec<TransitRewrapCommand> = {
+  id: 54,
+  version: 1,
+  validate(c) {
+    checkKeyName(c.name);
+    checkInt(c.version, 'version', 1);
+    if (c.version > 0xffffffff) bad('version must fit in 32 bits');
+    checkInt(c.versionCreatedAt, 'versionCreatedAt');
+    checkBytes(c.wrappedDek, 'wrappedDek');
+    if (typeof c.kmsKeyId !== 'string' || typeof c.expectedKmsKeyId !== 'string' || typeof c.marker !== 'string') bad('kmsKeyId, expectedKmsKeyId and marker must be strings');
+  },
+  write(w, c) {
+    w.str(c.name).u32(c.version).u53(c.versionCreatedAt).bytes(c.wrappedDek).str(c.kmsKeyId).str(c.expectedKmsKeyId).str(c.marker);
+  },
+  read(r, base, type) {
+    const name = r.str();
+    const version = r.u32();
+    const versionCreatedAt = r.u53();
+    const wrappedDek = r.bytes();
+    const kmsKeyId = r.str();
+    const expectedKmsKeyId = r.str();
+    return { type, ...base, name, version, versionCreatedAt, wrappedDek, kmsKeyId, expectedKmsKeyId, marker: r.str() };
+  },
+  apply(ctx, c): CommandResult {
+    const table = ctx.tables.table(transitKeys);
+    const k = table.get(c.name);
+    const kv = k?.versions.get(c.version);
+    if (k === undefined || kv === undefined) return { status: 'not_found' };
+    if (kv.createdAt !== c.versionCreatedAt || kv.wrapMarker === c.marker || kv.sealed.kmsKeyId !== c.expectedKmsKeyId) return { status: 'stale' };
+    const versions = new Map(k.versions);
+    versions.set(c.version, { ...kv, sealed: { ...kv.sealed, wrappedDek: c.wrappedDek, kmsKeyId: c.kmsKeyId }, wrapMarker: c.marker });
+    table.set(c.name, { ...k, versions });
+    ctx.changes.mark(transitKeys.prefix + c.name);
+    return { status: 'ok', version: c.version };
+  },
+};
+
 /** The specs of the transit family (wire numbers 50–59 are reserved for it). */
 export const transitCommands: FamilySpecs<TransitCommand> = {
   'transit.create': create,
   'transit.rotate': rotate,
   'transit.config': config,
   'transit.delete': del,
+  'transit.rewrap': rewrap,
 };
