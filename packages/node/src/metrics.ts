@@ -61,6 +61,12 @@ export interface CofferMetrics {
   readonly snapshotFailures: Counter;
   /** The configured schedule in seconds; 0 when scheduled snapshots are off (for alert rules). */
   readonly snapshotInterval: Gauge;
+  /** Rotation target runs (rotation/), by target `type` and `outcome`: ok | invalid | unreachable | refused | timeout. */
+  readonly rotationTargetRuns: Counter<'type' | 'outcome'>;
+  /** Duration of rotation target runs, by target `type`. */
+  readonly rotationTargetDuration: Histogram<'type'>;
+  /** Rotations whose new version waits for its target to confirm it (replicated state; no names). */
+  readonly rotationPending: Gauge;
 }
 
 /** Options of {@link createMetrics}. */
@@ -93,6 +99,13 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
   });
   // Pre-create every reason so dashboards see zeros, not gaps.
   for (const reason of PEER_REFUSALS) peerRefusals.inc({ reason }, 0);
+  const rotationTargetRuns = new Counter({
+    name: 'coffer_rotation_target_total',
+    help: 'Rotation target runs (e.g. ALTER ROLE on PostgreSQL) by target type and outcome',
+    labelNames: ['type', 'outcome'] as const,
+    registers,
+  });
+  for (const outcome of ['ok', 'invalid', 'unreachable', 'refused', 'timeout']) rotationTargetRuns.inc({ type: 'postgres', outcome }, 0);
   return {
     registry,
     raftTerm: new Gauge({ name: 'coffer_raft_term', help: 'Current Raft term', registers }),
@@ -156,5 +169,14 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
     snapshotSizeBytes: new Gauge({ name: 'coffer_snapshot_size_bytes', help: 'Size of the last successful scheduled snapshot file', registers }),
     snapshotFailures: new Counter({ name: 'coffer_snapshot_failures_total', help: 'Scheduled snapshots this node was to write and could not', registers }),
     snapshotInterval: new Gauge({ name: 'coffer_snapshot_interval_seconds', help: 'Configured scheduled-snapshot interval (COFFER_SNAPSHOT_INTERVAL); 0 when off', registers }),
+    rotationTargetRuns,
+    rotationTargetDuration: new Histogram({
+      name: 'coffer_rotation_target_duration_seconds',
+      help: 'Duration of rotation target runs by target type',
+      labelNames: ['type'] as const,
+      buckets: [...LATENCY_BUCKETS, 30, 60],
+      registers,
+    }),
+    rotationPending: new Gauge({ name: 'coffer_rotation_pending', help: 'Rotations whose new version waits for its rotation target to confirm it', registers }),
   };
 }

@@ -141,7 +141,7 @@ describe('rotation target objects', () => {
     expect(r).toEqual({ ok: true, target: good });
     if (r.ok) {
       const text = encodeRotationTarget(r.target);
-      expect(text).toBe('{"type":"postgres","role":"app_user","connectionSecret":"db/admin-url"}');
+      expect(text).toBe('coffer-target:v1:{"type":"postgres","role":"app_user","connectionSecret":"db/admin-url"}');
       expect(decodeRotationTarget(text)).toEqual(good);
     }
   });
@@ -172,6 +172,9 @@ describe('rotation target objects', () => {
   test('stored strings that are not targets (written before targets were objects) decode to null', () => {
     expect(decodeRotationTarget('postgres://legacy')).toBeNull();
     expect(decodeRotationTarget('{"type":"ldap"}')).toBeNull();
+    // Not even target JSON: before targets were objects any string was stored, without the
+    // secret.read check on the connection secret, so only the prefixed form is ever run.
+    expect(decodeRotationTarget('{"type":"postgres","role":"app_user","connectionSecret":"db/admin-url"}')).toBeNull();
   });
 });
 

@@ -190,13 +190,21 @@ export function checkRotationTarget(value: unknown, opts: { readonly secretName?
 }
 
 /**
- * The canonical stored form of a target (fixed key order), for a state that keeps it as a string.
+ * Prefix of a stored target. Before targets were objects the API stored any string as a target
+ * (never run, and set without the `secret.read` check on a connection secret): such a string, even
+ * one that happens to be target JSON, never decodes as a target, so it is never run.
+ */
+export const ROTATION_TARGET_PREFIX = 'coffer-target:v1:';
+
+/**
+ * The canonical stored form of a target (prefix + JSON in a fixed key order), for a state that
+ * keeps it as a string.
  *
  * @param target - a checked target
- * @returns its JSON text
+ * @returns its stored text
  */
 export function encodeRotationTarget(target: RotationTarget): string {
-  return JSON.stringify({ type: target.type, role: target.role, connectionSecret: target.connectionSecret });
+  return ROTATION_TARGET_PREFIX + JSON.stringify({ type: target.type, role: target.role, connectionSecret: target.connectionSecret });
 }
 
 /**
@@ -207,9 +215,10 @@ export function encodeRotationTarget(target: RotationTarget): string {
  * @returns the target, or `null` when the text is not a valid target
  */
 export function decodeRotationTarget(stored: string): RotationTarget | null {
+  if (!stored.startsWith(ROTATION_TARGET_PREFIX)) return null;
   let v: unknown;
   try {
-    v = JSON.parse(stored);
+    v = JSON.parse(stored.slice(ROTATION_TARGET_PREFIX.length));
   } catch {
     return null;
   }

@@ -11,8 +11,9 @@
  * copy exists elsewhere).
  */
 import { constantTimeEqual, randomBytes, sha256, zeroize } from '@coffer/crypto';
-import type { RotationPolicy, SecretFormat, SecretRecord, VersionMeta } from '@coffer/state';
+import { rotationStateOf, type RotationPolicy, type RotationRecord, type SecretFormat, type SecretRecord, type VersionMeta } from '@coffer/state';
 import type { NodeContext, ReadConsistency } from '../context.js';
+import { policyTarget, rotateWithTarget } from '../rotation/flow.js';
 import { ServiceError } from './errors.js';
 import { commandId, cryptoFailure } from './common.js';
 import { RESULT_ERRORS, expectOk } from './results.js';
@@ -279,34 +280,70 @@ export class SecretService {
 
   /**
    * Manual rotation: a new random value (32 bytes, base64url text), or for `userpass` secrets the
-   * same username with a new random password. Also what the automatic rotation worker calls. A
-   * configured rotation `target` is stored and reported but not called: Coffer does not send
-   * secret values to other systems.
+   * same username with a new random password. Also what the automatic rotation worker calls.
+   * A secret whose policy names a rotation target (rotation/README.md) rotates in two replicated
+   * phases around the target (`rotation/flow.ts`); a pending rotation is resumed, not doubled.
+   * Secrets without one are one ordinary write.
    *
    * @param name - secret name
    * @param actor - token name
    * @returns the new version
-   * @throws {ServiceError} `not_found` when the secret does not exist
+   * @throws {ServiceError} `not_found` when the secret does not exist; with a target also
+   *   `rotation_target_refused`, `rotation_target_unavailable`, `rotation_target_invalid`
    */
   async rotate(name: string, actor: string): Promise<SecretWritten> {
+    // The policy and any pending rotation are read from state as of now, also on a new leader.
+    await this.ctx.readBarrier('linearizable');
+    const rec = this.ctx.state.getSecret(name);
+    if (rec === undefined) throw new ServiceError('not_found', `secret "${name}" not found`);
+    if (policyTarget(rec.rotation?.target) !== null || rotationStateOf(this.ctx.state, name)?.pending != null) {
+      return rotateWithTarget({ ctx: this.ctx, name, actor, newValue: () => this.freshValue(name), readText: (n) => this.readText(n) });
+    }
+    return this.write({ name, ...(await this.freshValue(name)), cas: null, description: null, rotation: null, actor });
+  }
+
+  /**
+   * A secret's rotation-target state (pending rotation, last target error) as this node has
+   * applied it; call after {@link metadata}'s read barrier.
+   *
+   * @param name - secret name
+   * @returns the row, or undefined when nothing is pending and no error is recorded
+   */
+  rotationState(name: string): Readonly<RotationRecord> | undefined {
+    return rotationStateOf(this.ctx.state, name);
+  }
+
+  /** A new random value for the next version of `name` (userpass keeps its username). */
+  private async freshValue(name: string): Promise<PlainValue> {
     const rec = this.ctx.state.getSecret(name);
     if (rec === undefined) throw new ServiceError('not_found', `secret "${name}" not found`);
     const latest = rec.versions.find((v) => v.version === rec.currentVersion);
     const random = randomBytes(32);
     const fresh = Buffer.from(random).toString('base64url');
     zeroize(random);
-    let value: PlainValue;
     if (latest?.format === 'userpass' && !latest.destroyed) {
       const current = await this.openLocal(name, latest.version);
       if (current === undefined) throw new ServiceError('not_found', `secret "${name}" has no readable current version to rotate`);
       const username = userpassUsername(current.plaintext);
       zeroize(current.plaintext);
-      value = userpassValue(username, fresh);
-    } else {
-      const buf = Buffer.from(fresh, 'utf8');
-      value = { plaintext: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), format: 'raw' };
+      return userpassValue(username, fresh);
     }
-    return this.write({ name, ...value, cas: null, description: null, rotation: null, actor });
+    const buf = Buffer.from(fresh, 'utf8');
+    return { plaintext: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), format: 'raw' };
+  }
+
+  /**
+   * A secret's current value as text, from this node's state (a rotation target's connection
+   * secret; never through the API). NB: the returned JS string cannot be wiped.
+   */
+  private async readText(name: string): Promise<string | undefined> {
+    const s = await this.openLocal(name);
+    if (s === undefined) return undefined;
+    try {
+      return Buffer.from(s.plaintext.buffer, s.plaintext.byteOffset, s.plaintext.length).toString('utf8');
+    } finally {
+      zeroize(s.plaintext);
+    }
   }
 
   /**

@@ -9,11 +9,15 @@
  *   due (an idle cluster's log does not grow).
  * - Each rotation is one ordinary replicated write, audited with actor `rotation-worker`.
  * - A rotation that fails (KMS unavailable, lost leadership) is simply due again at the next poll.
- * - A configured `target` is stored and reported but not called: Coffer does not reach out to
- *   other systems with secret values.
+ * - A secret whose policy names a rotation target (rotation/README.md) rotates through it. A
+ *   rotation left pending (an unknown outcome, or a leader that died mid-rotation) is resumed at
+ *   every poll with its replicated password until the target confirms it; a target that refused
+ *   is tried again once `min(intervalSecs, 5 min)` has passed since its last error.
  */
 import type { NodeContext } from '../context.js';
 import type { SecretService } from '../service/secrets.js';
+import { pendingRotations, rotationStateOf } from '@coffer/state';
+import { policyTarget, updatePendingGauge } from '../rotation/flow.js';
 import { commandId } from '../service/common.js';
 
 /** Actor recorded in the audit log and in the version's metadata. */
@@ -22,15 +26,18 @@ export const ROTATION_ACTOR = 'rotation-worker';
 /** Most rotations started per poll. */
 const PAGE = 1000;
 
+/** Longest wait before a due rotation whose target failed is tried again. */
+const MAX_TARGET_RETRY_MS = 5 * 60_000;
+
 /** Leader-side scheduler of automatic rotations. */
 export class RotationWorker {
-  readonly #ctx: Pick<NodeContext, 'config' | 'logger' | 'state' | 'now' | 'isLeader' | 'audit'>;
+  readonly #ctx: Pick<NodeContext, 'config' | 'logger' | 'state' | 'now' | 'isLeader' | 'audit' | 'metrics'>;
   readonly #secrets: Pick<SecretService, 'rotate'>;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
   #stopped = false;
 
-  constructor(ctx: Pick<NodeContext, 'config' | 'logger' | 'state' | 'now' | 'isLeader' | 'audit'>, secrets: Pick<SecretService, 'rotate'>) {
+  constructor(ctx: Pick<NodeContext, 'config' | 'logger' | 'state' | 'now' | 'isLeader' | 'audit' | 'metrics'>, secrets: Pick<SecretService, 'rotate'>) {
     this.#ctx = ctx;
     this.#secrets = secrets;
   }
@@ -51,6 +58,8 @@ export class RotationWorker {
   }
 
   #tick(): void {
+    // Every node reports the replicated count, so the gauge survives a leader change.
+    if (!this.#stopped) updatePendingGauge(this.#ctx);
     if (this.#stopped || this.#running !== undefined || !this.#ctx.isLeader()) return;
     this.#running = this.runOnce()
       .catch((err: unknown) => {
@@ -69,10 +78,12 @@ export class RotationWorker {
    */
   async runOnce(): Promise<number> {
     let rotated = 0;
-    // At most PAGE per poll; the rest are still due at the next one.
-    for (const name of this.#ctx.state.rotationDue(this.#ctx.now(), PAGE)) {
+    // Pending rotations first (they hold a replicated password the target may already have), then
+    // at most PAGE due ones per poll; the rest are still due at the next one.
+    const pending = pendingRotations(this.#ctx.state);
+    const due = this.#ctx.state.rotationDue(this.#ctx.now(), PAGE).filter((n) => !pending.includes(n) && this.#due(n));
+    for (const name of [...pending, ...due]) {
       if (this.#stopped || !this.#ctx.isLeader()) return rotated;
-      if (!this.#due(name)) continue;
       const requestId = commandId();
       try {
         const w = await this.#secrets.rotate(name, ROTATION_ACTOR);
@@ -95,6 +106,10 @@ export class RotationWorker {
     const current = rec.versions.find((v) => v.version === rec.currentVersion);
     // Nothing to rotate from a destroyed or soft-deleted current version: an operator removed it.
     if (current === undefined || current.destroyed || current.deletedAt !== null) return false;
-    return current.createdAt + rec.rotation.intervalSecs * 1000 <= this.#ctx.now();
+    const now = this.#ctx.now();
+    if (current.createdAt + rec.rotation.intervalSecs * 1000 > now) return false;
+    // A target that just failed is not hammered at every poll.
+    const lastError = policyTarget(rec.rotation.target) === null ? undefined : rotationStateOf(this.#ctx.state, name)?.lastError;
+    return lastError == null || lastError.at + Math.min(rec.rotation.intervalSecs * 1000, MAX_TARGET_RETRY_MS) <= now;
   }
 }

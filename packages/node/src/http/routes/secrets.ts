@@ -3,7 +3,9 @@
  * version operations. Reads follow COFFER_READ_AUTH (`secretRead`); verify's mismatches count
  * toward the lockout.
  */
+import type { RotationPolicy, RotationRecord } from '@coffer/state';
 import { isAllowed, type CompiledRole } from '../../auth/rbac.js';
+import { checkRotationTarget, decodeRotationTarget, encodeRotationTarget } from '../../rotation/postgres.js';
 import { ServiceError } from '../../service/errors.js';
 import { MAX_BATCH_NAMES, versionView, type OpenedSecret } from '../../service/secrets.js';
 import { MAX_VALUE_BYTES, valueFields, valueFromBody } from '../../service/values.js';
@@ -15,6 +17,42 @@ import type { RouteFamily, RouteSpec } from '../route.js';
 const PREFIX_RE = /^[A-Za-z0-9._/-]*$/;
 const DEFAULT_LIST_LIMIT = 1000;
 const MAX_LIST_LIMIT = 10_000;
+
+/**
+ * The `rotation.target` of a write: the contract's object `{"type":"postgres","role",
+ * "connectionSecret"}`, checked and stored encoded; or a legacy free-text note (stored, never run).
+ * Setting a target lets Coffer use the connection secret's admin credentials on the caller's
+ * behalf, so the caller must hold `secret.read` on that secret too (rotation/README.md, Security).
+ */
+function rotationTarget(v: unknown, name: string, role: CompiledRole | undefined): { stored: string; connectionSecret?: string } | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') {
+    if (v.length === 0 || v.length > 1024) throw new ServiceError('invalid_request', '"rotation.target" must be a target object or a non-empty string of at most 1024 characters');
+    // A string is never run; one that would decode as a target is refused (it would skip the check below).
+    if (decodeRotationTarget(v) !== null) throw new ServiceError('invalid_request', '"rotation.target" must be sent as an object');
+    return { stored: v };
+  }
+  const checked = checkRotationTarget(v, { secretName: name });
+  if (!checked.ok) throw new ServiceError('invalid_request', checked.reason);
+  const conn = checked.target.connectionSecret;
+  if (role === undefined || !isAllowed(role, 'secret.read', conn)) {
+    throw new ServiceError('permission_denied', `setting a rotation target needs secret.read on its connection secret "${conn}"`);
+  }
+  return { stored: encodeRotationTarget(checked.target), connectionSecret: conn };
+}
+
+/** The versions view of a rotation policy: the target as the contract's object, the last target error, whether a rotation is pending. */
+function rotationView(policy: Readonly<RotationPolicy> | null, state: Readonly<RotationRecord> | undefined): Record<string, unknown> | null {
+  if (policy === null) return null;
+  const e = state?.lastError ?? null;
+  return {
+    intervalSecs: policy.intervalSecs,
+    graceSecs: policy.graceSecs,
+    target: policy.target === null ? null : (decodeRotationTarget(policy.target) ?? policy.target),
+    lastError: e === null ? null : { code: e.code, message: e.message, at: iso(e.at) },
+    pending: state?.pending != null,
+  };
+}
 
 function secretAnswer(s: OpenedSecret): Record<string, unknown> {
   return { name: s.name, version: s.version, ...valueFields(s.format, s.plaintext), createdAt: new Date(s.createdAt).toISOString() };
@@ -42,8 +80,9 @@ export const secretRoutes: RouteFamily = ({ secrets, actor, countAuthFailure }) 
         const intervalSecs = field(r, 'intervalSecs', (v): v is number => isNat(v) && v >= 1, 'a whole number of seconds >= 1');
         if (intervalSecs === undefined) throw new ServiceError('invalid_request', '"rotation.intervalSecs" is required');
         const graceSecs = field(r, 'graceSecs', isNat, 'a whole number of seconds') ?? 0;
-        const target = field(r, 'target', (v): v is string => isStr(v) && v.length > 0 && v.length <= 1024, 'a non-empty string of at most 1024 characters') ?? null;
-        rotation = { intervalSecs, graceSecs, target };
+        const target = rotationTarget(r['target'], c.param, c.role);
+        if (target?.connectionSecret !== undefined) c.moreResources = [target.connectionSecret];
+        rotation = { intervalSecs, graceSecs, target: target?.stored ?? null };
       }
       const value = valueFromBody(c.body);
       const w = await secrets.write({ name: c.param, ...value, cas, description, rotation, actor: actor(c) });
@@ -151,7 +190,7 @@ export const secretRoutes: RouteFamily = ({ secrets, actor, countAuthFailure }) 
           maxVersions: s.maxVersions,
           casRequired: s.casRequired,
           description: s.description,
-          rotation: s.rotation,
+          rotation: rotationView(s.rotation, secrets.rotationState(s.name)),
           createdAt: iso(s.createdAt),
           updatedAt: iso(s.updatedAt),
           versions: s.versions.map(versionView),
