@@ -46,6 +46,10 @@ describe('status table', () => {
     unseal_key_malformed: [400, 400],
     unseal_key_duplicate: [400, 400],
     unseal_keys_wrong: [400, 400],
+    rotation_pending: [409, 409],
+    rotation_target_invalid: [400, 400],
+    rotation_target_refused: [409, 409],
+    rotation_target_unavailable: [503, 503],
   };
   test.each(Object.entries(expected))('%s → %j', (code, [native, vault]) => {
     const e = new ServiceError(code as ServiceErrorCode, 'x');
