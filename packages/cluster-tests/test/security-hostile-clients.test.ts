@@ -70,7 +70,8 @@ const bigBodyRequest: typeof bigBodyRequestRaw = (...a) => {
   return bigBodyRequestRaw(...a);
 };
 
-const isVault = (p: string): boolean => p.startsWith('/v1/secret/');
+// Vault-shaped routes (KV v2 and transit) answer Vault's statuses: 403 for a missing or bad token.
+const isVault = (p: string): boolean => p.startsWith('/v1/secret/') || p.startsWith('/v1/transit/');
 const hasBody = (m: string): boolean => m === 'POST' || m === 'PUT' || m === 'PATCH';
 const ADMIN_FROM = '127.0.0.9';
 /** Rules granting every action in `actions` (secret actions on every path). */
