@@ -16,8 +16,6 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { aead as xchacha } from './internal/aead.js';
 import { randomBytes as osRandomBytes, zeroize, type RandomBytes } from './bytes.js';
 import { CryptoError } from './errors.js';
-import type { SecretContext } from './context.js';
-import type { Envelope, Envelopes } from './envelope.js';
 
 /** The key types a transit key can have (Vault's names where Vault has them). */
 export type TransitKeyType = 'xchacha20-poly1305' | 'aes256-gcm';

@@ -9,7 +9,7 @@ import type { ResolvedConfig } from './config.js';
 import { RaftError, invariant } from './errors.js';
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
-import { committedIndex, hasQuorum, majority, voteResult, type VoteResult } from './quorum.js';
+import { committedIndex, majority, voteResult, type VoteResult } from './quorum.js';
 import { ReadOnly, sendReadIndexResponse } from './read-only.js';
 import { SnapshotReceiver, nextChunks } from './snapshot-transfer.js';
 import { stepCandidate, stepFollower } from './step-follower.js';

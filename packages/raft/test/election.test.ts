@@ -1,5 +1,5 @@
 import { MemoryStorage, RaftError, type Config } from '../src/index';
-import { newNode } from './helpers';
+import { newNode, raftOf } from './helpers';
 import { Cluster, prng } from './sim/cluster';
 
 const ids = ['n1', 'n2', 'n3'];
@@ -29,7 +29,7 @@ describe('leader election (Raft §5.2)', () => {
     expect(c.leader()).not.toBeNull();
     expect(Object.values(roles(c)).filter((r) => r === 'leader')).toHaveLength(1);
     expect(ticks).toBeGreaterThanOrEqual(10); // never before the base election timeout
-    const timeouts = new Set([...c.nodes.values()].map((s) => (s.node as unknown as { raft: { randomizedElectionTimeout: number } }).raft.randomizedElectionTimeout));
+    const timeouts = new Set([...c.nodes.values()].map((s) => raftOf(s.node).randomizedElectionTimeout));
     expect(timeouts.size).toBeGreaterThan(1);
   });
 
@@ -141,7 +141,7 @@ describe('electionJitterTicks', () => {
       const out: number[] = [];
       for (let seed = 1; seed <= 200; seed++) {
         const node = newNode('n1', new MemoryStorage(), { electionTicks: 10, rng: prng(seed), ...over });
-        out.push((node as unknown as { raft: { randomizedElectionTimeout: number } }).raft.randomizedElectionTimeout);
+        out.push(raftOf(node).randomizedElectionTimeout);
       }
       return out;
     };

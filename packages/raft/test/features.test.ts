@@ -173,7 +173,7 @@ describe('membership changes (single-server, learners first)', () => {
     expect(st.progress!.n4).toMatchObject({ isLearner: true, matchIndex: st.lastIndex });
     expect(c.node('n4').sm.values).toEqual(c.node('n1').sm.values);
     // The committed entry carries the context back to every node.
-    const l = raftOf(c.node('n4').node).log as unknown as { slice(lo: number, hi: number, max: number): { type: string; data: Uint8Array }[] };
+    const l = raftOf(c.node('n4').node).log;
     const ccs = l.slice(1, st.lastIndex + 1, 1e9).filter((e) => e.type === 'confChange').map((e) => decodeConfChange(e.data));
     expect(ccs.at(-1)).toEqual({ type: 'addLearner', nodeId: 'n4', context: ctx });
     // A learner never campaigns.

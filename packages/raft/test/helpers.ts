@@ -22,11 +22,4 @@ export function msg(partial: Partial<Message> & Pick<Message, 'type' | 'from' | 
   return { logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, context: new Uint8Array(0), ...partial };
 }
 
-export function raftOf(node: RawNode): {
-  role: string;
-  term: number;
-  electionElapsed: number;
-  log: { committed: number; lastIndex(): number; term(i: number): number | null; firstIndex(): number };
-} {
-  return (node as unknown as { raft: ReturnType<typeof raftOf> }).raft;
-}
+export { raftOf } from './internals';

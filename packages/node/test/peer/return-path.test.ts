@@ -32,8 +32,11 @@ const nodes: Node[] = [];
 
 async function node(id: string, opts: { acceptReturns?: boolean; verify?: boolean } = {}): Promise<Node> {
   const verifier = new PeerVerifier({ clusterKey, nodeId: id });
-  const n = { id, received: [], returned: [], onMessages: () => undefined } as unknown as Node;
-  n.transport = new PeerTransport({
+  const received: Message[] = [];
+  const returned: Message[] = [];
+  // Assigned once the transport and server exist; their callbacks run only later.
+  let n: Node;
+  const transport = new PeerTransport({
     nodeId: id,
     peerKey,
     resolve: (peer) => nodes.find((x) => x.id === peer)?.url,
@@ -46,20 +49,20 @@ async function node(id: string, opts: { acceptReturns?: boolean; verify?: boolea
             const v = verifier.verify({ method: RETURN_SIGNED_METHOD, path: RAFT_MESSAGES_PATH, headers, body });
             return v.ok && v.from === peer;
           },
-          onReturned: (_peer: string, msgs: Message[]) => n.returned.push(...msgs),
+          onReturned: (_peer: string, msgs: Message[]) => returned.push(...msgs),
         }),
   });
-  n.server = createPeerServer({
+  const server = createPeerServer({
     verifier,
     nodeId: id,
     onMessages: (from, msgs) => {
-      n.received.push(...msgs);
+      received.push(...msgs);
       n.onMessages(from, msgs);
     },
-    holdReturn: (from, respond) => n.transport.holdReturn(from, respond),
+    holdReturn: (from, respond) => transport.holdReturn(from, respond),
   });
-  await new Promise<void>((r) => n.server.listen(0, '127.0.0.1', () => r()));
-  n.url = `http://127.0.0.1:${(n.server.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  n = { id, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, transport, received, returned, onMessages: () => undefined };
   nodes.push(n);
   return n;
 }
@@ -117,10 +120,8 @@ test('a returned batch that does not verify is dropped', async () => {
   const wrong = new PeerTransport({ nodeId: 'b', peerKey: derivePeerKey(randomBytes(32)), resolve: () => a.url, onUnreachable: () => undefined });
   b.server.removeAllListeners('request');
   const verifier = new PeerVerifier({ clusterKey, nodeId: 'b' });
-  b.server.on(
-    'request',
-    createPeerServer({ verifier, nodeId: 'b', onMessages: (from, msgs) => wrong.send(msgs.map((m) => msg('b', from, m.term))), holdReturn: (from, respond) => wrong.holdReturn(from, respond) }).listeners('request')[0] as never,
-  );
+  const impostor = createPeerServer({ verifier, nodeId: 'b', onMessages: (from, msgs) => wrong.send(msgs.map((m) => msg('b', from, m.term))), holdReturn: (from, respond) => wrong.holdReturn(from, respond) });
+  b.server.on('request', (req, res) => impostor.emit('request', req, res));
   a.transport.send([msg('a', 'b', 5)]);
   await new Promise((r) => setTimeout(r, 200));
   expect(a.returned).toEqual([]);

@@ -14,6 +14,7 @@ import {
 } from '../../src/index';
 // The one seeded PRNG of the repository's tests (mulberry32); re-exported for the raft tests.
 import { prng } from '../../../cluster-tests/src/prng';
+import { raftOf, type RaftInternals } from '../internals';
 
 export { prng };
 
@@ -398,7 +399,7 @@ export class Cluster {
   check(): void {
     for (const sn of this.nodes.values()) {
       if (!sn.alive) continue;
-      const r = (sn.node as unknown as { raft: RaftInternals }).raft;
+      const r = raftOf(sn.node);
       if (r.role !== 'leader') continue;
       const prev = this.leaderOf.get(r.term);
       if (prev === undefined) this.leaderOf.set(r.term, sn.id);
@@ -424,7 +425,7 @@ export class Cluster {
   checkLogMatching(): void {
     const logs: { id: NodeId; log: RaftInternals['log'] }[] = [];
     for (const sn of this.nodes.values()) {
-      if (sn.alive) logs.push({ id: sn.id, log: (sn.node as unknown as { raft: RaftInternals }).raft.log });
+      if (sn.alive) logs.push({ id: sn.id, log: raftOf(sn.node).log });
     }
     for (let a = 0; a < logs.length; a++) {
       for (let b = a + 1; b < logs.length; b++) {
@@ -450,13 +451,4 @@ export class Cluster {
 }
 
 /** The bits of the core the checks read (tests may look inside; the package API does not expose them). */
-export interface RaftInternals {
-  role: string;
-  term: number;
-  log: {
-    firstIndex(): number;
-    lastIndex(): number;
-    term(i: number): number | null;
-    committed: number;
-  };
-}
+export type { RaftInternals } from '../internals';
