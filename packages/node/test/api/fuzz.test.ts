@@ -104,7 +104,7 @@ test('no route answers 5xx, hangs or crashes on malformed input', async () => {
         const where = `${method} ${p} ${b === undefined ? '' : b.text.slice(0, 200)} → ${res.status} ${res.text.slice(0, 300)}`;
         if (res.status >= 500) throw new Error(`5xx: ${where}`);
         if (res.status >= 400) {
-          const vault = p.startsWith('/v1/secret/') || p.startsWith('/v1/sys/');
+          const vault = p.startsWith('/v1/secret/') || p.startsWith('/v1/sys/') || p.startsWith('/v1/transit/');
           const ok = vault ? Array.isArray(res.body?.errors) || typeof res.body?.error?.code === 'string' : typeof res.body?.error?.code === 'string' && typeof res.body?.error?.message === 'string';
           if (!ok) throw new Error(`error without the documented shape: ${where}`);
         }
