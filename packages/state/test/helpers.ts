@@ -252,6 +252,17 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
     { type: 'rotation.fail', ...b, name: v.name, attemptId: v.a, error: { code: 'rotation_target_refused', message: `m${v.seed}` }, drop: true },
     { type: 'rotation.fail', ...b, name: v.name, attemptId: v.a, error: { code: 'rotation_target_unavailable', message: 'timeout' }, drop: false },
   ] as Command[])[v.k] as Command) },
+  { weight: 2, arbitrary: step(fc.record({ who: fc.constantFrom('i1', 'i2'), k: fc.integer({ min: 0, max: 5 }), n: fc.integer({ min: 0, max: 6 }) }), (v, b) => ([
+    { type: 'identity.put', ...b, name: v.who, identityType: 'agent', publicKey: bytes(32, v.n), fingerprint: `f${v.n}`, actor: 'a' },
+    { type: 'identity.disable', ...b, name: v.who, actor: 'a' },
+    { type: 'identity.delete', ...b, name: v.who, actor: 'a' },
+    { type: 'membership.put', ...b, identity: v.who, org: 'o', project: v.n % 2 === 0 ? null : 'p', role: v.n % 2 === 0 ? 'admin' : 'member', actor: 'a' },
+    { type: 'access.request', ...b, id: `q${v.n}`, requester: `identity:${v.who}`, identity: v.who, org: 'o', project: 'p', role: 'readonly', justification: '' },
+    { type: 'access.decide', ...b, id: `q${v.n}`, decision: v.n % 2 === 0 ? 'approved' : 'denied', actor: v.n === 0 ? 'identity:i1' : 'a' },
+  ] as Command[])[v.k] as Command) },
+  { weight: 2, arbitrary: step(fc.record({ who: fc.constantFrom('i1', 'i2'), n: fc.integer({ min: 0, max: 8 }), life: fc.integer({ min: 1, max: 4_000_000 }) }), (v, b) => ({
+    type: 'session.create', ...b, tokenHash: bytes(32, 200 + v.n), identity: v.who, expiresAt: b.at + v.life, nonceId: v.n.toString(16).padStart(32, '0'), nonceExpiresAt: b.at + 60_000,
+  }) as Command) },
   { weight: 1, arbitrary: step(fc.record({ role, uses: fc.option(fc.integer({ min: 1, max: 3 })), ttl: fc.option(fc.integer({ min: 1, max: 300 })) }), (v, b) => ({
     type: 'approle.put', ...b, name: 'ap', role: v.role, roleId: 'rid', tokenTtlSecs: 60, secretIdTtlSecs: v.ttl, secretIdUses: v.uses, boundCidrs: [], actor: 'a',
   }) as Command) },
