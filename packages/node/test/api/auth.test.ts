@@ -11,7 +11,10 @@ afterEach(async () => {
   await h.close();
 });
 
-/** One representative request per action. Secret actions act on `rbac/target`. */
+/** A ciphertext of the transit key `rbac-key`, made fresh each round (the decrypt probe's body). */
+let probeCiphertext = '';
+
+/** One representative request per action. Secret actions act on `rbac/target`, transit ones on key `rbac-key`. */
 const PROBES: Record<Action, { method: string; path: string; body?: unknown }> = {
   // The harness runs with COFFER_READ_AUTH=token, so reads need secret.read.
   'secret.read': { method: 'GET', path: '/v1/secrets/rbac/target' },
@@ -34,6 +37,15 @@ const PROBES: Record<Action, { method: string; path: string; body?: unknown }> =
   'cluster.read': { method: 'GET', path: '/v1/cluster' },
   'cluster.manage': { method: 'POST', path: '/v1/cluster/leader/transfer', body: {} },
   'identity.manage': { method: 'GET', path: '/v1/identities' },
+  'transit.manage': { method: 'GET', path: '/v1/transit/keys/rbac-key' },
+  'transit.encrypt': { method: 'POST', path: '/v1/transit/encrypt/rbac-key', body: { plaintext: 'eA==' } },
+  'transit.decrypt': {
+    method: 'POST',
+    path: '/v1/transit/decrypt/rbac-key',
+    get body() {
+      return { ciphertext: probeCiphertext };
+    },
+  },
 };
 
 describe('RBAC matrix, single-node path', () => {
@@ -45,13 +57,22 @@ describe('RBAC matrix, single-node path', () => {
     for (const action of probed) {
       await h.req('PUT', '/v1/secrets/rbac/target', { body: { value: 'seed' } });
       await h.req('POST', '/v1/tokens', { body: { name: 'victim', role: 'admin' } });
-      const grant = action.startsWith('secret.') ? [{ paths: ['rbac/**'], actions: [action] }] : [{ actions: [action] }];
+      await h.req('POST', '/v1/transit/keys/rbac-key');
+      probeCiphertext = (await h.req('POST', '/v1/transit/encrypt/rbac-key', { body: { plaintext: 'eA==' } })).body?.data?.ciphertext ?? '';
+      // Path-scoped actions are granted on the probe's name only: secret.* on rbac/**, transit.* on rbac-*.
+      const grant = action.startsWith('secret.')
+        ? [{ paths: ['rbac/**'], actions: [action] }]
+        : action.startsWith('transit.')
+          ? [{ paths: ['rbac-*'], actions: [action] }]
+          : [{ actions: [action] }];
       const allowed = await h.tokenWith(`allow-${action.replace('.', '-')}`, grant);
       const others = ACTIONS.filter((a) => a !== action);
       const denied = await h.tokenWith(`deny-${action.replace('.', '-')}`, [{ paths: ['**'], actions: others }]);
       const p = PROBES[action];
       const no = await h.req(p.method, p.path, { token: denied, body: p.body });
-      expect([action, no.status, no.body?.error?.code]).toEqual([action, 403, 'permission_denied']);
+      // Vault-shaped routes (transit) answer in Vault's error envelope.
+      const code = no.body?.error?.code ?? (Array.isArray(no.body?.errors) ? 'permission_denied' : undefined);
+      expect([action, no.status, code]).toEqual([action, 403, 'permission_denied']);
       const yes = await h.req(p.method, p.path, { token: allowed, body: p.body });
       expect([action, yes.status]).toEqual([action, yes.status < 300 ? yes.status : -1]);
       // Clean up what the probe may have created so the next round starts alike.
