@@ -6,7 +6,7 @@ import { SealError } from '../src/seal/errors.js';
 import { NodeSeal } from '../src/seal/node-seal.js';
 import { SealManager, type SealTarget } from '../src/seal/seal.js';
 
-function setup(): { seal: NodeSeal; sm: StateMachine; run: (c: Command) => CommandResult; target: { held: Uint8Array | undefined }; changes: boolean[] } {
+function setup(): { seal: NodeSeal; sm: StateMachine; run: (c: Command) => CommandResult; target: SealTarget & { held: Uint8Array | undefined }; changes: boolean[] } {
   const sm = new StateMachine({});
   let index = 0;
   const run = (c: Command): CommandResult => {
@@ -47,7 +47,7 @@ test('an init that loses the race in the log (another seal.init applied first) a
   const theirs = await other.seal.init(3, 2);
   expect(theirs.keys).toHaveLength(3);
   const racing = new NodeSeal({
-    manager: new SealManager({ target: { unseal: (k) => k.fill(0), seal: () => undefined } }),
+    manager: new SealManager({ target: { unseal: (k) => void k.fill(0), seal: () => undefined } }),
     state: () => sm,
     propose: async (c) => {
       run({ type: 'seal.init', requestId: 'first', at: 1, shares: 3, threshold: 2, keyCheck: new Uint8Array(32).fill(7), keyId: 'local:00000000000000aa' });

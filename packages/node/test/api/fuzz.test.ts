@@ -99,7 +99,7 @@ test('no route answers 5xx, hangs or crashes on malformed input', async () => {
         const p = fill(r.template, segs) + q;
         const headers: Record<string, string> = {};
         if (b !== undefined) headers['content-type'] = b.type;
-        const res = await h.req(method, p, { token: withToken ? undefined : null, headers, ...(b === undefined ? {} : { rawBody: b.text }) });
+        const res = await h.req(method, p, { ...(withToken ? {} : { token: null }), headers, ...(b === undefined ? {} : { rawBody: b.text }) });
         seen.set(`${r.method} ${r.template}`, (seen.get(`${r.method} ${r.template}`) ?? 0) + 1);
         const where = `${method} ${p} ${b === undefined ? '' : b.text.slice(0, 200)} → ${res.status} ${res.text.slice(0, 300)}`;
         if (res.status >= 500) throw new Error(`5xx: ${where}`);

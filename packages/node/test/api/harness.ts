@@ -187,7 +187,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         body = JSON.stringify(o.body);
         headers['content-type'] = 'application/json';
       }
-      const res = await fetch(`${o.host ?? base}${p}`, { method, headers, body });
+      const res = await fetch(`${o.host ?? base}${p}`, body === undefined ? { method, headers } : { method, headers, body });
       const text = await res.text();
       let parsed: unknown = undefined;
       try {

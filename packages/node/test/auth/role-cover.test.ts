@@ -50,7 +50,7 @@ describe('missingGrant', () => {
   });
   test('admin, extra actions or wider paths are not', () => {
     expect(missingGrant(ops, ADMIN_ROLE)).toBeDefined();
-    expect(missingGrant(ops, compileRole('x', { rules: [{ actions: ['cluster.manage'] }] }))).toBe('cluster.manage');
+    expect(missingGrant(ops, compileRole('x', { rules: [{ paths: [], actions: ['cluster.manage'] }] }))).toBe('cluster.manage');
     expect(missingGrant(ops, compileRole('y', { rules: [{ paths: ['**'], actions: ['secret.write'] }] }))).toBe('secret.write on "**"');
     expect(missingGrant(ops, compileRole('z', { rules: [{ paths: ['apps/**'], actions: ['secret.destroy'] }] }))).toBe('secret.destroy');
   });

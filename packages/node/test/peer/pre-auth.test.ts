@@ -63,7 +63,7 @@ test('a declared length over the cap is 413 before reading; a body that does not
   const body = encodeMessages([heartbeat]);
   const headers = signPeerRequest(peerKey, { method: 'POST', path: RAFT_MESSAGES_PATH, from: 'n1', to: 'n2', body });
   const swapped = new Uint8Array(body);
-  swapped[swapped.length - 1] ^= 1;
+  swapped[swapped.length - 1] = (swapped[swapped.length - 1] ?? 0) ^ 1;
   const res = await fetch(`http://127.0.0.1:${port}${RAFT_MESSAGES_PATH}`, { method: 'POST', headers, body: swapped });
   expect(res.status).toBe(401);
   expect(received).toEqual([]);
