@@ -380,6 +380,10 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     expect((await admin(leader, 'POST', '/v1/identities', { name: 'agent-f', type: 'agent', publicKey: keyPair().pub })).status).toBe(409);
     expect((await admin(leader, 'PUT', '/v1/memberships/agent-f', { org: 'acme', role: 'member' })).status).toBe(400);
     expect((await as(leader, null, 'POST', '/v1/auth/challenge', { identity: '../x' })).status).toBe(400);
+    const noSig = await as(follower, null, 'POST', '/v1/auth/login', { identity: 'agent-f', nonce: 'x' });
+    expect([noSig.status, noSig.body.error.message]).toEqual([400, expect.stringContaining('"signature"')]);
+    expect((await as(leader, null, 'POST', '/v1/auth/login', { identity: 'agent-f', nonce: 7, signature: 'x' })).status).toBe(400);
+    expect((await as(leader, null, 'POST', '/v1/auth/login', { identity: 'agent-f', nonce: 'x', signature: 'x', extra: 1 })).status).toBe(400);
     // Oversized bodies: refused before they are read, on the login routes too.
     const bodied: [string, string][] = [
       ['POST', '/v1/auth/challenge'], ['POST', '/v1/auth/login'], ['POST', '/v1/identities'], ['POST', '/v1/identities/agent-f/disable'],

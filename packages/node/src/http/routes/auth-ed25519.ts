@@ -6,6 +6,7 @@
  * Every refusal is the same 401 `invalid_token` and counts toward the lockout.
  */
 import { checkShortId } from '../../service/identities.js';
+import { ServiceError } from '../../service/errors.js';
 import { onlyKeys } from '../fields.js';
 import type { RouteFamily, RouteSpec } from '../route.js';
 import { identityServiceOf } from './identities.js';
@@ -32,6 +33,10 @@ export const ed25519AuthRoutes: RouteFamily = ({ ctx, countAuthFailure }) => {
         const identity = checkShortId(c.body['identity'], 'identity');
         // The audit line names the identity logging in (never the nonce, signature or session token).
         c.resource = `identity:${identity}`;
+        for (const f of ['nonce', 'signature'] as const) {
+          const v = c.body[f];
+          if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new ServiceError('invalid_request', `"${f}" must be a non-empty string of at most 256 characters`);
+        }
         const ip = c.ip;
         const session = await ids.login(identity, c.body['nonce'], c.body['signature'], () => {
           if (ip !== undefined) countAuthFailure(ip);
