@@ -144,6 +144,12 @@ describe('AppRole logins (real cluster)', () => {
       }
       expect((await cluster.http(n, 'GET', '/v1/tokens', undefined, r.body.auth.client_token as string)).status).toBe(403);
     }
+    // Request metrics count login tokens under their AppRole: one series per approle, never one per login.
+    for (const m of cluster.nodes) {
+      const metrics = String((await cluster.http(m, 'GET', '/metrics', undefined, null)).body);
+      expect(metrics).toContain('token="approle:ci"');
+      expect(metrics).not.toMatch(/token="approle-ci-/);
+    }
     const view = await admin(other, 'GET', '/v1/approles/ci');
     expect(view.status).toBe(200);
     expect(view.body).toMatchObject({ name: 'ci', role: 'app-reader', roleId, tokenTtl: '10min', liveSecretIds: 1, boundCidrs: [] });
