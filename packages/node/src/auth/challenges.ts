@@ -39,6 +39,8 @@ function identityHash(identity: string): Buffer {
 /** Issues and verifies login challenges. */
 export class ChallengeKeys {
   readonly #key: Buffer;
+  /** COFFER_PREVIOUS_CLUSTER_KEY's challenge key: nonces a member still on the old key issued verify during a rotation. */
+  readonly #previous: Buffer | undefined;
   readonly #now: () => number;
   readonly #random: (n: number) => Buffer;
 
@@ -46,9 +48,12 @@ export class ChallengeKeys {
    * @param clusterKey - COFFER_CLUSTER_KEY's bytes, or undefined on a single node (random key)
    * @param now - clock in ms (tests inject one)
    * @param random - random source (tests)
+   * @param previousClusterKey - COFFER_PREVIOUS_CLUSTER_KEY's bytes during a key rotation (verify only)
    */
-  constructor(clusterKey: Uint8Array | undefined, now: () => number, random: (n: number) => Buffer = randomBytes) {
-    this.#key = clusterKey === undefined ? randomBytes(32) : Buffer.from(hkdfSync('sha256', clusterKey, new Uint8Array(0), CHALLENGE_KEY_INFO, 32));
+  constructor(clusterKey: Uint8Array | undefined, now: () => number, random: (n: number) => Buffer = randomBytes, previousClusterKey?: Uint8Array) {
+    const derive = (k: Uint8Array): Buffer => Buffer.from(hkdfSync('sha256', k, new Uint8Array(0), CHALLENGE_KEY_INFO, 32));
+    this.#key = clusterKey === undefined ? randomBytes(32) : derive(clusterKey);
+    this.#previous = clusterKey === undefined || previousClusterKey === undefined ? undefined : derive(previousClusterKey);
     this.#now = now;
     this.#random = random;
   }
@@ -81,8 +86,9 @@ export class ChallengeKeys {
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== NONCE_BYTES) return undefined;
     const body = raw.subarray(0, BODY_BYTES);
-    const want = createHmac('sha256', this.#key).update(body).digest();
-    if (!timingSafeEqual(want, raw.subarray(BODY_BYTES))) return undefined;
+    const mac = raw.subarray(BODY_BYTES);
+    const macOk = (key: Buffer): boolean => timingSafeEqual(createHmac('sha256', key).update(body).digest(), mac);
+    if (!macOk(this.#key) && (this.#previous === undefined || !macOk(this.#previous))) return undefined;
     if (!timingSafeEqual(identityHash(identity), body.subarray(RANDOM_BYTES + 8, BODY_BYTES))) return undefined;
     const expiresAt = Number(body.readBigUInt64BE(RANDOM_BYTES));
     const now = this.#now();
@@ -93,5 +99,6 @@ export class ChallengeKeys {
   /** Zeroes the key (best effort). */
   destroy(): void {
     this.#key.fill(0);
+    this.#previous?.fill(0);
   }
 }

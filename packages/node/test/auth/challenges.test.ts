@@ -30,6 +30,18 @@ describe('ChallengeKeys', () => {
     expect(k.verify('agent-1', nonce)).toBeUndefined();
   });
 
+  test('during a cluster-key rotation, nonces of a member still on the old key verify; never the other way round', () => {
+    const now = (): number => 1_700_000_000_000;
+    const newKey = randomBytes(32);
+    const rotated = new ChallengeKeys(newKey, now, undefined, clusterKey);
+    const old = new ChallengeKeys(clusterKey, now);
+    expect(rotated.verify('agent-1', old.issue('agent-1').nonce)).toBeDefined();
+    expect(rotated.verify('agent-1', rotated.issue('agent-1').nonce)).toBeDefined();
+    // Issued under the new key only: a member without it cannot verify it, and nobody forges with the old one.
+    expect(old.verify('agent-1', rotated.issue('agent-1').nonce)).toBeUndefined();
+    expect(new ChallengeKeys(randomBytes(32), now, undefined, randomBytes(32)).verify('agent-1', old.issue('agent-1').nonce)).toBeUndefined();
+  });
+
   test('a nonce from a member whose clock runs far ahead is refused', () => {
     const ahead = new ChallengeKeys(clusterKey, () => 1_700_000_000_000 + 60_000);
     const here = new ChallengeKeys(clusterKey, () => 1_700_000_000_000);

@@ -29,7 +29,7 @@ const services = new WeakMap<RouteDeps['ctx'], IdentityService>();
 export function identityServiceOf(ctx: RouteDeps['ctx']): IdentityService {
   let s = services.get(ctx);
   if (s === undefined) {
-    s = new IdentityService(ctx, new ChallengeKeys(ctx.config.clusterKey, () => ctx.now()));
+    s = new IdentityService(ctx, new ChallengeKeys(ctx.config.clusterKey, () => ctx.now(), undefined, ctx.config.previousClusterKey));
     services.set(ctx, s);
   }
   return s;
