@@ -6,17 +6,47 @@
  * Hostile requests per route are in transit-hostile.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { hkdfSync } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import vault from 'node-vault';
 import { Envelopes, createLocalProvider, decryptWithKeyVersion, openTransitKey, type Envelope } from '../../crypto/src/index.js';
 import { Integrity, decodeSnapshotBlob, transitKeys } from '../../state/src/index.js';
-import { COFFER_BIN, TestCluster, runCli, type HttpResult, type NodeHandle } from '../src/harness';
+import { COFFER_BIN, REPO_ROOT, TestCluster, runCli, type HttpResult, type NodeHandle } from '../src/harness';
 import { rawHttp } from '../src/hostile';
 
 jest.setTimeout(240_000);
 
 const b64 = (s: string | Buffer): string => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s).toString('base64');
 const unb64 = (s: string): Buffer => Buffer.from(s, 'base64');
+
+const stateRequire = createRequire(path.join(REPO_ROOT, 'packages', 'state', 'package.json'));
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** The byte patterns that betray `raw`: itself, hex, and the alignment-independent core of its base64 at each offset. */
+function forms(raw: Buffer): { form: string; bytes: Buffer }[] {
+  const out = [
+    { form: 'raw', bytes: raw },
+    { form: 'hex', bytes: Buffer.from(raw.toString('hex')) },
+  ];
+  for (const enc of ['base64', 'base64url'] as const) {
+    for (let k = 0; k < 3; k++) {
+      const text = Buffer.concat([Buffer.alloc(k), raw]).toString(enc).replace(/=+$/, '');
+      out.push({ form: `${enc}@${k}`, bytes: Buffer.from(text.slice(k === 0 ? 0 : 4, text.length - 4)) });
+    }
+  }
+  return out;
+}
 
 /** `./bin/coffer ARGS` with `input` on stdin. */
 function cliWithStdin(args: string[], env: Record<string, string>, input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -38,6 +68,8 @@ function cliWithStdin(args: string[], env: Record<string, string>, input: string
 
 describe('transit on a real three-node cluster', () => {
   const cluster = new TestCluster();
+  /** A copy of the `payments` key's version 1, opened in the snapshot test: searched for on disk at the end. */
+  let paymentsKey: Buffer | undefined;
   let leader: NodeHandle;
   let followers: NodeHandle[];
 
@@ -304,11 +336,76 @@ describe('transit on a real three-node cluster', () => {
       expect(Buffer.from(decryptWithKeyVersion({ ...ref, key }, ct)).toString()).toBe(text);
       // And it is nowhere in the snapshot in the clear.
       expect(Buffer.from(snap.raw).includes(Buffer.from(key))).toBe(false);
+      paymentsKey = Buffer.from(key);
     } finally {
       key.fill(0);
     }
     const otherMaster = Buffer.alloc(32, 7).toString('base64');
     const wrong = new Envelopes({ provider: createLocalProvider({ masterKeyBase64: otherMaster }) });
     await expect(openTransitKey(wrong, env, ref)).rejects.toThrow();
+  });
+  test('no plaintext and no key material on disk, in logs or in the audit; every transit action is audited by key name', async () => {
+    const CANARY = `TRANSIT-CANARY-${randomBytes(12).toString('hex')}`;
+    for (const n of cluster.nodes) {
+      const ct = await encrypt(n, 'payments', CANARY);
+      expect(unb64((await decrypt(n, 'payments', ct)).body.data.plaintext).toString()).toBe(CANARY);
+      await ok(n, 'POST', '/v1/transit/rewrap/payments', { ciphertext: ct });
+      // Refused requests that carry the canary do not echo it either.
+      const bad = await call(n, 'POST', '/v1/transit/encrypt/payments', { plaintext: b64(CANARY), extra: CANARY });
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(bad.body)).not.toContain(CANARY);
+    }
+    if (paymentsKey === undefined) throw new Error('the snapshot test did not run');
+    const needles = [...forms(Buffer.from(CANARY)).map((f) => ({ ...f, what: `plaintext (${f.form})` })), ...forms(paymentsKey).map((f) => ({ ...f, what: `key (${f.form})` }))];
+    for (const n of cluster.nodes) expect((await cluster.terminate(n)).code).toBe(0);
+    const hits: string[] = [];
+    const search = (where: string, data: Buffer): void => {
+      for (const p of needles) if (data.includes(p.bytes)) hits.push(`${p.what} in ${where}`);
+    };
+    const levelDirs: string[] = [];
+    let files = 0;
+    for (const n of cluster.nodes) {
+      for (const f of walk(n.dataDir)) {
+        files++;
+        search(path.relative(cluster.root, f), readFileSync(f));
+        if (path.basename(f) === 'CURRENT') levelDirs.push(path.dirname(f));
+      }
+      search(`log of ${n.id}`, readFileSync(n.logFile));
+    }
+    // Through LevelDB itself (compressed blocks included).
+    const { ClassicLevel } = stateRequire('classic-level') as { ClassicLevel: new (dir: string, opts: object) => { open(): Promise<void>; close(): Promise<void>; iterator(): AsyncIterable<[Buffer, Buffer]> } };
+    let records = 0;
+    for (const dir of levelDirs) {
+      const db = new ClassicLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+      await db.open();
+      try {
+        for await (const [k, v] of db.iterator()) {
+          records++;
+          search(`LevelDB ${path.relative(cluster.root, dir)}`, Buffer.concat([k, v]));
+        }
+      } finally {
+        await db.close();
+      }
+    }
+    expect(files).toBeGreaterThan(10);
+    expect(records).toBeGreaterThan(10);
+    expect(hits).toEqual([]);
+
+    // The audit: each node's own lines, one per request, naming the key.
+    const lines = cluster.nodes.flatMap((n) => readFileSync(path.join(n.dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { action: string; resource: string | null; outcome: string }));
+    const seen = (action: string, resource: string, outcome = 'ok'): boolean => lines.some((l) => l.action === action && l.resource === resource && l.outcome === outcome);
+    for (const [action, resource] of [
+      ['transit.create', 'orders'],
+      ['transit.rotate', 'ledger'],
+      ['transit.config', 'ledger'],
+      ['transit.delete', 'temp'],
+      ['transit.read', 'orders'],
+      ['transit.encrypt', 'payments'],
+      ['transit.decrypt', 'payments'],
+      ['transit.rewrap', 'payments'],
+      ['transit.datakey.plaintext', 'orders'],
+      ['transit.datakey.wrapped', 'orders'],
+    ]) expect({ action, resource, seen: seen(action as string, resource as string) }).toEqual({ action, resource, seen: true });
+    expect(seen('transit.encrypt', 'other', 'denied')).toBe(true);
   });
 });
