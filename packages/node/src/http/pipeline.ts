@@ -247,11 +247,21 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
 
   const bodyLimit = (r: Route): number => r.maxBodyBytes ?? (r.body === 'raw' ? MAX_RESTORE_BYTES : MAX_BODY_BYTES);
 
-  /** A session without the route's action passes only as admin of the org the request acts in. */
-  function checkOrgAdmin(r: Route, call: Call): void {
+  /**
+   * A session without the route's action passes only as admin of the org the request acts in.
+   * Like an unknown token, a "no" may mean "not applied here yet" (a membership or request made a
+   * moment ago through the leader): catch up once before refusing.
+   */
+  async function checkOrgAdmin(r: Route, call: Call): Promise<void> {
     if (!orgDeferred.has(call)) return;
+    const admits = (): boolean => {
+      const o = r.orgScope?.(call);
+      return o !== undefined && call.identity !== undefined && isOrgAdmin(ctx.state, call.identity, o);
+    };
+    if (admits()) return;
+    await ctx.readBarrier('linearizable').catch(() => undefined);
     const org = r.orgScope?.(call);
-    if (org === undefined || call.identity === undefined || !isOrgAdmin(ctx.state, call.identity, org)) {
+    if (!admits()) {
       throw new ServiceError('permission_denied', `identity "${call.identity ?? '-'}" needs ${r.action ?? '-'} or an admin membership of ${org === undefined ? 'the org' : `org "${org}"`}`);
     }
   }
@@ -260,14 +270,14 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
   async function readBodyFor(r: Route, call: Call): Promise<void> {
     // Also for routes without a body: a deferred org check must never be skipped.
     if (r.body === 'none') {
-      checkOrgAdmin(r, call);
+      await checkOrgAdmin(r, call);
       return;
     }
     const raw = await readBody(call.req, bodyLimit(r));
     ctx.checkForwardedBody(call.req, raw);
     call.rawBody = raw;
     if (r.body !== 'raw') call.body = parseJsonObject(raw, r.body === 'optionalJson');
-    checkOrgAdmin(r, call);
+    await checkOrgAdmin(r, call);
     if (r.extraActions !== undefined) for (const a of r.extraActions(call.body)) requireAction(call, a);
     if (r.readNames !== undefined && readModeOf(r) !== 'allowlist') {
       for (const name of r.readNames(call.body)) requireActionOn(call, 'secret.read', name);
