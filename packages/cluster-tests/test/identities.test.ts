@@ -335,6 +335,16 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     const ok = await runCli(['access-requests', 'approve', id, '--json'], { COFFER_ADDR: addr, COFFER_TOKEN: approverToken });
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ id, status: 'approved', decidedBy: 'approver' });
+    const granted = await runCli(['identity', 'grant', 'cli-agent', '--org', 'acme', '--project', 'api', '--role', 'readonly', '--json'], adminEnv);
+    expect(granted.code).toBe(0);
+    expect(JSON.parse(granted.stdout)).toEqual({ identity: 'cli-agent', org: 'acme', project: 'api', role: 'readonly' });
+    expect((await runCli(['identity', 'grant', 'cli-agent', '--org', 'acme', '--role', 'member'], adminEnv)).code).toBe(2);
+    const shown = await runCli(['identity', 'show', 'cli-agent'], adminEnv);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/acme\s+api\s+readonly/);
+    expect(shown.stdout).toMatch(/acme\s+web\s+readonly\s+approver/);
+    expect((await runCli(['identity', 'revoke', 'cli-agent', '--org', 'acme', '--project', 'api'], adminEnv)).code).toBe(0);
+    expect((await runCli(['identity', 'revoke', 'cli-agent', '--org', 'acme', '--project', 'api'], adminEnv)).code).toBe(1);
     const list = await runCli(['identity', 'list', '--json'], adminEnv);
     expect((JSON.parse(list.stdout) as { name: string }[]).map((i) => i.name)).toContain('cli-agent');
     expect((await runCli(['identity', 'disable', 'cli-agent'], adminEnv)).code).toBe(0);

@@ -101,6 +101,52 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
       });
     });
 
+  leaf(g, 'show <name>', 'show an identity and its memberships', ['coffer identity show build-agent --json'])
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      checkName(name, 'name');
+      await withClient(ctx, cmd, async (c) => {
+        const i = await c.identities.get(name);
+        const ms = i.memberships ?? [];
+        print(ctx, cmd, i, () =>
+          `name:        ${i.name}\ntype:        ${i.type}\nfingerprint: ${i.fingerprint}\ncreated:     ${time(i.createdAt)}\ndisabled:    ${time(i.disabledAt)}\n` +
+          (ms.length === 0 ? 'memberships: none' : table(['ORG', 'PROJECT', 'ROLE', 'GRANTED BY'], ms.map((m) => [m.org, m.project ?? '*', m.role, m.grantedBy ?? '']))),
+        );
+      });
+    });
+
+  leaf(g, 'grant <name>', 'grant (or change) a membership: admin of an org, or member/readonly of a project', [
+    'coffer identity grant build-agent --org acme --project web --role member',
+    'coffer identity grant alice --org acme --role admin',
+  ])
+    .requiredOption('--org <org>', 'the org')
+    .option('--project <project>', 'the project (member and readonly; not admin)')
+    .requiredOption('--role <role>', 'admin, member or readonly')
+    .action(async (name: string, o: { org: string; project?: string; role: string }, cmd: Command) => {
+      checkName(name, 'name');
+      checkName(o.org, '--org');
+      if (!(ROLES as readonly string[]).includes(o.role)) throw usage('--role: admin, member or readonly');
+      if (o.role === 'admin' && o.project !== undefined) throw usage('--project: an admin membership is org-wide');
+      if (o.role !== 'admin' && o.project === undefined) throw usage(`--project: required for a ${o.role} membership`);
+      if (o.project !== undefined) checkName(o.project, '--project');
+      await withClient(ctx, cmd, async (c) => {
+        const m = await c.identities.grant(name, { org: o.org, role: o.role as MembershipRole, ...(o.project === undefined ? {} : { project: o.project }) });
+        print(ctx, cmd, m, () => `${name} is ${m.role} of ${m.project === null ? `org ${m.org}` : `${m.org}/${m.project}`}`);
+      });
+    });
+
+  leaf(g, 'revoke <name>', 'remove a membership', ['coffer identity revoke build-agent --org acme --project web'])
+    .requiredOption('--org <org>', 'the org')
+    .option('--project <project>', 'the project (omit for the org-wide admin membership)')
+    .action(async (name: string, o: { org: string; project?: string }, cmd: Command) => {
+      checkName(name, 'name');
+      checkName(o.org, '--org');
+      if (o.project !== undefined) checkName(o.project, '--project');
+      await withClient(ctx, cmd, async (c) => {
+        await c.identities.revoke(name, { org: o.org, ...(o.project === undefined ? {} : { project: o.project }) });
+        print(ctx, cmd, { identity: name, org: o.org, project: o.project ?? null, deleted: true }, () => `removed ${name}'s membership of ${o.project === undefined ? `org ${o.org}` : `${o.org}/${o.project}`}`);
+      });
+    });
+
   const a = group(program, 'access-requests', 'ask for, list and decide access to an org project (deciding needs access.approve or org admin)', [
     'coffer access-requests create --org acme --project web --role readonly --why "deploy the web app"',
     'coffer access-requests list --pending',
