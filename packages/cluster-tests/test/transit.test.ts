@@ -220,6 +220,20 @@ describe('transit on a real three-node cluster', () => {
     expect(bad.body.errors[0]).toMatch(/"bits"/);
   });
 
+  test('a hot key is opened through the DEK cache: no unwrap per request', async () => {
+    const n = followers[1] as NodeHandle;
+    await encrypt(n, 'orders', 'warm the cache');
+    const [hits0, misses0] = [await cluster.metric(n, 'coffer_dek_cache_hits_total'), await cluster.metric(n, 'coffer_dek_cache_misses_total')];
+    for (let i = 0; i < 20; i++) {
+      const ct = await encrypt(n, 'orders', `hot ${i}`);
+      expect((await decrypt(n, 'orders', ct)).status).toBe(200);
+    }
+    const [hits1, misses1] = [await cluster.metric(n, 'coffer_dek_cache_hits_total'), await cluster.metric(n, 'coffer_dek_cache_misses_total')];
+    // 40 opens of the same key version: all cache hits (a TTL expiry in between could cost one miss).
+    expect(hits1 - hits0).toBeGreaterThanOrEqual(39);
+    expect(misses1 - misses0).toBeLessThanOrEqual(1);
+  });
+
   test('node-vault works unchanged: encryptData/decryptData, generic write, transitReadKey', async () => {
     for (const n of [leader, ...followers]) {
       const v = vault({ apiVersion: 'v1', endpoint: n.api, token: cluster.bootstrapToken });
