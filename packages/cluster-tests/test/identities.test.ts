@@ -82,6 +82,21 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
   /** For requests expected to fail authentication: from an address of their own (lockout). */
   const asFresh = (n: NodeHandle, token: string | null, method: string, p: string, body?: unknown): Promise<HttpResult> => cluster.httpFrom(n, freshAddr(), method, p, body, token);
 
+  /** Every audit line of one node, as JSON text (paged through GET /v1/audit). */
+  async function auditOf(n: NodeHandle): Promise<string> {
+    const out: unknown[] = [];
+    let since = 1;
+    for (let page = 0; page < 100; page++) {
+      const r = await admin(n, 'GET', `/v1/audit?since=${since}&limit=1000`);
+      expect(r.status).toBe(200);
+      const records = r.body.records as { seq: number }[];
+      out.push(...records);
+      if (records.length === 0 || typeof r.body.next !== 'number') break;
+      since = r.body.next as number;
+    }
+    return JSON.stringify(out);
+  }
+
   async function register(name: string, type = 'agent'): Promise<KeyObject> {
     const k = keyPair();
     const r = await admin(leader, 'POST', '/v1/identities', { name, type, publicKey: k.pub });
@@ -174,6 +189,11 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     expect(other.status).toBe(401);
     const n3 = await challenge(leader, 'nobody');
     expect((await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'nobody', nonce: n3, signature: signed('nobody', n3, wrong) }, null)).status).toBe(401);
+    // A bad login is refused where it arrives: the follower audits the 401, the leader never sees it.
+    const nf = await challenge(follower, 'ghost-on-follower');
+    expect((await cluster.httpFrom(follower, freshAddr(), 'POST', '/v1/auth/login', { identity: 'ghost-on-follower', nonce: nf, signature: signed('ghost-on-follower', nf, wrong) }, null)).status).toBe(401);
+    expect(await auditOf(follower)).toMatch(/"action":"auth\.login"[^}]*"resource":"identity:ghost-on-follower"|"resource":"identity:ghost-on-follower"[^}]*"action":"auth\.login"/);
+    expect(await auditOf(leader)).not.toContain('identity:ghost-on-follower"');
     // A tampered nonce.
     const t = `${n2.slice(0, -2)}${n2.endsWith('AA') ? 'AB' : 'AA'}`;
     expect((await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce: t, signature: signed('agent-b', t, priv) }, null)).status).toBe(401);
@@ -238,9 +258,7 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     // The org admin grants within its org through the membership route, and not outside it.
     expect((await as(follower, s, 'PUT', '/v1/memberships/agent-a', { org: 'beta', project: 'x', role: 'readonly' })).status).toBe(200);
     expect((await as(follower, s, 'PUT', '/v1/memberships/agent-a', { org: 'acme', project: 'x', role: 'readonly' })).status).toBe(403);
-    const audit = await admin(leader, 'GET', '/v1/audit?since=1&limit=1000');
-    expect(audit.status).toBe(200);
-    const lines = JSON.stringify(audit.body);
+    const lines = await auditOf(leader);
     expect(lines).toContain('identity:agent-d');
     expect(lines).not.toContain(s);
   });

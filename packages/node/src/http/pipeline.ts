@@ -279,6 +279,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     if (r.body !== 'raw') call.body = parseJsonObject(raw, r.body === 'optionalJson');
     await checkOrgAdmin(r, call);
     if (r.extraActions !== undefined) for (const a of r.extraActions(call.body)) requireAction(call, a);
+    if (r.bodyGrants !== undefined) for (const g of r.bodyGrants(call.body)) requireActionOn(call, g.action, g.name);
     if (r.readNames !== undefined && readModeOf(r) !== 'allowlist') {
       for (const name of r.readNames(call.body)) requireActionOn(call, 'secret.read', name);
     }
@@ -381,6 +382,8 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
       await readBodyFor(r, call);
       const forwarded = req.headers['x-coffer-forwarded-ip'] !== undefined;
       if (r.write && !ctx.isLeader()) {
+        // A login's credentials are checked here too (audited here when refused).
+        if (r.checkBeforeForward !== undefined) await r.checkBeforeForward(call);
         // Authorised here on the canonical request; the leader checks and audits it again.
         audited = false;
         await ctx.forwardToLeader(req, res, { path: canonicalTarget(r, call, query), body: r.body === 'none' ? undefined : call.rawBody });

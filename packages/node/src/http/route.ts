@@ -112,11 +112,23 @@ export interface Route {
   /** The names a secret read reads from its body (batch), each checked for `secret.read`. */
   readonly readNames?: (body: Record<string, unknown>) => readonly string[];
   /**
+   * Actions on other secrets that the body asks for (e.g. `secret.read` on a rotation target's
+   * connection secret), checked where the request arrives, before the handler and before
+   * forwarding, whatever COFFER_READ_AUTH says.
+   */
+  readonly bodyGrants?: (body: Record<string, unknown>) => readonly { readonly action: Action; readonly name: string }[];
+  /**
    * The org a request acts in, for routes an org `admin` may use without the route's action
    * (memberships, deciding access requests): a session lacking `action` passes when its identity
    * is admin of this org. Evaluated after the body is read, before the handler and forwarding.
    */
   readonly orgScope?: (call: Call) => string | undefined;
+  /**
+   * A `login` route's credential check, run where the request arrives when that node forwards it
+   * (authorise where it arrives: a bad login never reaches the leader); the leader's handler
+   * checks again. Throws the refusal (and counts it toward the lockout) itself.
+   */
+  readonly checkBeforeForward?: (call: Call) => Promise<void>;
   readonly handler: (call: Call) => Promise<Reply>;
 }
 

@@ -17,7 +17,7 @@ import {
   type IdentityType,
   type MembershipRole,
 } from '@coffer/state';
-import type { ChallengeKeys } from '../auth/challenges.js';
+import type { ChallengeKeys, VerifiedNonce } from '../auth/challenges.js';
 import type { NodeContext } from '../context.js';
 import { ServiceError } from './errors.js';
 import { commandId, iso } from './common.js';
@@ -280,16 +280,18 @@ export class IdentityService {
   }
 
   /**
-   * Verifies a signed challenge and opens a session (on the leader).
+   * Checks a signed challenge against this node's state: the nonce is authentic, for this identity
+   * and unexpired; the identity exists and is active; the signature verifies under its key. (That
+   * the nonce is unused only the replicated `session.create` can decide.)
    *
    * @param identity - validated identity name
    * @param nonce - the challenge's nonce
    * @param signature - base64 of the 64-byte Ed25519 signature over `coffer-login:{identity}:{nonce}`
-   * @param onFailure - counts the failure toward the lockout
-   * @returns the raw session token (only here) and its expiry
+   * @param onFailure - counts a refusal toward the lockout
+   * @returns the verified nonce
    * @throws {ServiceError} `invalid_token` for every refusal
    */
-  async login(identity: string, nonce: unknown, signature: unknown, onFailure: () => void): Promise<{ token: string; expiresAt: string }> {
+  async verifyLogin(identity: string, nonce: unknown, signature: unknown, onFailure: () => void): Promise<VerifiedNonce> {
     const fail = (): ServiceError => {
       onFailure();
       return loginRefused();
@@ -307,11 +309,29 @@ export class IdentityService {
     const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(rec.publicKey).toString('base64url') }, format: 'jwk' });
     const message = Buffer.from(`coffer-login:${identity}:${nonce as string}`, 'utf8');
     if (!verify(null, message, key, sig)) throw fail();
+    return checked;
+  }
+
+  /**
+   * Verifies a signed challenge ({@link verifyLogin}) and opens a session (on the leader).
+   *
+   * @param identity - validated identity name
+   * @param nonce - the challenge's nonce
+   * @param signature - base64 of the signature
+   * @param onFailure - counts the failure toward the lockout
+   * @returns the raw session token (only here) and its expiry
+   * @throws {ServiceError} `invalid_token` for every refusal
+   */
+  async login(identity: string, nonce: unknown, signature: unknown, onFailure: () => void): Promise<{ token: string; expiresAt: string }> {
+    const checked = await this.verifyLogin(identity, nonce, signature, onFailure);
     const at = this.#ctx.now();
     const token = generateToken();
     const expiresAt = at + this.#ctx.config.sessionTtlMs;
     const r = await this.#ctx.propose({ type: 'session.create', requestId: commandId(), at, tokenHash: hashToken(token), identity, expiresAt, nonceId: checked.nonceId, nonceExpiresAt: checked.expiresAt });
-    if (r.status === 'nonce_used' || r.status === 'identity_inactive') throw fail();
+    if (r.status === 'nonce_used' || r.status === 'identity_inactive') {
+      onFailure();
+      throw loginRefused();
+    }
     expectOk(r);
     return { token, expiresAt: iso(expiresAt) };
   }
