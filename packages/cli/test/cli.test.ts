@@ -170,7 +170,7 @@ describe('usage, help and globals', () => {
   });
 
   test('--help on every command exits 0, shows examples and never the token', async () => {
-    const paths = [[], ['secrets'], ['secrets', 'put'], ['secrets', 'get'], ['secrets', 'list'], ['secrets', 'versions'], ['secrets', 'delete'], ['secrets', 'undelete'], ['secrets', 'destroy'], ['tokens', 'create'], ['tokens', 'list'], ['tokens', 'revoke'], ['tokens', 'rotate'], ['tokens', 'whoami'], ['roles', 'list'], ['roles', 'get'], ['roles', 'put'], ['roles', 'delete'], ['allowlist', 'get'], ['allowlist', 'set'], ['cluster', 'status'], ['cluster', 'add'], ['cluster', 'remove'], ['cluster', 'transfer'], ['snapshot', 'save'], ['kms', 'rewrap'], ['recover']];
+    const paths = [[], ['secrets'], ['secrets', 'put'], ['secrets', 'get'], ['secrets', 'list'], ['secrets', 'versions'], ['secrets', 'delete'], ['secrets', 'undelete'], ['secrets', 'destroy'], ['tokens', 'create'], ['tokens', 'list'], ['tokens', 'revoke'], ['tokens', 'rotate'], ['tokens', 'whoami'], ['roles', 'list'], ['roles', 'get'], ['roles', 'put'], ['roles', 'delete'], ['allowlist', 'get'], ['allowlist', 'set'], ['cluster', 'status'], ['cluster', 'add'], ['cluster', 'remove'], ['cluster', 'transfer'], ['snapshot', 'save'], ['kms', 'rewrap'], ['recover'], ['login'], ['login', 'ed25519'], ['identity'], ['identity', 'create'], ['identity', 'list'], ['identity', 'show'], ['identity', 'grant'], ['identity', 'revoke'], ['identity', 'disable'], ['identity', 'delete'], ['access-requests'], ['access-requests', 'create'], ['access-requests', 'list'], ['access-requests', 'approve'], ['access-requests', 'deny']];
     for (const p of paths) {
       const r = await run([...p, '--help'], { env: env() });
       expect(r.code).toBe(0);
