@@ -181,6 +181,13 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
       expect(again.status).toBe(401);
       expect(again.body.error.code).toBe('invalid_token');
     }
+    // The same signed login sent to all three nodes at once: exactly one session, every round.
+    for (let round = 0; round < 5; round++) {
+      const nc = await challenge(cluster.nodes[round % 3] as NodeHandle, 'agent-b');
+      const body = { identity: 'agent-b', nonce: nc, signature: signed('agent-b', nc, priv) };
+      const answers = await Promise.all(cluster.nodes.map((m) => cluster.httpFrom(m, freshAddr(), 'POST', '/v1/auth/login', body, null)));
+      expect(answers.map((x) => x.status).sort()).toEqual([200, 401, 401]);
+    }
     const n2 = await challenge(leader, 'agent-b');
     const bad = await cluster.httpFrom(follower, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce: n2, signature: signed('agent-b', n2, wrong) }, null);
     expect(bad.status).toBe(401);
