@@ -201,6 +201,11 @@ describe('Ed25519 identities, sessions and access requests (real cluster)', () =
     expect((await cluster.httpFrom(follower, freshAddr(), 'POST', '/v1/auth/login', { identity: 'ghost-on-follower', nonce: nf, signature: signed('ghost-on-follower', nf, wrong) }, null)).status).toBe(401);
     expect(await auditOf(follower)).toMatch(/"action":"auth\.login"[^}]*"resource":"identity:ghost-on-follower"|"resource":"identity:ghost-on-follower"[^}]*"action":"auth\.login"/);
     expect(await auditOf(leader)).not.toContain('identity:ghost-on-follower"');
+    // Logins are counted by outcome where they are decided (metrics read from the real nodes).
+    expect(await cluster.metric(follower, 'coffer_identity_logins_total')).toBeGreaterThanOrEqual(1); // refused there
+    const okLeader = await cluster.http(leader, 'GET', '/metrics', undefined, null);
+    expect(String(okLeader.body)).toMatch(/coffer_identity_logins_total\{outcome="ok"\} [1-9]/);
+    expect(String(okLeader.body)).toMatch(/coffer_identity_logins_total\{outcome="refused"\} [1-9]/);
     // A tampered nonce.
     const t = `${n2.slice(0, -2)}${n2.endsWith('AA') ? 'AB' : 'AA'}`;
     expect((await cluster.httpFrom(leader, freshAddr(), 'POST', '/v1/auth/login', { identity: 'agent-b', nonce: t, signature: signed('agent-b', t, priv) }, null)).status).toBe(401);

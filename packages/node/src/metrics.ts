@@ -45,6 +45,8 @@ export interface CofferMetrics {
   readonly authLockouts: Counter;
   /** Failed authentications (401s and verify mismatches) that count toward lockout. */
   readonly authFailures: Counter;
+  /** Ed25519 logins by outcome: `ok` (a session opened, on the leader), `refused` (where refused). */
+  readonly identityLogins: Counter<'outcome'>;
   /** Requests refused by a role rate limit. */
   readonly rateLimited: Counter;
   readonly auditWriteFailures: Counter;
@@ -153,6 +155,7 @@ export function createMetrics(opts: MetricsOptions = {}): CofferMetrics {
     dekCacheEvictions: new Counter({ name: 'coffer_dek_cache_evictions_total', help: 'Unwrapped-DEK cache evictions (TTL or size)', registers }),
     authLockouts: new Counter({ name: 'coffer_auth_lockouts_total', help: 'Client IPs locked out after repeated auth failures', registers }),
     authFailures: new Counter({ name: 'coffer_auth_failures_total', help: 'Authentication failures counted toward lockout', registers }),
+    identityLogins: new Counter({ name: 'coffer_identity_logins_total', help: 'Ed25519 identity logins by outcome (ok: a session opened; refused)', labelNames: ['outcome'] as const, registers }),
     rateLimited: new Counter({ name: 'coffer_http_rate_limited_total', help: 'Requests refused by a role rate limit', registers }),
     auditWriteFailures: new Counter({ name: 'coffer_audit_write_failures_total', help: 'Audit lines that could not be written or synced', registers }),
     integrityFailures: new Counter({

@@ -294,6 +294,7 @@ export class IdentityService {
   async verifyLogin(identity: string, nonce: unknown, signature: unknown, onFailure: () => void): Promise<VerifiedNonce> {
     const fail = (): ServiceError => {
       onFailure();
+      this.#ctx.metrics.identityLogins.inc({ outcome: 'refused' });
       return loginRefused();
     };
     const checked = typeof nonce === 'string' ? this.#challenges.verify(identity, nonce) : undefined;
@@ -330,9 +331,11 @@ export class IdentityService {
     const r = await this.#ctx.propose({ type: 'session.create', requestId: commandId(), at, tokenHash: hashToken(token), identity, expiresAt, nonceId: checked.nonceId, nonceExpiresAt: checked.expiresAt });
     if (r.status === 'nonce_used' || r.status === 'identity_inactive') {
       onFailure();
+      this.#ctx.metrics.identityLogins.inc({ outcome: 'refused' });
       throw loginRefused();
     }
     expectOk(r);
+    this.#ctx.metrics.identityLogins.inc({ outcome: 'ok' });
     return { token, expiresAt: iso(expiresAt) };
   }
 }
