@@ -190,6 +190,19 @@ describe('setting a target', () => {
       expect(r.body.error.code).toBe('permission_denied');
     }
     expect((await cluster.http(leader, 'GET', '/v1/secrets/app/takeover', undefined, null)).status).toBe(404);
+    // The follower refused it itself, before forwarding: the denial is in its own audit log.
+    const denials: unknown[] = [];
+    for (let since = 1; ; ) {
+      const page = await cluster.http(follower, 'GET', `/v1/audit?since=${since}&limit=500`);
+      expect(page.status).toBe(200);
+      for (const l of page.body.records as { action: string; resource: string | null; status: number }[]) {
+        if (l.action === 'secret.write' && l.resource === 'app/takeover' && l.status === 403) denials.push(l);
+      }
+      // Reading the audit is audited too: stop at a short page, not at an end that keeps moving.
+      if (page.body.next === null || page.body.records.length < 500) break;
+      since = page.body.next as number;
+    }
+    expect(denials).toHaveLength(1);
     // The same writer may still set a policy without a target.
     expect((await cluster.http(follower, 'PUT', '/v1/secrets/app/plain', { value: 'v', rotation: { intervalSecs: 3600, graceSecs: 0 } }, writerToken)).status).toBe(200);
     // A role that may read the connection secret may set the target.
@@ -197,7 +210,8 @@ describe('setting a target', () => {
     expect((await versions(leader, 'app/allowed')).rotation.target).toEqual(target('victim'));
 
     const bad = async (t: unknown): Promise<void> => {
-      const r = await cluster.http(leader, 'PUT', '/v1/secrets/app/bad', { value: 'v', rotation: { intervalSecs: 3600, graceSecs: 0, target: t } }, dbaToken);
+      // As admin (who may read every secret), so the refusal is the target's shape, not the grant.
+      const r = await cluster.http(leader, 'PUT', '/v1/secrets/app/bad', { value: 'v', rotation: { intervalSecs: 3600, graceSecs: 0, target: t } });
       expect(r.status).toBe(400);
       expect(r.body.error.code).toBe('invalid_request');
     };

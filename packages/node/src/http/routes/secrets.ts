@@ -41,6 +41,19 @@ function rotationTarget(v: unknown, name: string, role: CompiledRole | undefined
   return { stored: encodeRotationTarget(checked.target), connectionSecret: conn };
 }
 
+/**
+ * `secret.read` on the connection secret a rotation target in the body names, for the pipeline to
+ * check where the request arrives (the handler checks the validated target again).
+ */
+function connectionSecretGrant(body: Record<string, unknown>): readonly { action: 'secret.read'; name: string }[] {
+  const rot = body['rotation'];
+  if (typeof rot !== 'object' || rot === null || Array.isArray(rot)) return [];
+  const target = (rot as Record<string, unknown>)['target'];
+  if (typeof target !== 'object' || target === null || Array.isArray(target)) return [];
+  const conn = (target as Record<string, unknown>)['connectionSecret'];
+  return typeof conn === 'string' && checkSecretName(conn).ok ? [{ action: 'secret.read', name: conn }] : [];
+}
+
 /** The versions view of a rotation policy: the target as the contract's object, the last target error, whether a rotation is pending. */
 function rotationView(policy: Readonly<RotationPolicy> | null, state: Readonly<RotationRecord> | undefined): Record<string, unknown> | null {
   if (policy === null) return null;
@@ -67,6 +80,7 @@ export const secretRoutes: RouteFamily = ({ secrets, actor, countAuthFailure }) 
 
   route({
     method: 'PUT', path: '/v1/secrets/{name+}', access: 'token', action: 'secret.write', write: true, body: 'json', param: 'secret',
+    bodyGrants: connectionSecretGrant,
     handler: async (c) => {
       onlyKeys(c.body, ['value', 'valueBase64', 'format', 'username', 'password', 'cas', 'description', 'rotation']);
       const cas = field(c.body, 'cas', isNat, 'a version number (0: the secret must not exist)') ?? null;
