@@ -7,11 +7,32 @@
 /** A timestamp as the server sends it. */
 export type Timestamp = string | number;
 
+/** A system whose credential a rotation changes first (docs/API.md, rotation targets). */
+export interface PostgresRotationTarget {
+  type: 'postgres';
+  /** The PostgreSQL role whose password is set with ALTER ROLE. */
+  role: string;
+  /** Name of the Coffer secret holding an admin connection URL (the writer needs secret.read on it). */
+  connectionSecret: string;
+}
+
 /** Automatic rotation settings of a secret. */
 export interface RotationPolicy {
   intervalSecs: number;
   graceSecs: number;
-  target?: string;
+  /** A target object, or a free-text note (stored, never run). */
+  target?: PostgresRotationTarget | string;
+}
+
+/** A secret's rotation as `GET /v1/versions/{name}` shows it. */
+export interface RotationStatus {
+  intervalSecs: number;
+  graceSecs: number;
+  target: PostgresRotationTarget | string | null;
+  /** The last refusal of the target (cleared by the next successful rotation). */
+  lastError: { code: string; message: string; at: string } | null;
+  /** Whether a rotation waits for its target to confirm (the leader retries it). */
+  pending: boolean;
 }
 
 /** The value part of a secret write: text, bytes (base64) or a username/password pair. */

@@ -199,7 +199,8 @@ describe('routes', () => {
     const a = await node((req, res) => {
       const url = req.url ?? '';
       if (url.startsWith('/v1/secrets?')) json(res, 200, { secrets: [{ name: 'p/a', version: 1 }] });
-      else if (url.startsWith('/v1/versions/')) json(res, 200, { versions: [{ version: 1 }, { version: 2 }] });
+      else if (url.startsWith('/v1/versions/p/r')) json(res, 200, { versions: [{ version: 3 }], rotation: { intervalSecs: 60, graceSecs: 5, target: { type: 'postgres', role: 'app', connectionSecret: 'pg/admin' }, lastError: null, pending: true } });
+      else if (url.startsWith('/v1/versions/')) json(res, 200, { versions: [{ version: 1 }, { version: 2 }], rotation: null });
       else if (url === '/v1/batch/secrets') json(res, 200, { secrets: [secret] });
       else if (url === '/v1/tokens') json(res, 200, { tokens: [{ name: 't', role: 'r', token: 'leak', hash: 'h' }] });
       else if (url === '/v1/cluster') json(res, 200, { id: 'c', leader: 'n1', term: 2, commitIndex: 5, appliedIndex: 5, members: [] });
@@ -212,6 +213,8 @@ describe('routes', () => {
     const { c } = client([a.url]);
     expect(await c.secrets.list('p/')).toEqual([{ name: 'p/a', version: 1 }]);
     expect(await c.secrets.versions('p/a')).toHaveLength(2);
+    expect(await c.secrets.rotation('p/a')).toBeNull();
+    expect(await c.secrets.rotation('p/r')).toEqual({ intervalSecs: 60, graceSecs: 5, target: { type: 'postgres', role: 'app', connectionSecret: 'pg/admin' }, lastError: null, pending: true });
     expect(await c.secrets.batch(['app/db'])).toEqual([secret]);
     expect(await c.tokens.list()).toEqual([{ name: 't', role: 'r' }]);
     await c.secrets.delete('p/a', [1]);
@@ -234,6 +237,8 @@ describe('routes', () => {
     expect(a.hits.map((h) => `${h.method} ${h.url} ${h.body}`)).toEqual([
       'GET /v1/secrets?prefix=p%2F ',
       'GET /v1/versions/p/a ',
+      'GET /v1/versions/p/a ',
+      'GET /v1/versions/p/r ',
       'POST /v1/batch/secrets {"names":["app/db"]}',
       'GET /v1/tokens ',
       'POST /v1/delete/p/a {"versions":[1]}',

@@ -7,6 +7,7 @@ import type {
   SecretSummary,
   SecretValueInput,
   SecretVersionInfo,
+  RotationStatus,
   SecretWriteResult,
   VerifyResult,
 } from '../types.js';
@@ -164,6 +165,20 @@ export class SecretsApi {
   async versions(name: string): Promise<SecretVersionInfo[]> {
     const body = await this.#core.json<unknown>({ method: 'GET', path: `/v1/versions/${encodeSecretName(name)}`, idempotent: true });
     return pickArray<SecretVersionInfo>(body, ['versions']);
+  }
+
+  /**
+   * The secret's rotation policy and where it stands: its target, the target's last refusal and
+   * whether a rotation waits for its target (from `GET /v1/versions/{name}`).
+   *
+   * @param name - secret name
+   * @returns the rotation status, or null when the secret has no rotation policy
+   * @throws {CofferError} `not_found`, `permission_denied`
+   */
+  async rotation(name: string): Promise<RotationStatus | null> {
+    const body = await this.#core.json<unknown>({ method: 'GET', path: `/v1/versions/${encodeSecretName(name)}`, idempotent: true });
+    const r = typeof body === 'object' && body !== null ? (body as { rotation?: unknown }).rotation : undefined;
+    return typeof r === 'object' && r !== null ? (r as RotationStatus) : null;
   }
 
   /**
