@@ -600,7 +600,7 @@ describe('deploy/monitoring', () => {
 
   test('the rules cover what issue 16 asks for, and say why certificate expiry has no rule', () => {
     const named = new Set(ruleExprs().flatMap((r) => metricNames(r.expr)));
-    for (const m of ['coffer_raft_is_leader', 'coffer_raft_leader_changes_total', 'coffer_raft_applied_index', 'coffer_kms_errors_total', 'coffer_kms_request_duration_seconds_bucket', 'coffer_audit_write_failures_total', 'coffer_auth_lockouts_total', 'node_filesystem_avail_bytes', 'coffer_snapshot_last_success_timestamp_seconds', 'coffer_snapshot_failures_total', 'coffer_snapshot_interval_seconds']) {
+    for (const m of ['coffer_raft_is_leader', 'coffer_raft_leader_changes_total', 'coffer_raft_applied_index', 'coffer_kms_errors_total', 'coffer_kms_request_duration_seconds_bucket', 'coffer_audit_write_failures_total', 'coffer_auth_lockouts_total', 'node_filesystem_avail_bytes', 'coffer_snapshot_last_success_timestamp_seconds', 'coffer_snapshot_failures_total', 'coffer_snapshot_interval_seconds', 'coffer_rotation_pending', 'coffer_rotation_target_total']) {
       expect([m, named.has(m)]).toEqual([m, true]);
     }
     expect(readFileSync(RULES, 'utf8')).toMatch(/TLS certificate expiry: Coffer exports no certificate metric/);

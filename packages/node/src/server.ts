@@ -43,7 +43,7 @@ import { RaftEvents } from './raft/events.js';
 import { openPeerLink, Outbox } from './raft/peer-link.js';
 import { RaftProposer } from './raft/proposer.js';
 import { Readiness } from './readiness.js';
-import { NodeSeal } from './seal/node-seal.js';
+import { startNodeSeal } from './seal/node-seal.js';
 import { type OpenedStorage, openStorage } from './storage.js';
 import { Workers } from './workers/workers.js';
 
@@ -140,12 +140,8 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
     now: () => Date.now(),
     state: () => store.state,
     isLeader: () => driver.isLeader(),
-    propose: async (key, at) => {
-      await proposer.propose({ type: 'auth.failure', requestId: '', at, ip: key, retainMs: lockoutRetainMs });
-    },
-    report: async (key, count) => {
-      await calls.callLeader(driver.leader(), 'auth-failure', { ip: key, count });
-    },
+    propose: (key, at) => proposer.propose({ type: 'auth.failure', requestId: '', at, ip: key, retainMs: lockoutRetainMs }).then(() => undefined),
+    report: (key, count) => calls.callLeader(driver.leader(), 'auth-failure', { ip: key, count }).then(() => undefined),
     warn: (msg, err) => logger.warn({ err: String(err) }, msg),
     onLocked: () => metrics.authLockouts.inc(),
   });
@@ -167,24 +163,11 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
   const leaderDuties = new LeaderDuties({ config, driver, store, logger, propose: (cmd) => proposer.propose(cmd), closing });
   const forwarder = new Forwarder({ config, metrics, peerKey: keys.peerKey, verifier: keys.verifier, leader: () => driver.leader(), leaderApiAddr: () => cluster.leaderApiAddr(), firstLeader: (ready, ms) => events.firstLeader(ready, ms) });
   const workers = new Workers();
-  // COFFER_SEAL=shamir: the node starts sealed (also after a restart) and follows the replicated
-  // seal config; every apply may carry `seal.init` (or a restore with another config).
-  const seal = keyring.seal === undefined ? undefined : new NodeSeal({
-    manager: keyring.seal,
-    state: () => store.state,
-    propose: (cmd) => proposer.propose(cmd),
-    now: () => Date.now(),
-    onChange: (sealed) => {
-      logger.warn(`${nodeId} is ${sealed ? 'sealed: it serves nothing but health, init, unseal and seal-status' : 'unsealed'}`);
-      if (!sealed && driver.isLeader()) workers.onLeadership();
-    },
+  // COFFER_SEAL=shamir: sealed at start (also after a restart), following the replicated seal config.
+  const seal = await startNodeSeal({
+    manager: keyring.seal, nodeId, logger, state: () => store.state, propose: (cmd) => proposer.propose(cmd), now: () => Date.now(),
+    onUnsealed: () => driver.isLeader() && workers.onLeadership(), onApply: (fn) => events.onApply(fn), failed: (err) => life.failed(err),
   });
-  if (seal !== undefined) {
-    await seal.sync();
-    events.onApply(() => {
-      seal.sync().catch((err: unknown) => life.failed(err));
-    });
-  }
 
   // Reactions to a leader change, in this order (subscribed before any peer can be heard).
   events.onLeader((lead) => {

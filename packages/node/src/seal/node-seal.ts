@@ -148,3 +148,44 @@ export class NodeSeal {
     return st;
   }
 }
+
+/** What {@link startNodeSeal} needs from the node besides {@link NodeSealDeps}. */
+export interface StartNodeSealDeps extends Omit<NodeSealDeps, 'manager' | 'onChange'> {
+  /** COFFER_SEAL=shamir: the node's seal manager; undefined when the node is never sealed. */
+  readonly manager: SealManager | undefined;
+  readonly nodeId: string;
+  readonly logger: { warn(msg: string): void };
+  /** Called once the node is unsealed (the leader starts its workers then). */
+  readonly onUnsealed: () => void;
+  /** Subscribes to every apply (a `seal.init` or a restore may change the seal config). */
+  readonly onApply: (fn: () => void) => void;
+  /** A failure to follow the replicated seal config stops the node. */
+  readonly failed: (err: unknown) => void;
+}
+
+/**
+ * The node's seal, wired: starts sealed (also after a restart), follows the replicated seal config
+ * after every apply, logs every change (a sealed node serves health, not /metrics: health's
+ * `"sealed": true` is what monitoring sees).
+ *
+ * @param d - see {@link StartNodeSealDeps}
+ * @returns the seal, or undefined when COFFER_SEAL is `none`
+ */
+export async function startNodeSeal(d: StartNodeSealDeps): Promise<NodeSeal | undefined> {
+  if (d.manager === undefined) return undefined;
+  const seal = new NodeSeal({
+    manager: d.manager,
+    state: d.state,
+    propose: d.propose,
+    now: d.now,
+    onChange: (sealed) => {
+      d.logger.warn(`${d.nodeId} is ${sealed ? 'sealed: it serves nothing but health, init, unseal and seal-status' : 'unsealed'}`);
+      if (!sealed) d.onUnsealed();
+    },
+  });
+  await seal.sync();
+  d.onApply(() => {
+    seal.sync().catch((err: unknown) => d.failed(err));
+  });
+  return seal;
+}
