@@ -61,4 +61,26 @@ describe('upgrade gating', () => {
     const follower = cluster.nodes.find((n) => n !== leader) as NodeHandle;
     expect(await hello(leader, follower, { 'secret.put': -1 } as Record<string, number>)).toBe(400);
   });
+
+  test('a member that is down does not hold newer command types back after a leader change (the replicated floor)', async () => {
+    // Once every member has said hello, the leader records what all of them apply.
+    await cluster.eventually(async () => {
+      const st = await cluster.http(await cluster.leader(), 'GET', '/v1/cluster');
+      return JSON.stringify(st.body.commandFloor?.members) === JSON.stringify(cluster.nodes.map((n) => n.id).sort());
+    }, 15_000, 'the command floor lists every member');
+    const leader = await cluster.leader();
+    const [down, next] = cluster.nodes.filter((n) => n !== leader) as [NodeHandle, NodeHandle];
+    await cluster.kill(down);
+    // A new leader that never hears from `down`: it falls back to the floor for it.
+    const moved = await cluster.http(leader, 'POST', '/v1/cluster/leader/transfer', { to: next.id });
+    expect(moved.status).toBe(200);
+    expect((await cluster.leader(15_000, [leader, next])).id).toBe(next.id);
+    // transit.create is newer than the baseline: without the floor this was 503 upgrade_pending.
+    const created = await cluster.http(next, 'POST', '/v1/transit/keys/after-failover');
+    expect([created.status, created.body?.errors ?? created.body?.error ?? null]).toEqual([200, null]);
+    const enc = await cluster.http(leader, 'POST', '/v1/transit/encrypt/after-failover', { plaintext: Buffer.from('hi').toString('base64') });
+    expect(enc.status).toBe(200);
+    await cluster.spawnNode(down);
+    await cluster.waitUp(down);
+  });
 });

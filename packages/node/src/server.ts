@@ -14,6 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { versionFloorOf } from '@coffer/state';
 import { createApiListener } from './api-listener.js';
 import { AuditLog } from './audit/audit-log.js';
 import { Lockout } from './auth/lockout.js';
@@ -120,7 +121,7 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
   events.onApply(() => removal.noteMember(store.state.listMembers().some((m) => m.id === nodeId) || isMember()));
 
   // --- The parts the node context is made of ----------------------------------------------------
-  const versions = new CommandVersions(nodeId);
+  const versions = new CommandVersions(nodeId, () => versionFloorOf(store.state));
   const proposer = new RaftProposer({ driver, versions, metrics, leaders: events, closing, firstLeaderWaitMs: config.electionMs * 2 });
   const cluster = new ClusterControl(config, driver, store, addresses);
   // Health means ready (readiness.ts): 200/429 only once this node can serve the next request.

@@ -99,6 +99,7 @@ export {
   type ApproleTables,
   type SecretIdRecord,
 } from './commands/approles.js';
+export { versionFloorOf, versionFloors, type ClusterVersionsCommand, type VersionFloorRecord, type VersionsCommand } from './commands/versions.js';
 export { SEAL_KEY_CHECK_BYTES, SEAL_KEY_ID_RE, sealConfigOf, sealConfigs, type SealCommand, type SealConfigRecord, type SealInitCommand, type SealTables } from './commands/seal.js';
 export {
   DECIDED_REQUEST_RETAIN_MS,

@@ -142,6 +142,7 @@ export const SAMPLES: Record<CommandType, Command> = {
     approleUpdatedAt: 1_700_000_000_040,
   },
   'seal.init': { type: 'seal.init', requestId: 'req-si', at: 1_700_000_000_060, shares: 5, threshold: 3, keyCheck: bytes(32, 60), keyId: 'local:0123456789abcdef' },
+  'cluster.versions': { type: 'cluster.versions', requestId: 'req-cv', at: 1_700_000_000_070, versions: [['secret.put', 3], ['transit.create', 1]], members: ['n1', 'n2', 'n3'] },
   'identity.put': { type: 'identity.put', requestId: 'req-ip', at: 1_700_000_000_025, name: 'build-agent', identityType: 'agent', publicKey: bytes(32, 25), fingerprint: 'SHA256:0a1b2c3d4e5f6071', actor: 'ops' },
   'identity.disable': { type: 'identity.disable', requestId: 'req-idis', at: 1_700_000_000_026, name: 'build-agent', actor: 'ops' },
   'identity.delete': { type: 'identity.delete', requestId: 'req-idel', at: 1_700_000_000_027, name: 'build-agent', actor: 'ops' },
@@ -279,6 +280,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
     type: 'transit.rewrap', ...b, name: v.k, version: v.v, versionCreatedAt: b.at % 3 === 0 ? 0 : b.at, wrappedDek: bytes(48, v.seed), kmsKeyId: 'key-2', expectedKmsKeyId: 'key-1', marker: v.m,
   }) as Command) },
   { weight: 1, arbitrary: step(fc.record({ n: fc.integer({ min: 2, max: 5 }), seed: fc.nat(50) }), (v, b) => ({ type: 'seal.init', ...b, shares: v.n, threshold: 2, keyCheck: bytes(32, v.seed), keyId: 'local:00000000000000aa' }) as Command) },
+  { weight: 1, arbitrary: step(fc.record({ v: fc.integer({ min: 1, max: 9 }), n: fc.integer({ min: 1, max: 5 }) }), (v, b) => ({ type: 'cluster.versions', ...b, versions: [['secret.put', v.v], ['token.create', 1]], members: Array.from({ length: v.n }, (_, i) => `n${i + 1}`) }) as Command) },
 );
 
 /**

@@ -1,10 +1,13 @@
 /**
  * Upgrade gating: the command versions each member can apply. A member says so in its `hello`
- * peer RPC; one that has not said is assumed at the baseline. The leader never proposes a command
- * version some member cannot apply (that member would stop: it never skips an entry).
+ * peer RPC; one that has not said falls back to the replicated floor (`cluster.versions`, the
+ * versions every member listed there supported when a leader had heard from all of them), else to
+ * the baseline. The leader never proposes a command version some member cannot apply (that member
+ * would stop: it never skips an entry). The floor keeps a member that is down from holding newer
+ * command types back after a leader change: it never said hello to the new leader.
  */
 import type { ConfState, NodeId } from '@coffer/raft';
-import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
+import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, SUPPORTED_COMMAND_VERSIONS, type VersionFloorRecord } from '@coffer/state';
 import { ServiceError } from '../service/errors.js';
 
 /** What the members advertised. */
@@ -12,9 +15,52 @@ export class CommandVersions {
   private readonly nodeId: NodeId;
   private readonly advertised = new Map<NodeId, Readonly<Partial<Record<string, number>>>>();
 
-  /** @param nodeId - this node (it applies this build's {@link SUPPORTED_COMMAND_VERSIONS}) */
-  constructor(nodeId: NodeId) {
+  private readonly floor: () => Readonly<VersionFloorRecord> | undefined;
+
+  /**
+   * @param nodeId - this node (it applies this build's {@link SUPPORTED_COMMAND_VERSIONS})
+   * @param floor - the replicated floor (`versionFloorOf(store.state)`)
+   */
+  constructor(nodeId: NodeId, floor: () => Readonly<VersionFloorRecord> | undefined = () => undefined) {
     this.nodeId = nodeId;
+    this.floor = floor;
+  }
+
+  /** What `id` is known to apply: its hello, else the replicated floor if it lists `id`, else the baseline. */
+  private tableOf(id: NodeId): Readonly<Partial<Record<string, number>>> {
+    if (id === this.nodeId) return SUPPORTED_COMMAND_VERSIONS;
+    const said = this.advertised.get(id);
+    if (said !== undefined) return said;
+    const f = this.floor();
+    return f !== undefined && f.members.includes(id) ? Object.fromEntries(f.versions) : BASELINE_COMMAND_VERSIONS;
+  }
+
+  /**
+   * The `cluster.versions` command to propose now: when every member of `members` has said which
+   * versions it applies in a hello to this node (or is this node) and the replicated floor does
+   * not already say the same.
+   *
+   * @param members - the configuration in force
+   * @param at - the proposer's clock
+   * @returns the command, or undefined when there is nothing to record
+   */
+  floorProposal(members: ConfState, at: number): Command | undefined {
+    const ids = [...new Set([...members.voters, ...members.learners])].sort();
+    if (ids.length < 2 || ids.length > 64) return undefined;
+    const tables: Readonly<Partial<Record<string, number>>>[] = [];
+    for (const id of ids) {
+      const t = id === this.nodeId ? SUPPORTED_COMMAND_VERSIONS : this.advertised.get(id);
+      if (t === undefined) return undefined;
+      tables.push(t);
+    }
+    const versions: [string, number][] = [];
+    for (const type of Object.keys(SUPPORTED_COMMAND_VERSIONS).sort()) {
+      const v = Math.min(...tables.map((t) => t[type] ?? 0));
+      if (v >= 1) versions.push([type, v]);
+    }
+    const f = this.floor();
+    if (f !== undefined && JSON.stringify(f.versions) === JSON.stringify(versions) && JSON.stringify(f.members) === JSON.stringify(ids)) return undefined;
+    return { type: 'cluster.versions', requestId: '', at, versions, members: ids };
   }
 
   /**
@@ -33,7 +79,7 @@ export class CommandVersions {
    * @throws {ServiceError} `upgrade_pending` when a voter or learner cannot apply it yet
    */
   check(type: Command['type'], members: ConfState): void {
-    const tables = [...members.voters, ...members.learners].map((id) => (id === this.nodeId ? SUPPORTED_COMMAND_VERSIONS : (this.advertised.get(id) ?? BASELINE_COMMAND_VERSIONS)));
+    const tables = [...members.voters, ...members.learners].map((id) => this.tableOf(id));
     if (!allVotersSupport(type, tables)) {
       throw new ServiceError('upgrade_pending', `not every member can apply ${type} v${SUPPORTED_COMMAND_VERSIONS[type]} yet: finish upgrading every node first`, { retryAfterSecs: 5 });
     }

@@ -56,6 +56,10 @@ export function createPeerRpc(deps: PeerRpcDeps): PeerRpc {
       const table = parseCommandTable((body as { commands?: unknown }).commands);
       if (table === undefined) return { status: 400, body: { error: 'bad hello body' } };
       deps.versions.record(from, table);
+      // Once every member has said, the leader records what all of them apply (cluster.versions),
+      // so a later leader need not wait for a member that is down to say it again.
+      const floor = deps.isLeader() ? deps.versions.floorProposal(deps.members(), Date.now()) : undefined;
+      if (floor !== undefined) deps.propose(floor).catch(() => undefined);
       return { status: 200, body: {} };
     }
     if (method === 'seal-status') {

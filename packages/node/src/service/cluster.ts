@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { StateError } from '@coffer/state';
+import { StateError, versionFloorOf } from '@coffer/state';
 import type { NodeContext } from '../context.js';
 import { ServiceError } from './errors.js';
 import { commandId } from './common.js';
@@ -119,6 +119,9 @@ export class ClusterService {
       appliedIndex: st.applied,
       members: this.ctx.members(),
       snapshots: this.ctx.snapshotSchedule(),
+      // Upgrade gating: the members whose command versions are replicated (cluster.versions), so
+      // a leader may propose what they all apply even while one of them is down.
+      commandFloor: ((f) => (f === undefined ? null : { members: f.members, at: new Date(f.at).toISOString() }))(versionFloorOf(this.ctx.state)),
     };
   }
 

@@ -15,13 +15,14 @@ import { kmsCommands, type KmsCommand } from './kms.js';
 import { rotationRecords } from './rotation-records.js';
 import { rotationCommands, type RotationCommand } from './rotation.js';
 import { sealCommands, sealConfigs, type SealCommand } from './seal.js';
+import { versionFloors, versionsCommands, type VersionsCommand } from './versions.js';
 import { secretCommands, type SecretCommand } from './secrets.js';
 import type { CommandOfType, CommandSpec } from './spec.js';
 import { tokenCommands, type TokenCommand } from './tokens.js';
 import { transitCommands, transitKeys, type TransitCommand } from './transit.js';
 
 /** Every command, in its current shape. */
-export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand | TransitCommand | RotationCommand;
+export type Command = ClusterCommand | SecretCommand | TokenCommand | AccessCommand | KmsCommand | ApproleCommand | IdentityCommand | SealCommand | TransitCommand | RotationCommand | VersionsCommand;
 
 /** Every command type name. */
 export type CommandType = Command['type'];
@@ -39,6 +40,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
   ...approleCommands,
   ...identityCommands,
   ...sealCommands,
+  ...versionsCommands,
   ...transitCommands,
   ...rotationCommands,
 });
@@ -48,7 +50,7 @@ export const COMMAND_SPECS: CommandSpecs = Object.freeze({
  * The built-in tables (secrets, tokens, roles, lockouts, members, singletons) live in
  * `StateTables` itself.
  */
-export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs, transitKeys, rotationRecords]);
+export const RECORD_TABLES: readonly RecordTable<unknown>[] = Object.freeze([approles, approleSecretIds, ...IDENTITY_TABLES, sealConfigs, transitKeys, rotationRecords, versionFloors]);
 
 /** Prefixes the built-in tables use; a family table must pick another `m` + letter. */
 const BUILT_IN_PREFIXES: readonly string[] = ['ms', 'mt', 'mr', 'ml', 'mn', 'md', 'mg'];
