@@ -89,7 +89,11 @@ describe('transit routes under hostile requests', () => {
       // Dot segments elsewhere in the path cannot reach another route either.
       const around = await rawHttp(follower, r.method, r.path('k1').replace('/v1/transit/', '/v1/transit/x/../'), { headers: admin });
       expect(around.status).toBe(400);
+      // In Vault's envelope, like every transit answer (node-vault reads `errors`).
+      expect(Array.isArray(JSON.parse(around.text).errors)).toBe(true);
     }
+    const unknown = await rawHttp(follower, 'GET', '/v1/transit/nothing-here', { headers: admin });
+    expect([unknown.status, Array.isArray(JSON.parse(unknown.text).errors)]).toEqual([404, true]);
     expect((await cluster.call(leader, 'GET', '/v1/transit/keys/k1')).body.data.latest_version).toBe(1);
   });
 

@@ -50,6 +50,9 @@ import { clip, nameOrThrow } from './fields.js';
 import type { Call, Method, Reply, Route } from './route.js';
 import { VAULT_PREFIX, checkFolder, isVaultList } from './vault.js';
 
+/** Transit's routes answer in Vault's envelope (Vault's paths and shapes). */
+const TRANSIT_PREFIX = '/v1/transit/';
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function presentedToken(req: IncomingMessage): string | undefined {
@@ -462,10 +465,12 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q + 1);
     const vault = path.startsWith(VAULT_PREFIX);
+    // Refusals before a route is found answer in Vault's envelope where the routes do (KV v2, transit).
+    const vaultShaped = vault || path.startsWith(TRANSIT_PREFIX);
     try {
       checkCanonical(path);
     } catch (err) {
-      return refuse(req, res, vault, err as ServiceError);
+      return refuse(req, res, vaultShaped, err as ServiceError);
     }
     // Vault's `GET …?list=true` is its LIST method (which the LIST rewrite in list-method.ts also becomes).
     const method = vault && req.method === 'GET' && isVaultList(query) ? 'LIST' : req.method;
@@ -478,9 +483,9 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     }
     if (allow !== undefined) {
       res.setHeader('allow', allow.join(', '));
-      return refuse(req, res, vault, new ServiceError('method_not_allowed', `${method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`));
+      return refuse(req, res, vaultShaped, new ServiceError('method_not_allowed', `${method ?? '?'} is not allowed here (allowed: ${allow.join(', ')})`));
     }
-    return refuse(req, res, vault, new ServiceError('not_found', 'no such route'));
+    return refuse(req, res, vaultShaped, new ServiceError('not_found', 'no such route'));
   }
 
   return dispatch;
