@@ -167,6 +167,7 @@ test('setting a target needs secret.read on the connection secret; bad targets a
   const conn = lines.find((l) => l.resource === 'pg/admin-url');
   expect(conn).toBeDefined();
   expect(lines.some((l) => l.resource === 'db/x' && l.requestId === conn?.requestId)).toBe(true);
-  const self = await h.req('PUT', '/v1/secrets/db/y', { token: dba, body: { ...body, rotation: { intervalSecs: 3600, graceSecs: 0, target: { ...TARGET, connectionSecret: 'db/y' } } } });
+  // As admin (who may read every secret), so the refusal is the target naming its own secret, not the grant.
+  const self = await h.req('PUT', '/v1/secrets/db/y', { body: { ...body, rotation: { intervalSecs: 3600, graceSecs: 0, target: { ...TARGET, connectionSecret: 'db/y' } } } });
   expect(self.status).toBe(400);
 });
