@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as fc from 'fast-check';
-import { Integrity, encodeCommand, type Command, type CommandType, type LogEntry, type SealedValue } from '../src/index.js';
+import { Integrity, StateMachine, encodeCommand, type Command, type CommandResult, type CommandType, type LogEntry, type SealedValue } from '../src/index.js';
 
 /** A fresh temp dir and its cleanup. */
 export function tempDir(prefix = 'coffer-state-'): { dir: string; cleanup: () => void } {
@@ -302,3 +302,18 @@ export function realize(steps: readonly Step[], latest: (n: string) => number, a
 
 /** Integrity keys of the test "cluster" (fixed, so stores reopen and snapshots move between them). */
 export const TEST_INTEGRITY: Integrity = new Integrity({ record: bytes(32, 101), snapshot: bytes(32, 102) });
+
+/**
+ * One replica for a family's tests: a state machine (blobs kept, test integrity keys) and `run`,
+ * which applies a command as the next log entry and returns its result.
+ */
+export function replica(): { sm: StateMachine; run: (c: Command) => CommandResult } {
+  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
+  let index = 0;
+  const run = (c: Command): CommandResult => {
+    const r = sm.apply({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
+    if (!r) throw new Error('entry not applied');
+    return r.result;
+  };
+  return { sm, run };
+}

@@ -2,23 +2,12 @@
 // pending value into version v+1 exactly as a put would (v keeps its grace window); commit and fail
 // apply only to the pending attempt; no secret.put while a rotation is pending; destroyAll drops
 // it; the table survives a snapshot.
-import { StateMachine, encodeCommand, pendingRotations, rotationRecords, rotationStateOf, type Command, type CommandResult, type SealedValue } from '../src/index.js';
-import { TEST_INTEGRITY, sealed } from './helpers.js';
+import { pendingRotations, rotationRecords, rotationStateOf, type Command, type SealedValue } from '../src/index.js';
+import { sealed, replica } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 let seq = 0;
 const rid = (): string => `req-${++seq}`;
-
-function replica(): { sm: StateMachine; run: (c: Command) => CommandResult } {
-  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
-  let index = 0;
-  const run = (c: Command): CommandResult => {
-    const r = sm.apply({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
-    if (!r) throw new Error('entry not applied');
-    return r.result;
-  };
-  return { sm, run };
-}
 
 const put = (name: string, version: number, at = T0, casRequired = false): Command => ({
   type: 'secret.put', requestId: rid(), at, name, version, cas: casRequired ? version - 1 : null, sealed: sealed(version), format: 'userpass',

@@ -1,22 +1,11 @@
 // The seal family: the first seal.init in the log wins on every replica, a later one changes
 // nothing (already_exists), malformed configs are refused by the codec, and the config survives
 // a snapshot and a restart.
-import { StateError, StateMachine, decodeCommand, encodeCommand, sealConfigOf, type Command, type CommandResult } from '../src/index.js';
-import { TEST_INTEGRITY, bytes } from './helpers.js';
+import { StateError, StateMachine, decodeCommand, encodeCommand, sealConfigOf, type Command } from '../src/index.js';
+import { TEST_INTEGRITY, bytes, replica } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 let seq = 0;
-
-function replica(): { sm: StateMachine; run: (c: Command) => CommandResult } {
-  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
-  let index = 0;
-  const run = (c: Command): CommandResult => {
-    const r = sm.apply({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
-    if (!r) throw new Error('entry not applied');
-    return r.result;
-  };
-  return { sm, run };
-}
 
 const init = (seed: number, keyId: string, shares = 5, threshold = 3): Command => ({
   type: 'seal.init', requestId: `req-${++seq}`, at: T0 + seq, shares, threshold, keyCheck: bytes(32, seed), keyId,

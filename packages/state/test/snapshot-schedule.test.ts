@@ -1,22 +1,11 @@
 // The replicated record behind scheduled snapshots (COFFER_SNAPSHOT_INTERVAL): one committed claim
 // per slot, outcomes only for the current claim, and the record survives persistence, Raft
 // snapshots and `state.restore`.
-import { StateMachine, encodeCommand, type Command, type CommandResult, type SnapshotPhase } from '../src/index.js';
-import { TEST_INTEGRITY } from './helpers.js';
+import { StateMachine, type Command, type SnapshotPhase } from '../src/index.js';
+import { replica } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 let seq = 0;
-
-function replica(): { sm: StateMachine; run: (c: Command) => CommandResult } {
-  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
-  let index = 0;
-  const run = (c: Command): CommandResult => {
-    const r = sm.apply({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
-    if (!r) throw new Error('entry not applied');
-    return r.result;
-  };
-  return { sm, run };
-}
 
 function sched(phase: SnapshotPhase, slotAt: number, nodeId: string, extra: Partial<Extract<Command, { type: 'snapshot.schedule' }>> = {}): Command {
   return { type: 'snapshot.schedule', requestId: `s-${++seq}`, at: slotAt + 10, phase, slotAt, nodeId, index: 0, sizeBytes: 0, error: null, ...extra };

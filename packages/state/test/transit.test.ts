@@ -1,23 +1,12 @@
 // The transit family: create stores version 1 sealed as given, rotate only as latest + 1, config
 // keeps 1 ≤ min ≤ latest, delete only when allowed; the record round-trips through its codec and
 // a snapshot, and holds exactly the sealed bytes the commands carried.
-import { StateMachine, encodeCommand, listTransitKeys, transitKeyByName, transitKeys, transitRewrapPending, type Command, type CommandResult, type SealedValue } from '../src/index.js';
-import { TEST_INTEGRITY, bytes, sealed } from './helpers.js';
+import { encodeCommand, listTransitKeys, transitKeyByName, transitKeys, transitRewrapPending, type Command, type SealedValue } from '../src/index.js';
+import { bytes, sealed, replica } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 let seq = 0;
 const rid = (): string => `req-${++seq}`;
-
-function replica(): { sm: StateMachine; run: (c: Command) => CommandResult } {
-  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
-  let index = 0;
-  const run = (c: Command): CommandResult => {
-    const r = sm.apply({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
-    if (!r) throw new Error('entry not applied');
-    return r.result;
-  };
-  return { sm, run };
-}
 
 const create = (name: string, s: SealedValue = sealed(1), at = T0): Command => ({ type: 'transit.create', requestId: rid(), at, name, keyType: 'xchacha20-poly1305', sealed: s, actor: 'ops' });
 const rotate = (name: string, version: number, s: SealedValue = sealed(version), at = T0 + version): Command => ({ type: 'transit.rotate', requestId: rid(), at, name, version, sealed: s, actor: 'ops' });

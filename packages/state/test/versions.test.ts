@@ -1,22 +1,11 @@
 // The versions family: `cluster.versions` records the command versions every listed member
 // supports (so a later leader need not wait for a member that is down), replaces the previous
 // record, survives a restart, and the codec refuses malformed tables.
-import { StateError, StateMachine, encodeCommand, versionFloorOf, type Command, type CommandResult } from '../src/index.js';
-import { TEST_INTEGRITY } from './helpers.js';
+import { StateError, StateMachine, encodeCommand, versionFloorOf, type Command } from '../src/index.js';
+import { TEST_INTEGRITY, replica } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 let seq = 0;
-
-function replica(): { sm: StateMachine; run: (c: Command) => CommandResult } {
-  const sm = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
-  let index = 0;
-  const run = (c: Command): CommandResult => {
-    const r = sm.apply({ term: 1, index: ++index, type: 'normal', data: encodeCommand(c) });
-    if (!r) throw new Error('entry not applied');
-    return r.result;
-  };
-  return { sm, run };
-}
 
 const floor = (versions: [string, number][], members: string[]): Command => ({ type: 'cluster.versions', requestId: `req-${++seq}`, at: T0 + seq, versions, members });
 

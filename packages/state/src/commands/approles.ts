@@ -25,6 +25,7 @@ import {
   type CommandBase,
   type CommandSpec,
   type FamilySpecs,
+  nameActorWire,
 } from './spec.js';
 import { ADMIN_ROLE, tokenStatusAt } from './tokens.js';
 
@@ -240,15 +241,7 @@ const put: CommandSpec<ApprolePutCommand> = {
 const del: CommandSpec<ApproleDeleteCommand> = {
   id: 41,
   version: 1,
-  validate(c) {
-    checkName(c.name, 'name', MAX_ID_BYTES);
-  },
-  write(w, c) {
-    w.str(c.name).str(c.actor);
-  },
-  read(r, base, type) {
-    return { type, ...base, name: r.str(), actor: r.str() };
-  },
+  ...nameActorWire(),
   apply(ctx, c) {
     const table = ctx.tables.table(approles);
     if (!table.has(c.name)) return { status: 'not_found' };

@@ -16,7 +16,7 @@
 import { Reader, Writer, toHex, timingSafeEqual } from '../bytes.js';
 import type { CommandResult } from '../records.js';
 import type { RecordTable } from '../state-tables.js';
-import { MAX_ID_BYTES, bad, checkBytes, checkInt, checkName, cmpStr, type ApplyContext, type CommandBase, type CommandSpec, type FamilySpecs } from './spec.js';
+import { MAX_ID_BYTES, bad, checkBytes, checkInt, checkName, cmpStr, nameActorWire, type ApplyContext, type CommandBase, type CommandSpec, type FamilySpecs } from './spec.js';
 
 /** Kinds of identity. */
 export type IdentityType = 'agent' | 'human' | 'service';
@@ -298,15 +298,7 @@ const identityName: CommandSpec<IdentityNameCommand> = {
   // NB: one spec object for two types; the registry gives each its own wire number below.
   id: 26,
   version: 1,
-  validate(c) {
-    checkName(c.name, 'name', MAX_ID_BYTES);
-  },
-  write(w, c) {
-    w.str(c.name).str(c.actor);
-  },
-  read(r, base, type) {
-    return { type, ...base, name: r.str(), actor: r.str() };
-  },
+  ...nameActorWire(),
   apply(ctx, c) {
     const t = ctx.tables.table(identities);
     const rec = t.get(c.name);

@@ -19,6 +19,7 @@ import {
   type CommandBase,
   type CommandSpec,
   type FamilySpecs,
+  nameActorWire,
 } from './spec.js';
 
 /** Vault's default number of retained versions. */
@@ -317,15 +318,7 @@ function versionsSpec(id: number): CommandSpec<SecretVersionsCommand> {
 const destroyAll: CommandSpec<SecretDestroyAllCommand> = {
   id: 7,
   version: 1,
-  validate(c) {
-    checkName(c.name, 'name');
-  },
-  write(w, c) {
-    w.str(c.name).str(c.actor);
-  },
-  read(r, base, type) {
-    return { type, ...base, name: r.str(), actor: r.str() };
-  },
+  ...nameActorWire((n) => checkName(n, 'name')),
   apply(ctx, c) {
     const s = ctx.tables.secrets.get(c.name);
     if (!s) return { status: 'not_found' };

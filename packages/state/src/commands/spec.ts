@@ -164,3 +164,27 @@ export function assertNever(x: never): never {
 export function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** A command whose payload is a name and the actor (deletes, revokes, disables). */
+export type NameActorCommand = CommandBase & { type: string; name: string; actor: string };
+
+/**
+ * The wire half of a `{name, actor}` command — validate, write, read — to spread into its spec
+ * beside `id`, `version` and `apply`.
+ *
+ * @param checkName_ - the name's check (default: an id of at most {@link MAX_ID_BYTES} bytes)
+ * @returns validate, write and read
+ */
+export function nameActorWire<C extends NameActorCommand>(checkName_: (name: unknown) => void = (n) => checkName(n, 'name', MAX_ID_BYTES)): Pick<CommandSpec<C>, 'validate' | 'write' | 'read'> {
+  return {
+    validate(c) {
+      checkName_(c.name);
+    },
+    write(w, c) {
+      w.str(c.name).str(c.actor);
+    },
+    read(r, base, type) {
+      return { type, ...base, name: r.str(), actor: r.str() } as C;
+    },
+  };
+}

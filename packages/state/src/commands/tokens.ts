@@ -16,6 +16,7 @@ import {
   type CommandBase,
   type CommandSpec,
   type FamilySpecs,
+  nameActorWire,
 } from './spec.js';
 
 /** Name of the token seeded by `bootstrap`. */
@@ -144,15 +145,7 @@ const create: CommandSpec<TokenCreateCommand> = {
 const revoke: CommandSpec<TokenRevokeCommand> = {
   id: 9,
   version: 1,
-  validate(c) {
-    checkName(c.name, 'name', MAX_ID_BYTES);
-  },
-  write(w, c) {
-    w.str(c.name).str(c.actor);
-  },
-  read(r, base, type) {
-    return { type, ...base, name: r.str(), actor: r.str() };
-  },
+  ...nameActorWire(),
   apply(ctx, c) {
     const t = ctx.tables.tokens.get(c.name);
     if (!t) return { status: 'not_found' };
@@ -255,15 +248,7 @@ const rolePut: CommandSpec<RolePutCommand> = {
 const roleDelete: CommandSpec<RoleDeleteCommand> = {
   id: 13,
   version: 1,
-  validate(c) {
-    checkName(c.name, 'name', MAX_ID_BYTES);
-  },
-  write(w, c) {
-    w.str(c.name).str(c.actor);
-  },
-  read(r, base, type) {
-    return { type, ...base, name: r.str(), actor: r.str() };
-  },
+  ...nameActorWire(),
   apply(ctx, c) {
     if (c.name === ADMIN_ROLE.name) return { status: 'immutable' };
     if (!ctx.tables.roles.has(c.name)) return { status: 'not_found' };

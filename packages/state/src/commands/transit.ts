@@ -23,6 +23,7 @@ import {
   type CommandBase,
   type CommandSpec,
   type FamilySpecs,
+  nameActorWire,
 } from './spec.js';
 
 /** Key types (names as in @coffer/crypto `TransitKeyType`; declared here structurally). */
@@ -327,15 +328,7 @@ const config: CommandSpec<TransitConfigCommand> = {
 const del: CommandSpec<TransitDeleteCommand> = {
   id: 53,
   version: 1,
-  validate(c) {
-    checkKeyName(c.name);
-  },
-  write(w, c) {
-    w.str(c.name).str(c.actor);
-  },
-  read(r, base, type) {
-    return { type, ...base, name: r.str(), actor: r.str() };
-  },
+  ...nameActorWire(checkKeyName),
   apply(ctx, c): CommandResult {
     const table = ctx.tables.table(transitKeys);
     const k = table.get(c.name);
