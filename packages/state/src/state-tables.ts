@@ -2,7 +2,7 @@
 // see records.ts): load from records, encode one changed key, list every record. Appliers
 // (commands/*.ts) change the tables and mark the keys they touched in the change set.
 import { toHex } from './bytes.js';
-import { cmpStr } from './commands/spec.js';
+import { cmpStr } from './bytes.js';
 import { DedupTable } from './dedup-table.js';
 import { StateError } from './errors.js';
 import {

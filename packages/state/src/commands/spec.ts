@@ -5,6 +5,7 @@
 // `registry.ts` lists the families; the codec (`codec.ts`) and the state machine only ever go
 // through the registry, so adding a family touches nothing else.
 import type { Reader, Writer } from '../bytes.js';
+export { cmpStr } from '../bytes.js';
 import type { ChangeSet } from '../change-set.js';
 import { StateError } from '../errors.js';
 import type { CommandResult } from '../records.js';
@@ -160,10 +161,6 @@ export function assertNever(x: never): never {
   throw new StateError('SM_INVARIANT', `unexpected value ${JSON.stringify((x as { type?: unknown })?.type ?? x)}`);
 }
 
-/** Byte-wise string order (the order of keys on disk and in snapshots). */
-export function cmpStr(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /** A command whose payload is a name and the actor (deletes, revokes, disables). */
 export type NameActorCommand = CommandBase & { type: string; name: string; actor: string };
