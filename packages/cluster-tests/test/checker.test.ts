@@ -1,10 +1,11 @@
 /**
  * Self-test of the linearizability checker: hand-made histories with known answers, and large
- * generated histories that are linearizable by construction.
+ * generated histories that are linearizable by construction; and the availability bound.
  */
 import { checkHistory, describeVerdict } from '../src/jepsen/checker';
 import { fromJsonl, toJsonl, type Op } from '../src/jepsen/history';
 import { prng } from '../src/prng';
+import { recoveryLimit } from '../src/jepsen/run';
 
 let nextId = 1;
 function op(p: Partial<Op> & Pick<Op, 'kind' | 'invokeMs'>): Op {
@@ -214,5 +215,16 @@ describe('checker: generated histories', () => {
       if (!checkHistory(h).valid) rejected++;
     }
     expect(rejected).toBeGreaterThan(10);
+  });
+});
+
+describe('availability bound after losing the leader', () => {
+  test('2 election timeouts for one round; each split vote (another term) adds 1.5', () => {
+    expect(recoveryLimit(1_000, undefined)).toBe(2_000);
+    expect(recoveryLimit(1_000, 1)).toBe(2_000);
+    expect(recoveryLimit(1_000, 2)).toBe(3_500);
+    expect(recoveryLimit(1_000, 3)).toBe(5_000);
+    // A fault that needed no election (a follower lost) keeps the base bound.
+    expect(recoveryLimit(500, 0)).toBe(1_000);
   });
 });

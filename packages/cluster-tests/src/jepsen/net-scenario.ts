@@ -11,7 +11,7 @@ import { sleep } from '../harness.js';
 import { loadHistory, nowMs, type Op } from './history.js';
 import { NetNemesis, describeFault, type NetFault, type NetFaultKind } from './net-nemesis.js';
 import { NetnsCluster, type NetNode, type NetnsClusterOptions } from './netns.js';
-import { probeWrite, type FaultRecord, type Nemesis, type NemesisContext, type ScenarioCluster } from './run.js';
+import { highestTerm, MAX_ELECTION_ROUNDS, probeWrite, recoveryLimit, type FaultRecord, type Nemesis, type NemesisContext, type ScenarioCluster } from './run.js';
 import type { NodeFinalState, WorkloadOptions } from './workload.js';
 
 /** A {@link ScenarioCluster} in network namespaces. */
@@ -136,7 +136,8 @@ export interface NetNemesisOptions {
  * A seeded nemesis of network faults for `runScenario` on a {@link NamespaceScenarioCluster}.
  *
  * Availability is measured for every fault: with a majority still connected, writes through the
- * majority side must succeed within 2 × election timeout of the fault starting (not enforced for
+ * majority side must succeed within 2 × election timeout of the fault starting, plus 1.5 × per
+ * further election round (`recoveryLimit`) (not enforced for
  * random loss, where TCP retransmission times dominate); nodes cut off from the majority must
  * answer requests with 503 — never hang until the client gives up.
  *
@@ -183,18 +184,21 @@ export function netNemesis(opts: NetNemesisOptions): Nemesis<NamespaceScenarioCl
           fault = { kind: 'loss', percent: 5 + Math.floor(rnd() * 16) };
           majority = ids;
         }
+        const termBefore = await highestTerm(cluster, ids.map(idx));
         const since = nowMs();
         cluster.nemesis.apply(fault);
         ctx.log(`${describeFault(fault)} for ${Math.round(forMs)} ms`);
         const rec: FaultRecord = { kind: `net-${kind}`, detail: describeFault(fault), startMs: since, endMs: since };
-        const limit = 2 * cluster.electionMs;
         const until = since + forMs;
         const probes: Promise<void>[] = [];
-        // Majority side: writes succeed again within 2 x election timeout.
+        // Majority side: writes succeed again within 2 x election timeout (plus 1.5 x for each
+        // further election round, see recoveryLimit).
         probes.push(
-          probeWrite(cluster, majority.map(idx), since, Math.max(limit * 2, forMs - 200)).then((ms) => {
+          probeWrite(cluster, majority.map(idx), since, Math.max(recoveryLimit(cluster.electionMs, MAX_ELECTION_ROUNDS) + 1_000, forMs - 200)).then(async (ms) => {
             rec.recoveryMs = ms;
-            if (kind !== 'loss') rec.recoveryLimitMs = limit;
+            const termAfter = ms === null ? undefined : await highestTerm(cluster, majority.map(idx));
+            if (termBefore !== undefined && termAfter !== undefined) rec.electionRounds = termAfter - termBefore;
+            if (kind !== 'loss') rec.recoveryLimitMs = recoveryLimit(cluster.electionMs, rec.electionRounds);
           }),
         );
         // Minority side: every request answers 503, promptly (the client timeout is 2 x the

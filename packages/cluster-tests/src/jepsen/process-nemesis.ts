@@ -14,7 +14,7 @@
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { sleep, type NodeHandle } from '../harness.js';
 import { nowMs } from './history.js';
-import { probeWrite, type FaultRecord, type LoopbackCluster, type Nemesis, type NemesisContext } from './run.js';
+import { highestTerm, MAX_ELECTION_ROUNDS, probeWrite, recoveryLimit, type FaultRecord, type LoopbackCluster, type Nemesis, type NemesisContext } from './run.js';
 
 /** Every process fault kind. */
 export const PROCESS_FAULTS = ['kill-leader', 'kill-random', 'pause-leader', 'pause-follower', 'pause-majority', 'kill-all', 'member-readd', 'wipe-rejoin'] as const;
@@ -45,10 +45,22 @@ function others(c: LoopbackCluster, n: NodeHandle): NodeHandle[] {
   return c.tc.nodes.filter((m) => m !== n);
 }
 
-/** Probes writes through the nodes that are up and records recovery time and its bound. */
-async function measureRecovery(ctx: Ctx, rec: FaultRecord, up: NodeHandle[], limitMs: number): Promise<void> {
-  rec.recoveryLimitMs = limitMs;
-  rec.recoveryMs = await probeWrite(ctx.cluster, up.map((n) => indexOf(ctx.cluster, n)), rec.startMs, Math.max(limitMs * 3, 10_000));
+/** The highest term the nodes that are up report (taken just before a fault). */
+async function termNow(ctx: Ctx): Promise<number | undefined> {
+  const up = ctx.cluster.tc.nodes.filter((n) => alive(n) && !ctx.cluster.paused.has(n));
+  return highestTerm(ctx.cluster, up.map((n) => indexOf(ctx.cluster, n)));
+}
+
+/**
+ * Probes writes through the nodes that are up and records recovery time and its bound: 2 election
+ * timeouts, plus 1.5 for each further election round (split votes; see `recoveryLimit`).
+ */
+async function measureRecovery(ctx: Ctx, rec: FaultRecord, up: NodeHandle[], termBefore: number | undefined): Promise<void> {
+  const idx = up.map((n) => indexOf(ctx.cluster, n));
+  rec.recoveryMs = await probeWrite(ctx.cluster, idx, rec.startMs, Math.max(recoveryLimit(ctx.cluster.electionMs, MAX_ELECTION_ROUNDS) + 2_000, 10_000));
+  const termAfter = rec.recoveryMs === null ? undefined : await highestTerm(ctx.cluster, idx);
+  if (termBefore !== undefined && termAfter !== undefined) rec.electionRounds = termAfter - termBefore;
+  rec.recoveryLimitMs = recoveryLimit(ctx.cluster.electionMs, rec.electionRounds);
 }
 
 async function restart(ctx: Ctx, n: NodeHandle): Promise<void> {
@@ -172,9 +184,10 @@ export async function injectProcessFault(ctx: Ctx, kind: ProcessFault): Promise<
     case 'kill-random': {
       const victim = kind === 'kill-leader' ? await leaderOf(c) : pick(ctx.rnd, nodes);
       rec.detail = victim.id;
+      const termBefore = await termNow(ctx);
       rec.startMs = nowMs();
       await c.tc.kill(victim);
-      await measureRecovery(ctx, rec, others(c, victim), 2 * E);
+      await measureRecovery(ctx, rec, others(c, victim), termBefore);
       await sleep(holdMs());
       await restart(ctx, victim);
       break;
@@ -184,10 +197,11 @@ export async function injectProcessFault(ctx: Ctx, kind: ProcessFault): Promise<
       const leader = await leaderOf(c);
       const victim = kind === 'pause-leader' ? leader : pick(ctx.rnd, others(c, leader));
       rec.detail = victim.id;
+      const termBefore = await termNow(ctx);
       rec.startMs = nowMs();
       victim.proc?.kill('SIGSTOP');
       c.paused.add(victim);
-      await measureRecovery(ctx, rec, others(c, victim), 2 * E);
+      await measureRecovery(ctx, rec, others(c, victim), termBefore);
       await sleep(holdMs());
       victim.proc?.kill('SIGCONT');
       c.paused.delete(victim);
@@ -255,9 +269,10 @@ export async function injectProcessFault(ctx: Ctx, kind: ProcessFault): Promise<
     case 'member-readd': {
       const victim = pick(ctx.rnd, nodes);
       rec.detail = victim.id;
+      const termBefore = await termNow(ctx);
       rec.startMs = nowMs();
       await removeMember(ctx, victim.id);
-      await measureRecovery(ctx, rec, others(c, victim), 2 * E);
+      await measureRecovery(ctx, rec, others(c, victim), termBefore);
       // The removed node may not hear of its removal (the leader stops talking to it); it must
       // stop claiming health once it has gone an election timeout without a leader.
       const wait = rec.startMs + 2 * E + 500 - nowMs();
@@ -270,10 +285,11 @@ export async function injectProcessFault(ctx: Ctx, kind: ProcessFault): Promise<
     case 'wipe-rejoin': {
       const victim = pick(ctx.rnd, nodes);
       rec.detail = victim.id;
+      const termBefore = await termNow(ctx);
       rec.startMs = nowMs();
       await c.tc.kill(victim);
       rmSync(victim.dataDir, { recursive: true, force: true });
-      await measureRecovery(ctx, rec, others(c, victim), 2 * E);
+      await measureRecovery(ctx, rec, others(c, victim), termBefore);
       await sleep(holdMs());
       await removeMember(ctx, victim.id);
       await ensureCompactedLog(ctx, 1_500);
@@ -282,7 +298,7 @@ export async function injectProcessFault(ctx: Ctx, kind: ProcessFault): Promise<
     }
   }
   rec.endMs = nowMs();
-  ctx.log(`fault ${kind} ${rec.detail}: recovery ${rec.recoveryMs === undefined ? '-' : rec.recoveryMs === null ? 'never' : `${Math.round(rec.recoveryMs)} ms`}`);
+  ctx.log(`fault ${kind} ${rec.detail}: recovery ${rec.recoveryMs === undefined ? '-' : rec.recoveryMs === null ? 'never' : `${Math.round(rec.recoveryMs)} ms`}${rec.electionRounds === undefined ? '' : `, ${rec.electionRounds} election round(s)`}`);
   return rec;
 }
 

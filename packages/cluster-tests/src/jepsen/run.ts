@@ -6,7 +6,9 @@
  *     last acknowledged write unless a later (or concurrent) write or delete may have replaced it;
  *   - every node converges to the same state digest (stale reads of every name on every node);
  *   - availability: after each fault with a majority still up, a write succeeds again within
- *     2 × election timeout of the fault starting; with no majority, requests fail fast with 503.
+ *     2 × election timeout of the fault starting, plus 1.5 × for each further election round
+ *     (a split vote) the terms show, and within 4 rounds; with no majority, requests fail fast
+ *     with 503.
  *
  * The cluster is pluggable ({@link ScenarioCluster}): {@link LoopbackCluster} runs real node
  * processes on 127.0.0.1; the network-namespace cluster implements the same interface.
@@ -59,8 +61,13 @@ export interface FaultRecord {
    * within the probe's budget). Omitted when the fault leaves no majority.
    */
   recoveryMs?: number | null;
-  /** Bound for `recoveryMs` (2 × election timeout), or for a full restart a looser one. */
+  /**
+   * Bound for `recoveryMs`: 2 × election timeout plus 1.5 × for each further election round the
+   * terms show (see `recoveryLimit`), or for a full restart a looser one.
+   */
   recoveryLimitMs?: number;
+  /** Raft terms that passed between the fault and the first successful write (election rounds). */
+  electionRounds?: number;
   /** No-majority faults: the slowest answer (ms) to a request sent while no quorum existed. */
   noQuorumMaxMs?: number;
   /** No-majority faults: statuses seen (all must be 503). */
@@ -213,6 +220,46 @@ export async function probeWrite(cluster: ScenarioCluster, nodes: readonly numbe
 }
 
 /**
+ * The highest Raft term that any of `nodes` reports on health, or undefined when none answers.
+ *
+ * @param cluster - the cluster
+ * @param nodes - indexes of the nodes to ask (ones that are up)
+ * @returns the term
+ */
+export async function highestTerm(cluster: ScenarioCluster, nodes: readonly number[]): Promise<number | undefined> {
+  const terms = await Promise.all(
+    nodes.map((i) =>
+      cluster.request(i, 'GET', '/v1/sys/health?standbyok=true', undefined, 2_000).then(
+        (r) => (r.body as { term?: unknown } | undefined)?.term,
+        () => undefined,
+      ),
+    ),
+  );
+  const known = terms.filter((t): t is number => typeof t === 'number');
+  return known.length === 0 ? undefined : Math.max(...known);
+}
+
+/**
+ * How long a majority that lost its leader may go without acknowledging a write. A follower starts
+ * an election within [1, 1.5) election timeouts of the last heartbeat, and the round itself takes a
+ * few round trips and fsyncs: 2 timeouts in all. When two survivors time out together both stand,
+ * split the vote, and wait out another randomized timeout in the next term — Raft's expected
+ * behaviour, not a fault — so each extra term adds 1.5 timeouts. Anything slower (a node that has a
+ * leader but cannot commit, serve, or learn of it) breaks the bound. More than 4 rounds for one
+ * fault is an election storm and fails the run by itself (see `runOn`).
+ *
+ * @param electionMs - the configured election timeout
+ * @param rounds - terms that passed between the fault and recovery (undefined: not known, 1)
+ * @returns the bound in ms
+ */
+export function recoveryLimit(electionMs: number, rounds: number | undefined): number {
+  return 2 * electionMs + Math.max(0, (rounds ?? 1) - 1) * 1.5 * electionMs;
+}
+
+/** Most election rounds one fault may take before the run counts an election storm. */
+export const MAX_ELECTION_ROUNDS = 4;
+
+/**
  * Waits until a write succeeds through every node and a linearizable read answers on every node.
  *
  * @param cluster - the cluster
@@ -344,6 +391,7 @@ async function runOn(opts: ScenarioOptions<ScenarioCluster>, cluster: ScenarioCl
     if (f.recoveryMs !== undefined && f.recoveryLimitMs !== undefined && (f.recoveryMs === null || f.recoveryMs > f.recoveryLimitMs)) {
       availabilityProblems.push(`${f.kind} (${f.detail}): writes recovered after ${f.recoveryMs === null ? 'never' : `${Math.round(f.recoveryMs)} ms`}, limit ${f.recoveryLimitMs} ms`);
     }
+    if (f.electionRounds !== undefined && f.electionRounds > MAX_ELECTION_ROUNDS) availabilityProblems.push(`${f.kind} (${f.detail}): ${f.electionRounds} election rounds before writes recovered (an election storm)`);
     if (f.noQuorumStatuses !== undefined && f.noQuorumStatuses.some((s) => s !== 503)) availabilityProblems.push(`${f.kind} (${f.detail}): without quorum got statuses ${f.noQuorumStatuses.join(',')}, want only 503`);
     for (const p of f.problems ?? []) availabilityProblems.push(`${f.kind} (${f.detail}): ${p}`);
   }

@@ -339,7 +339,7 @@ export const CONFIG_TABLE = {
     default: '1000',
     parse: (v: string, c: ValueContext): number => p.wholeNumber(v, c, 1, 600_000),
     help: 'Raft election timeout in ms (> 2 x heartbeat)',
-    doc: 'whole number 1–600000, and **greater than 2 × `COFFER_HEARTBEAT_MS`** (10× is the usual ratio). A follower that hears no leader for a random time in [1, 1.5) × this starts an election; a leader that hears from no majority for this long steps down. With a majority connected, writes succeed again within 2 × this of losing the leader',
+    doc: 'whole number 1–600000, and **greater than 2 × `COFFER_HEARTBEAT_MS`** (10× is the usual ratio). A follower that hears no leader for a random time in [1, 1.5) × this starts an election; a leader that hears from no majority for this long steps down. With a majority connected, writes succeed again within 2 × this of losing the leader; when two followers stand at once and split the vote, each further election round adds up to 1.5 × this',
   },
   SNAPSHOT_ENTRIES: {
     section: 'operations',
