@@ -20,7 +20,7 @@ const args = benchOptions({
     'value-bytes': { type: 'integer', min: 0, default: 100, help: 'size of each secret value' },
     keep: { type: 'boolean', help: "keep the cluster's temp dir (data, logs)" },
     profile: { type: 'boolean', help: 'write a V8 CPU profile per node into the kept temp dir (implies --keep)' },
-    only: { type: 'string', help: 'comma-separated subset of phases: writes,reads,fwrites,freads,stale,single' },
+    only: { type: 'string', help: 'comma-separated subset of phases: writes,reads,fwrites,freads,stale,single,sread' },
     vault: { type: 'boolean', help: 'drive the Vault KV v2 routes (POST/GET /v1/secret/data/…) instead of the native ones' },
   },
 });
@@ -130,6 +130,7 @@ async function main() {
       ['freads', `linearizable reads (follower, ${CONNECTIONS} conns)`, follower, CONNECTIONS, readRequests(token)],
       ['stale', `stale reads (follower, ${CONNECTIONS} conns)`, follower, CONNECTIONS, readRequests(token, '?consistency=stale')],
       ['single', 'writes (leader, 1 connection)', leader, 1, writeRequests(token)],
+      ['sread', 'linearizable reads (leader, 1 connection)', leader, 1, readRequests(token)],
     ];
     for (const [key, label, node, connections, requests] of phases) {
       if (ONLY !== undefined && !ONLY.includes(key)) continue;
@@ -150,6 +151,7 @@ async function main() {
     if (results.writes) console.log(`target writes ≥ 3,000/s: ${Math.round(results.writes.rps).toLocaleString('en-US')}/s`);
     if (results.reads) console.log(`target linearizable reads ≥ 6,000/s: ${Math.round(results.reads.rps).toLocaleString('en-US')}/s`);
     if (results.single) console.log(`1-connection write latency: p50 ${results.single.p50} ms, p99 ${results.single.p99} ms`);
+    if (results.sread) console.log(`1-connection linearizable read latency: p50 ${results.sread.p50} ms, p99 ${results.sread.p99} ms`);
     const errs = Object.entries(results).filter(([, r]) => r.errors > 0);
     if (errs.length > 0) {
       console.error(`phases with errors: ${errs.map(([k]) => k).join(', ')} (see ${root})`);
