@@ -55,6 +55,21 @@ describe('secrets', () => {
     expect(sm.readSealedSync('db/pw', 2)).toEqual(sealed(2));
   });
 
+
+  test('a version records the sha256 of its sealed record and wrapped DEK, as plain bytes that survive a reload', () => {
+    const { sm, run } = replica();
+    run(put('db/pw', 1));
+    const v = sm.getSecret('db/pw')?.versions[0];
+    const s = sealed(1);
+    expect(Buffer.from(v?.dekDigest ?? []).toString('hex')).toBe(createHash('sha256').update(s.wrappedDek).digest('hex'));
+    // The sealed record (`bc…`) holds the whole envelope, so its digest is not the ciphertext's.
+    expect(v?.ctDigest).toHaveLength(32);
+    expect(Buffer.from(v?.ctDigest ?? []).equals(createHash('sha256').update(s.ciphertext).digest())).toBe(false);
+    for (const d of [v?.ctDigest, v?.dekDigest]) expect(Object.getPrototypeOf(d)).toBe(Uint8Array.prototype);
+    const reloaded = StateMachine.fromRecords(sm.metaRecords(), { index: sm.applied, term: 1 });
+    expect(reloaded.getSecret('db/pw')).toEqual(sm.getSecret('db/pw'));
+    expect(reloaded.stateDigest()).toBe(sm.stateDigest());
+  });
   test('check-and-set: 0 means must not exist; n means current must be n; casRequired refuses writes without cas', () => {
     const { sm, run } = replica();
     expect(run(put('k', 1, T0, { cas: 0 })).status).toBe('ok');

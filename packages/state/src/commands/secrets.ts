@@ -1,6 +1,5 @@
 // Secret versions: put, metadata, soft-delete / undelete / destroy of versions, destroy-all.
-import { sha256 } from '@noble/hashes/sha2.js';
-import { KEY, FORMATS, ctKey, encodeCt, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
+import { KEY, FORMATS, ctKey, encodeCt, sha256Digest, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
 import type { RotationPolicy, SealedValue, SecretFormat } from '../types.js';
 import { rotationRecords } from './rotation-records.js';
 import {
@@ -169,8 +168,8 @@ const put: CommandSpec<SecretPutCommand> = {
       kmsKeyId: c.sealed.kmsKeyId,
       wrapMarker: '',
       sizeBytes: c.sealed.ciphertext.length,
-      ctDigest: sha256(ct),
-      dekDigest: sha256(dek),
+      ctDigest: sha256Digest(ct),
+      dekDigest: sha256Digest(dek),
     });
     s.currentVersion = c.version;
     s.updatedAt = c.at;
