@@ -8,7 +8,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const BIN = path.join(ROOT, 'bin', 'coffer');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,16 +27,18 @@ export async function freePort() {
 }
 
 /**
- * Starts three nodes. `profile` writes a V8 CPU profile per node under `root/profiles`.
- * Returns `{ nodes, token, spawnNode(n), stopCluster() }`; `spawnNode` (re)starts one node with its
- * data dir, as after a crash or a restart.
+ * Starts three nodes. `profile` writes a V8 CPU profile per node under `root/profiles`. `repo` is
+ * the checkout whose build runs (default this one; another one, e.g. a clean clone of HEAD, keeps
+ * uncommitted work in this tree out of a measurement).
+ * Returns `{ nodes, token, spawnNode(n), stopCluster() }` (each node has `id`, `api`, `proc` and
+ * `dataDir`); `spawnNode` (re)starts one node with its data dir, as after a crash or a restart.
  */
-export async function startCluster(root, { profile = false, logLevel = 'warn' } = {}) {
+export async function startCluster(root, { profile = false, logLevel = 'warn', repo = ROOT } = {}) {
   const clusterKey = randomBytes(32).toString('base64');
   const masterKey = randomBytes(32).toString('base64');
   const token = `cof_bench_${randomBytes(24).toString('base64url')}`;
   const nodes = [];
-  for (let i = 1; i <= 3; i++) nodes.push({ id: `n${i}`, apiPort: await freePort(), raftPort: await freePort() });
+  for (let i = 1; i <= 3; i++) nodes.push({ id: `n${i}`, apiPort: await freePort(), raftPort: await freePort(), dataDir: path.join(root, `n${i}`) });
   const initial = nodes.map((n) => `${n.id}=http://127.0.0.1:${n.raftPort}`).join(',');
   let stopping = false;
   const spawnNode = (n) => {
@@ -45,14 +46,14 @@ export async function startCluster(root, { profile = false, logLevel = 'warn' } 
     const log = createWriteStream(path.join(root, `${n.id}.log`), { flags: 'a' });
     // --cpu-prof is not allowed in NODE_OPTIONS, so a profiled node runs node directly.
     const [cmd, argv] = profile
-      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(root, 'profiles', n.id)}`, path.join(ROOT, 'packages', 'cli', 'dist', 'main.js'), 'server']]
-      : [BIN, ['server']];
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(root, 'profiles', n.id)}`, path.join(repo, 'packages', 'cli', 'dist', 'main.js'), 'server']]
+      : [path.join(repo, 'bin', 'coffer'), ['server']];
     const proc = spawn(cmd, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         PATH: process.env.PATH ?? '',
         COFFER_NODE_ID: n.id,
-        COFFER_DATA_DIR: path.join(root, n.id),
+        COFFER_DATA_DIR: n.dataDir,
         COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
         COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
         COFFER_INITIAL_CLUSTER: initial,
