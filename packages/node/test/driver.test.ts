@@ -27,11 +27,14 @@ const IDS: readonly NodeId[] = ['n1', 'n2', 'n3'];
 type Event =
   | { kind: 'append-start'; node: NodeId; entries: Entry[]; hardState: HardState | undefined }
   | { kind: 'append-done'; node: NodeId; entries: Entry[]; hardState: HardState | undefined }
-  | { kind: 'send'; node: NodeId; msg: Message };
+  | { kind: 'send'; node: NodeId; msg: Message }
+  | { kind: 'apply'; node: NodeId; entries: Entry[] };
 
 /** A durable log in memory whose appends can be held (an fsync that has not returned yet). */
 class FakeLog implements DurableLog {
   held = false;
+  /** Holds only appends without entries (a Ready that persists just the commit index). */
+  holdCommitOnly = false;
   private readonly waiting: (() => void)[] = [];
   readonly id: NodeId;
   private readonly events: Event[];
@@ -44,13 +47,14 @@ class FakeLog implements DurableLog {
   async append(entries: Entry[], hardState: HardState | undefined, _sync: boolean): Promise<void> {
     const copy = entries.map((e) => ({ ...e }));
     this.events.push({ kind: 'append-start', node: this.id, entries: copy, hardState });
-    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.held || (this.holdCommitOnly && entries.length === 0)) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.events.push({ kind: 'append-done', node: this.id, entries: copy, hardState });
   }
 
   /** Lets every held append complete, and stops holding. */
   release(): void {
     this.held = false;
+    this.holdCommitOnly = false;
     for (const w of this.waiting.splice(0)) w();
   }
 
@@ -67,9 +71,11 @@ class FakeLog implements DurableLog {
 class FakeApplier implements Applier {
   private applied = 0;
   readonly id: NodeId;
+  private readonly events: Event[];
 
-  constructor(id: NodeId) {
+  constructor(id: NodeId, events: Event[]) {
     this.id = id;
+    this.events = events;
   }
 
   appliedIndex(): number {
@@ -77,6 +83,7 @@ class FakeApplier implements Applier {
   }
 
   async apply(entries: readonly Entry[], _confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]> {
+    this.events.push({ kind: 'apply', node: this.id, entries: [...entries] });
     const out = entries.map((e) => (e.type === 'normal' && e.data.length > 0 ? `${this.id}:${e.index}@${e.term}:${new TextDecoder().decode(e.data)}` : undefined));
     const last = entries[entries.length - 1];
     if (last !== undefined) this.applied = last.index;
@@ -115,7 +122,7 @@ class Cluster {
     for (const [i, id] of IDS.entries()) {
       const { storage } = loadStorage({ hardState: undefined, snapshot: undefined, entries: [] }, { entries: founding, hardState: { term: 1, vote: null, commit: founding.length } });
       const log = new FakeLog(id, this.events);
-      const applier = new FakeApplier(id);
+      const applier = new FakeApplier(id, this.events);
       const driver = new RaftDriver(
         { nodeId: id, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, snapshotEntries: 1_000_000, proposalTimeoutMs: 60_000, readTimeoutMs: 60_000, rng: prng(seed * 31 + i) },
         storage,
@@ -318,6 +325,79 @@ describe("the leader's early send", () => {
     await cluster.advance(TICK_MS * 3);
     expect(write.settled).toBe(true);
     expect(write.value).toBe(`${leader.id}:${index}@${leader.driver.status().term}:early`);
+  });
+});
+
+describe('applying while the log write is in flight', () => {
+  test('committed entries are applied during the Ready\'s own log write, which is queued first; a write is answered only once a quorum has it on disk', async () => {
+    const leader = await cluster.electLeader();
+    // The leader's entry goes to its disk, then its write of the commit index is held.
+    cluster.holdNetwork = true;
+    const write = outcomeOf(leader.driver.propose(enc('overlap')));
+    let durableAtAnswer = -1;
+    const index = leader.driver.status().lastIndex;
+    const countDurable = (): number => IDS.filter((id) => cluster.events.some((e) => e.kind === 'append-done' && e.node === id && e.entries.some((en) => en.index === index))).length;
+    void leader.driver.propose(enc('probe')).catch(() => undefined);
+    await cluster.flush();
+    leader.log.holdCommitOnly = true;
+    cluster.holdNetwork = false;
+    // Counts the disks holding the entry at the moment the answer comes (polled every turn).
+    let polls = 0;
+    const poll = (): void => {
+      if (write.settled) durableAtAnswer = countDurable();
+      else if (polls++ < 10_000) setImmediate(poll);
+    };
+    poll();
+    await cluster.advance(TICK_MS * 3);
+    expect(write.settled).toBe(true);
+
+    // Answered while the leader's commit-index write is still pending ...
+    expect(write.value).toBe(`${leader.id}:${index}@${leader.driver.status().term}:overlap`);
+    expect(leader.log.pendingAppends()).toBeGreaterThan(0);
+    // ... but only once a quorum had the entry on disk.
+    expect(durableAtAnswer).toBeGreaterThanOrEqual(2);
+    // The apply was started after the Ready's log write was queued (a shared group writer keeps
+    // that order on disk: applied state never lands ahead of the log).
+    const applyAt = cluster.events.findIndex((e) => e.kind === 'apply' && e.node === leader.id && e.entries.some((en) => en.index === index));
+    const commitWriteAt = cluster.events.findIndex((e) => e.kind === 'append-start' && e.node === leader.id && e.entries.length === 0 && (e.hardState?.commit ?? 0) >= index);
+    expect(commitWriteAt).toBeGreaterThanOrEqual(0);
+    expect(applyAt).toBeGreaterThan(commitWriteAt);
+    // The next Ready waits for the held write: nothing is applied twice or out of order.
+    leader.log.release();
+    await cluster.advance(TICK_MS * 3);
+    const applied = cluster.events.filter((e) => e.kind === 'apply' && e.node === leader.id).flatMap((e) => (e.kind === 'apply' ? e.entries.map((en) => en.index) : []));
+    expect(applied).toEqual([...applied].sort((a, b) => a - b));
+    expect(new Set(applied).size).toBe(applied.length);
+  });
+
+  test('a follower answers in a Ready that persists only the commit index without waiting for that write, and still acknowledges entries only once on disk', async () => {
+    const leader = await cluster.electLeader();
+    const follower = cluster.member(IDS.find((id) => id !== leader.id) as NodeId);
+    follower.log.holdCommitOnly = true;
+    const write = outcomeOf(leader.driver.propose(enc('c')));
+    await cluster.advance(TICK_MS * 3);
+    const index = leader.driver.status().lastIndex;
+    expect(write.settled).toBe(true);
+    // The follower is writing the new commit index, and has already answered the leader's update.
+    expect(follower.log.pendingAppends()).toBeGreaterThan(0);
+    const heldAt = cluster.events.findIndex((e) => e.kind === 'append-start' && e.node === follower.id && e.entries.length === 0 && (e.hardState?.commit ?? 0) >= index);
+    expect(heldAt).toBeGreaterThanOrEqual(0);
+    // Since its last completed write the follower answered twice: the ack of the entry (after it
+    // was on disk) and, without waiting for the held write, the answer to the commit update.
+    const lastDone = cluster.events.slice(0, heldAt).map((e) => e.kind === 'append-done' && e.node === follower.id).lastIndexOf(true);
+    const answers = cluster.events.slice(lastDone, heldAt).filter((e) => e.kind === 'send' && e.node === follower.id && e.msg.type === 'MsgAppResp');
+    expect(answers.length).toBe(2);
+    follower.log.release();
+    await cluster.advance(TICK_MS * 3);
+    // Over the whole run: no follower ever acknowledged an entry before it was on its disk.
+    for (const id of IDS.filter((i) => i !== leader.id)) {
+      let durable = IDS.length;
+      for (const e of cluster.events) {
+        if (e.node !== id) continue;
+        if (e.kind === 'append-done') for (const en of e.entries) durable = Math.max(durable, en.index);
+        if (e.kind === 'send' && e.msg.type === 'MsgAppResp' && !e.msg.reject) expect([id, e.msg.index <= durable]).toEqual([id, true]);
+      }
+    }
   });
 });
 

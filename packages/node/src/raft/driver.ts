@@ -377,19 +377,38 @@ export class RaftDriver {
     // A leader's messages promise nothing about its own disk (raft counts the leader's copy of an
     // entry only once `advance` reports it persisted), so a leader that keeps its term and vote
     // sends them before its fsync: its own write overlaps the followers' (Raft thesis §10.2.1).
-    // Everyone else sends only after persisting: their messages (acks, votes) promise durability.
-    const early =
-      this.role === 'leader' &&
-      rd.snapshot === undefined &&
-      (rd.hardState === undefined || (rd.hardState.term === this.durableTerm && rd.hardState.vote === this.durableVote));
+    // Everyone else sends only after persisting what their messages (acks, votes) promise. A
+    // Ready without entries, snapshot or a new term/vote persists at most the commit index, which
+    // no message promises (every earlier Ready is on disk already): its messages go at once too,
+    // so a follower's answer to a heartbeat or a commit update does not wait for a disk write.
+    const keepsTermAndVote = rd.hardState === undefined || (rd.hardState.term === this.durableTerm && rd.hardState.vote === this.durableVote);
+    const early = rd.snapshot === undefined && keepsTermAndVote && (this.role === 'leader' || rd.entries.length === 0);
     if (early) this.send(rd);
     // 1. Persist. The snapshot first: entries in the same Ready follow it.
     if (rd.snapshot !== undefined) {
       await this.log.saveSnapshot(rd.snapshot.meta, rd.snapshot.data, true);
       this.storage.applySnapshot(rd.snapshot);
     }
+    let applying: Promise<void> | undefined;
     if (rd.entries.length > 0 || rd.hardState !== undefined) {
-      await this.log.append(rd.entries, rd.hardState, rd.mustSync);
+      const persisting = this.log.append(rd.entries, rd.hardState, rd.mustSync);
+      // Apply while this Ready's log write is in flight instead of after it. Committed entries
+      // are already on a quorum's disks (for the leader that quorum counts its own copy only once
+      // an earlier Ready's fsync returned), so applying them never waits for this write. The
+      // apply's own writes are queued in the same group writer behind this one, so the disk never
+      // holds state ahead of the log (one LevelDB batch, or a later one). A lone write saves a
+      // LevelDB write on the commit path: the commit index and the applied state go in one batch.
+      if (rd.snapshot === undefined && rd.committedEntries.length > 0) {
+        applying = this.applyCommitted(rd.committedEntries);
+        // Awaited below; a rejection meanwhile must not count as unhandled.
+        applying.catch(() => undefined);
+      }
+      try {
+        await persisting;
+      } catch (err) {
+        await applying?.catch(() => undefined);
+        throw err;
+      }
       this.storage.append(rd.entries);
       if (rd.hardState !== undefined) {
         this.storage.setHardState(rd.hardState);
@@ -409,7 +428,8 @@ export class RaftDriver {
       this.failOverwritten(rd.snapshot.meta.index, rd.snapshot.meta.term, true);
       this.events.onSnapshotInstalled?.(rd.snapshot.meta.index);
     }
-    if (rd.committedEntries.length > 0) await this.applyCommitted(rd.committedEntries);
+    if (applying !== undefined) await applying;
+    else if (rd.committedEntries.length > 0) await this.applyCommitted(rd.committedEntries);
     for (const rs of rd.readStates) {
       const r = this.rounds.get(idOf(rs.context));
       if (r === undefined) continue;
