@@ -7,9 +7,9 @@
  * refused (401 `invalid_forward`), never read as the socket's address (the forwarding member's,
  * allowlisted).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { NodeId } from '@coffer/raft';
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { ServerConfig } from '../config.js';
 import type { Forwarding } from '../context.js';
 import type { CofferMetrics } from '../metrics.js';
@@ -23,11 +23,88 @@ export const FORWARDED_IP_HEADER = 'x-coffer-forwarded-ip';
 /** Headers of the client's request that travel with a forward. */
 const FORWARDED_HEADERS = ['authorization', 'x-vault-token', 'content-type', 'x-request-id', 'accept'] as const;
 
-/** A request on its way to the leader. */
-interface InFlight {
+/** Headers of the leader's answer not passed on: hop-by-hop ones, and the length (set anew). */
+const SKIPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/**
+ * One request on its way to the leader, as undici's dispatch handler: the answer is collected
+ * (forwarded answers are small JSON documents) and written to the client in one go once complete.
+ * Cheaper than `agent.request()`, which builds a body stream, an async iterator and an
+ * AbortController per request; nothing else differs (same pool, same timeouts).
+ */
+class InFlight implements Dispatcher.DispatchHandler {
   readonly leader: string;
-  readonly abort: AbortController;
+  /** Set on a leader change (see {@link Forwarder.onLeaderChange}). */
   timer: NodeJS.Timeout | undefined;
+  /** Cut short because leadership moved: the outcome is unknown. */
+  aborted = false;
+  /** The leader started answering: whatever happens next, the request was received. */
+  answered = false;
+  readonly done: Promise<void>;
+  private controller: Dispatcher.DispatchController | undefined;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private readonly chunks: Buffer[] = [];
+  private readonly res: ServerResponse;
+  /** A HEAD answer has no body: its length is the leader's. */
+  private readonly head: boolean;
+  private resolve!: () => void;
+  private reject!: (err: Error) => void;
+
+  constructor(leader: string, res: ServerResponse, method: string) {
+    this.leader = leader;
+    this.res = res;
+    this.head = method === 'HEAD';
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  /** Cuts the request short; before it reaches a socket, it is never sent. */
+  abort(): void {
+    this.aborted = true;
+    this.controller?.abort(new Error('leadership changed'));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.aborted) controller.abort(new Error('leadership changed'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: informational, the answer follows
+    this.answered = true;
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    // One writeHead with every header (repeated ones as arrays), the length of what is sent.
+    const flat: (string | string[])[] = [];
+    for (const [k, v] of Object.entries(this.headers)) {
+      if (v !== undefined && !SKIPPED.has(k)) flat.push(k, v);
+      else if (k === 'content-length' && v !== undefined && this.head) flat.push(k, v);
+    }
+    if (this.status !== 204 && this.status !== 304 && !this.head) flat.push('content-length', String(body.length));
+    try {
+      this.res.writeHead(this.status, flat);
+      this.res.end(body);
+    } catch (err) {
+      this.reject(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.resolve();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.reject(err);
+  }
 }
 
 /** What {@link Forwarder} needs. */
@@ -54,6 +131,8 @@ export class Forwarder implements Forwarding {
   /** Per request: its client IP, and for a member's forward the signed body hash (or why it was refused). */
   private readonly seen = new WeakMap<IncomingMessage, { ip: string | undefined; bodyHash: string | undefined; error: ServiceError | undefined }>();
   private readonly proxyTrust: ProxyTrust;
+  /** API address → origin. */
+  private readonly origins = new Map<string, string>();
 
   /** @param deps - see {@link ForwarderDeps} */
   constructor(deps: ForwarderDeps) {
@@ -70,7 +149,7 @@ export class Forwarder implements Forwarding {
   onLeaderChange(lead: NodeId | null): void {
     for (const f of this.inFlight) {
       if (f.leader !== lead && f.timer === undefined) {
-        f.timer = setTimeout(() => f.abort.abort(), this.deps.config.electionMs);
+        f.timer = setTimeout(() => f.abort(), this.deps.config.electionMs);
         f.timer.unref();
       }
     }
@@ -78,7 +157,9 @@ export class Forwarder implements Forwarding {
 
   async forwardToLeader(req: IncomingMessage, res: ServerResponse, target: { readonly path: string; readonly body: Uint8Array | undefined }): Promise<void> {
     const { config } = this.deps;
-    await this.deps.firstLeader(() => this.deps.leader() !== null && this.deps.leaderApiAddr() !== undefined, config.electionMs * 2);
+    if (this.deps.leader() === null || this.deps.leaderApiAddr() === undefined) {
+      await this.deps.firstLeader(() => this.deps.leader() !== null && this.deps.leaderApiAddr() !== undefined, config.electionMs * 2);
+    }
     const lead = this.deps.leader();
     const base = this.deps.leaderApiAddr();
     if (lead === null || base === undefined || lead === config.nodeId) throw new ServiceError('no_leader', 'no leader is known; retry shortly', { retryAfterSecs: 1 });
@@ -93,35 +174,35 @@ export class Forwarder implements Forwarding {
     // Signed over exactly what is sent: method, path and query as sent, the body, the client IP.
     const signed = signPeerRequest(this.deps.peerKey, { method, path: `FWD ${ip} ${target.path}`, from: config.nodeId, to: lead, body: target.body });
     Object.assign(headers, signed, { [FORWARDED_IP_HEADER]: ip });
-    let upstream;
-    const fwd: InFlight = { leader: lead, abort: new AbortController(), timer: undefined };
+    const fwd = new InFlight(lead, res, method);
     this.inFlight.add(fwd);
     try {
       // The dispatcher sends `path` byte for byte (no URL normalisation between signing and sending).
-      upstream = await this.agent.request({
-        origin: new URL(base).origin,
-        path: target.path,
-        method: method as 'GET',
-        headers,
-        ...(target.body === undefined ? {} : { body: target.body }),
-        signal: fwd.abort.signal,
-      });
+      this.agent.dispatch({ origin: this.originOf(base), path: target.path, method: method as Dispatcher.HttpMethod, headers, body: target.body === undefined ? null : target.body }, fwd);
+      await fwd.done;
     } catch (err) {
-      if (fwd.abort.signal.aborted) {
+      if (fwd.aborted) {
         throw new ServiceError('outcome_unknown', 'leadership changed while the request was with the old leader; it may or may not have been applied', { retryAfterSecs: 1, cause: err });
+      }
+      if (fwd.answered) {
+        throw new ServiceError('outcome_unknown', "the leader's answer was cut short; the request may or may not have been applied", { retryAfterSecs: 1, cause: err });
       }
       throw new ServiceError('no_leader', 'the leader could not be reached; retry shortly', { retryAfterSecs: 1, cause: err });
     } finally {
       this.inFlight.delete(fwd);
       if (fwd.timer !== undefined) clearTimeout(fwd.timer);
     }
-    res.statusCode = upstream.statusCode;
-    for (const [k, v] of Object.entries(upstream.headers)) {
-      if (v === undefined || k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding') continue;
-      res.setHeader(k, v as string | string[]);
+  }
+
+  /** The origin of a member's API address (parsed once per address). */
+  private originOf(base: string): string {
+    let origin = this.origins.get(base);
+    if (origin === undefined) {
+      origin = new URL(base).origin;
+      if (this.origins.size > 64) this.origins.clear();
+      this.origins.set(base, origin);
     }
-    for await (const chunk of upstream.body) res.write(chunk);
-    res.end();
+    return origin;
   }
 
   clientIp(req: IncomingMessage): string | undefined {
