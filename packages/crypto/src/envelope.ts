@@ -36,7 +36,10 @@ export interface EnvelopeDeps {
   readonly randomBytes?: RandomBytes | undefined;
   /**
    * Put a freshly generated DEK in the cache at seal time, so reading a value right after
-   * writing it costs no KMS call. Default true.
+   * writing it costs no KMS call. Default: true for a remote KMS (`aws`), false for the `local`
+   * provider, whose unwrap is one in-process AEAD open — cheaper than keying and filling the cache
+   * on every write for versions that are mostly never read before the next write supersedes them
+   * (an open still caches the DEK it unwrapped).
    */
   readonly cacheOnSeal?: boolean | undefined;
 }
@@ -81,7 +84,7 @@ export class Envelopes {
     this.#provider = deps.provider;
     this.#cache = deps.cache;
     this.#random = deps.randomBytes ?? osRandomBytes;
-    this.#cacheOnSeal = deps.cacheOnSeal ?? true;
+    this.#cacheOnSeal = deps.cacheOnSeal ?? deps.provider.kind !== 'local';
   }
 
   /**

@@ -115,7 +115,7 @@ describe('seal/open round trip', () => {
         return hit;
       }
     }
-    const envelopes = new Envelopes({ provider, cache: new SpyCache({ ttlSecs: 60 }) });
+    const envelopes = new Envelopes({ provider, cache: new SpyCache({ ttlSecs: 60 }), cacheOnSeal: true });
     const env = await envelopes.seal(enc('cached value'), ctx);
     expect(new TextDecoder().decode(await envelopes.open(env, ctx))).toBe('cached value');
     const bad = clone(env);
@@ -123,6 +123,58 @@ describe('seal/open round trip', () => {
     await expectIntegrity(envelopes.open(bad, ctx));
     expect(served).toHaveLength(2);
     for (const dek of served) expect(dek.every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('caching the DEK at seal time', () => {
+  const provider = createLocalProvider({ masterKeyBase64: KEY_B64 });
+  afterAll(() => provider.close());
+  // The local provider under another kind: what a remote KMS gets by default.
+  const counting = (kind: 'local' | 'aws'): { p: KeyProvider; decrypts: () => number } => {
+    let n = 0;
+    const p: KeyProvider = {
+      kind,
+      currentKeyId: () => provider.currentKeyId(),
+      generateDataKey: (c) => provider.generateDataKey(c),
+      decrypt: (w, k, c) => {
+        n++;
+        return provider.decrypt(w, k, c);
+      },
+      reEncrypt: (w, k, c) => provider.reEncrypt(w, k, c),
+      listKeyRotations: () => provider.listKeyRotations(),
+      close: async () => {},
+    };
+    return { p, decrypts: () => n };
+  };
+
+  test('a remote KMS: the fresh DEK is cached, so reading right after writing asks the KMS nothing', async () => {
+    const { p, decrypts } = counting('aws');
+    const envelopes = new Envelopes({ provider: p, cache: new DekCache({ ttlSecs: 60 }) });
+    const env = await envelopes.seal(enc('v'), ctx);
+    expect(new TextDecoder().decode(await envelopes.open(env, ctx))).toBe('v');
+    expect(decrypts()).toBe(0);
+  });
+
+  test('the local provider: not cached at seal; the first open unwraps and caches, later opens hit', async () => {
+    const { p, decrypts } = counting('local');
+    const cache = new DekCache({ ttlSecs: 60 });
+    const envelopes = new Envelopes({ provider: p, cache });
+    const env = await envelopes.seal(enc('v'), ctx);
+    expect(cache.size).toBe(0);
+    for (let i = 0; i < 3; i++) expect(new TextDecoder().decode(await envelopes.open(env, ctx))).toBe('v');
+    expect(decrypts()).toBe(1);
+    expect(cache.size).toBe(1);
+  });
+
+  test('cacheOnSeal overrides the default either way', async () => {
+    const local = counting('local');
+    const cached = new Envelopes({ provider: local.p, cache: new DekCache({ ttlSecs: 60 }), cacheOnSeal: true });
+    await cached.open(await cached.seal(enc('v'), ctx), ctx);
+    expect(local.decrypts()).toBe(0);
+    const remote = counting('aws');
+    const uncached = new Envelopes({ provider: remote.p, cache: new DekCache({ ttlSecs: 60 }), cacheOnSeal: false });
+    await uncached.open(await uncached.seal(enc('v'), ctx), ctx);
+    expect(remote.decrypts()).toBe(1);
   });
 });
 
