@@ -26,7 +26,7 @@
  *   exception: it is a write that a crash interrupted and that was therefore never acknowledged,
  *   so it is cut off (reported in `truncatedBytes`) and the chain continues from the line before.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -128,7 +128,12 @@ function canonical(r: Unhashed): string {
  * @returns lowercase hex sha256 of `prev + "\n" + canonical(r)`
  */
 export function auditRecordHash(r: Unhashed): string {
-  return createHash('sha256').update(`${r.prev}\n${canonical(r)}`, 'utf8').digest('hex');
+  return chainHash(r.prev, canonical(r));
+}
+
+/** `sha256_hex(prev + "\n" + canonicalText)`: one-shot, no Hash object. */
+function chainHash(prev: string, canonicalText: string): string {
+  return hash('sha256', `${prev}\n${canonicalText}`, 'hex');
 }
 
 function str(field: keyof typeof LIMITS, v: unknown, nullable: boolean): string | null {
@@ -389,9 +394,11 @@ export class AuditLog {
     for (const p of batch) {
       seq += 1;
       const unhashed: Unhashed = { time: new Date(p.timeMs).toISOString(), node: this.nodeId, ...p.entry, seq, prev };
-      const hash = auditRecordHash(unhashed);
-      lines.push(`${canonical(unhashed).slice(0, -1)},"hash":"${hash}"}\n`);
-      prev = hash;
+      // The canonical text is both what is hashed and the line itself (minus the hash): built once.
+      const text = canonical(unhashed);
+      const lineHash = chainHash(prev, text);
+      lines.push(`${text.slice(0, -1)},"hash":"${lineHash}"}\n`);
+      prev = lineHash;
     }
     const buf = Buffer.from(lines.join(''), 'utf8');
     let stage: 'write' | 'fsync' = 'write';
