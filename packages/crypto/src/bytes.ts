@@ -1,6 +1,6 @@
 // Byte helpers shared by the package and the node: randomness, zeroization, constant-time compare,
 // hashing. All of them work on plain Uint8Array (Buffer is accepted, being a subclass).
-import { createHash, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** Source of cryptographically secure random bytes; injectable so tests can be deterministic. */
 export type RandomBytes = (length: number) => Uint8Array;
@@ -86,7 +86,8 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
  * ```
  */
 export function sha256(bytes: Uint8Array): Uint8Array {
-  return toPlain(createHash('sha256').update(bytes).digest());
+  // One-shot digest: no Hash object (hashToken runs on every authenticated request).
+  return toPlain(hash('sha256', bytes, 'buffer'));
 }
 
 /**
