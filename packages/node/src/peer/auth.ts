@@ -21,7 +21,7 @@
  * if it ever fills up, the oldest entries are evicted and the accepted window's lower edge moves
  * up past them, so an evicted nonce still cannot be replayed (it is refused as stale).
  */
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** HKDF info string; changing it is a wire-protocol break. */
 export const PEER_AUTH_INFO = 'coffer peer auth v1';
@@ -50,6 +50,28 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 const TS_RE = /^\d{1,16}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const EMPTY = new Uint8Array(0);
+/** sha256 of the empty body. */
+const EMPTY_DIGEST = createHash('sha256').update(EMPTY).digest('hex');
+
+/**
+ * Nonces are cut from a pool of CSPRNG bytes refilled 256 nonces at a time: one RNG call per 256
+ * signed requests instead of one each (~3 of the ~10 µs of CPU a signature took). Every
+ * nonce is still 16 fresh random bytes, used once; they are public (sent in clear), so holding the
+ * next ones in memory reveals nothing a peer would not see anyway.
+ */
+const NONCE_BYTES = 16;
+const noncePool = Buffer.alloc(NONCE_BYTES * 256);
+let nonceOffset = noncePool.length;
+
+function freshNonce(): string {
+  if (nonceOffset === noncePool.length) {
+    randomFillSync(noncePool);
+    nonceOffset = 0;
+  }
+  const nonce = noncePool.toString('hex', nonceOffset, nonceOffset + NONCE_BYTES);
+  nonceOffset += NONCE_BYTES;
+  return nonce;
+}
 
 /**
  * Derives the peer-auth HMAC key.
@@ -90,7 +112,8 @@ export interface PeerRequestParts {
  * @returns 64 hex characters
  */
 export function bodyDigest(body: Uint8Array | undefined): string {
-  return createHash('sha256').update(body ?? EMPTY).digest('hex');
+  if (body === undefined || body.length === 0) return EMPTY_DIGEST;
+  return createHash('sha256').update(body).digest('hex');
 }
 
 /**
@@ -101,9 +124,14 @@ export function bodyDigest(body: Uint8Array | undefined): string {
  * @returns hex HMAC-SHA256
  */
 export function peerSignature(key: Uint8Array, parts: PeerRequestParts): string {
+  return signatureBytes(key, parts).toString('hex');
+}
+
+/** {@link peerSignature} as bytes (what the verifier compares). */
+function signatureBytes(key: Uint8Array, parts: PeerRequestParts): Buffer {
   const bodyHash = parts.bodyHash ?? bodyDigest(parts.body);
   const msg = `coffer-peer-v1\n${parts.method.toUpperCase()}\n${parts.path}\n${parts.from}\n${parts.to}\n${parts.ts}\n${parts.nonce}\n${bodyHash}`;
-  return createHmac('sha256', key).update(msg, 'utf8').digest('hex');
+  return createHmac('sha256', key).update(msg, 'utf8').digest();
 }
 
 /** Input of {@link signPeerRequest}. */
@@ -132,7 +160,7 @@ export interface SignInput {
  */
 export function signPeerRequest(key: Uint8Array, input: SignInput): Record<string, string> {
   const ts = input.now ?? Date.now();
-  const nonce = input.nonce ?? randomBytes(16).toString('hex');
+  const nonce = input.nonce ?? freshNonce();
   const bodyHash = bodyDigest(input.body);
   const sig = peerSignature(key, { method: input.method, path: input.path, from: input.from, to: input.to, ts, nonce, bodyHash });
   return { [PEER_HEADERS.from]: input.from, [PEER_HEADERS.ts]: String(ts), [PEER_HEADERS.nonce]: nonce, [PEER_HEADERS.bodyHash]: bodyHash, [PEER_HEADERS.sig]: sig };
@@ -232,9 +260,9 @@ export class PeerVerifier {
     if (declared !== undefined && !HASH_RE.test(declared)) return { ok: false, reason: 'malformed' };
     const ts = Number(tsText);
     // The signature covers the hash of the body: the one read, or, before reading, the declared one.
-    const bodyHash = req.body !== undefined ? bodyDigest(req.body) : (declared ?? bodyDigest(EMPTY));
+    const bodyHash = req.body !== undefined ? bodyDigest(req.body) : (declared ?? EMPTY_DIGEST);
     if (req.body !== undefined && declared !== undefined && declared !== bodyHash) return { ok: false, reason: 'bad_signature' };
-    const expected = Buffer.from(peerSignature(this.key, { method: req.method, path: req.path, from, to: this.nodeId, ts, nonce, bodyHash }), 'hex');
+    const expected = signatureBytes(this.key, { method: req.method, path: req.path, from, to: this.nodeId, ts, nonce, bodyHash });
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return { ok: false, reason: 'bad_signature' };
     const now = this.now();
     if (Math.abs(now - ts) > this.skewMs || ts <= this.floorTs) return { ok: false, reason: 'stale' };

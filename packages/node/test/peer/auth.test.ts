@@ -81,6 +81,23 @@ describe('PeerVerifier', () => {
     expect(v.verify(req).ok).toBe(true);
   });
 
+  test('every signed request gets a fresh nonce, also across pool refills', () => {
+    const v = verifier();
+    const nonces = new Set<string>();
+    for (let i = 0; i < 1_000; i++) {
+      const req = signed();
+      const nonce = req.headers['x-coffer-nonce'] as string;
+      expect(nonce).toMatch(/^[0-9a-f]{32}$/);
+      nonces.add(nonce);
+      expect(v.verify(req).ok).toBe(true);
+    }
+    expect(nonces.size).toBe(1_000);
+    // The empty body's hash is the real sha256 of nothing, with or without a body given.
+    const empty = signPeerRequest(derivePeerKey(clusterKey), { method: 'POST', path: '/p', from: 'n1', to: 'n2', now: t });
+    expect(empty['x-coffer-body-sha256']).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(v.verify({ method: 'POST', path: '/p', headers: empty }).ok).toBe(true);
+  });
+
   test('a request meant for another member is refused', () => {
     expect(verifier().verify(signed({ to: 'n3' }))).toEqual({ ok: false, reason: 'bad_signature' });
   });
