@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AUDIT_GENESIS_HASH, AuditLog, auditRecordHash, verifyAuditFile, type AuditEntry } from '../../src/audit/audit-log.js';
@@ -120,6 +120,28 @@ describe('AuditLog', () => {
     expect(failures).toHaveLength(1);
     await expect(log.append(entry(3))).rejects.toMatchObject({ code: 'NODE_AUDIT_WRITE_FAILED' });
     expect(log.stats().lines).toBe(0);
+    await log.close();
+  });
+
+  // Durability before the append resolves: lines go through a descriptor opened O_DSYNC (each
+  // write returns once on stable storage) instead of write + fdatasync. Without it (and without
+  // the fdatasync) an acknowledged action's line could be lost in a crash.
+  (existsSync('/proc/self/fdinfo') ? test : test.skip)('the file is written through an O_DSYNC descriptor; every batch counts as synced', async () => {
+    const log = await AuditLog.open({ path: file, nodeId: 'n1', now });
+    await Promise.all([log.append(entry(1)), log.append(entry(2))]);
+    await log.append(entry(3));
+    const fds = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false;
+      }
+    });
+    expect(fds).toHaveLength(1);
+    const flags = parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fds[0]}`, 'utf8'))?.[1] ?? '0', 8);
+    expect(flags & fsConstants.O_DSYNC).toBe(fsConstants.O_DSYNC);
+    expect(flags & fsConstants.O_APPEND).toBe(fsConstants.O_APPEND);
+    expect(log.stats()).toMatchObject({ lines: 3, writes: 2, syncs: 2 });
     await log.close();
   });
 
