@@ -13,6 +13,9 @@ import type { Logger } from '../logger.js';
 import type { CofferMetrics } from '../metrics.js';
 import type { DriverEvents } from './driver-types.js';
 
+/** How often a {@link RaftEvents.firstLeader} wait re-checks its condition without a wake-up. */
+const FALLBACK_POLL_MS = 250;
+
 /** Called on every leader change, in the order subscribed. */
 export type LeaderListener = (lead: NodeId | null, term: number) => void;
 
@@ -59,13 +62,20 @@ export class RaftEvents implements DriverEvents {
     for (const l of this.leaderListeners) l(lead, term);
     if (lead !== null) {
       this.sawLeader = true;
-      for (const wake of [...this.waiters]) wake();
+      this.wakeWaiters();
     }
+  }
+
+  /** Lets every {@link firstLeader} wait check its condition again. */
+  private wakeWaiters(): void {
+    if (this.waiters.size === 0) return;
+    for (const wake of [...this.waiters]) wake();
   }
 
   onApplied(index: number): void {
     this.deps.metrics.raftAppliedIndex.set(index);
     for (const l of this.appliedListeners) l(index);
+    this.wakeWaiters();
   }
 
   onSnapshot(index: number, bytes: number): void {
@@ -80,6 +90,7 @@ export class RaftEvents implements DriverEvents {
   onSnapshotInstalled(index: number): void {
     this.deps.metrics.raftSnapshotsInstalled.inc();
     this.deps.logger.info({ index }, `installed snapshot at index ${index} from the leader`);
+    this.wakeWaiters();
   }
 
   onFatal(err: unknown): void {
@@ -101,14 +112,15 @@ export class RaftEvents implements DriverEvents {
       const left = deadline - Date.now();
       if (left <= 0) return;
       await new Promise<void>((resolve) => {
-        // Leader changes wake the wait; the short poll covers what arrives by apply (a member's
-        // API address in the address book).
+        // Leader changes, applied entries and installed snapshots (what brings a member's API
+        // address into the address book) wake the wait at once; the timer is only a safety net
+        // for anything else the condition reads (it was a 50 ms poll that a request waited out).
         const wake = (): void => {
           this.waiters.delete(wake);
           clearTimeout(timer);
           resolve();
         };
-        const timer = setTimeout(wake, Math.min(left, 50));
+        const timer = setTimeout(wake, Math.min(left, FALLBACK_POLL_MS));
         this.waiters.add(wake);
       });
     }
