@@ -21,7 +21,7 @@
  * if it ever fills up, the oldest entries are evicted and the accepted window's lower edge moves
  * up past them, so an evicted nonce still cannot be replayed (it is refused as stale).
  */
-import { createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hash, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** HKDF info string; changing it is a wire-protocol break. */
 export const PEER_AUTH_INFO = 'coffer peer auth v1';
@@ -113,7 +113,8 @@ export interface PeerRequestParts {
  */
 export function bodyDigest(body: Uint8Array | undefined): string {
   if (body === undefined || body.length === 0) return EMPTY_DIGEST;
-  return createHash('sha256').update(body).digest('hex');
+  // One-shot digest: no Hash object per request (half the CPU for a small body).
+  return hash('sha256', body, 'hex');
 }
 
 /**

@@ -18,9 +18,9 @@ import { ServiceError } from '../../src/service/errors.js';
 const clusterKey = randomBytes(32);
 const MASTER_KEY = randomBytes(32).toString('base64');
 
-function forwarder(nodeId: string, leader: { id: string | null; addr: string | undefined }, electionMs = 200): Forwarder {
+function forwarder(nodeId: string, leader: { id: string | null; addr: string | undefined }, electionMs = 200, env: Record<string, string> = {}): Forwarder {
   const dir = mkdtempSync(path.join(tmpdir(), 'coffer-forward-'));
-  const config = loadConfig({ COFFER_NODE_ID: nodeId, COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY }, {});
+  const config = loadConfig({ COFFER_NODE_ID: nodeId, COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY, ...env }, {});
   return new Forwarder({
     config: { ...config, electionMs },
     metrics: createMetrics(),
@@ -145,6 +145,22 @@ describe('Forwarder', () => {
     expect(s.headers.authorization).toBe('Bearer t0k');
     expect(s.headers['x-not-forwarded']).toBeUndefined();
     expect(s.headers[FORWARDED_IP_HEADER]).toBe('127.0.0.1');
+  });
+
+  test('the client IP sent is the socket address, or with a trusted proxy the X-Forwarded-For client, every time', async () => {
+    const leader = await leaderNode((_req, res) => res.end());
+    const plain = forwarder('n1', { id: 'n3', addr: leader.url });
+    const proxied = forwarder('n1', { id: 'n3', addr: leader.url }, 200, { COFFER_TRUSTED_PROXIES: '127.0.0.1' });
+    closers.push(() => plain.close(), () => proxied.close());
+    const viaPlain = await followerNode(plain);
+    const viaProxy = await followerNode(proxied);
+    for (let i = 0; i < 2; i++) {
+      await call(viaPlain, { method: 'PUT', path: '/v1/secrets/a', headers: { 'x-forwarded-for': '10.1.2.3' } });
+      await call(viaProxy, { method: 'PUT', path: '/v1/secrets/a', headers: { 'x-forwarded-for': `10.1.2.${i}` } });
+      await call(viaProxy, { method: 'PUT', path: '/v1/secrets/a', headers: { 'x-forwarded-for': '::ffff:10.9.9.9' } });
+      await call(viaProxy, { method: 'PUT', path: '/v1/secrets/a' });
+    }
+    expect(leader.seen.map((x) => x.ip)).toEqual(['127.0.0.1', '10.1.2.0', '10.9.9.9', '127.0.0.1', '127.0.0.1', '10.1.2.1', '10.9.9.9', '127.0.0.1']);
   });
 
   test('a chunked answer is passed on whole, without hop-by-hop headers', async () => {
