@@ -385,7 +385,7 @@ describe('applying while the log write is in flight', () => {
     // Since its last completed write the follower answered twice: the ack of the entry (after it
     // was on disk) and, without waiting for the held write, the answer to the commit update.
     const lastDone = cluster.events.slice(0, heldAt).map((e) => e.kind === 'append-done' && e.node === follower.id).lastIndexOf(true);
-    const answers = cluster.events.slice(lastDone, heldAt).filter((e) => e.kind === 'send' && e.node === follower.id && e.msg.type === 'MsgAppResp');
+    const answers = cluster.events.slice(lastDone).filter((e) => e.kind === 'send' && e.node === follower.id && e.msg.type === 'MsgAppResp');
     expect(answers.length).toBe(2);
     follower.log.release();
     await cluster.advance(TICK_MS * 3);

@@ -383,15 +383,17 @@ export class RaftDriver {
     // so a follower's answer to a heartbeat or a commit update does not wait for a disk write.
     const keepsTermAndVote = rd.hardState === undefined || (rd.hardState.term === this.durableTerm && rd.hardState.vote === this.durableVote);
     const early = rd.snapshot === undefined && keepsTermAndVote && (this.role === 'leader' || rd.entries.length === 0);
-    if (early) this.send(rd);
     // 1. Persist. The snapshot first: entries in the same Ready follow it.
     if (rd.snapshot !== undefined) {
       await this.log.saveSnapshot(rd.snapshot.meta, rd.snapshot.data, true);
       this.storage.applySnapshot(rd.snapshot);
     }
+    const persisting = rd.entries.length > 0 || rd.hardState !== undefined ? this.log.append(rd.entries, rd.hardState, rd.mustSync) : undefined;
+    // Early messages go out once the write is queued (a synced one has already started on an idle
+    // group writer): the leader's fsync runs while its appends are being sent, not after.
+    if (early) this.send(rd);
     let applying: Promise<void> | undefined;
-    if (rd.entries.length > 0 || rd.hardState !== undefined) {
-      const persisting = this.log.append(rd.entries, rd.hardState, rd.mustSync);
+    if (persisting !== undefined) {
       // Apply while this Ready's log write is in flight instead of after it. Committed entries
       // are already on a quorum's disks (for the leader that quorum counts its own copy only once
       // an earlier Ready's fsync returned), so applying them never waits for this write. The
