@@ -197,8 +197,8 @@ async function phase(out, key, fn) {
   const t0 = performance.now();
   try {
     out.phases[key] = await fn();
-    const errs = out.phases[key]?.errors ?? 0;
-    if (errs > 0) out.errors.push(`${out.system} ${key}: ${errs} failed requests`);
+    const r = out.phases[key];
+    if (r?.errors > 0) out.errors.push(`${out.system} ${key}: ${r.errors.toLocaleString('en-US')} of ${(r.total ?? r.ok + r.errors).toLocaleString('en-US')} requests failed${r.codes ? failures(r) : ''}`);
   } catch (err) {
     out.phases[key] = { error: err instanceof Error ? err.message : String(err) };
     out.errors.push(`${out.system} ${key}: ${out.phases[key].error}`);
@@ -301,6 +301,8 @@ async function bulk(sys, node, label, total, requestsFor) {
   let done = 0;
   let ok = 0;
   let errors = 0;
+  let non2xx = 0;
+  let timeouts = 0;
   const codes = {};
   const t0 = performance.now();
   for (let c = 1; c <= 10; c++) {
@@ -310,6 +312,8 @@ async function bulk(sys, node, label, total, requestsFor) {
     done += n;
     ok += r.ok;
     errors += r.errors;
+    non2xx += r.non2xx;
+    timeouts += r.timeouts;
     for (const [code, k] of Object.entries(r.codes)) codes[code] = (codes[code] ?? 0) + k;
     log(`  ${sys.name.padEnd(6)} ${label}: ${c * 10} % (${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')}), ${fmt(r.rps)}/s, p99 ${ms(r.p99)} ms${failures(r)}`);
   }
@@ -317,7 +321,7 @@ async function bulk(sys, node, label, total, requestsFor) {
   // A leader that steps down under the load fails the writes in flight (503s): say when it did.
   const now = await sys.findLeader();
   if (now !== node) console.error(`  ${sys.name}: the leader changed during the ${label} (${node.id} → ${now.id})`);
-  return { total, ok, errors, codes, seconds, rps: ok / seconds, leaderChanged: now !== node };
+  return { total, ok, errors, non2xx, timeouts, codes, seconds, rps: ok / seconds, leaderChanged: now !== node };
 }
 
 /** Loads the restart keys, measures RSS, then times a follower's restart until it serves. */

@@ -212,6 +212,8 @@ function notes(rounds, o) {
     out.push(`Failover: open-loop probe of 100 writes/s through the two other nodes; time from SIGKILL to the acknowledgement of the first write sent after it, median of ${o.kills} kills per round (election timeout 1000 ms on both).`);
   }
   if (ran('rss')) out.push("RSS is VmRSS from /proc after the load (etcd's includes the touched pages of its mmapped bbolt file).");
+  const short = rounds.flatMap((r) => ['etcd', 'coffer'].map((s) => [r, r[s]]).filter(([, x]) => x.phases.load && x.phases.load.ok < o.restartKeys).map(([rr, x]) => `${x.system} ${x.phases.load.ok.toLocaleString('en-US')} (round ${rr.round})`));
+  if (short.length > 0) out.push(`Fewer secrets than ${o.restartKeys.toLocaleString('en-US')} were stored where writes of the load failed, and RSS and restart were measured with those: ${short.join(', ')}.`);
   if (ran('restart')) out.push('Restart-to-serving: SIGTERM a follower, then from its spawn until a linearizable read of the last key written answers on it (Coffer: health 200 with standbyok, then the read).');
   if (ran('disk')) {
     const audit = rounds.map((r) => r.coffer.phases.disk).filter((d) => d?.auditBytes && d.sumBytes);
