@@ -219,12 +219,12 @@ describe('checker: generated histories', () => {
 });
 
 describe('availability bound after losing the leader', () => {
-  test('2 election timeouts for one round; each split vote (another term) adds 1.5', () => {
-    expect(recoveryLimit(1_000, undefined)).toBe(2_000);
-    expect(recoveryLimit(1_000, 1)).toBe(2_000);
-    expect(recoveryLimit(1_000, 2)).toBe(3_500);
-    expect(recoveryLimit(1_000, 3)).toBe(5_000);
-    // A fault that needed no election (a follower lost) keeps the base bound.
-    expect(recoveryLimit(500, 0)).toBe(1_000);
+  test('1.5 election timeouts per round plus a second for the election; a split vote adds a round', () => {
+    expect(recoveryLimit(1_000, undefined)).toBe(2_500);
+    expect(recoveryLimit(1_000, 1)).toBe(2_500);
+    expect(recoveryLimit(1_000, 2)).toBe(4_000);
+    expect(recoveryLimit(1_000, 3)).toBe(5_500);
+    // A fault that needed no election (a follower lost) keeps the one-round bound.
+    expect(recoveryLimit(500, 0)).toBe(1_750);
   });
 });

@@ -363,6 +363,8 @@ describe('with the real local key provider, envelopes and DEK cache', () => {
     const env = await envelopes.seal(Buffer.from('payments db password'), { name: 'payments/db', version: 1 });
     expect(env.kmsKeyId).toBe(config.keyId);
     const transitEnv = await sealTransitKey(envelopes, new Uint8Array(32).fill(5), { name: 'orders', type: 'aes256-gcm', version: 1 });
+    // With the local provider a seal does not cache its fresh data key; the first open does.
+    expect(Buffer.from(await envelopes.open(env, { name: 'payments/db', version: 1 })).toString()).toBe('payments db password');
     expect(cache.size).toBeGreaterThan(0);
 
     await seal.seal();

@@ -136,8 +136,8 @@ export interface NetNemesisOptions {
  * A seeded nemesis of network faults for `runScenario` on a {@link NamespaceScenarioCluster}.
  *
  * Availability is measured for every fault: with a majority still connected, writes through the
- * majority side must succeed within 2 × election timeout of the fault starting, plus 1.5 × per
- * further election round (`recoveryLimit`) (not enforced for
+ * majority side must succeed within 1.5 × election timeout per election round plus a second for
+ * the election itself (`recoveryLimit`) (not enforced for
  * random loss, where TCP retransmission times dominate); nodes cut off from the majority must
  * answer requests with 503 — never hang until the client gives up.
  *
@@ -191,8 +191,8 @@ export function netNemesis(opts: NetNemesisOptions): Nemesis<NamespaceScenarioCl
         const rec: FaultRecord = { kind: `net-${kind}`, detail: describeFault(fault), startMs: since, endMs: since };
         const until = since + forMs;
         const probes: Promise<void>[] = [];
-        // Majority side: writes succeed again within 2 x election timeout (plus 1.5 x for each
-        // further election round, see recoveryLimit).
+        // Majority side: writes succeed again within 1.5 x election timeout per election round,
+        // plus a second for the election itself (see recoveryLimit).
         probes.push(
           probeWrite(cluster, majority.map(idx), since, Math.max(recoveryLimit(cluster.electionMs, MAX_ELECTION_ROUNDS) + 1_000, forMs - 200)).then(async (ms) => {
             rec.recoveryMs = ms;
