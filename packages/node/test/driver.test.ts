@@ -62,9 +62,17 @@ class FakeLog implements DurableLog {
     return this.waiting.length;
   }
 
-  async saveSnapshot(_meta: SnapshotMeta, _data: Uint8Array, _replaceLog: boolean): Promise<void> {}
+  /** Indexes of the snapshots saved, and the indexes the log was compacted to. */
+  readonly snapshots: number[] = [];
+  readonly compactions: number[] = [];
 
-  async compact(_index: number): Promise<void> {}
+  async saveSnapshot(meta: SnapshotMeta, _data: Uint8Array, _replaceLog: boolean): Promise<void> {
+    this.snapshots.push(meta.index);
+  }
+
+  async compact(index: number): Promise<void> {
+    this.compactions.push(index);
+  }
 }
 
 /** A state machine that answers each command entry with "<node>:<index>@<term>:<data>". */
@@ -90,8 +98,15 @@ class FakeApplier implements Applier {
     return out;
   }
 
-  async snapshot(): Promise<Uint8Array> {
-    return new Uint8Array(0);
+  /** While set, a snapshot being taken waits for it (a large state takes seconds to read). */
+  snapshotGate: Promise<void> | undefined;
+  snapshotsStarted = 0;
+
+  async snapshot(): Promise<{ index: number; data: Uint8Array }> {
+    const index = this.applied;
+    this.snapshotsStarted++;
+    if (this.snapshotGate !== undefined) await this.snapshotGate;
+    return { index, data: new Uint8Array(0) };
   }
 
   async restore(index: number, _data: Uint8Array): Promise<void> {
@@ -117,14 +132,14 @@ class Cluster {
   holdNetwork = false;
   readonly fatal: unknown[] = [];
 
-  constructor(seed: number) {
+  constructor(seed: number, opts: { snapshotEntries?: number; snapshotCatchUpEntries?: number } = {}) {
     const founding: Entry[] = IDS.map((id, i) => ({ term: 1, index: i + 1, type: 'confChange', data: encodeConfChange({ type: 'addVoter', nodeId: id, context: new Uint8Array(0) }) }));
     for (const [i, id] of IDS.entries()) {
       const { storage } = loadStorage({ hardState: undefined, snapshot: undefined, entries: [] }, { entries: founding, hardState: { term: 1, vote: null, commit: founding.length } });
       const log = new FakeLog(id, this.events);
       const applier = new FakeApplier(id, this.events);
       const driver = new RaftDriver(
-        { nodeId: id, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, snapshotEntries: 1_000_000, proposalTimeoutMs: 60_000, readTimeoutMs: 60_000, rng: prng(seed * 31 + i) },
+        { nodeId: id, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, snapshotEntries: opts.snapshotEntries ?? 1_000_000, snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 0, proposalTimeoutMs: 60_000, readTimeoutMs: 60_000, rng: prng(seed * 31 + i) },
         storage,
         log,
         applier,
@@ -397,6 +412,50 @@ describe('applying while the log write is in flight', () => {
         if (e.kind === 'append-done') for (const en of e.entries) durable = Math.max(durable, en.index);
         if (e.kind === 'send' && e.msg.type === 'MsgAppResp' && !e.msg.reject) expect([id, e.msg.index <= durable]).toEqual([id, true]);
       }
+    }
+  });
+});
+
+describe('snapshots in the background', () => {
+  test('while a snapshot is being taken the loop keeps committing and the leader keeps its followers; the log is compacted once it is saved', async () => {
+    cluster.stop();
+    await cluster.flush();
+    cluster = new Cluster(7, { snapshotEntries: 5, snapshotCatchUpEntries: 2 });
+    cluster.start();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    for (const m of cluster.members.values()) m.applier.snapshotGate = gate;
+    const leader = await cluster.electLeader();
+    const term = leader.driver.status().term;
+
+    // Enough writes that every member starts a snapshot, which then hangs (a big state).
+    const writes = Array.from({ length: 6 }, (_, i) => outcomeOf(leader.driver.propose(enc(`w${i}`))));
+    await cluster.advance(TICK_MS * 3);
+    for (const w of writes) expect(w.error).toBeUndefined();
+    expect(writes.every((w) => w.settled)).toBe(true);
+    for (const m of cluster.members.values()) expect(m.applier.snapshotsStarted).toBe(1);
+
+    // Meanwhile writes still commit, and for many election timeouts nobody stands for election.
+    const during = outcomeOf(leader.driver.propose(enc('during')));
+    await cluster.advance(TICK_MS * ELECTION_TICKS * 5);
+    expect(during.settled).toBe(true);
+    expect(during.error).toBeUndefined();
+    expect(leader.driver.isLeader()).toBe(true);
+    expect(leader.driver.status().term).toBe(term);
+    for (const m of cluster.members.values()) {
+      expect(m.applier.snapshotsStarted).toBe(1);
+      expect(m.log.snapshots).toEqual([]);
+    }
+
+    // Once taken, each member saves it and compacts its log behind it (keeping 2 entries); the
+    // entries applied meanwhile make the next snapshot due at once.
+    release();
+    await cluster.advance(TICK_MS * 3);
+    for (const m of cluster.members.values()) {
+      expect(m.log.snapshots.length).toBeGreaterThanOrEqual(1);
+      expect(m.log.snapshots[0]).toBeGreaterThanOrEqual(5);
+      expect(m.log.snapshots).toEqual([...m.log.snapshots].sort((a, b) => a - b));
+      expect(m.log.compactions).toEqual(m.log.snapshots.map((i) => i - 2));
     }
   });
 });

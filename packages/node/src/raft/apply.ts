@@ -29,7 +29,10 @@ export function createApplier(store: NodeStore, onMembership: (change: Membershi
   return {
     appliedIndex: () => store.applied,
     apply: (entries, confChanges) => applyEntries(store, entries, confChanges, onMembership),
-    snapshot: async () => (await store.createSnapshot()).data,
+    snapshot: async () => {
+      const snap = await store.createSnapshot();
+      return { index: snap.index, data: snap.data };
+    },
     restore: async (_index, data) => {
       await store.restoreSnapshot(data);
     },

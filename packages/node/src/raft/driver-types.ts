@@ -37,8 +37,11 @@ export interface Applier {
    * Throws (fatal) on an entry it cannot decode: the node must stop, never skip.
    */
   apply(entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]>;
-  /** A consistent serialization of the state at the current applied index (durably synced first). */
-  snapshot(): Promise<Uint8Array>;
+  /**
+   * A consistent serialization of the state, and the applied index it was taken at: the index
+   * applied when called (the store takes it in turn with applies).
+   */
+  snapshot(): Promise<{ index: number; data: Uint8Array }>;
   /** Replaces the whole state with a snapshot taken at `index`. */
   restore(index: number, data: Uint8Array): Promise<void>;
 }

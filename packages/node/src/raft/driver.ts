@@ -119,6 +119,10 @@ export class RaftDriver {
   private durableTerm = 0;
   private durableVote: NodeId | null = null;
   private confState: ConfState;
+  /** Bumped whenever `confState` changes (a background snapshot checks it did not meanwhile). */
+  private confEpoch = 0;
+  /** A snapshot is being taken in the background. */
+  private snapshotting = false;
   private snapshotIndex: number;
 
   /**
@@ -427,6 +431,7 @@ export class RaftDriver {
       await this.applier.restore(rd.snapshot.meta.index, rd.snapshot.data);
       this.snapshotIndex = rd.snapshot.meta.index;
       this.confState = rd.snapshot.meta.confState;
+      this.confEpoch++;
       this.failOverwritten(rd.snapshot.meta.index, rd.snapshot.meta.term, true);
       this.events.onSnapshotInstalled?.(rd.snapshot.meta.index);
     }
@@ -445,7 +450,7 @@ export class RaftDriver {
     if (rd.readStates.length > 0 && this.openRound !== undefined && this.rounds.size === 0) setImmediate(() => this.sendRound());
     this.node.advance();
     this.releaseApplied();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
   private async applyCommitted(entries: Entry[]): Promise<void> {
@@ -455,6 +460,7 @@ export class RaftDriver {
         const cc = decodeConfChange(e.data);
         confChanges.set(e.index, cc);
         this.confState = this.node.applyConfChange(cc);
+        this.confEpoch++;
       }
     }
     const outcomes = await this.applier.apply(entries, confChanges);
@@ -534,19 +540,48 @@ export class RaftDriver {
     this.events.onRoleChange?.(role, st.term);
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Starts a snapshot once `snapshotEntries` have been applied since the last, in the background:
+   * reading and encoding a large state takes seconds, and the Ready loop must keep sending
+   * heartbeats and acks meanwhile (a loop that waited for it lost leadership under load: every
+   * member reaches the threshold at about the same index, so all three stalled at once). One at a
+   * time; the configuration is the one as of the start, and a result that a membership change or
+   * an installed snapshot overtook is dropped (the next Ready tries again).
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.stopped) return;
     const applied = this.applier.appliedIndex();
     if (applied - this.snapshotIndex < this.opts.snapshotEntries) return;
-    const data = await this.applier.snapshot();
-    const snap = this.storage.createSnapshot(applied, this.confState, data);
+    this.snapshotting = true;
+    const confState = this.confState;
+    const confEpoch = this.confEpoch;
+    void this.takeSnapshot(confState, confEpoch)
+      .catch((err: unknown) => {
+        if (this.stopped) return;
+        this.stopped = true;
+        this.events.onFatal(err);
+      })
+      .finally(() => {
+        this.snapshotting = false;
+      });
+  }
+
+  private async takeSnapshot(confState: ConfState, confEpoch: number): Promise<void> {
+    const { index, data } = await this.applier.snapshot();
+    // Overtaken: an installed snapshot (newer state) or a membership change applied meanwhile (so
+    // `confState` may not be the configuration as of `index`).
+    if (this.stopped || index <= this.snapshotIndex || this.confEpoch !== confEpoch) return;
+    const snap = this.storage.createSnapshot(index, confState, data);
     await this.log.saveSnapshot(snap.meta, data, false);
-    this.snapshotIndex = applied;
+    if (this.stopped || index <= this.snapshotIndex) return;
+    this.snapshotIndex = index;
     const keep = this.opts.snapshotCatchUpEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
-    const compactTo = applied - keep;
+    const compactTo = index - keep;
     if (compactTo > this.storage.firstIndex()) {
       this.storage.compact(compactTo);
       await this.log.compact(compactTo);
     }
-    this.events.onSnapshot?.(applied, data.length);
+    this.events.onSnapshot?.(index, data.length);
   }
+
 }
