@@ -183,6 +183,7 @@ export function summarize(rounds, o) {
   const cf = get('fwrites', 'rps')?.coffer;
   const fw = cw && cf ? cf.median / cw.median : null;
   const p50 = get('single', 'p50');
+  // The scale goals hold at 1,000,000 secrets: a smaller run shows the figure but does not judge it.
   const scaleNote = o.restartKeys < 1_000_000 ? `measured at ${o.restartKeys.toLocaleString('en-US')} secrets; the goal is for 1,000,000 (--scale 1m)` : undefined;
   const restart = get('restart', 'ms')?.coffer;
   const rss = get('rss', 'maxBytes')?.coffer;
@@ -192,8 +193,8 @@ export function summarize(rounds, o) {
     ratioGoal('linearizable reads ≥ 2× etcd (follower)', get('freads', 'rps'), 2),
     { goal: "Coffer's writes via a follower ≥ 0.8× its writes via the leader", value: fw === null ? '–' : `${fw.toFixed(2)}×`, met: fw === null ? null : fw >= 0.8 },
     { goal: "1-connection write p50 ≤ etcd's", value: p50?.coffer && p50?.etcd ? `${fmtMs(p50.coffer.median)} ms vs ${fmtMs(p50.etcd.median)} ms` : '–', met: p50?.coffer && p50?.etcd ? p50.coffer.median <= p50.etcd.median : null },
-    { goal: 'restart-to-serving < 10 s at 1M secrets', value: restart ? `${(restart.median / 1000).toFixed(1)} s` : '–', met: restart ? restart.median < 10_000 : null, note: scaleNote },
-    { goal: 'RSS < 1 GiB per node at 1M secrets', value: rss ? `${(rss.median / MIB).toFixed(0)} MiB` : '–', met: rss ? rss.median < 1024 * MIB : null, note: scaleNote },
+    { goal: 'restart-to-serving < 10 s at 1M secrets', value: restart ? `${(restart.median / 1000).toFixed(1)} s` : '–', met: restart && !scaleNote ? restart.median < 10_000 : null, note: scaleNote },
+    { goal: 'RSS < 1 GiB per node at 1M secrets', value: rss ? `${(rss.median / MIB).toFixed(0)} MiB` : '–', met: rss && !scaleNote ? rss.median < 1024 * MIB : null, note: scaleNote },
   ];
   return { rows, goals, notes: notes(rounds, o) };
 }
@@ -263,7 +264,7 @@ export function renderTable(summary) {
 
 /** The goals as a list of "goal met / not met" lines (markdown bullets). */
 export function renderGoals(summary) {
-  return summary.goals.map((g) => `- ${g.goal}: ${g.value} — ${g.met === null ? 'not measured' : g.met ? 'goal met' : 'goal not met'}${g.note ? ` (${g.note})` : ''}`).join('\n');
+  return summary.goals.map((g) => `- ${g.goal}: ${g.value} — ${g.met === null ? (g.note && g.value !== '–' ? 'not judged' : 'not measured') : g.met ? 'goal met' : 'goal not met'}${g.note ? ` (${g.note})` : ''}`).join('\n');
 }
 
 /** The generated section of docs/PERFORMANCE.md (between the vs-etcd markers). */
