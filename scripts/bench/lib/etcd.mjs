@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { freePort, sleep } from './procs.mjs';
+import { freePort, sleep, stopNode } from './procs.mjs';
 import { fetchLocal } from './measure.mjs';
 
 export const ETCD_INSTALL = 'apt-get update && apt-get install -y --no-install-recommends etcd-server etcd-client';
@@ -114,17 +114,6 @@ export async function startEtcd(root, hooks = {}) {
     throw new Error(`etcd: no leader within ${timeoutMs / 1000} s`);
   };
 
-  const stopMember = (m, signal) =>
-    new Promise((resolve) => {
-      if (m.proc.exitCode !== null || m.proc.signalCode !== null) return resolve();
-      const t = setTimeout(() => m.proc.kill('SIGKILL'), 5000);
-      m.proc.once('exit', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      m.proc.kill(signal);
-    });
-
   const put = (m, key, value, signal) => gateway(m, '/v3/kv/put', { key: b64(key), value: b64(value) }, 5000, signal);
 
   const sys = {
@@ -144,7 +133,7 @@ export async function startEtcd(root, hooks = {}) {
     },
     kill(m, signal) {
       m.expectExit = true;
-      return stopMember(m, signal);
+      return stopNode(m, signal);
     },
     respawn(m) {
       spawnMember(m);
@@ -153,7 +142,7 @@ export async function startEtcd(root, hooks = {}) {
     procs: () => members.map((m) => m.proc),
     async stop() {
       stopping = true;
-      await Promise.all(members.map((m) => stopMember(m, 'SIGTERM')));
+      await Promise.all(members.map((m) => stopNode(m, 'SIGTERM')));
     },
     /**
      * autocannon request lists. Bodies for the `keys` names are built once, as for Coffer, so the

@@ -79,7 +79,7 @@ export async function startCluster(root, { profile = false, logLevel = 'warn', r
   return { nodes, token, spawnNode, stopCluster };
 }
 
-/** Signals one node and resolves when it has exited (SIGKILL after 5 s). */
+/** Signals one node (or etcd member: anything with a `proc`) and resolves when it has exited (SIGKILL after 5 s). */
 export function stopNode(n, signal) {
   return new Promise((resolve) => {
     if (n.proc.exitCode !== null || n.proc.signalCode !== null) return resolve();
