@@ -44,6 +44,7 @@ describe('health means ready (real processes)', () => {
   test(`${ROUNDS} fresh clusters: every node serves writes and reads the moment its health says 200/429`, async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const cluster = new TestCluster();
+      let ok = false;
       try {
         await cluster.start();
         const results: [string, string, number][] = [];
@@ -64,8 +65,11 @@ describe('health means ready (real processes)', () => {
         );
         const sorted = [...results].sort((a, b) => (a[0] + a[1] < b[0] + b[1] ? -1 : 1));
         expect(sorted).toEqual(cluster.nodes.flatMap((n) => ['batch', 'read', 'token', 'write'].map((w) => [n.id, w, 200])));
+        ok = true;
       } finally {
-        await cluster.stop();
+        // A failed round keeps its node logs (and says where) for the report.
+        if (!ok) console.log(`round ${round} failed; node logs kept in ${cluster.root}`);
+        await cluster.stop(!ok);
       }
     }
   });
