@@ -90,6 +90,21 @@ export function derivePeerKey(clusterKey: Uint8Array): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', clusterKey, EMPTY, PEER_AUTH_INFO, 32));
 }
 
+/**
+ * The session key of a Raft stream (raft/stream.ts): HMAC-SHA256 under the peer-auth key over
+ * `"coffer-raft-stream-v1\n" + from + "\n" + to + "\n" + nonce`, where `nonce` is the one of the
+ * stream's signed upgrade request. The verifier accepts a nonce once, so no two streams share a key.
+ *
+ * @param peerKey - the derived peer-auth key ({@link derivePeerKey})
+ * @param from - the dialing member
+ * @param to - the listening member
+ * @param nonce - the upgrade request's `x-coffer-nonce`
+ * @returns 32 bytes
+ */
+export function deriveStreamKey(peerKey: Uint8Array, from: string, to: string, nonce: string): Buffer {
+  return createHmac('sha256', peerKey).update(`coffer-raft-stream-v1\n${from}\n${to}\n${nonce}`, 'utf8').digest();
+}
+
 /** What is signed, besides the key. */
 export interface PeerRequestParts {
   readonly method: string;
@@ -181,7 +196,7 @@ export interface IncomingPeerRequest {
 }
 
 /** Verdict of {@link PeerVerifier.verify}; `bodyHash` is what the signature covers. */
-export type PeerVerdict = { readonly ok: true; readonly from: string; readonly bodyHash: string } | { readonly ok: false; readonly reason: PeerRefusal };
+export type PeerVerdict = { readonly ok: true; readonly from: string; readonly bodyHash: string; readonly nonce: string } | { readonly ok: false; readonly reason: PeerRefusal };
 
 /**
  * Whether a body read after a headers-only verification is the one that was signed.
@@ -271,7 +286,17 @@ export class PeerVerifier {
     if (this.nonces.has(nonce)) return { ok: false, reason: 'replayed' };
     if (this.nonces.size >= this.maxNonces) this.evictOldest();
     this.nonces.set(nonce, ts);
-    return { ok: true, from, bodyHash };
+    return { ok: true, from, bodyHash, nonce };
+  }
+
+  /**
+   * The session key of a stream whose upgrade request this verifier just accepted.
+   *
+   * @param from - the verified sender
+   * @param nonce - the request's nonce
+   */
+  streamKey(from: string, nonce: string): Buffer {
+    return deriveStreamKey(this.key, from, this.nodeId, nonce);
   }
 
   /** @returns how many nonces are remembered */

@@ -1,7 +1,8 @@
 /**
- * The Raft member's network: the transport that sends its messages (batched per peer, answers
- * carried back in responses) and the peer listener that receives them and the peer RPCs. A
- * removed member that still sends Raft messages is not heard: it is told again that it was removed.
+ * The Raft member's network: the transport that sends its messages (a Raft stream per peer, or
+ * batched HTTP requests to a peer that does not take streams, with answers carried back in
+ * responses) and the peer listener that receives them, the streams and the peer RPCs. A removed
+ * member that still sends Raft messages is not heard: it is told again that it was removed.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,7 @@ import type { CofferMetrics } from '../metrics.js';
 import type { PeerVerifier } from '../peer/auth.js';
 import type { RaftDriver } from './driver.js';
 import { createPeerServer, type PeerRpc } from './peer-server.js';
+import { StreamAcceptor } from './stream.js';
 import { PeerTransport, RAFT_MESSAGES_PATH, RETURN_SIGNED_METHOD } from './transport.js';
 
 /**
@@ -92,12 +94,14 @@ export async function openPeerLink(deps: PeerLinkDeps): Promise<PeerLink> {
     },
   });
   deps.outbox.connect(transport);
+  const streams = new StreamAcceptor({ nodeId: config.nodeId, onMessages: receive, onRefused: (reason) => metrics.peerRefusals.inc({ reason }) });
   // Peer RPCs besides Raft messages are authenticated by the peer server before `rpc` sees them.
   const server = createPeerServer({
     verifier,
     nodeId: config.nodeId,
     onMessages: receive,
     holdReturn: (from, respond) => transport.holdReturn(from, respond),
+    onStream: (from, nonce, socket, head) => streams.accept(from, verifier.streamKey(from, nonce), socket, head),
     onRefused: (reason) => metrics.peerRefusals.inc({ reason }),
     rpc: deps.rpc,
   });
@@ -105,6 +109,7 @@ export async function openPeerLink(deps: PeerLinkDeps): Promise<PeerLink> {
   try {
     address = await listen(server, config.raftAddr.host, config.raftAddr.port);
   } catch (err) {
+    streams.close();
     await transport.close();
     throw err;
   }
@@ -112,6 +117,7 @@ export async function openPeerLink(deps: PeerLinkDeps): Promise<PeerLink> {
     address,
     server,
     async close() {
+      streams.close();
       await closeServer(server);
       await transport.close();
     },

@@ -13,8 +13,10 @@
  * HTTP exchange per replication round.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { decodeMessages, type Message, RaftError } from '@coffer/raft';
 import { bodyMatches, PEER_HEADERS, type PeerRefusal, type PeerVerifier } from '../peer/auth.js';
+import { STREAM_PATH, STREAM_PROTOCOL } from './stream.js';
 import { RAFT_MESSAGES_PATH, RETURN_HEADER } from './transport.js';
 
 /** Largest accepted peer request body (a batch is at most 8 MiB of data plus framing). */
@@ -44,6 +46,12 @@ export interface PeerServerOptions {
    * with an encoded, signed batch or with null (204).
    */
   readonly holdReturn?: (from: string, respond: (body: Uint8Array | null, headers?: Record<string, string>) => void) => void;
+  /**
+   * Takes over a Raft stream (raft/stream.ts) whose signed upgrade request verified: `nonce` is
+   * the request's, `head` the bytes that followed it. Without it, upgrades are answered 404 and
+   * members send plain requests.
+   */
+  readonly onStream?: (from: string, nonce: string, socket: Duplex, head: Buffer) => void;
   /** Counts refusals by reason (metrics). */
   readonly onRefused?: (reason: PeerRefusal | 'decode' | 'too_large' | 'not_found') => void;
 }
@@ -137,7 +145,24 @@ export function createPeerServer(opts: PeerServerOptions): Server {
   });
   // Members keep a few connections each; this bounds what anyone who reaches the port can hold open.
   server.maxConnections = 256;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(opts, req, socket, head));
   return server;
+}
+
+const EMPTY_BODY = new Uint8Array(0);
+
+/** A Raft stream's upgrade request: verified like any peer request (empty body), then handed over. */
+function upgrade(opts: PeerServerOptions, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', () => socket.destroy());
+  const refuse = (status: string, reason: PeerRefusal | 'not_found'): void => {
+    opts.onRefused?.(reason);
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  };
+  const protocol = req.headers.upgrade;
+  if (opts.onStream === undefined || req.method !== 'POST' || req.url !== STREAM_PATH || typeof protocol !== 'string' || protocol.toLowerCase() !== STREAM_PROTOCOL) return refuse('404 Not Found', 'not_found');
+  const verdict = opts.verifier.verify({ method: 'POST', path: STREAM_PATH, headers: req.headers, body: EMPTY_BODY });
+  if (!verdict.ok) return refuse('401 Unauthorized', verdict.reason);
+  opts.onStream(verdict.from, verdict.nonce, socket, head);
 }
 
 async function handle(opts: PeerServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -47,7 +47,7 @@ describe('PeerVerifier', () => {
   test('accepts a signed request once, refuses its replay', () => {
     const v = verifier();
     const req = signed();
-    expect(v.verify(req)).toEqual({ ok: true, from: 'n1', bodyHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(v.verify(req)).toEqual({ ok: true, from: 'n1', bodyHash: expect.stringMatching(/^[0-9a-f]{64}$/), nonce: expect.stringMatching(/^[0-9a-f]{32}$/) });
     expect(v.verify(req)).toEqual({ ok: false, reason: 'replayed' });
   });
 
