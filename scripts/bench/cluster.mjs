@@ -144,7 +144,7 @@ async function main() {
       console.log(`${''.padEnd(44)} cpu/request: ${nodes.map((n, i) => `${n.id}${n === leader ? '(leader)' : ''} ${per[i].toFixed(0)} µs`).join(', ')}; total ${per.reduce((a, b) => a + b, 0).toFixed(0)} µs`);
       const reqs = peerAfter.requests - peerBefore.requests;
       const msgs = peerAfter.messages - peerBefore.messages;
-      console.log(`${''.padEnd(44)} leader → peers: ${(reqs / Math.max(1, res.requests.total)).toFixed(2)} HTTP requests and ${(msgs / Math.max(1, res.requests.total)).toFixed(2)} Raft messages per client request (${(msgs / Math.max(1, reqs)).toFixed(1)} per HTTP request)`);
+      console.log(`${''.padEnd(44)} leader → peers: ${(reqs / Math.max(1, res.requests.total)).toFixed(2)} batches and ${(msgs / Math.max(1, res.requests.total)).toFixed(2)} Raft messages per client request (${(msgs / Math.max(1, reqs)).toFixed(1)} per batch)`);
     }
 
     console.log('');

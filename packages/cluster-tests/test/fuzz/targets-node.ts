@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Duplex } from 'node:stream';
 import fc from 'fast-check';
+import { decodeMessages, encodeMessages, type Message } from '@coffer/raft';
 import { AuditLog, verifyAuditFile } from '../../../node/src/audit/audit-log.js';
 import { compileGlob, globProblem } from '../../../node/src/auth/glob.js';
 import { compileRole, validateRoleDocument } from '../../../node/src/auth/rbac.js';
@@ -16,10 +18,12 @@ import { ServiceError } from '../../../node/src/service/errors.js';
 import { rewriteListHead } from '../../../node/src/http/list-method.js';
 import { checkFolder, isVaultList, mergePatch, parseGoDuration } from '../../../node/src/http/vault.js';
 import { normaliseIp, parseCidr, validateCidrs } from '../../../node/src/net/allowlist.js';
-import { PeerVerifier, bodyDigest, bodyMatches, derivePeerKey, signPeerRequest } from '../../../node/src/peer/auth.js';
+import { PeerVerifier, bodyDigest, bodyMatches, derivePeerKey, deriveStreamKey, signPeerRequest } from '../../../node/src/peer/auth.js';
+import { frameTag, MAX_FRAME_BYTES, StreamAcceptor } from '../../../node/src/raft/stream.js';
 import { valueFromBody } from '../../../node/src/service/values.js';
 import { checkNodeId, checkRoleName, checkSecretName, checkTokenName } from '../../../node/src/validate.js';
 import { fail, type FuzzTarget } from './engine.js';
+import { messageArb } from './targets-raft.js';
 
 const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const text = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('utf8');
@@ -431,4 +435,89 @@ export const listHead: FuzzTarget = {
   },
 };
 
-export const NODE_TARGETS: readonly FuzzTarget[] = [peerAuth, auditVerify, auditOpen, jsonBody, secretValue, duration, rateLimit, cidr, names, glob, roleDocument, vaultFields, listHead];
+// ---- Raft streams ---------------------------------------------------------------------------------
+
+const STREAM_KEY = deriveStreamKey(signer, 'n1', 'n2', '00'.repeat(16));
+
+/** Frames as the dialer writes them: u32 length | payload | 16-byte tag, numbered from 0. */
+function framesOf(payloads: Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(payloads.map((p, i) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(p.length, 0);
+    return Buffer.concat([len, p, frameTag(STREAM_KEY, i, p)]);
+  })));
+}
+
+/** Walks the frames of an input the way an honest reader would: payloads of the leading frames whose tags verify, and whether a bad one followed. */
+function expectedFrames(b: Uint8Array): { payloads: Uint8Array[]; bad: boolean } {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+  const payloads: Uint8Array[] = [];
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt32BE(off);
+    if (len > MAX_FRAME_BYTES) return { payloads, bad: true };
+    if (off + 4 + len + 16 > buf.length) break;
+    const p = buf.subarray(off + 4, off + 4 + len);
+    if (!frameTag(STREAM_KEY, payloads.length, p).equals(buf.subarray(off + 4 + len, off + 4 + len + 16))) return { payloads, bad: true };
+    payloads.push(p);
+    off += 4 + len + 16;
+  }
+  return { payloads, bad: false };
+}
+
+/** The bytes after a Raft stream's handshake (raft/stream.ts StreamAcceptor): framing, tags, then the codec. */
+export const raftStream: FuzzTarget = {
+  name: 'node.raft-stream',
+  pkg: 'node',
+  what: 'frames on an accepted Raft stream (raft/stream.ts StreamAcceptor), fed in two pieces',
+  seeds: fc.array(fc.array(messageArb, { maxLength: 3 }), { maxLength: 3 }).map((batches) => framesOf(batches.map((ms) => encodeMessages(ms.map((m) => ({ ...m, from: 'n1', to: 'n2' })))))),
+  // Re-tags every complete frame, so that mutations reach the codec and the sender/receiver filter.
+  fixup: (b) => {
+    const buf = Buffer.from(b);
+    let off = 0;
+    for (let i = 0; off + 4 <= buf.length; i++) {
+      const len = buf.readUInt32BE(off);
+      if (len > MAX_FRAME_BYTES || off + 4 + len + 16 > buf.length) break;
+      frameTag(STREAM_KEY, i, buf.subarray(off + 4, off + 4 + len)).copy(buf, off + 4 + len);
+      off += 4 + len + 16;
+    }
+    return new Uint8Array(buf);
+  },
+  run: (b) => {
+    const delivered: Message[] = [];
+    const refusals: string[] = [];
+    const acceptor = new StreamAcceptor({ nodeId: 'n2', onMessages: (_from, msgs) => delivered.push(...msgs), onRefused: (r) => refusals.push(r) });
+    const socket = new Duplex({ read: () => undefined, write: (_c, _e, cb) => cb() });
+    acceptor.accept('n1', STREAM_KEY, socket, Buffer.alloc(0));
+    // Two reads split at an input-chosen point: a frame may straddle them.
+    const cut = b.length === 0 ? 0 : (b[0] as number) % (b.length + 1);
+    socket.emit('data', Buffer.from(b.subarray(0, cut)));
+    if (!socket.destroyed) socket.emit('data', Buffer.from(b.subarray(cut)));
+    const destroyed = socket.destroyed;
+    acceptor.close();
+    return { delivered, refusals, destroyed };
+  },
+  // The acceptor never throws: a bad frame ends the stream.
+  refusal: never,
+  check: (b, out) => {
+    const r = out as { delivered: Message[]; refusals: string[]; destroyed: boolean };
+    for (const m of r.delivered) if (m.from !== 'n1' || m.to !== 'n2') fail(`delivered a message from ${m.from} to ${m.to} on n1's stream to n2`);
+    const want = expectedFrames(b);
+    // Every delivered message comes from a frame whose tag verifies, in order.
+    const fromFrames: Message[] = [];
+    let undecodable = false;
+    for (const p of want.payloads) {
+      try {
+        fromFrames.push(...decodeMessages(p).filter((m) => m.from === 'n1' && m.to === 'n2'));
+      } catch {
+        undecodable = true;
+        break;
+      }
+    }
+    if (r.delivered.length !== fromFrames.length) fail(`delivered ${r.delivered.length} messages; the authentic frames hold ${fromFrames.length}`);
+    if ((want.bad || undecodable) !== r.destroyed) fail(`stream ${r.destroyed ? 'ended' : 'kept'} though its frames are ${want.bad || undecodable ? 'bad' : 'good so far'}`);
+    return r.destroyed ? `ended ${r.refusals.join(',')}` : `delivered ${Math.min(r.delivered.length, 3)}`;
+  },
+};
+
+export const NODE_TARGETS: readonly FuzzTarget[] = [peerAuth, raftStream, auditVerify, auditOpen, jsonBody, secretValue, duration, rateLimit, cidr, names, glob, roleDocument, vaultFields, listHead];

@@ -19,7 +19,7 @@ const data = fc.uint8Array({ maxLength: 48 });
 
 const entryArb: fc.Arbitrary<Entry> = fc.record({ term: num, index: num, type: fc.constantFrom('normal' as const, 'confChange' as const), data });
 
-const messageArb: fc.Arbitrary<Message> = fc
+export const messageArb: fc.Arbitrary<Message> = fc
   .record({
     type: fc.constantFrom(...MSG_TYPES),
     to: id,
