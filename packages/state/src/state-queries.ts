@@ -1,7 +1,6 @@
 // Synchronous queries over the replicated state, from memory (the sealed bytes of a durable
 // replica stay in LevelDB: `NodeStore.readSealed`). `StateMachine` extends this class with apply,
 // persistence hand-off and snapshots.
-import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesEqual, timingSafeEqual, toHex } from './bytes.js';
 import { MAX_FAILURES_KEPT } from './commands/access.js';
 import { effectiveDeletedAt } from './commands/secrets.js';
@@ -13,6 +12,7 @@ import {
   ctKey,
   decodeCt,
   dekKey,
+  sha256Digest,
   type CommandResult,
   type MemberRecord,
   type RoleRecord,
@@ -388,9 +388,9 @@ export function assembleSealed(
 ): SealedValue | undefined {
   const meta = s?.versions.find((m) => m.version === version);
   if (!meta || meta.destroyed || !ct) return undefined;
-  if (!bytesEqual(sha256(ct), meta.ctDigest)) throw new StateError('SM_CORRUPT_STORAGE', `sealed record of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
+  if (!bytesEqual(sha256Digest(ct), meta.ctDigest)) throw new StateError('SM_CORRUPT_STORAGE', `sealed record of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
   const c = decodeCt(ct);
   const wrappedDek = dek ?? c.wrappedDek;
-  if (!bytesEqual(sha256(wrappedDek), meta.dekDigest)) throw new StateError('SM_CORRUPT_STORAGE', `wrapped DEK of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
+  if (!bytesEqual(sha256Digest(wrappedDek), meta.dekDigest)) throw new StateError('SM_CORRUPT_STORAGE', `wrapped DEK of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
   return { formatVersion: c.formatVersion, alg: c.alg, nonce: c.nonce, ciphertext: c.ciphertext, wrappedDek, kmsKeyId: meta.kmsKeyId };
 }

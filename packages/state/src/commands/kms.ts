@@ -1,6 +1,5 @@
 // KMS re-wrap: one version's DEK moved onto current key material, and the worker's watermark.
-import { sha256 } from '@noble/hashes/sha2.js';
-import { KEY, dekKey } from '../records.js';
+import { KEY, dekKey, sha256Digest } from '../records.js';
 import { checkBytes, checkInt, checkName, checkOptInt, type CommandBase, type CommandSpec, type FamilySpecs } from './spec.js';
 
 /** Re-wrap one version's DEK onto current KMS key material. */
@@ -62,7 +61,7 @@ const rewrap: CommandSpec<KmsRewrapCommand> = {
     const dek = c.wrappedDek.slice();
     v.kmsKeyId = c.kmsKeyId;
     v.wrapMarker = c.marker;
-    v.dekDigest = sha256(dek);
+    v.dekDigest = sha256Digest(dek);
     ctx.changes.putBlob(dekKey(c.name, c.version), dek);
     ctx.changes.mark(KEY.secret + s.name);
     return { status: 'ok', version: c.version };
