@@ -90,11 +90,18 @@ class FakeApplier implements Applier {
     return this.applied;
   }
 
-  async apply(entries: readonly Entry[], _confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]> {
+  /** While set, apply hands its outcomes over early, then waits for it (its state write is slow). */
+  persistGate: Promise<void> | undefined;
+
+  async apply(entries: readonly Entry[], _confChanges: ReadonlyMap<number, ConfChange>, early?: (outcomes: ReadonlyMap<number, ApplyOutcome>) => void): Promise<ApplyOutcome[]> {
     this.events.push({ kind: 'apply', node: this.id, entries: [...entries] });
     const out = entries.map((e) => (e.type === 'normal' && e.data.length > 0 ? `${this.id}:${e.index}@${e.term}:${new TextDecoder().decode(e.data)}` : undefined));
     const last = entries[entries.length - 1];
     if (last !== undefined) this.applied = last.index;
+    if (this.persistGate !== undefined) {
+      early?.(new Map(entries.map((e, i) => [e.index, out[i]])));
+      await this.persistGate;
+    }
     return out;
   }
 
@@ -413,6 +420,29 @@ describe('applying while the log write is in flight', () => {
         if (e.kind === 'send' && e.msg.type === 'MsgAppResp' && !e.msg.reject) expect([id, e.msg.index <= durable]).toEqual([id, true]);
       }
     }
+  });
+});
+
+describe('answering from memory', () => {
+  test('a write is answered once applied in memory, before the state write that follows; the loop applies nothing more until that write is done', async () => {
+    const leader = await cluster.electLeader();
+    let open!: () => void;
+    leader.applier.persistGate = new Promise<void>((r) => (open = r));
+    const first = outcomeOf(leader.driver.propose(enc('early')));
+    await cluster.advance(TICK_MS * 3);
+    expect(first.settled).toBe(true);
+    expect(first.value).toBe(`${leader.id}:${leader.driver.status().lastIndex}@${leader.driver.status().term}:early`);
+    const applies = (): number => cluster.events.filter((e) => e.kind === 'apply' && e.node === leader.id).length;
+    const before = applies();
+    const second = outcomeOf(leader.driver.propose(enc('next')));
+    await cluster.advance(TICK_MS * 3);
+    expect(second.settled).toBe(false);
+    expect(applies()).toBe(before);
+    leader.applier.persistGate = undefined;
+    open();
+    await cluster.advance(TICK_MS * 3);
+    expect(second.settled).toBe(true);
+    expect(second.value).toMatch(/:next$/);
   });
 });
 

@@ -162,11 +162,15 @@ export class NodeStore {
    * applied index are skipped, so replaying after a crash never applies twice.
    *
    * @param entries - committed entries in index order
+   * @param onApplied - given the results as soon as every entry is applied in memory and the
+   *   batch is queued (so that reads of this node already see it), before the unsynced write
+   *   completes: that write adds nothing a caller could rely on (the Raft log holds the entries,
+   *   and a failed write stops the node). Not called when an entry fails.
    * @returns one result per newly applied entry
    * @throws {SM_UNKNOWN_COMMAND} {SM_UNSUPPORTED_VERSION} {SM_CORRUPT_COMMAND} the entry that fails
    *   is not applied; the entries before it are applied and persisted first. The node must stop.
    */
-  applyEntries(entries: readonly LogEntry[]): Promise<ApplyResult[]> {
+  applyEntries(entries: readonly LogEntry[], onApplied?: (results: readonly ApplyResult[]) => void): Promise<ApplyResult[]> {
     this.check();
     return this.serial(async () => {
       const results: ApplyResult[] = [];
@@ -180,15 +184,19 @@ export class NodeStore {
           break;
         }
       }
-      await this.persist();
+      await this.persist(failure === null && onApplied !== undefined ? () => onApplied(results) : undefined);
       if (failure !== null) throw failure;
       return results;
     });
   }
 
-  private async persist(): Promise<void> {
+  /** @param onQueued - called once the batch is handed to the writer (blobs readable from `inflight`) */
+  private async persist(onQueued?: () => void): Promise<void> {
     const before = this.writer.persistedApplied;
-    if (!this.sm.hasChanges && this.sm.applied === before) return;
+    if (!this.sm.hasChanges && this.sm.applied === before) {
+      onQueued?.();
+      return;
+    }
     const ch = this.sm.takeChanges();
     const ops: Op[] = [];
     if (ch.fullRewrite) {
@@ -217,7 +225,9 @@ export class NodeStore {
     if (blobsChange) this.blobGen++;
     ops.push({ type: 'put', key: KEY.applied, value: this.seal(KEY.applied, encodeApplied(ch.applied.index, ch.applied.term)) });
     try {
-      await this.writer.write(ops, false, ch.applied.index);
+      const writing = this.writer.write(ops, false, ch.applied.index);
+      onQueued?.();
+      await writing;
     } finally {
       this.inflight = new Map();
       // Reads that started while the batch was being written must not fill the cache either.

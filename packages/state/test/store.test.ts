@@ -184,6 +184,32 @@ describe('state persistence', () => {
     expect(await s.readSealed('b', 1)).toEqual(sealed(42));
   });
 
+  test('onApplied hands over the results once the batch is applied in memory and queued: reads already see it, the write is not yet done', async () => {
+    const s = await open();
+    const entries = [put('a', 1), put('b', 1)].map((c, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: encodeCommand(c) }));
+    let early: { statuses: string[]; latest: number | undefined; persisted: boolean; read: Promise<unknown> } | undefined;
+    let persisted = false;
+    const done = s
+      .applyEntries(entries, (results) => {
+        early = { statuses: results.map((r) => r.result.status), latest: s.state.latestVersion('b'), persisted, read: s.readSealed('b', 1) };
+      })
+      .then((r) => {
+        persisted = true;
+        return r;
+      });
+    const res = await done;
+    expect(early).toBeDefined();
+    expect(early?.statuses).toEqual(['ok', 'ok']);
+    expect(early?.latest).toBe(1);
+    expect(early?.persisted).toBe(false);
+    expect(await early?.read).toEqual(sealed(1)); // a read started before the write finished
+    expect(res.map((r) => r.index)).toEqual([1, 2]);
+    // A batch whose entry fails gets no early results (the node stops).
+    const calls: number[] = [];
+    await expect(s.applyEntries([{ index: 3, term: 1, type: 'normal', data: Uint8Array.of(1, 99) }], () => calls.push(1))).rejects.toMatchObject({ code: 'SM_UNKNOWN_COMMAND' });
+    expect(calls).toEqual([]);
+  });
+
   test('a bad entry stops the batch: earlier entries are persisted, the bad one is not applied', async () => {
     let s = await open();
     const good = { index: 1, term: 1, type: 'normal' as const, data: encodeCommand(put('a', 1)) };

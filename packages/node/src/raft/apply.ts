@@ -4,7 +4,7 @@
  * immediately before the entry itself, so both land in the same ordered stream on every node.
  */
 import type { ConfChange, Entry } from '@coffer/raft';
-import type { NodeStore } from '@coffer/state';
+import type { ApplyResult, NodeStore } from '@coffer/state';
 import type { Applier, ApplyOutcome } from './driver-types.js';
 import { decodeMemberContext } from './members.js';
 
@@ -28,7 +28,7 @@ export interface MembershipApplied {
 export function createApplier(store: NodeStore, onMembership: (change: MembershipApplied) => void): Applier {
   return {
     appliedIndex: () => store.applied,
-    apply: (entries, confChanges) => applyEntries(store, entries, confChanges, onMembership),
+    apply: (entries, confChanges, early) => applyEntries(store, entries, confChanges, onMembership, early),
     snapshot: async () => {
       const snap = await store.createSnapshot();
       return { index: snap.index, data: snap.data };
@@ -47,6 +47,8 @@ export function createApplier(store: NodeStore, onMembership: (change: Membershi
  * @param confChanges - the decoded membership changes among them, by index
  * @param onMembership - told of each membership change (before the address book changes for an
  *   addition, after for a removal)
+ * @param early - given the outcomes of the entries after the last membership change as soon as
+ *   they are applied in memory (see {@link Applier.apply})
  * @returns one outcome per entry
  */
 export async function applyEntries(
@@ -54,12 +56,21 @@ export async function applyEntries(
   entries: readonly Entry[],
   confChanges: ReadonlyMap<number, ConfChange>,
   onMembership?: (change: MembershipApplied) => void,
+  early?: (outcomes: ReadonlyMap<number, ApplyOutcome>) => void,
 ): Promise<ApplyOutcome[]> {
   const byIndex = new Map<number, ApplyOutcome>();
   let run: Entry[] = [];
-  const flush = async (): Promise<void> => {
+  const flush = async (last = false): Promise<void> => {
     if (run.length === 0) return;
-    const results = await store.applyEntries(run);
+    const onApplied =
+      last && early !== undefined
+        ? (results: readonly ApplyResult[]): void => {
+            const m = new Map<number, ApplyOutcome>();
+            for (const r of results) m.set(r.index, r);
+            early(m);
+          }
+        : undefined;
+    const results = await store.applyEntries(run, onApplied);
     for (const r of results) byIndex.set(r.index, r);
     run = [];
   };
@@ -89,6 +100,6 @@ export async function applyEntries(
     run.push(e);
     if (cc !== undefined) await flush();
   }
-  await flush();
+  await flush(true);
   return entries.map((e) => byIndex.get(e.index));
 }

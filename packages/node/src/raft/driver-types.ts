@@ -35,8 +35,12 @@ export interface Applier {
    * Applies committed entries in order and persists their effects with the new applied index in
    * one atomic write. Returns one outcome per entry (undefined for entries that are not commands).
    * Throws (fatal) on an entry it cannot decode: the node must stop, never skip.
+   *
+   * `early`, when given, may receive the outcomes of some entries (by index) as soon as they are
+   * applied in memory, before the state write that follows them completes (it is not synced: the
+   * Raft log is what makes them durable); the returned outcomes still cover every entry.
    */
-  apply(entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>): Promise<ApplyOutcome[]>;
+  apply(entries: readonly Entry[], confChanges: ReadonlyMap<number, ConfChange>, early?: (outcomes: ReadonlyMap<number, ApplyOutcome>) => void): Promise<ApplyOutcome[]>;
   /**
    * A consistent serialization of the state, and the applied index it was taken at: the index
    * applied when called (the store takes it in turn with applies).

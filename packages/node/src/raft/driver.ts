@@ -463,16 +463,21 @@ export class RaftDriver {
         this.confEpoch++;
       }
     }
-    const outcomes = await this.applier.apply(entries, confChanges);
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i] as Entry;
+    // Proposals are answered as soon as their entries are applied in memory (this node's reads
+    // see them from then on); the unsynced state write that follows adds no durability.
+    const settle = (e: Entry, outcome: ApplyOutcome): void => {
       const p = this.pending.get(e.index);
-      if (p === undefined) continue;
+      if (p === undefined) return;
       this.pending.delete(e.index);
       clearTimeout(p.timer);
-      if (p.term === e.term) p.resolve(outcomes[i]);
+      if (p.term === e.term) p.resolve(outcome);
       else p.reject(new DriverError('dropped', 'leadership changed before the write committed; it was not applied'));
-    }
+    };
+    const early = this.pending.size === 0 ? undefined : (byIndex: ReadonlyMap<number, ApplyOutcome>): void => {
+      for (const e of entries) if (byIndex.has(e.index)) settle(e, byIndex.get(e.index));
+    };
+    const outcomes = await this.applier.apply(entries, confChanges, early);
+    for (let i = 0; i < entries.length; i++) settle(entries[i] as Entry, outcomes[i]);
     const last = entries[entries.length - 1] as Entry;
     this.events.onApplied?.(last.index);
   }
