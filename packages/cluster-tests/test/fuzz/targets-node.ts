@@ -488,7 +488,7 @@ export const raftStream: FuzzTarget = {
     const refusals: string[] = [];
     const acceptor = new StreamAcceptor({ nodeId: 'n2', onMessages: (_from, msgs) => delivered.push(...msgs), onRefused: (r) => refusals.push(r) });
     const socket = new Duplex({ read: () => undefined, write: (_c, _e, cb) => cb() });
-    acceptor.accept('n1', STREAM_KEY, socket, Buffer.alloc(0));
+    acceptor.accept('n1', 'app', STREAM_KEY, socket, Buffer.alloc(0));
     // Two reads split at an input-chosen point: a frame may straddle them.
     const cut = b.length === 0 ? 0 : (b[0] as number) % (b.length + 1);
     socket.emit('data', Buffer.from(b.subarray(0, cut)));

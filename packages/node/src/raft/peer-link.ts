@@ -101,7 +101,7 @@ export async function openPeerLink(deps: PeerLinkDeps): Promise<PeerLink> {
     nodeId: config.nodeId,
     onMessages: receive,
     holdReturn: (from, respond) => transport.holdReturn(from, respond),
-    onStream: (from, nonce, socket, head) => streams.accept(from, verifier.streamKey(from, nonce), socket, head),
+    onStream: (from, nonce, lane, socket, head) => streams.accept(from, lane, verifier.streamKey(from, nonce), socket, head),
     onRefused: (reason) => metrics.peerRefusals.inc({ reason }),
     rpc: deps.rpc,
   });

@@ -16,7 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { decodeMessages, type Message, RaftError } from '@coffer/raft';
 import { bodyMatches, PEER_HEADERS, type PeerRefusal, type PeerVerifier } from '../peer/auth.js';
-import { STREAM_PATH, STREAM_PROTOCOL } from './stream.js';
+import { STREAM_LANES, STREAM_PROTOCOL, streamPath, type StreamLane } from './stream.js';
 import { RAFT_MESSAGES_PATH, RETURN_HEADER } from './transport.js';
 
 /** Largest accepted peer request body (a batch is at most 8 MiB of data plus framing). */
@@ -51,7 +51,7 @@ export interface PeerServerOptions {
    * the request's, `head` the bytes that followed it. Without it, upgrades are answered 404 and
    * members send plain requests.
    */
-  readonly onStream?: (from: string, nonce: string, socket: Duplex, head: Buffer) => void;
+  readonly onStream?: (from: string, nonce: string, lane: StreamLane, socket: Duplex, head: Buffer) => void;
   /** Counts refusals by reason (metrics). */
   readonly onRefused?: (reason: PeerRefusal | 'decode' | 'too_large' | 'not_found') => void;
 }
@@ -159,10 +159,11 @@ function upgrade(opts: PeerServerOptions, req: IncomingMessage, socket: Duplex, 
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   };
   const protocol = req.headers.upgrade;
-  if (opts.onStream === undefined || req.method !== 'POST' || req.url !== STREAM_PATH || typeof protocol !== 'string' || protocol.toLowerCase() !== STREAM_PROTOCOL) return refuse('404 Not Found', 'not_found');
-  const verdict = opts.verifier.verify({ method: 'POST', path: STREAM_PATH, headers: req.headers, body: EMPTY_BODY });
+  const lane = STREAM_LANES.find((l) => req.url === streamPath(l));
+  if (opts.onStream === undefined || lane === undefined || req.method !== 'POST' || typeof protocol !== 'string' || protocol.toLowerCase() !== STREAM_PROTOCOL) return refuse('404 Not Found', 'not_found');
+  const verdict = opts.verifier.verify({ method: 'POST', path: streamPath(lane), headers: req.headers, body: EMPTY_BODY });
   if (!verdict.ok) return refuse('401 Unauthorized', verdict.reason);
-  opts.onStream(verdict.from, verdict.nonce, socket, head);
+  opts.onStream(verdict.from, verdict.nonce, lane, socket, head);
 }
 
 async function handle(opts: PeerServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {

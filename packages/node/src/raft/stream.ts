@@ -1,10 +1,15 @@
 /**
- * Raft streams: one long-lived, one-way connection per ordered pair of members, carrying batches
- * of Raft messages as frames. A stream replaces one HTTP exchange per batch (request head, signature
+ * Raft streams: long-lived, one-way connections from each member to each peer, carrying batches
+ * of Raft messages as frames. Two lanes per ordered pair, as etcd has: `app` carries log entries
+ * and snapshot chunks (MsgApp, MsgSnap), `msg` everything else (heartbeats, votes, answers,
+ * ReadIndex). A heartbeat never waits behind megabytes of entries that a slow follower has not
+ * read yet: bytes on one connection are delivered in order, so a single lane let a lagging
+ * follower miss heartbeats for longer than an election timeout under a bulk load. Raft does not
+ * need order between the two (a heartbeat only ever commits what the follower is known to hold). A stream replaces one HTTP exchange per batch (request head, signature
  * over a body hash, response) with one framed write, which is most of what a replication round
  * cost in CPU beyond the work itself (see docs/PERFORMANCE.md).
  *
- * Opening: the dialer sends `POST /raft/v1/stream` with `upgrade: coffer-raft-stream-v1` and the
+ * Opening: the dialer sends `POST /raft/v1/stream/<lane>` with `upgrade: coffer-raft-stream-v1` and the
  * usual signed peer headers over an empty body (peer/auth.ts: timestamp window, nonce never seen
  * before). The listener verifies them and answers `101`; anything else (an older member answers
  * 404) makes the dialer use plain HTTP requests to that peer for a while.
@@ -28,8 +33,30 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { decodeMessages, type Message, RaftError } from '@coffer/raft';
 
-/** Path of the upgrade request. */
+/** Prefix of the upgrade request's path; the lane follows it. */
 export const STREAM_PATH = '/raft/v1/stream';
+/** The lanes of a pair of members: log entries and snapshots, and every other message. */
+export type StreamLane = 'app' | 'msg';
+/** Both lanes. */
+export const STREAM_LANES: readonly StreamLane[] = ['app', 'msg'];
+
+/**
+ * The upgrade path of a lane (signed with the handshake, so a stream cannot change lanes).
+ *
+ * @param lane - `app` or `msg`
+ */
+export function streamPath(lane: StreamLane): string {
+  return `${STREAM_PATH}/${lane}`;
+}
+
+/**
+ * The lane a message travels on.
+ *
+ * @param m - a Raft message
+ */
+export function laneOf(m: Message): StreamLane {
+  return m.type === 'MsgApp' || m.type === 'MsgSnap' ? 'app' : 'msg';
+}
 /** The `upgrade` token; a new frame format gets a new one. */
 export const STREAM_PROTOCOL = 'coffer-raft-stream-v1';
 /** Largest frame payload accepted (the HTTP route's body cap: one 8 MiB batch and framing, with room). */
@@ -76,6 +103,8 @@ export type StreamEnd =
 export interface OutboundStreamOptions {
   readonly host: string;
   readonly port: number;
+  /** The upgrade path ({@link streamPath}); the headers are signed over it. */
+  readonly path: string;
   /** Signed peer headers of the upgrade request (peer/auth.ts `signPeerRequest`, empty body). */
   readonly headers: Readonly<Record<string, string>>;
   /** Session key derived from the handshake's nonce. */
@@ -127,7 +156,7 @@ export class OutboundStream {
     this.socket = connect({ host: opts.host, port: opts.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
     this.openTimer = setTimeout(() => this.end({ kind: 'failed', reason: 'timeout' }), opts.openTimeoutMs);
     this.socket.on('connect', () => {
-      let head = `POST ${STREAM_PATH} HTTP/1.1\r\nhost: ${opts.host}:${opts.port}\r\nconnection: Upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\ncontent-length: 0\r\n`;
+      let head = `POST ${opts.path} HTTP/1.1\r\nhost: ${opts.host}:${opts.port}\r\nconnection: Upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\ncontent-length: 0\r\n`;
       for (const [k, v] of Object.entries(opts.headers)) head += `${k}: ${v}\r\n`;
       this.socket.write(`${head}\r\n`);
     });
@@ -175,6 +204,11 @@ export class OutboundStream {
    */
   stalled(now: number): boolean {
     return this.state === 'open' && this.outstandingBytes > 0 && now - this.progressAt > stallLimitMs(this.outstandingBytes);
+  }
+
+  /** Starts the stall clock again from `now` (the owner's checks were held up, not the peer). */
+  restartClock(now: number): void {
+    if (this.outstandingBytes > 0) this.progressAt = now;
   }
 
   /** Ends the stream; `onEnd` reports `reason`. */
@@ -254,6 +288,8 @@ export interface StreamAcceptorOptions {
 
 interface Inbound {
   readonly from: string;
+  /** `from` and the lane: the key of the stream in the acceptor. */
+  readonly slot: string;
   readonly socket: Duplex;
   readonly key: Uint8Array;
   chunks: Buffer[];
@@ -283,28 +319,30 @@ export class StreamAcceptor {
     this.nodeId = opts.nodeId;
   }
 
-  /** Open inbound streams (one per member at most). */
+  /** Open inbound streams (one per member and lane at most). */
   get size(): number {
     return this.streams.size;
   }
 
   /**
    * Accepts a verified upgrade: answers 101 and reads frames. A newer stream from the same member
-   * replaces the older one.
+   * on the same lane replaces the older one.
    *
    * @param from - the authenticated sender
+   * @param lane - the lane of the (signed) upgrade path
    * @param key - the session key for the handshake's nonce
    * @param socket - the upgraded socket
    * @param head - bytes that arrived after the request head
    */
-  accept(from: string, key: Uint8Array, socket: Duplex, head: Buffer): void {
+  accept(from: string, lane: StreamLane, key: Uint8Array, socket: Duplex, head: Buffer): void {
     if (this.closed) {
       socket.destroy();
       return;
     }
-    this.streams.get(from)?.socket.destroy();
-    const s: Inbound = { from, socket, key, chunks: [], have: 0, need: LEN_BYTES, frameLen: -1, received: 0, ackTimer: undefined };
-    this.streams.set(from, s);
+    const slot = `${from} ${lane}`;
+    this.streams.get(slot)?.socket.destroy();
+    const s: Inbound = { from, slot, socket, key, chunks: [], have: 0, need: LEN_BYTES, frameLen: -1, received: 0, ackTimer: undefined };
+    this.streams.set(slot, s);
     const sock = socket as Socket;
     if (typeof sock.setNoDelay === 'function') sock.setNoDelay(true);
     if (typeof sock.setKeepAlive === 'function') sock.setKeepAlive(true, 30_000);
@@ -312,7 +350,7 @@ export class StreamAcceptor {
     const drop = (): void => {
       if (s.ackTimer !== undefined) clearTimeout(s.ackTimer);
       s.ackTimer = undefined;
-      if (this.streams.get(from) === s) this.streams.delete(from);
+      if (this.streams.get(slot) === s) this.streams.delete(slot);
     };
     socket.on('close', drop);
     socket.on('error', () => socket.destroy());

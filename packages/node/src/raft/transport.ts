@@ -1,12 +1,13 @@
 /**
  * Peer transport: carries Raft messages between members on the peer port.
  *
- * Each peer gets a Raft stream (stream.ts): one long-lived, authenticated connection on which every
- * batch is one framed write. A peer that does not take streams (a member of an older version
+ * Each peer gets Raft streams (stream.ts): long-lived, authenticated connections on which every
+ * batch is one framed write, one per lane (entries and snapshots; everything else), so that
+ * heartbeats never queue behind entries. A peer that does not take streams (a member of an older version
  * answers the upgrade with 404) gets plain HTTP requests instead, retried as a stream every
  * {@link STREAM_RETRY_MS}.
  *
- * Outbound, every peer has one queue. On a stream, everything queued is written at once as one
+ * Outbound, every peer has one queue per lane. On a stream, everything queued is written at once as one
  * frame (up to {@link MAX_BATCH_BYTES}) while the socket's buffer is below
  * {@link STREAM_HIGH_WATER}; over HTTP, at most one request is in flight and everything queued
  * meanwhile goes in the next one. Batching is what makes HTTP affordable (one request per message
@@ -24,7 +25,7 @@
 import { Agent, request } from 'undici';
 import { decodeMessages, encodeMessages, type Message, type NodeId } from '@coffer/raft';
 import { deriveStreamKey, PEER_HEADERS, signPeerRequest } from '../peer/auth.js';
-import { OutboundStream, STREAM_PATH } from './stream.js';
+import { laneOf, OutboundStream, streamPath, type StreamLane } from './stream.js';
 
 /** Path of the one peer RPC: a batch of Raft messages. */
 export const RAFT_MESSAGES_PATH = '/raft/v1/messages';
@@ -74,7 +75,10 @@ export interface TransportOptions {
   readonly streams?: boolean;
 }
 
+/** What is queued for one lane of one peer (over HTTP, both lanes of a peer go as requests). */
 interface PeerQueue {
+  readonly id: NodeId;
+  readonly lane: StreamLane;
   msgs: Message[];
   bytes: number;
   /** An HTTP request is out. */
@@ -107,11 +111,13 @@ function messageBytes(m: Message): number {
 export class PeerTransport {
   private readonly opts: TransportOptions;
   private readonly agent: Agent;
-  private readonly queues = new Map<NodeId, PeerQueue>();
+  /** By lane and peer (`<lane> <id>`). */
+  private readonly queues = new Map<string, PeerQueue>();
   /** Open responses of peers' requests that take this node's next messages back. */
   private readonly returns = new Map<NodeId, { respond: (body: Uint8Array | null, headers?: Record<string, string>) => void; timer: NodeJS.Timeout }>();
   private closed = false;
   private stallTimer: NodeJS.Timeout | undefined;
+  private lastStallCheck = Date.now();
   private readonly timeoutMs: number;
 
   /** @param opts - see {@link TransportOptions} */
@@ -140,10 +146,12 @@ export class PeerTransport {
         else list.push(m);
         continue;
       }
-      let q = this.queues.get(m.to);
+      const lane = this.opts.streams === false ? 'msg' : laneOf(m);
+      const slot = `${lane} ${m.to}`;
+      let q = this.queues.get(slot);
       if (q === undefined) {
-        q = { msgs: [], bytes: 0, inFlight: false, downUntil: 0, stream: undefined, streamBase: undefined, httpUntil: 0 };
-        this.queues.set(m.to, q);
+        q = { id: m.to, lane, msgs: [], bytes: 0, inFlight: false, downUntil: 0, stream: undefined, streamBase: undefined, httpUntil: 0 };
+        this.queues.set(slot, q);
       }
       if (q.downUntil > now) continue;
       q.msgs.push(m);
@@ -164,7 +172,7 @@ export class PeerTransport {
         slot.respond(body, signPeerRequest(this.opts.peerKey, { method: RETURN_SIGNED_METHOD, path: RAFT_MESSAGES_PATH, from: this.opts.nodeId, to: id, body }));
       }
     }
-    for (const [id, q] of this.queues) if (q.msgs.length > 0) this.pump(id, q);
+    for (const q of this.queues.values()) if (q.msgs.length > 0) this.pump(q.id, q);
   }
 
   /** Sends what is queued for `id` on its stream (opening one if needed) or over HTTP. */
@@ -204,11 +212,13 @@ export class PeerTransport {
       this.fail(id, q);
       return;
     }
-    const headers = signPeerRequest(this.opts.peerKey, { method: 'POST', path: STREAM_PATH, from: this.opts.nodeId, to: id });
+    const path = streamPath(q.lane);
+    const headers = signPeerRequest(this.opts.peerKey, { method: 'POST', path, from: this.opts.nodeId, to: id });
     const key = deriveStreamKey(this.opts.peerKey, this.opts.nodeId, id, headers[PEER_HEADERS.nonce] as string);
     const stream: OutboundStream = new OutboundStream({
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(url.port || 80),
+      path,
       headers,
       key,
       openTimeoutMs: Math.min(this.timeoutMs, 2_000),
@@ -232,16 +242,25 @@ export class PeerTransport {
     });
     q.stream = stream;
     q.streamBase = base;
-    this.stallTimer ??= setInterval(() => this.checkStalls(), STALL_CHECK_MS).unref();
+    if (this.stallTimer === undefined) {
+      this.lastStallCheck = Date.now();
+      this.stallTimer = setInterval(() => this.checkStalls(), STALL_CHECK_MS).unref();
+    }
   }
 
   private checkStalls(): void {
     const now = Date.now();
+    // A check that comes late means this node's own event loop was held up (a long GC pause, a
+    // large snapshot being applied): acknowledgements may be sitting unread in the sockets, so
+    // this round judges nothing and the clocks start again.
+    const late = now - this.lastStallCheck > 2 * STALL_CHECK_MS;
+    this.lastStallCheck = now;
     let open = 0;
     for (const q of this.queues.values()) {
       if (q.stream === undefined) continue;
       open++;
-      if (q.stream.stalled(now)) q.stream.destroy('stalled');
+      if (late) q.stream.restartClock(now);
+      else if (q.stream.stalled(now)) q.stream.destroy('stalled');
     }
     if (open === 0 && this.stallTimer !== undefined) {
       clearInterval(this.stallTimer);

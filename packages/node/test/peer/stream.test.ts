@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeMessages, type Message } from '@coffer/raft';
 import { deriveStreamKey, derivePeerKey, PEER_HEADERS, PeerVerifier, signPeerRequest } from '../../src/peer/auth.js';
 import { createPeerServer } from '../../src/raft/peer-server.js';
-import { frameTag, STREAM_PATH, STREAM_PROTOCOL, StreamAcceptor } from '../../src/raft/stream.js';
+import { frameTag, STREAM_PROTOCOL, StreamAcceptor, streamPath, type StreamLane } from '../../src/raft/stream.js';
 import { PeerTransport } from '../../src/raft/transport.js';
 
 const clusterKey = randomBytes(32);
@@ -37,7 +37,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function listener(id: string, opts: { streams?: boolean } = {}): Promise<Listener> {
+async function listener(id: string, opts: { streams?: boolean; onLane?: (lane: StreamLane, socket: import('node:stream').Duplex) => void } = {}): Promise<Listener> {
   const verifier = new PeerVerifier({ clusterKey, nodeId: id });
   const byStream: Message[] = [];
   const byHttp: Message[] = [];
@@ -48,7 +48,10 @@ async function listener(id: string, opts: { streams?: boolean } = {}): Promise<L
     nodeId: id,
     onMessages: (_from, msgs) => byHttp.push(...msgs),
     onRefused: (r) => refusals.push(r),
-    ...(opts.streams === false ? {} : { onStream: (from: string, nonce: string, socket, head) => acceptor.accept(from, verifier.streamKey(from, nonce), socket, head) }),
+    ...(opts.streams === false ? {} : { onStream: (from: string, nonce: string, lane: StreamLane, socket, head) => {
+          opts.onLane?.(lane, socket);
+          acceptor.accept(from, lane, verifier.streamKey(from, nonce), socket, head);
+        } }),
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
@@ -81,13 +84,13 @@ async function until(what: string, fn: () => boolean, ms = 8_000): Promise<void>
 }
 
 /** A raw upgrade: returns the socket and the response head once it arrived. */
-async function rawUpgrade(port: number, headers: Record<string, string>, extra = ''): Promise<{ socket: Socket; status: number; closed: () => boolean }> {
+async function rawUpgrade(port: number, headers: Record<string, string>, extra = '', path = streamPath('msg')): Promise<{ socket: Socket; status: number; closed: () => boolean }> {
   const socket = connect({ host: '127.0.0.1', port });
   let closed = false;
   socket.on('close', () => (closed = true));
   socket.on('error', () => undefined);
   cleanups.push(() => void socket.destroy());
-  let head = `POST ${STREAM_PATH} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\ncontent-length: 0\r\n`;
+  let head = `POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\ncontent-length: 0\r\n`;
   for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
   socket.write(`${head}${extra}\r\n`);
   const status = await new Promise<number>((resolve) => {
@@ -126,6 +129,31 @@ test('batches travel on one stream, in order, with no HTTP request per batch', a
   expect(b.acceptor.size).toBe(1);
 });
 
+function append(from: string, to: string, index: number, bytes: number): Message {
+  return { type: 'MsgApp', from, to, term: 1, logTerm: 1, index, commit: 0, entries: [{ index: index + 1, term: 1, type: 'normal', data: new Uint8Array(bytes) }], reject: false, rejectHint: 0, context: new Uint8Array(0) };
+}
+
+test('heartbeats never wait behind entries: a follower that stops reading entries still gets every heartbeat', async () => {
+  // The listener reads nothing more from the entries lane once it is open (a follower far
+  // behind); the kernel buffers fill and the sender queues. Heartbeats still arrive at once.
+  const b = await listener('b', { onLane: (lane, socket) => lane === 'app' && setImmediate(() => socket.pause()) });
+  const a = transport('a', { b: b.url });
+  a.send([append('a', 'b', 0, 1024)]);
+  for (let i = 1; i <= 40; i++) a.send([append('a', 'b', i, 1024 * 1024)]);
+  for (let t = 1; t <= 5; t++) a.send([msg('a', 'b', t)]);
+  await until('b receives the heartbeats', () => b.byStream.filter((m) => m.type === 'MsgHeartbeat').length === 5);
+  expect(b.byStream.filter((m) => m.type === 'MsgApp').length).toBeLessThan(41);
+  expect(b.acceptor.size).toBe(2);
+});
+
+test('the lane is bound by the signature: a handshake signed for one lane does not open the other', async () => {
+  const b = await listener('b');
+  const forMsg = signPeerRequest(peerKey, { method: 'POST', path: streamPath('msg'), from: 'a', to: 'b' });
+  expect((await rawUpgrade(b.port, forMsg, '', streamPath('app'))).status).toBe(401);
+  expect((await rawUpgrade(b.port, signPeerRequest(peerKey, { method: 'POST', path: '/raft/v1/stream/other', from: 'a', to: 'b' }), '', '/raft/v1/stream/other')).status).toBe(404);
+  expect((await rawUpgrade(b.port, signPeerRequest(peerKey, { method: 'POST', path: streamPath('app'), from: 'a', to: 'b' }), '', streamPath('app'))).status).toBe(101);
+});
+
 test('a listener that does not take streams (an older member) gets HTTP requests', async () => {
   const b = await listener('b', { streams: false });
   const a = transport('a', { b: b.url });
@@ -140,25 +168,25 @@ test('a listener that does not take streams (an older member) gets HTTP requests
 test('an unsigned, wrongly keyed, replayed or mis-addressed upgrade is refused before any frame is read', async () => {
   const b = await listener('b');
   expect((await rawUpgrade(b.port, {})).status).toBe(401);
-  const foreign = signPeerRequest(derivePeerKey(randomBytes(32)), { method: 'POST', path: STREAM_PATH, from: 'a', to: 'b' });
+  const foreign = signPeerRequest(derivePeerKey(randomBytes(32)), { method: 'POST', path: streamPath('msg'), from: 'a', to: 'b' });
   expect((await rawUpgrade(b.port, foreign)).status).toBe(401);
-  const toC = signPeerRequest(peerKey, { method: 'POST', path: STREAM_PATH, from: 'a', to: 'c' });
+  const toC = signPeerRequest(peerKey, { method: 'POST', path: streamPath('msg'), from: 'a', to: 'c' });
   expect((await rawUpgrade(b.port, toC)).status).toBe(401);
-  const good = signPeerRequest(peerKey, { method: 'POST', path: STREAM_PATH, from: 'a', to: 'b' });
+  const good = signPeerRequest(peerKey, { method: 'POST', path: streamPath('msg'), from: 'a', to: 'b' });
   expect((await rawUpgrade(b.port, good)).status).toBe(101);
   expect((await rawUpgrade(b.port, good)).status).toBe(401); // the same handshake again: replayed
   expect(b.refusals).toEqual(expect.arrayContaining(['missing', 'bad_signature', 'replayed']));
   // Signed for the HTTP route, or with a body: not a stream handshake.
   const otherPath = signPeerRequest(peerKey, { method: 'POST', path: '/raft/v1/messages', from: 'a', to: 'b' });
   expect((await rawUpgrade(b.port, otherPath)).status).toBe(401);
-  const withBody = signPeerRequest(peerKey, { method: 'POST', path: STREAM_PATH, from: 'a', to: 'b', body: new Uint8Array([1]) });
+  const withBody = signPeerRequest(peerKey, { method: 'POST', path: streamPath('msg'), from: 'a', to: 'b', body: new Uint8Array([1]) });
   expect((await rawUpgrade(b.port, withBody)).status).toBe(401);
   expect(b.byStream).toEqual([]);
 });
 
 describe('frames on an accepted stream', () => {
   async function opened(b: Listener): Promise<{ socket: Socket; key: Buffer; closed: () => boolean }> {
-    const headers = signPeerRequest(peerKey, { method: 'POST', path: STREAM_PATH, from: 'a', to: 'b' });
+    const headers = signPeerRequest(peerKey, { method: 'POST', path: streamPath('msg'), from: 'a', to: 'b' });
     const up = await rawUpgrade(b.port, headers);
     expect(up.status).toBe(101);
     return { socket: up.socket, key: deriveStreamKey(peerKey, 'a', 'b', headers[PEER_HEADERS.nonce] as string), closed: up.closed };
@@ -284,6 +312,27 @@ test('a stream whose frames stop being acknowledged is dropped, reported and dia
   await until('a second upgrade', () => upgrades === 2);
 });
 
+test("the sender's own event loop held up past the stall limit (a long pause) does not count as a stalled peer", async () => {
+  const b = await listener('b');
+  const errors: string[] = [];
+  const unreachable: string[] = [];
+  const a = transport('a', { b: b.url }, { errors, unreachable });
+  a.send([msg('a', 'b', 1)]);
+  await until('b receives', () => b.byStream.length === 1);
+  await new Promise((r) => setTimeout(r, 100)); // acknowledged
+  a.send([msg('a', 'b', 2)]);
+  // Hold this process's event loop longer than the stall limit: the frame is outstanding, and the
+  // acknowledgement can only be read once the loop runs again.
+  const until2 = Date.now() + 3_600;
+  while (Date.now() < until2) {
+    // busy: a long pause
+  }
+  await until('b receives the second', () => b.byStream.length === 2);
+  await new Promise((r) => setTimeout(r, 600));
+  expect(errors).not.toContain('stream_stalled');
+  expect(unreachable).toEqual([]);
+});
+
 test('a peer that is down is reported unreachable; once it is up, the next batch gets through', async () => {
   const b = await listener('b');
   const url = b.url;
@@ -306,7 +355,7 @@ async function listenerOn(id: string, port: number): Promise<Listener> {
   const verifier = new PeerVerifier({ clusterKey, nodeId: id });
   const byStream: Message[] = [];
   const acceptor = new StreamAcceptor({ nodeId: id, onMessages: (_f, msgs) => byStream.push(...msgs) });
-  const server = createPeerServer({ verifier, nodeId: id, onMessages: () => undefined, onStream: (from, nonce, socket, head) => acceptor.accept(from, verifier.streamKey(from, nonce), socket, head) });
+  const server = createPeerServer({ verifier, nodeId: id, onMessages: () => undefined, onStream: (from, nonce, lane, socket, head) => acceptor.accept(from, lane, verifier.streamKey(from, nonce), socket, head) });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
   cleanups.push(async () => {
     acceptor.close();
