@@ -16,7 +16,7 @@
 // What a tag cannot stop (documented in docs/SECURITY.md): a disk writer who kept an older copy of
 // the same data dir can put back an older, authentic value of the same key (rollback), and can
 // delete records.
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type Hmac, type KeyObject } from 'node:crypto';
 
 /** Bytes of the tag appended to every stored record. */
 export const RECORD_TAG_BYTES = 32;
@@ -119,8 +119,16 @@ export class Integrity {
    * @returns the 32-byte snapshot tag
    */
   snapshotTag(body: Uint8Array): Uint8Array {
+    return this.snapshotHmac().update(body).digest();
+  }
+
+  /**
+   * An HMAC under the snapshot key, to feed a blob in pieces: `digest()` gives the same tag as
+   * {@link snapshotTag} over all of them.
+   */
+  snapshotHmac(): Hmac {
     if (this.destroyed) throw new TypeError('integrity keys were destroyed');
-    return createHmac('sha256', this.snapshotKey).update(body).digest();
+    return createHmac('sha256', this.snapshotKey);
   }
 
   /**

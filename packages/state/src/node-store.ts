@@ -16,7 +16,7 @@ import { GroupWriter, type Op, type WriterStats } from './group-writer.js';
 import type { Integrity } from './integrity.js';
 import { RAFT_KEY, RaftLogStore, decodeEntry, decodeHardState, decodeSnapMeta, encodeHardState, entryKey, type RaftLogState } from './raft-log.js';
 import { KEY, ctKey, decodeApplied, dekKey, encodeApplied } from './records.js';
-import { decodeSnapshotBlob, encodeSnapshotBlob } from './snapshot-format.js';
+import { decodeSnapshotBlob, encodeSnapshotBlobAsync } from './snapshot-format.js';
 import {
   INTEGRITY_MARKER_KEY,
   MARKER_VALUE,
@@ -355,7 +355,7 @@ export class NodeStore {
       } finally {
         await it.close();
       }
-      return { index: applied.index, term: applied.term, data: encodeSnapshotBlob(applied.index, applied.term, records, this.integrity) };
+      return { index: applied.index, term: applied.term, data: await encodeSnapshotBlobAsync(applied.index, applied.term, records, this.integrity) };
     });
   }
 

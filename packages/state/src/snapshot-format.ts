@@ -66,6 +66,57 @@ export function encodeSnapshotBlob(index: number, term: number, records: Iterabl
   return new Uint8Array(out.buffer, out.byteOffset, pos + 32);
 }
 
+/** Bytes copied or hashed between two yields of {@link encodeSnapshotBlobAsync}. */
+const YIELD_BYTES = 4 * 1024 * 1024;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * The same bytes as {@link encodeSnapshotBlob}, built in slices of about 4 MiB with the event loop
+ * let through between them. A node builds its snapshot while it serves: a state of 100,000 1 KiB
+ * secrets is a 100+ MiB blob, whose copy and HMAC in one go held a loaded leader's loop for over an
+ * election timeout, and its followers elected another leader.
+ *
+ * @param index - applied index the records are at
+ * @param term - its term
+ * @param records - every state record (key, value), in key order
+ * @param integrity - the cluster's integrity keys (the snapshot tag)
+ * @returns the blob
+ */
+export async function encodeSnapshotBlobAsync(index: number, term: number, records: readonly (readonly [string, Uint8Array])[], integrity: Integrity): Promise<Uint8Array> {
+  let size = 4 + 1 + 8 + 8 + 4 + 32;
+  for (const [k, v] of records) size += 8 + Buffer.byteLength(k) + v.length;
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  out.set(MAGIC, pos);
+  pos += 4;
+  const head = new Writer(32).u8(SNAPSHOT_FORMAT_VERSION).u53(index).u53(term).u32(records.length).finish();
+  out.set(head, pos);
+  pos += head.length;
+  let sinceYield = 0;
+  for (const [k, v] of records) {
+    const klen = out.write(k, pos + 4, 'utf8');
+    out.writeUInt32BE(klen, pos);
+    pos += 4 + klen;
+    out.writeUInt32BE(v.length, pos);
+    out.set(v, pos + 4);
+    pos += 4 + v.length;
+    sinceYield += 8 + klen + v.length;
+    if (sinceYield >= YIELD_BYTES) {
+      sinceYield = 0;
+      await yieldToLoop();
+    }
+  }
+  const body = out.subarray(0, pos);
+  const mac = integrity.snapshotHmac();
+  for (let at = 0; at < body.length; at += YIELD_BYTES) {
+    mac.update(body.subarray(at, Math.min(body.length, at + YIELD_BYTES)));
+    if (at + YIELD_BYTES < body.length) await yieldToLoop();
+  }
+  out.set(mac.digest(), pos);
+  return new Uint8Array(out.buffer, out.byteOffset, pos + 32);
+}
+
 /**
  * Verifies and decodes a snapshot blob: its tag must be the one this cluster's snapshot key gives.
  *
