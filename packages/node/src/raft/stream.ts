@@ -113,7 +113,7 @@ export interface OutboundStreamOptions {
   readonly openTimeoutMs: number;
   /** The stream is open: frames may be written. */
   readonly onOpen: () => void;
-  /** The socket's buffer drained (more frames may be written). */
+  /** The socket's buffer drained, or frames were acknowledged (more frames may be written). */
   readonly onDrain: () => void;
   /** The stream ended (called once; no callback follows). */
   readonly onEnd: (end: StreamEnd) => void;
@@ -176,6 +176,11 @@ export class OutboundStream {
   /** Bytes written but not yet handed to the kernel. */
   get buffered(): number {
     return this.socket.writableLength;
+  }
+
+  /** Bytes of frames written and not yet acknowledged by the listener. */
+  get unacknowledged(): number {
+    return this.outstandingBytes;
   }
 
   /**
@@ -258,6 +263,10 @@ export class OutboundStream {
     this.acked = count;
     this.progressAt = Date.now();
     for (let i = 0; i < moved; i++) this.outstandingBytes -= this.unacked[this.unackedHead++] as number;
+    // The window opened: whatever waits may go.
+    queueMicrotask(() => {
+      if (this.state === 'open') this.opts.onDrain();
+    });
     if (this.unackedHead === this.unacked.length) {
       this.unacked = [];
       this.unackedHead = 0;

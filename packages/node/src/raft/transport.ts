@@ -8,8 +8,8 @@
  * {@link STREAM_RETRY_MS}.
  *
  * Outbound, every peer has one queue per lane. On a stream, everything queued is written at once as one
- * frame (up to {@link MAX_BATCH_BYTES}) while the socket's buffer is below
- * {@link STREAM_HIGH_WATER}; over HTTP, at most one request is in flight and everything queued
+ * frame (up to {@link MAX_BATCH_BYTES}) while the peer has acknowledged all but
+ * {@link STREAM_WINDOW_BYTES} and the socket's buffer is below {@link STREAM_HIGH_WATER}; over HTTP, at most one request is in flight and everything queued
  * meanwhile goes in the next one. Batching is what makes HTTP affordable (one request per message
  * tops out near 7k/s on loopback), and both paths keep the peer's view in order (Raft tolerates
  * loss and reordering, so nothing depends on it).
@@ -46,6 +46,12 @@ const FAILURE_BACKOFF_MS = 200;
 export const STREAM_RETRY_MS = 60_000;
 /** Above this many bytes in a stream's socket buffer, batches wait in the queue. */
 const STREAM_HIGH_WATER = 16 * 1024 * 1024;
+/**
+ * At most this many bytes of frames a peer has not acknowledged yet (one frame more when it is
+ * larger). Like one HTTP request in flight did, it keeps a slow follower's backlog in this queue,
+ * where later messages join the next batch, instead of in socket buffers that it reads for seconds.
+ */
+export const STREAM_WINDOW_BYTES: number = 4 * 1024 * 1024;
 /** How often open streams are checked for a stall. */
 const STALL_CHECK_MS = 250;
 
@@ -195,7 +201,7 @@ export class PeerTransport {
     }
     const stream = q.stream;
     if (!stream.open) return;
-    while (q.msgs.length > 0 && stream.buffered < STREAM_HIGH_WATER) {
+    while (q.msgs.length > 0 && stream.buffered < STREAM_HIGH_WATER && (stream.unacknowledged === 0 || stream.unacknowledged < STREAM_WINDOW_BYTES)) {
       const batch = this.takeBatch(q);
       const body = encodeMessages(batch);
       this.opts.onSent?.(id, batch.length, body.length);
