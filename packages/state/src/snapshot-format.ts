@@ -42,28 +42,35 @@ export type SnapshotContents = { index: number; term: number; records: [string, 
  */
 export function encodeSnapshotBlob(index: number, term: number, records: Iterable<readonly [string, Uint8Array]>, integrity: Integrity): Uint8Array {
   const list = Array.isArray(records) ? (records as readonly (readonly [string, Uint8Array])[]) : [...records];
-  // Sized exactly up front: a 100k-secret snapshot is tens of MiB, and growing-and-copying a
-  // buffer that size (then copying it once more to append the checksum) dominated the time.
-  let size = 4 + 1 + 8 + 8 + 4 + 32;
-  for (const [k, v] of list) size += 8 + Buffer.byteLength(k) + v.length;
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  out.set(MAGIC, pos);
-  pos += 4;
-  const head = new Writer(32).u8(SNAPSHOT_FORMAT_VERSION).u53(index).u53(term).u32(list.length).finish();
-  out.set(head, pos);
-  pos += head.length;
-  for (const [k, v] of list) {
-    const klen = out.write(k, pos + 4, 'utf8');
-    out.writeUInt32BE(klen, pos);
-    pos += 4 + klen;
-    out.writeUInt32BE(v.length, pos);
-    out.set(v, pos + 4);
-    pos += 4 + v.length;
-  }
-  const body = out.subarray(0, pos);
-  out.set(integrity.snapshotTag(body), pos);
+  const blob = startBlob(index, term, list);
+  for (const [k, v] of list) blob.pos = putRecord(blob.out, blob.pos, k, v);
+  const { out, pos } = blob;
+  out.set(integrity.snapshotTag(out.subarray(0, pos)), pos);
   return new Uint8Array(out.buffer, out.byteOffset, pos + 32);
+}
+
+/**
+ * A blob buffer sized exactly for `records` (a 100k-secret snapshot is tens of MiB, and growing and
+ * copying a buffer that size, then copying it once more to append the tag, dominated the time),
+ * with its magic and header written.
+ */
+function startBlob(index: number, term: number, records: readonly (readonly [string, Uint8Array])[]): { out: Buffer; pos: number } {
+  let size = 4 + 1 + 8 + 8 + 4 + 32;
+  for (const [k, v] of records) size += 8 + Buffer.byteLength(k) + v.length;
+  const out = Buffer.allocUnsafe(size);
+  out.set(MAGIC, 0);
+  const head = new Writer(32).u8(SNAPSHOT_FORMAT_VERSION).u53(index).u53(term).u32(records.length).finish();
+  out.set(head, 4);
+  return { out, pos: 4 + head.length };
+}
+
+/** Writes one record (`u32 len | key | u32 len | value`) at `pos`; returns the position after it. */
+function putRecord(out: Buffer, pos: number, k: string, v: Uint8Array): number {
+  const klen = out.write(k, pos + 4, 'utf8');
+  out.writeUInt32BE(klen, pos);
+  out.writeUInt32BE(v.length, pos + 4 + klen);
+  out.set(v, pos + 8 + klen);
+  return pos + 8 + klen + v.length;
 }
 
 /** Bytes copied or hashed between two yields of {@link encodeSnapshotBlobAsync}. */
@@ -84,26 +91,14 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
  * @returns the blob
  */
 export async function encodeSnapshotBlobAsync(index: number, term: number, records: readonly (readonly [string, Uint8Array])[], integrity: Integrity): Promise<Uint8Array> {
-  let size = 4 + 1 + 8 + 8 + 4 + 32;
-  for (const [k, v] of records) size += 8 + Buffer.byteLength(k) + v.length;
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  out.set(MAGIC, pos);
-  pos += 4;
-  const head = new Writer(32).u8(SNAPSHOT_FORMAT_VERSION).u53(index).u53(term).u32(records.length).finish();
-  out.set(head, pos);
-  pos += head.length;
-  let sinceYield = 0;
+  const blob = startBlob(index, term, records);
+  const out = blob.out;
+  let pos = blob.pos;
+  let yieldAt = pos + YIELD_BYTES;
   for (const [k, v] of records) {
-    const klen = out.write(k, pos + 4, 'utf8');
-    out.writeUInt32BE(klen, pos);
-    pos += 4 + klen;
-    out.writeUInt32BE(v.length, pos);
-    out.set(v, pos + 4);
-    pos += 4 + v.length;
-    sinceYield += 8 + klen + v.length;
-    if (sinceYield >= YIELD_BYTES) {
-      sinceYield = 0;
+    pos = putRecord(out, pos, k, v);
+    if (pos >= yieldAt) {
+      yieldAt = pos + YIELD_BYTES;
       await yieldToLoop();
     }
   }
