@@ -23,6 +23,9 @@ export function assertLoopback(url: string): void {
   }
 }
 
+/** Ports {@link freePort} returned in this process. */
+const handedOut = new Set<number>();
+
 /**
  * A free TCP port on 127.0.0.1 for a node to listen on.
  *
@@ -34,7 +37,14 @@ export function assertLoopback(url: string): void {
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 64; attempt++) {
     const port = 20_000 + randomInt(12_000);
-    if (await canBind(port)) return port;
+    // The probe reserves nothing: a port handed out earlier in this process and not bound yet (the
+    // next node of the same cluster) would pass it again, and two members with one peer URL make a
+    // COFFER_INITIAL_CLUSTER that every node refuses. Never hand out a port twice.
+    if (handedOut.has(port)) continue;
+    if (await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   return new Promise((resolve, reject) => {
     const s = createServer();
