@@ -62,12 +62,14 @@ class FakeLog implements DurableLog {
     return this.waiting.length;
   }
 
-  /** Indexes of the snapshots saved, and the indexes the log was compacted to. */
+  /** Indexes of the snapshots saved (with data: received ones), and the indexes compacted to. */
   readonly snapshots: number[] = [];
+  readonly snapshotsWithData: number[] = [];
   readonly compactions: number[] = [];
 
-  async saveSnapshot(meta: SnapshotMeta, _data: Uint8Array, _replaceLog: boolean): Promise<void> {
+  async saveSnapshot(meta: SnapshotMeta, data: Uint8Array | null, _replaceLog: boolean): Promise<void> {
     this.snapshots.push(meta.index);
+    if (data !== null) this.snapshotsWithData.push(meta.index);
   }
 
   async compact(index: number): Promise<void> {
@@ -446,47 +448,62 @@ describe('answering from memory', () => {
   });
 });
 
-describe('snapshots in the background', () => {
-  test('while a snapshot is being taken the loop keeps committing and the leader keeps its followers; the log is compacted once it is saved', async () => {
+describe('snapshots', () => {
+  test('the log is compacted behind snapshots recorded as meta only: no member reads its state for them', async () => {
     cluster.stop();
     await cluster.flush();
     cluster = new Cluster(7, { snapshotEntries: 5, snapshotCatchUpEntries: 2 });
     cluster.start();
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    for (const m of cluster.members.values()) m.applier.snapshotGate = gate;
     const leader = await cluster.electLeader();
-    const term = leader.driver.status().term;
-
-    // Enough writes that every member starts a snapshot, which then hangs (a big state).
-    const writes = Array.from({ length: 6 }, (_, i) => outcomeOf(leader.driver.propose(enc(`w${i}`))));
+    const writes = Array.from({ length: 12 }, (_, i) => outcomeOf(leader.driver.propose(enc(`w${i}`))));
     await cluster.advance(TICK_MS * 3);
     for (const w of writes) expect(w.error).toBeUndefined();
-    expect(writes.every((w) => w.settled)).toBe(true);
-    for (const m of cluster.members.values()) expect(m.applier.snapshotsStarted).toBe(1);
+    for (const m of cluster.members.values()) {
+      expect(m.applier.snapshotsStarted).toBe(0);
+      expect(m.log.snapshots.length).toBeGreaterThanOrEqual(1);
+      expect(m.log.snapshotsWithData).toEqual([]);
+      expect(m.log.snapshots[0]).toBeGreaterThanOrEqual(5);
+      expect(m.log.snapshots).toEqual([...m.log.snapshots].sort((a, b) => a - b));
+      expect(m.log.compactions).toEqual(m.log.snapshots.map((i) => i - 2));
+    }
+  });
 
-    // Meanwhile writes still commit, and for many election timeouts nobody stands for election.
+  test('a follower the log no longer reaches gets a snapshot built for it in the background; the loop keeps committing and leading meanwhile', async () => {
+    cluster.stop();
+    await cluster.flush();
+    cluster = new Cluster(7, { snapshotEntries: 5, snapshotCatchUpEntries: 2 });
+    cluster.start();
+    const leader = await cluster.electLeader();
+    const term = leader.driver.status().term;
+    const lagging = cluster.member(IDS.find((id) => id !== leader.id) as NodeId);
+    cluster.isolate(lagging.id);
+    const writes = Array.from({ length: 20 }, (_, i) => outcomeOf(leader.driver.propose(enc(`w${i}`))));
+    await cluster.advance(TICK_MS * 3);
+    for (const w of writes) expect(w.error).toBeUndefined();
+    expect(leader.log.compactions.length).toBeGreaterThanOrEqual(1);
+    expect(leader.applier.snapshotsStarted).toBe(0);
+
+    // Reading a large state takes seconds: hold the build.
+    let release: () => void = () => undefined;
+    leader.applier.snapshotGate = new Promise<void>((resolve) => (release = resolve));
+    cluster.heal();
+    await cluster.advance(TICK_MS * 3);
+    expect(leader.applier.snapshotsStarted).toBe(1);
     const during = outcomeOf(leader.driver.propose(enc('during')));
     await cluster.advance(TICK_MS * ELECTION_TICKS * 5);
     expect(during.settled).toBe(true);
     expect(during.error).toBeUndefined();
     expect(leader.driver.isLeader()).toBe(true);
     expect(leader.driver.status().term).toBe(term);
-    for (const m of cluster.members.values()) {
-      expect(m.applier.snapshotsStarted).toBe(1);
-      expect(m.log.snapshots).toEqual([]);
-    }
+    // One build however many heartbeats asked for it meanwhile.
+    expect(leader.applier.snapshotsStarted).toBe(1);
+    expect(lagging.log.snapshotsWithData).toEqual([]);
 
-    // Once taken, each member saves it and compacts its log behind it (keeping 2 entries); the
-    // entries applied meanwhile make the next snapshot due at once.
     release();
-    await cluster.advance(TICK_MS * 3);
-    for (const m of cluster.members.values()) {
-      expect(m.log.snapshots.length).toBeGreaterThanOrEqual(1);
-      expect(m.log.snapshots[0]).toBeGreaterThanOrEqual(5);
-      expect(m.log.snapshots).toEqual([...m.log.snapshots].sort((a, b) => a - b));
-      expect(m.log.compactions).toEqual(m.log.snapshots.map((i) => i - 2));
-    }
+    await cluster.advance(TICK_MS * 5);
+    expect(lagging.log.snapshotsWithData.length).toBe(1);
+    expect(lagging.applier.appliedIndex()).toBe(leader.applier.appliedIndex());
+    expect(cluster.fatal).toEqual([]);
   });
 });
 

@@ -222,4 +222,9 @@ export class RaftLog {
   snapshot(): Snapshot {
     return this.unstableSnapshot ?? this.storage.snapshot();
   }
+
+  /** @returns the snapshot to send a lagging follower, or null when none is at hand yet */
+  snapshotToSend(): Snapshot | null {
+    return this.unstableSnapshot ?? this.storage.snapshotToSend();
+  }
 }

@@ -236,7 +236,12 @@ export class Raft {
 
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     if (!pr.recentActive) return false;
-    const snap = this.log.snapshot();
+    const snap = this.log.snapshotToSend();
+    if (snap === null) {
+      // Being built on demand: try again on the follower's next heartbeat response.
+      if (pr.state === 'snapshot') pr.becomeProbe();
+      return false;
+    }
     if (snap.meta.index === 0) {
       this.cfg.logger.warn(`${this.id} needs a snapshot for ${to} but none is available`);
       return false;
@@ -252,8 +257,8 @@ export class Raft {
   sendSnapChunks(to: NodeId, pr: Progress): void {
     const tr = pr.transfer;
     if (tr === null) return;
-    const snap = this.log.snapshot();
-    if (snap.meta.index !== tr.snapIndex || snap.meta.term !== tr.snapTerm) {
+    const snap = this.log.snapshotToSend();
+    if (snap === null || snap.meta.index !== tr.snapIndex || snap.meta.term !== tr.snapTerm) {
       // A newer snapshot replaced the one in flight: start over with it.
       this.sendSnapshot(to, pr);
       return;

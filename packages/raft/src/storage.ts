@@ -22,8 +22,18 @@ export interface Storage {
   term(i: number): number;
   firstIndex(): number;
   lastIndex(): number;
-  /** The latest snapshot (index 0 when there is none). */
+  /**
+   * The latest snapshot (index 0 when there is none): its meta is the compaction point's. Its data
+   * may be empty when the state machine keeps its state itself (see {@link snapshotToSend}).
+   */
   snapshot(): Snapshot;
+  /**
+   * A snapshot to send to a follower the log no longer reaches: the whole state at an index
+   * between `firstIndex() - 1` and `lastIndex()`. `null` when none is at hand yet (it is being
+   * built on demand): the leader tries again on the follower's next heartbeat response, as etcd
+   * does with ErrSnapshotTemporarilyUnavailable.
+   */
+  snapshotToSend(): Snapshot | null;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -64,6 +74,12 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
 export class MemoryStorage implements Storage {
   private hard: HardState = { term: 0, vote: null, commit: 0 };
   private snap: Snapshot = { meta: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: EMPTY };
+  /** Whether `snap.data` is the state at its index (false: only the meta was recorded). */
+  private snapHasData = true;
+  /** A snapshot built on demand for sending (see {@link snapshotToSend}). */
+  private sendable: Snapshot | null = null;
+  /** A follower needed a snapshot and none was at hand. */
+  private wanted = false;
   // ents[0] is a dummy standing for the snapshot index.
   private ents: Entry[] = [{ term: 0, index: 0, type: 'normal', data: EMPTY }];
 
@@ -130,22 +146,65 @@ export class MemoryStorage implements Storage {
     return this.ents[0]!.index + this.ents.length - 1;
   }
 
-  /** @returns the latest snapshot */
+  /** @returns the latest snapshot (its data empty when only its meta was recorded) */
   snapshot(): Snapshot {
     return this.snap;
   }
 
   /**
-   * Replaces the whole log with a snapshot received from the leader (from a Ready).
+   * @returns the snapshot to send a lagging follower, or null when there is none at hand (then
+   *   {@link takeSnapshotRequest} tells the driver to build one)
+   */
+  snapshotToSend(): Snapshot | null {
+    if (this.sendable !== null) return this.sendable;
+    if (this.snapHasData && this.snap.meta.index > 0) return this.snap;
+    this.wanted = true;
+    return null;
+  }
+
+  /**
+   * Whether a follower needed a snapshot that was not at hand since the last call (build one and
+   * hand it to {@link setSnapshotToSend}).
+   *
+   * @returns true once per request
+   */
+  takeSnapshotRequest(): boolean {
+    const wanted = this.wanted;
+    this.wanted = false;
+    return wanted;
+  }
+
+  /**
+   * Holds a snapshot built on demand for sending, until the log is compacted past it or replaced.
+   *
+   * @param i - the index the state was read at, `firstIndex() - 1 <= i <= lastIndex()`
+   * @param confState - the configuration as of `i`
+   * @param data - the state at `i`
+   * @returns whether it was taken (false: the log moved past `i` meanwhile; ask again)
+   */
+  setSnapshotToSend(i: number, confState: ConfState, data: Uint8Array): boolean {
+    if (i < this.ents[0]!.index || i > this.lastIndex()) return false;
+    if (this.sendable !== null && this.sendable.meta.index >= i) return false;
+    const cs = { voters: [...confState.voters], learners: [...confState.learners] };
+    this.sendable = { meta: { index: i, term: this.term(i), confState: cs }, data };
+    return true;
+  }
+
+  /**
+   * Replaces the whole log with a snapshot received from the leader (from a Ready), or at boot
+   * with the saved one.
    *
    * @param s - the snapshot
+   * @param hasData - false when `s.data` is not the state (a snapshot saved as meta only)
    * @throws {RAFT_SNAPSHOT_OUT_OF_DATE} when it is not newer than the held one
    */
-  applySnapshot(s: Snapshot): void {
+  applySnapshot(s: Snapshot, hasData = true): void {
     if (s.meta.index <= this.snap.meta.index) {
       throw new RaftError('RAFT_SNAPSHOT_OUT_OF_DATE', `snapshot ${s.meta.index} is not newer than ${this.snap.meta.index}`);
     }
     this.snap = s;
+    this.snapHasData = hasData;
+    this.sendable = null;
     this.ents = [{ term: s.meta.term, index: s.meta.index, type: 'normal', data: EMPTY }];
   }
 
@@ -154,17 +213,19 @@ export class MemoryStorage implements Storage {
    *
    * @param i - an applied index, `<= lastIndex()`
    * @param confState - the configuration as of `i` (what `applyConfChange` last returned)
-   * @param data - the state machine's serialized state
+   * @param data - the state machine's serialized state, or null when the state machine keeps its
+   *   state itself and builds a snapshot to send only when a follower needs one
    * @returns the new snapshot
    * @throws {RAFT_SNAPSHOT_OUT_OF_DATE} when `i` is not newer than the held snapshot
    */
-  createSnapshot(i: number, confState: ConfState, data: Uint8Array): Snapshot {
+  createSnapshot(i: number, confState: ConfState, data: Uint8Array | null): Snapshot {
     if (i <= this.snap.meta.index) {
       throw new RaftError('RAFT_SNAPSHOT_OUT_OF_DATE', `snapshot ${i} is not newer than ${this.snap.meta.index}`);
     }
     invariant(i <= this.lastIndex(), `snapshot ${i} is out of bound lastindex(${this.lastIndex()})`);
     const cs = { voters: [...confState.voters], learners: [...confState.learners] };
-    this.snap = { meta: { index: i, term: this.term(i), confState: cs }, data };
+    this.snap = { meta: { index: i, term: this.term(i), confState: cs }, data: data ?? EMPTY };
+    this.snapHasData = data !== null;
     return this.snap;
   }
 
@@ -181,6 +242,8 @@ export class MemoryStorage implements Storage {
     const dummy = this.ents[i - offset]!;
     const rest = this.ents.slice(i - offset + 1);
     this.ents = [{ term: dummy.term, index: dummy.index, type: 'normal', data: EMPTY }, ...rest];
+    // A built snapshot the log no longer continues from is of no use to anyone: let it go.
+    if (this.sendable !== null && this.sendable.meta.index < i) this.sendable = null;
   }
 
   /**

@@ -62,6 +62,29 @@ describe('snapshots and compaction', () => {
     expect(n3.sm.values).toEqual(c.node('n1').sm.values);
   });
 
+  test('a snapshot recorded as meta only is built when a follower needs one, and only then', () => {
+    const c = new Cluster({ seed: 4, voters: ['n1', 'n2', 'n3'], keepValues: true, config: { maxSnapshotChunkBytes: 64 } });
+    c.elect('n1');
+    c.isolate('n3');
+    for (let i = 0; i < 20; i++) c.propose('n1', `v${i}`);
+    c.stabilize();
+    expect(c.compact('n1', 0, true)).toBe(true);
+    expect(c.node('n1').storage.snapshot().data.length).toBe(0);
+    c.propose('n1', 'v20');
+    c.stabilize();
+    expect(c.snapshotsBuilt).toBe(0);
+    c.heal();
+    c.tickAll(10);
+    // Built once, at the leader's applied index then (past the compaction point), and sent.
+    expect(c.snapshotsBuilt).toBe(1);
+    expect(c.sent.get('MsgSnap') ?? 0).toBeGreaterThan(1);
+    expect(c.node('n3').sm.values).toEqual(c.node('n1').sm.values);
+    expect(c.node('n3').storage.snapshot().meta.index).toBe(c.node('n1').sm.index);
+    c.propose('n1', 'after');
+    c.stabilize();
+    expect(c.node('n3').sm.values.at(-1)).toBe('after');
+  });
+
   test('a node restarted from a compacted log and snapshot rebuilds its state', () => {
     const c = new Cluster({ seed: 3, voters: ['n1', 'n2', 'n3'], keepValues: true });
     c.elect('n1');

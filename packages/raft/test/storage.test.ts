@@ -49,6 +49,37 @@ describe('MemoryStorage', () => {
     expect([s.firstIndex(), s.lastIndex(), s.term(10)]).toEqual([11, 10, 4]);
   });
 
+  test('a meta-only snapshot is asked for once, built, held until compaction passes it', () => {
+    const s = new MemoryStorage();
+    s.append([e(1, 1), e(2, 1), e(3, 2), e(4, 2), e(5, 2), e(6, 3)]);
+    const cs = { voters: ['a'], learners: [] };
+    s.createSnapshot(3, cs, null);
+    s.compact(2);
+    expect(s.snapshot().meta.index).toBe(3);
+    expect(s.snapshot().data.length).toBe(0);
+    expect(s.takeSnapshotRequest()).toBe(false);
+    expect(s.snapshotToSend()).toBeNull();
+    expect(s.takeSnapshotRequest()).toBe(true);
+    expect(s.takeSnapshotRequest()).toBe(false);
+    // Below the compaction point, or past the log: useless to a follower, refused.
+    expect(s.setSnapshotToSend(1, cs, new Uint8Array([1]))).toBe(false);
+    expect(s.setSnapshotToSend(7, cs, new Uint8Array([1]))).toBe(false);
+    expect(s.setSnapshotToSend(5, cs, new Uint8Array([5]))).toBe(true);
+    expect(s.snapshotToSend()).toEqual({ meta: { index: 5, term: 2, confState: cs }, data: new Uint8Array([5]) });
+    // Not replaced by an older build; kept across a compaction that does not pass it.
+    expect(s.setSnapshotToSend(4, cs, new Uint8Array([4]))).toBe(false);
+    s.compact(4);
+    expect(s.snapshotToSend()?.meta.index).toBe(5);
+    s.createSnapshot(6, cs, null);
+    s.compact(6);
+    expect(s.snapshotToSend()).toBeNull();
+    // A snapshot with its data (received from the leader) is sent as it is.
+    s.applySnapshot({ meta: { index: 10, term: 4, confState: cs }, data: new Uint8Array([10]) });
+    expect(s.snapshotToSend()?.meta.index).toBe(10);
+    s.applySnapshot({ meta: { index: 11, term: 4, confState: cs }, data: new Uint8Array() }, false);
+    expect(s.snapshotToSend()).toBeNull();
+  });
+
   test('entries respects maxSize but always returns at least one entry', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 30 }), fc.nat({ max: 200 }), (n, maxSize) => {

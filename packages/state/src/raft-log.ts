@@ -80,6 +80,8 @@ export class RaftLogStore {
   private first: number;
   private last: number;
   private snap: SnapshotMeta | null;
+  /** Snapshot saves, one at a time. */
+  private snapChain: Promise<unknown> = Promise.resolve();
   private readonly getEntry: (index: number) => Promise<LogEntry | undefined>;
 
   /** @internal built by openNodeStore */
@@ -165,15 +167,32 @@ export class RaftLogStore {
   /**
    * Saves a snapshot (synced). If the stored entry at `meta.index` does not match `meta.term` (or
    * is missing), the whole log is superseded by the snapshot and discarded; otherwise the entries
-   * are kept and `compact` decides what goes.
+   * are kept and `compact` decides what goes. Saves run one at a time, and a meta-only one that is
+   * not newer than the saved snapshot is skipped (overtaken by one received from the leader).
    *
    * @param meta - snapshot index, term and configuration
-   * @param data - the snapshot blob (from `createSnapshot`, or received from the leader)
+   * @param data - the snapshot blob (received from the leader), or null to record the meta only:
+   *   the state machine holds that state itself, and its applied position is synced up to
+   *   `meta.index` first
+   * @returns whether it was saved
+   * @throws {SM_COMPACTION_UNSAFE} meta only, and the state is not applied up to `meta.index`
    */
-  async saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array | null): Promise<boolean> {
+    const run = this.snapChain.then(() => this.saveSnapshotNow(meta, data));
+    this.snapChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async saveSnapshotNow(meta: SnapshotMeta, data: Uint8Array | null): Promise<boolean> {
+    if (data === null) {
+      const synced = await this.syncedAppliedFn();
+      if (synced < meta.index) throw new StateError('SM_COMPACTION_UNSAFE', `cannot record a snapshot at ${meta.index}: applied state is durable only up to ${synced}`);
+    }
+    if (data === null && this.snap !== null && meta.index <= this.snap.index) return false;
     const ops: Op[] = [
       { type: 'put', key: RAFT_KEY.snapMeta, value: this.integrity.sealRecord(RAFT_KEY.snapMeta, encodeSnapMeta(meta)) },
-      { type: 'put', key: RAFT_KEY.snapData, value: data },
+      // Meta only: an earlier blob (one received from the leader) is of no further use.
+      { type: 'put', key: RAFT_KEY.snapData, value: data ?? new Uint8Array(0) },
     ];
     const at = meta.index >= this.first && meta.index <= this.last ? await this.getEntry(meta.index) : undefined;
     const keep = at !== undefined && at.term === meta.term;
@@ -186,6 +205,7 @@ export class RaftLogStore {
       this.first = meta.index + 1;
       this.last = meta.index;
     } else if (this.first > meta.index + 1) this.first = meta.index + 1;
+    return true;
   }
 
   /**

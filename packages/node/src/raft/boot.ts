@@ -24,7 +24,9 @@ export function loadStorage(loaded: LoadedLog, bootstrap: { entries: Entry[]; ha
     storage.setHardState(bootstrap.hardState);
     return { storage, fresh: true };
   }
-  if (loaded.snapshot !== undefined && loaded.snapshot.meta.index > 0) storage.applySnapshot(loaded.snapshot);
+  // A snapshot saved as meta only (the state store holds that state) has no data: one to send a
+  // follower is built when needed.
+  if (loaded.snapshot !== undefined && loaded.snapshot.meta.index > 0) storage.applySnapshot(loaded.snapshot, loaded.snapshot.data.length > 0);
   storage.append(loaded.entries);
   if (loaded.hardState !== undefined) storage.setHardState(loaded.hardState);
   return { storage, fresh: false };
@@ -50,7 +52,9 @@ export async function bootRaftLog(store: NodeStore, config: Readonly<ServerConfi
   if (fresh && founding !== undefined) await store.log.append(founding.entries, founding.hardState, { sync: true });
   const durableLog: DurableLog = {
     append: (entries, hs, sync) => store.log.append(entries, hs, { sync }),
-    saveSnapshot: (meta, data) => store.log.saveSnapshot(meta, data),
+    saveSnapshot: async (meta, data) => {
+      await store.log.saveSnapshot(meta, data);
+    },
     compact: (index) => store.log.compact(index),
   };
   return { storage, durableLog };

@@ -10,9 +10,11 @@ export interface DurableLog {
   append(entries: Entry[], hardState: HardState | undefined, sync: boolean): Promise<void>;
   /**
    * Persists a snapshot. With `replaceLog` (a snapshot received from the leader) every stored
-   * entry is discarded too: the log restarts after the snapshot.
+   * entry is discarded too: the log restarts after the snapshot. `data` null records the meta
+   * only: the state machine holds that state itself (its applied position is made durable up to
+   * `meta.index` first).
    */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, replaceLog: boolean): Promise<void>;
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array | null, replaceLog: boolean): Promise<void>;
   /** Discards entries up to and including `index` (a snapshot covers them). */
   compact(index: number): Promise<void>;
 }
@@ -79,7 +81,10 @@ export interface DriverEvents {
   onLeaderChange?(lead: NodeId | null, term: number): void;
   onApplied?(index: number): void;
   onRoleChange?(role: string, term: number): void;
+  /** The log was compacted behind a snapshot (meta only: `bytes` 0) taken at `index`. */
   onSnapshot?(index: number, bytes: number): void;
+  /** A whole-state snapshot was built for a lagging follower. */
+  onSnapshotBuilt?(index: number, bytes: number, ms: number): void;
   /** A snapshot started on its way to a lagging follower (first chunk handed to the transport). */
   onSnapshotSent?(to: NodeId, index: number): void;
   /** A snapshot received from the leader replaced this node's state. */

@@ -123,6 +123,8 @@ export class RaftDriver {
   private confEpoch = 0;
   /** A snapshot is being taken in the background. */
   private snapshotting = false;
+  /** A snapshot to send is being built in the background. */
+  private building = false;
   private snapshotIndex: number;
 
   /**
@@ -546,39 +548,46 @@ export class RaftDriver {
   }
 
   /**
-   * Starts a snapshot once `snapshotEntries` have been applied since the last, in the background:
-   * reading and encoding a large state takes seconds, and the Ready loop must keep sending
-   * heartbeats and acks meanwhile (a loop that waited for it lost leadership under load: every
-   * member reaches the threshold at about the same index, so all three stalled at once). One at a
-   * time; the configuration is the one as of the start, and a result that a membership change or
-   * an installed snapshot overtook is dropped (the next Ready tries again).
+   * Compacts the log once `snapshotEntries` have been applied since the last snapshot, and builds
+   * a snapshot to send when a lagging follower needs one; both in the background, one of each at a
+   * time, so the Ready loop keeps sending heartbeats and acks meanwhile.
+   *
+   * The periodic snapshot records only its meta (index, term, configuration): the node store
+   * already holds the state at that index, durably (the applied position is synced first). An
+   * encoded whole-state snapshot is built only for a follower that needs one, from a point-in-time
+   * read of the store (as etcd sends its current database): reading and encoding a large state
+   * takes seconds and a blob as large as the state, and every member reaching the threshold at
+   * about the same index did that at once and lost leadership under load.
    */
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.stopped) return;
+    if (this.stopped) return;
+    if (this.storage.takeSnapshotRequest() && !this.building) this.startBuild();
+    if (this.snapshotting) return;
     const applied = this.applier.appliedIndex();
     if (applied - this.snapshotIndex < this.opts.snapshotEntries) return;
     this.snapshotting = true;
-    const confState = this.confState;
-    const confEpoch = this.confEpoch;
-    void this.takeSnapshot(confState, confEpoch)
-      .catch((err: unknown) => {
-        if (this.stopped) return;
-        this.stopped = true;
-        this.events.onFatal(err);
-      })
+    void this.takeSnapshot(applied, this.confState, this.confEpoch)
+      .catch((err: unknown) => this.fail(err))
       .finally(() => {
         this.snapshotting = false;
       });
   }
 
-  private async takeSnapshot(confState: ConfState, confEpoch: number): Promise<void> {
-    const { index, data } = await this.applier.snapshot();
-    // Overtaken: an installed snapshot (newer state) or a membership change applied meanwhile (so
-    // `confState` may not be the configuration as of `index`).
+  private fail(err: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.events.onFatal(err);
+  }
+
+  /** Records a snapshot at applied index `index` (meta only) and compacts the log behind it. */
+  private async takeSnapshot(index: number, confState: ConfState, confEpoch: number): Promise<void> {
+    const meta = { index, term: this.storage.term(index), confState };
+    // Durable before it counts: the log syncs the applied position up to `index` first.
+    await this.log.saveSnapshot(meta, null, false);
+    // Overtaken: an installed snapshot (newer state) or a membership change applied meanwhile
+    // (the saved meta stays correct: it describes `index`, which the state holds durably).
     if (this.stopped || index <= this.snapshotIndex || this.confEpoch !== confEpoch) return;
-    const snap = this.storage.createSnapshot(index, confState, data);
-    await this.log.saveSnapshot(snap.meta, data, false);
-    if (this.stopped || index <= this.snapshotIndex) return;
+    this.storage.createSnapshot(index, confState, null);
     this.snapshotIndex = index;
     const keep = this.opts.snapshotCatchUpEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
     const compactTo = index - keep;
@@ -586,7 +595,27 @@ export class RaftDriver {
       this.storage.compact(compactTo);
       await this.log.compact(compactTo);
     }
-    this.events.onSnapshot?.(index, data.length);
+    this.events.onSnapshot?.(index, 0);
+  }
+
+  /** Builds a whole-state snapshot for a follower the log no longer reaches. */
+  private startBuild(): void {
+    this.building = true;
+    const confEpoch = this.confEpoch;
+    const confState = this.confState;
+    const started = Date.now();
+    void this.applier
+      .snapshot()
+      .then(({ index, data }) => {
+        if (this.stopped) return;
+        // A membership change applied meanwhile: `confState` may not be the one as of `index`.
+        if (this.confEpoch !== confEpoch || !this.storage.setSnapshotToSend(index, confState, data)) return;
+        this.events.onSnapshotBuilt?.(index, data.length, Date.now() - started);
+      })
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.building = false;
+      });
   }
 
 }

@@ -82,6 +82,10 @@ export class RaftEvents implements DriverEvents {
     this.deps.logger.info({ index, bytes }, 'snapshot taken, log compacted');
   }
 
+  onSnapshotBuilt(index: number, bytes: number, ms: number): void {
+    this.deps.logger.info({ index, bytes, ms }, `built a snapshot at index ${index} for a lagging follower`);
+  }
+
   onSnapshotSent(to: NodeId, index: number): void {
     this.deps.metrics.raftSnapshotsSent.inc();
     this.deps.logger.info({ to, index }, `sending snapshot at index ${index} to ${to}`);

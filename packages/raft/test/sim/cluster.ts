@@ -192,6 +192,8 @@ export class Cluster {
 
   /** Messages sent, by type (coverage statistics). */
   readonly sent: Map<string, number> = new Map();
+  /** Snapshots built on demand (see {@link compact}'s `metaOnly`). */
+  snapshotsBuilt = 0;
 
   private enqueue(m: Message): void {
     this.sent.set(m.type, (this.sent.get(m.type) ?? 0) + 1);
@@ -234,6 +236,11 @@ export class Cluster {
   /** Handles one Ready of `id` the way a correct driver does: persist, send, apply, advance. */
   handleReady(id: NodeId): boolean {
     const sn = this.node(id);
+    // A follower needed a snapshot that was recorded as meta only: build one from the state now.
+    if (sn.alive && sn.storage.takeSnapshotRequest()) {
+      this.snapshotsBuilt++;
+      sn.storage.setSnapshotToSend(sn.sm.index, sn.confState, enc.encode(JSON.stringify(sn.sm)));
+    }
     if (!sn.alive || !sn.node.hasReady()) return false;
     const rd: Ready = sn.node.ready();
     // 1. persist
@@ -341,14 +348,18 @@ export class Cluster {
     }
   }
 
-  /** Snapshot the state machine at its applied index and compact the log below it. */
-  compact(id: NodeId, keep: number): boolean {
+  /**
+   * Snapshot the state machine at its applied index and compact the log below it. `metaOnly`
+   * records the meta alone (a snapshot to send is then built on demand; do not restart the node,
+   * whose state this simulator keeps only in memory).
+   */
+  compact(id: NodeId, keep: number, metaOnly = false): boolean {
     const sn = this.node(id);
     if (!sn.alive) return false;
     const applied = sn.sm.index;
     if (applied <= sn.storage.snapshot().meta.index || applied > sn.storage.lastIndex()) return false;
     const data = enc.encode(JSON.stringify(sn.sm));
-    sn.storage.createSnapshot(applied, sn.confState, data);
+    sn.storage.createSnapshot(applied, sn.confState, metaOnly ? null : data);
     const upTo = applied - keep;
     if (upTo >= sn.storage.firstIndex()) sn.storage.compact(upTo);
     return true;
