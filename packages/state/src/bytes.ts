@@ -6,6 +6,8 @@ import { StateError, type StateErrorCode } from './errors.js';
 const utf8Encoder = new TextEncoder();
 // fatal: a malformed UTF-8 sequence is corruption, not something to paper over with U+FFFD.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/** One to 255 byte characters (a byte string; see `Writer.byteString`). */
+const BYTE_STRING = /^[\x00-\xff]*$/;
 
 /** Growable byte writer. */
 export class Writer {
@@ -66,6 +68,20 @@ export class Writer {
     this.ensure(v.length);
     this.buf.set(v, this.len);
     this.len += v.length;
+    return this;
+  }
+
+  /**
+   * `n` raw bytes given as a byte string: `n` characters, each one byte (0–255). Digests are held
+   * in memory this way (see `VersionMeta.ctDigest`).
+   *
+   * @throws {TypeError} a string that is not exactly `n` byte characters
+   */
+  byteString(v: string, n: number): this {
+    if (v.length !== n || !BYTE_STRING.test(v)) throw new TypeError(`expected a byte string of ${n} characters`);
+    this.ensure(n);
+    for (let i = 0; i < n; i++) this.buf[this.len + i] = v.charCodeAt(i);
+    this.len += n;
     return this;
   }
 
@@ -178,8 +194,19 @@ export class Reader {
 
   raw(n: number): Uint8Array {
     this.need(n);
-    // slice, not subarray: decoded values must not pin (or alias) the caller's buffer.
-    const out = this.buf.slice(this.pos, this.pos + n);
+    // A copy: decoded values must not pin (or alias) the caller's buffer. Not `this.buf.slice`:
+    // on a Buffer (what LevelDB hands us) that is a view.
+    const out = new Uint8Array(n);
+    out.set(this.buf.subarray(this.pos, this.pos + n));
+    this.pos += n;
+    return out;
+  }
+
+  /** `n` raw bytes as a byte string (one character per byte; a string owns its memory). */
+  byteString(n: number): string {
+    this.need(n);
+    // Not TextDecoder('latin1'): WHATWG maps that label to windows-1252, which changes 0x80–0x9f.
+    const out = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, n).toString('latin1');
     this.pos += n;
     return out;
   }

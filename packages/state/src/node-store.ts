@@ -480,13 +480,16 @@ export async function openNodeStore(dir: string, integrity: Integrity, options: 
 
     const appliedRaw = await db.get(KEY.applied);
     const applied = appliedRaw ? decodeApplied(openOrThrow(integrity, 'record', KEY.applied, appliedRaw)) : { index: 0, term: 0 };
-    const meta: [string, Uint8Array][] = [];
-    await readRange(db, META_GTE, META_LT, (k, v) => {
-      const value = integrity.openRecord(k, v);
-      if (value === null) integrity.report({ kind: 'record', key: k, action: 'ignored' });
-      else meta.push([k, value]);
-    });
-    const sm = StateMachine.fromRecords(meta, applied, { integrity });
+    const sm = await StateMachine.fromRecordReader(
+      (each) =>
+        readRange(db, META_GTE, META_LT, (k, v) => {
+          const value = integrity.openRecord(k, v);
+          if (value === null) integrity.report({ kind: 'record', key: k, action: 'ignored' });
+          else each(k, value);
+        }),
+      applied,
+      { integrity },
+    );
 
     const [hsRaw, smRaw] = await db.getMany([RAFT_KEY.hardState, RAFT_KEY.snapMeta]);
     const hardState = hsRaw ? decodeHardState(openOrThrow(integrity, 'raft_state', RAFT_KEY.hardState, hsRaw)) : { term: 0, vote: null, commit: 0 };

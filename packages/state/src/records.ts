@@ -32,10 +32,15 @@ export type VersionMeta = {
   /** Rotation marker of the last re-wrap ('' = as written). */
   wrapMarker: string;
   sizeBytes: number;
-  /** sha256 of the `bc` record: lets the state digest cover the sealed bytes kept on disk. */
-  ctDigest: Uint8Array;
-  /** sha256 of the wrapped DEK. */
-  dekDigest: Uint8Array;
+  /**
+   * sha256 of the `bc` record as a byte string (32 characters, one per byte, 0–255): lets the state
+   * digest cover the sealed bytes kept on disk. A string, not a Uint8Array: every version of every
+   * secret holds two in memory, and a 32-byte string takes 48 bytes of heap where a 32-byte
+   * Uint8Array takes over 200 (docs/PERFORMANCE.md, memory). Stored as the 32 raw bytes.
+   */
+  ctDigest: string;
+  /** sha256 of the wrapped DEK, a byte string like `ctDigest`. */
+  dekDigest: string;
 };
 
 /** A secret: Vault KV v2-style metadata plus its retained versions (ascending). */
@@ -214,12 +219,31 @@ export function dekKey(name: string, v: number): string {
  * version on every replica.
  *
  * @param b - bytes to hash
- * @returns the 32-byte digest, a plain Uint8Array that owns its memory
+ * @returns the digest as a byte string (32 characters, one per byte)
  */
-export function sha256Digest(b: Uint8Array): Uint8Array {
-  const d = hash('sha256', b, 'buffer');
-  // A Buffer may be a view into a shared pool; the digest is stored in state, so it owns its bytes.
-  return d.byteOffset === 0 && d.buffer.byteLength === d.length ? new Uint8Array(d.buffer, 0, d.length) : new Uint8Array(d);
+export function sha256Digest(b: Uint8Array): string {
+  return hash('sha256', b, 'buffer').toString('latin1');
+}
+
+/** Bytes of a version digest as stored. */
+const DIGEST_BYTES = 32;
+
+/**
+ * Short strings that repeat across records (actors, algorithms, KMS key ids, wrap markers):
+ * decoding shares one copy of each, so a million versions written by one token under one key do
+ * not hold a million copies of the same few names. Bounded: past the cap, strings are kept as
+ * decoded (correct, merely unshared).
+ */
+const interned = new Map<string, string>();
+const INTERN_MAX_ENTRIES = 4096;
+const INTERN_MAX_CHARS = 128;
+
+function intern(s: string): string {
+  if (s.length > INTERN_MAX_CHARS) return s;
+  const have = interned.get(s);
+  if (have !== undefined) return have;
+  if (interned.size < INTERN_MAX_ENTRIES) interned.set(s, s);
+  return s;
 }
 
 /** Key of idempotency entry number `seq`. */
@@ -263,11 +287,16 @@ export function encodeSecret(s: SecretRecord): Uint8Array {
   w.u32(s.versions.length);
   for (const v of s.versions) {
     w.u53(v.version).u53(v.createdAt).str(v.createdBy).u8(FORMATS.indexOf(v.format)).optU53(v.deletedAt).bool(v.destroyed);
-    w.u8(v.formatVersion).str(v.alg).str(v.kmsKeyId).str(v.wrapMarker).u53(v.sizeBytes).raw(v.ctDigest).raw(v.dekDigest);
+    w.u8(v.formatVersion).str(v.alg).str(v.kmsKeyId).str(v.wrapMarker).u53(v.sizeBytes).byteString(v.ctDigest, DIGEST_BYTES).byteString(v.dekDigest, DIGEST_BYTES);
   }
   return w.finish();
 }
 
+/**
+ * Decodes a secret record. Every secret is held decoded in memory, so the result is built to be
+ * small: shared copies of repeated short strings, arrays sized exactly, digests as byte strings, and nothing
+ * that points into `b` (the caller's buffer is not kept alive by the record).
+ */
 export function decodeSecret(b: Uint8Array): SecretRecord {
   const r = open(b);
   const name = r.str();
@@ -280,26 +309,26 @@ export function decodeSecret(b: Uint8Array): SecretRecord {
   const description = r.optStr();
   const rotation = readRotation(r);
   const nm = r.u32();
-  const customMetadata: [string, string][] = [];
-  for (let i = 0; i < nm; i++) customMetadata.push([r.str(), r.str()]);
+  const customMetadata: [string, string][] = nm === 0 ? [] : new Array<[string, string]>(Math.min(nm, r.remaining));
+  for (let i = 0; i < nm; i++) customMetadata[i] = [intern(r.str()), r.str()];
   const nv = r.u32();
-  const versions: VersionMeta[] = [];
+  const versions: VersionMeta[] = nv === 0 ? [] : new Array<VersionMeta>(Math.min(nv, r.remaining));
   for (let i = 0; i < nv; i++) {
-    versions.push({
+    versions[i] = {
       version: r.u53(),
       createdAt: r.u53(),
-      createdBy: r.str(),
+      createdBy: intern(r.str()),
       format: FORMATS[r.u8()] ?? r.fail('bad format'),
       deletedAt: r.optU53(),
       destroyed: r.bool(),
       formatVersion: r.u8(),
-      alg: r.str(),
-      kmsKeyId: r.str(),
-      wrapMarker: r.str(),
+      alg: intern(r.str()),
+      kmsKeyId: intern(r.str()),
+      wrapMarker: intern(r.str()),
       sizeBytes: r.u53(),
-      ctDigest: r.raw(32),
-      dekDigest: r.raw(32),
-    });
+      ctDigest: r.byteString(DIGEST_BYTES),
+      dekDigest: r.byteString(DIGEST_BYTES),
+    };
   }
   r.end();
   return { name, createdAt, updatedAt, currentVersion, maxVersions, casRequired, deleteVersionAfterSecs, description, rotation, customMetadata, versions };

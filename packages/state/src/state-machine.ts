@@ -95,6 +95,30 @@ export class StateMachine extends StateQueries {
     return sm;
   }
 
+  /**
+   * Builds a state machine from records as a reader hands them over, one at a time (boot: nothing
+   * holds every record at once).
+   *
+   * @param read - calls `each` once per metadata record, in any order, and resolves when done
+   * @param applied - the applied position the records reflect
+   * @param options - see `StateMachineOptions`
+   * @returns the state machine
+   * @throws {SM_CORRUPT_STORAGE} a record does not decode
+   */
+  static async fromRecordReader(
+    read: (each: (key: string, value: Uint8Array) => void) => Promise<void>,
+    applied: { index: number; term: number },
+    options: StateMachineOptions = {},
+  ): Promise<StateMachine> {
+    const sm = new StateMachine(options);
+    const loading = sm.tables.loader(sm.changes.blobs);
+    await read(loading.add);
+    loading.done();
+    sm.appliedIndex = applied.index;
+    sm.appliedTerm = applied.term;
+    return sm;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Apply
 

@@ -1,7 +1,7 @@
 // Synchronous queries over the replicated state, from memory (the sealed bytes of a durable
 // replica stay in LevelDB: `NodeStore.readSealed`). `StateMachine` extends this class with apply,
 // persistence hand-off and snapshots.
-import { bytesEqual, timingSafeEqual, toHex } from './bytes.js';
+import { timingSafeEqual, toHex } from './bytes.js';
 import { MAX_FAILURES_KEPT } from './commands/access.js';
 import { effectiveDeletedAt } from './commands/secrets.js';
 import { cmpStr } from './commands/spec.js';
@@ -388,9 +388,9 @@ export function assembleSealed(
 ): SealedValue | undefined {
   const meta = s?.versions.find((m) => m.version === version);
   if (!meta || meta.destroyed || !ct) return undefined;
-  if (!bytesEqual(sha256Digest(ct), meta.ctDigest)) throw new StateError('SM_CORRUPT_STORAGE', `sealed record of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
+  if (sha256Digest(ct) !== meta.ctDigest) throw new StateError('SM_CORRUPT_STORAGE', `sealed record of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
   const c = decodeCt(ct);
   const wrappedDek = dek ?? c.wrappedDek;
-  if (!bytesEqual(sha256Digest(wrappedDek), meta.dekDigest)) throw new StateError('SM_CORRUPT_STORAGE', `wrapped DEK of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
+  if (sha256Digest(wrappedDek) !== meta.dekDigest) throw new StateError('SM_CORRUPT_STORAGE', `wrapped DEK of ${JSON.stringify(s?.name)} v${version} does not match its digest`);
   return { formatVersion: c.formatVersion, alg: c.alg, nonce: c.nonce, ciphertext: c.ciphertext, wrappedDek, kmsKeyId: meta.kmsKeyId };
 }

@@ -117,12 +117,30 @@ export class StateTables {
    * @throws {SM_CORRUPT_STORAGE} a record does not decode or has an unknown prefix
    */
   load(records: Iterable<readonly [string, Uint8Array]>, blobs: Map<string, Uint8Array> | null): void {
+    const loading = this.loader(blobs);
+    for (const [key, value] of records) loading.add(key, value);
+    loading.done();
+  }
+
+  /**
+   * Loads records one at a time, as they are read (boot streams a million records without
+   * holding them all first): `add` each, then `done` once.
+   *
+   * @param blobs - in-memory blob map of a reference replica, or null
+   * @throws {SM_CORRUPT_STORAGE} from `add`: a record does not decode or has an unknown prefix
+   */
+  loader(blobs: Map<string, Uint8Array> | null): { add: (key: string, value: Uint8Array) => void; done: () => void } {
     const dedupEntries: [number, string, CommandResult][] = [];
-    for (const [key, value] of records) {
+    const add = (key: string, value: Uint8Array): void => {
       const p2 = key.slice(0, 2);
+      if (p2 === KEY.secret) {
+        const s = decodeSecret(value);
+        // The record's own name as the map key (one string per secret, not two).
+        this.secrets.set(s.name === key.slice(2) ? s.name : key.slice(2), s);
+        return;
+      }
       const rest = key.slice(2);
-      if (p2 === KEY.secret) this.secrets.set(rest, decodeSecret(value));
-      else if (p2 === KEY.token) this.tokens.set(rest, decodeToken(value));
+      if (p2 === KEY.token) this.tokens.set(rest, decodeToken(value));
       else if (p2 === KEY.role) this.roles.set(rest, decodeRole(value));
       else if (p2 === KEY.lockout) this.lockouts.set(rest, decodeLockout(value));
       else if (p2 === KEY.member) this.members.set(rest, decodeMember(value));
@@ -142,11 +160,14 @@ export class StateTables {
         if (t === undefined) throw new StateError('SM_CORRUPT_STORAGE', `unknown record key prefix ${JSON.stringify(p2)}`);
         t.rows.set(rest, t.def.decode(value));
       }
-    }
-    this.dedup.load(dedupEntries);
-    this.namesStale = true;
-    for (const t of this.tokens.values()) this.tokensByHash.set(toHex(t.tokenHash), t.name);
-    // Invariant: lockout maps are iterated only by the sweep, which does not depend on order.
+    };
+    const done = (): void => {
+      this.dedup.load(dedupEntries);
+      this.namesStale = true;
+      for (const t of this.tokens.values()) this.tokensByHash.set(toHex(t.tokenHash), t.name);
+      // Invariant: lockout maps are iterated only by the sweep, which does not depend on order.
+    };
+    return { add, done };
   }
 
   /**

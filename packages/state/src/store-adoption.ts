@@ -39,16 +39,25 @@ export function openOrThrow(integrity: Integrity, kind: IntegrityFailureKind, ke
   throw new StateError('SM_INTEGRITY', `stored record ${JSON.stringify(key)} fails its integrity check (edited, forged or moved on disk)`);
 }
 
+/** Records per LevelDB read when walking a range. */
+const RANGE_BATCH = 8192;
+
 /** Every key of the store in [gte, lt), in order, with its value. */
 export async function readRange(db: ClassicLevel<string, Uint8Array>, gte: string, lt: string, each: (key: string, value: Uint8Array) => void): Promise<void> {
   const it = db.iterator({ gte, lt });
+  // The next batch is read (on LevelDB's thread) while this one is handled: boot reads a million
+  // records, and waiting for each batch before decoding it left the main thread idle for seconds.
+  let next = it.nextv(RANGE_BATCH);
   try {
     for (;;) {
-      const batch = await it.nextv(8192);
+      const batch = await next;
       if (batch.length === 0) break;
+      next = it.nextv(RANGE_BATCH);
       for (const [k, v] of batch) each(k, v);
     }
   } finally {
+    // Settle the read still in flight (when `each` threw) before closing the iterator.
+    await next.catch(() => undefined);
     await it.close();
   }
 }

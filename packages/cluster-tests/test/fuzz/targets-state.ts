@@ -113,7 +113,9 @@ export const stateSnapshot: FuzzTarget = {
 const u53 = fc.oneof(fc.nat(), fc.constantFrom(0, 2 ** 32, Number.MAX_SAFE_INTEGER));
 const optU53 = fc.option(u53, { nil: null });
 const optStr = fc.option(str, { nil: null });
-const digest = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const hash32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+/** A version digest as held in memory: 32 byte characters. */
+const digest = hash32.map((b) => Buffer.from(b).toString('latin1'));
 const format = fc.constantFrom('raw' as const, 'base64' as const, 'userpass' as const, 'kv' as const);
 const rotation = fc.option(fc.record({ intervalSecs: u53, graceSecs: u53, target: optStr }), { nil: null });
 
@@ -148,12 +150,12 @@ function codec<T>(name: string, arb: fc.Arbitrary<T>, encode: (x: T) => Uint8Arr
 
 const RECORD_CODECS: readonly RecordCodec<unknown>[] = [
   codec('secret', secretArb, rec.encodeSecret, rec.decodeSecret),
-  codec('token', fc.record({ name: str, role: str, tokenHash: digest, createdAt: u53, createdBy: str, expiresAt: optU53, revokedAt: optU53, rotatedAt: optU53 }), rec.encodeToken, rec.decodeToken),
+  codec('token', fc.record({ name: str, role: str, tokenHash: hash32, createdAt: u53, createdBy: str, expiresAt: optU53, revokedAt: optU53, rotatedAt: optU53 }), rec.encodeToken, rec.decodeToken),
   codec('role', fc.record({ name: str, rules: fc.array(fc.record({ paths: fc.array(str, { maxLength: 3 }), actions: fc.array(str, { maxLength: 3 }) }), { maxLength: 3 }), rateLimit: optStr, updatedAt: u53, maxTtlSecs: optU53 }), rec.encodeRole, rec.decodeRole),
   codec('lockout', fc.record({ ip: str, failures: fc.array(u53, { maxLength: 5 }) }), rec.encodeLockout, rec.decodeLockout),
   codec('member', fc.record({ id: str, raftAddr: str, apiAddr: str, updatedAt: u53 }), rec.encodeMember, rec.decodeMember),
   codec('allowlist', fc.record({ cidrs: fc.array(str, { maxLength: 4 }), updatedAt: u53 }), rec.encodeAllowlist, rec.decodeAllowlist),
-  codec('bootstrap', fc.record({ tokenHash: digest, at: u53 }), rec.encodeBootstrap, rec.decodeBootstrap),
+  codec('bootstrap', fc.record({ tokenHash: hash32, at: u53 }), rec.encodeBootstrap, rec.decodeBootstrap),
   codec('watermark', fc.record({ marker: str, passStartedAt: optU53, passFinishedAt: optU53, rewrapped: u53, failed: u53, updatedAt: u53 }), rec.encodeWatermark, rec.decodeWatermark),
   codec('number', u53, rec.encodeNumber, rec.decodeNumber),
   codec('dedup', fc.record({ requestId: str, result: resultArb }), (x) => rec.encodeDedup(x.requestId, x.result), rec.decodeDedup),
