@@ -17,6 +17,7 @@
 // the same data dir can put back an older, authentic value of the same key (rollback), and can
 // delete records.
 import { createHmac, createSecretKey, timingSafeEqual, type Hmac, type KeyObject } from 'node:crypto';
+import { RecordChecker } from './record-checker.js';
 
 /** Bytes of the tag appended to every stored record. */
 export const RECORD_TAG_BYTES = 32;
@@ -112,6 +113,17 @@ export class Integrity {
     const value = stored.subarray(0, stored.length - RECORD_TAG_BYTES);
     const tag = stored.subarray(stored.length - RECORD_TAG_BYTES);
     return timingSafeEqual(this.recordTag(key, value), tag) ? value : null;
+  }
+
+  /**
+   * A worker thread that checks record tags like {@link openRecord}, for reading many records at
+   * once (boot). It gets a copy of the record key only; `close()` it when done.
+   *
+   * @returns the checker
+   */
+  recordChecker(): RecordChecker {
+    if (this.destroyed) throw new TypeError('integrity keys were destroyed');
+    return new RecordChecker(this.recordKeyBytes, RECORD_TAG_BYTES);
   }
 
   /**

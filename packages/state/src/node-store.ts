@@ -26,6 +26,7 @@ import {
   STATE_LT,
   adoptUntaggedStore,
   openOrThrow,
+  readCheckedRange,
   readRange,
   recordKind,
   rekeyStore,
@@ -481,12 +482,7 @@ export async function openNodeStore(dir: string, integrity: Integrity, options: 
     const appliedRaw = await db.get(KEY.applied);
     const applied = appliedRaw ? decodeApplied(openOrThrow(integrity, 'record', KEY.applied, appliedRaw)) : { index: 0, term: 0 };
     const sm = await StateMachine.fromRecordReader(
-      (each) =>
-        readRange(db, META_GTE, META_LT, (k, v) => {
-          const value = integrity.openRecord(k, v);
-          if (value === null) integrity.report({ kind: 'record', key: k, action: 'ignored' });
-          else each(k, value);
-        }),
+      (each) => readCheckedRange(db, META_GTE, META_LT, integrity, each, (key) => integrity.report({ kind: 'record', key, action: 'ignored' })),
       applied,
       { integrity },
     );

@@ -3,7 +3,8 @@
 // open shares with them.
 import type { ClassicLevel } from 'classic-level';
 import { StateError } from './errors.js';
-import type { Integrity, IntegrityFailureKind } from './integrity.js';
+import { RECORD_TAG_BYTES, type Integrity, type IntegrityFailureKind } from './integrity.js';
+import { CHECK_CHUNK_RECORDS, type RecordChecker } from './record-checker.js';
 import { RAFT_KEY } from './raft-log.js';
 import { KEY } from './records.js';
 import { LEGACY_SNAPSHOT_FORMAT_VERSION, decodeLegacySnapshotBlob, decodeSnapshotBlob, encodeSnapshotBlob, snapshotFormatVersion } from './snapshot-format.js';
@@ -44,21 +45,95 @@ const RANGE_BATCH = 8192;
 
 /** Every key of the store in [gte, lt), in order, with its value. */
 export async function readRange(db: ClassicLevel<string, Uint8Array>, gte: string, lt: string, each: (key: string, value: Uint8Array) => void): Promise<void> {
+  await readBatches(db, gte, lt, (batch) => {
+    for (const [k, v] of batch) each(k, v);
+  });
+}
+
+/**
+ * Every key of the store in [gte, lt), in order, a batch at a time. The next batch is read (on
+ * LevelDB's thread) while `each` handles this one: boot reads a million records, and waiting for
+ * each batch before decoding it left the main thread idle for seconds.
+ */
+async function readBatches(db: ClassicLevel<string, Uint8Array>, gte: string, lt: string, each: (batch: [string, Uint8Array][]) => void | Promise<void>): Promise<void> {
   const it = db.iterator({ gte, lt });
-  // The next batch is read (on LevelDB's thread) while this one is handled: boot reads a million
-  // records, and waiting for each batch before decoding it left the main thread idle for seconds.
   let next = it.nextv(RANGE_BATCH);
   try {
     for (;;) {
       const batch = await next;
       if (batch.length === 0) break;
       next = it.nextv(RANGE_BATCH);
-      for (const [k, v] of batch) each(k, v);
+      await each(batch);
     }
   } finally {
     // Settle the read still in flight (when `each` threw) before closing the iterator.
     await next.catch(() => undefined);
     await it.close();
+  }
+}
+
+type Checked = { records: [string, Uint8Array][]; ok: Promise<Uint8Array> };
+
+/**
+ * Every record of the store in [gte, lt), in key order, with its tag checked (`Integrity.openRecord`):
+ * `each` gets the value (tag removed) of every record that verifies, `refused` the key of every
+ * one that does not. Past {@link CHECK_CHUNK_RECORDS} records the tags are checked on a worker
+ * thread while this thread hands over the records already checked; a small range never starts
+ * one, and should the worker fail, its records are checked here instead.
+ *
+ * @param db - the store
+ * @param gte - first key
+ * @param lt - end of the range
+ * @param integrity - the keys to check with
+ * @param each - called per verified record, in key order
+ * @param refused - called per record whose tag does not verify, in key order
+ */
+export async function readCheckedRange(
+  db: ClassicLevel<string, Uint8Array>,
+  gte: string,
+  lt: string,
+  integrity: Integrity,
+  each: (key: string, value: Uint8Array) => void,
+  refused: (key: string) => void,
+): Promise<void> {
+  let chunk: [string, Uint8Array][] = [];
+  let checker: RecordChecker | null = null;
+  const queue: Checked[] = [];
+  const here = (records: [string, Uint8Array][]): void => {
+    for (const [k, v] of records) {
+      const value = integrity.openRecord(k, v);
+      if (value === null) refused(k);
+      else each(k, value);
+    }
+  };
+  const deliver = async (c: Checked): Promise<void> => {
+    const ok = await c.ok.catch(() => null);
+    if (ok === null || ok.length !== c.records.length) {
+      here(c.records);
+      return;
+    }
+    for (let i = 0; i < c.records.length; i++) {
+      const [k, v] = c.records[i] as [string, Uint8Array];
+      if (ok[i] === 1) each(k, v.subarray(0, v.length - RECORD_TAG_BYTES));
+      else refused(k);
+    }
+  };
+  try {
+    await readBatches(db, gte, lt, async (batch) => {
+      for (const kv of batch) chunk.push(kv);
+      if (chunk.length < CHECK_CHUNK_RECORDS) return;
+      checker ??= integrity.recordChecker();
+      const ok = checker.check(chunk);
+      ok.catch(() => undefined); // handled in deliver; never an unhandled rejection meanwhile
+      queue.push({ records: chunk, ok });
+      chunk = [];
+      // One chunk on the worker while the one before it is handed over here.
+      if (queue.length > 1) await deliver(queue.shift() as Checked);
+    });
+    for (const c of queue.splice(0)) await deliver(c);
+    here(chunk);
+  } finally {
+    await (checker as RecordChecker | null)?.close();
   }
 }
 

@@ -20,6 +20,8 @@ import {
   type NodeStore,
 } from '../src/index.js';
 import { encodeEntry } from '../src/raft-log.js';
+import { CHECK_CHUNK_RECORDS } from '../src/record-checker.js';
+import { encodeSecret, sha256Digest, type SecretRecord } from '../src/records.js';
 import { TEST_INTEGRITY, bytes, sealed, tempDir } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
@@ -189,6 +191,60 @@ describe('records on disk', () => {
     await populated();
     const other = new Integrity({ record: bytes(32, 7), snapshot: bytes(32, 8) });
     await expect(openNodeStore(`${tmp.dir}/s`, other)).rejects.toMatchObject({ code: 'SM_INTEGRITY' });
+  });
+});
+
+describe('records of a large store (tags checked on a worker thread)', () => {
+  const N = 3 * CHECK_CHUNK_RECORDS + 17;
+  const name = (i: number): string => `bulk/k${String(i).padStart(6, '0')}`;
+  const secret = (i: number): SecretRecord => ({
+    name: name(i), createdAt: T0, updatedAt: T0, currentVersion: 1, maxVersions: 10, casRequired: false, deleteVersionAfterSecs: 0, description: null, rotation: null, customMetadata: [],
+    versions: [{ version: 1, createdAt: T0, createdBy: 't', format: 'raw', deletedAt: null, destroyed: false, formatVersion: 1, alg: 'xchacha20poly1305', kmsKeyId: 'k', wrapMarker: '', sizeBytes: 3, ctDigest: sha256Digest(bytes(3, i)), dekDigest: sha256Digest(bytes(4, i)) }],
+  });
+  /** Flipped in the first chunk, in a worker-checked chunk, in the last (partial) chunk; one moved. */
+  const flipped = [10, CHECK_CHUNK_RECORDS + 500, N - 2];
+  const moved = 'msbulk/k999999';
+
+  async function bulk(): Promise<void> {
+    await (await store()).close();
+    await onDisk(async (db) => {
+      const batch = db.batch();
+      for (let i = 0; i < N; i++) {
+        const key = `ms${name(i)}`;
+        const stored = TEST_INTEGRITY.sealRecord(key, encodeSecret(secret(i)));
+        if (flipped.includes(i)) stored[5] = (stored[5] as number) ^ 0x01;
+        batch.put(key, stored);
+        if (i === 7) batch.put(moved, stored); // a valid record under another name
+      }
+      await batch.write();
+    });
+  }
+
+  test('a flipped byte or a moved record anywhere is refused and reported in key order, the rest is loaded', async () => {
+    await bulk();
+    const { integrity, failures } = recording();
+    const spawned = jest.spyOn(integrity, 'recordChecker');
+    const s = await store(integrity);
+    expect(spawned).toHaveBeenCalledTimes(1);
+    expect(failures).toEqual([...flipped.map((i) => `ms${name(i)}`), moved].map((key) => ({ kind: 'record', key, action: 'ignored' })));
+    expect(s.state.listNames('bulk/')).toHaveLength(N - flipped.length);
+    expect(s.state.getSecret(name(N - 1))).toEqual(secret(N - 1));
+    expect(s.state.getSecret(name(CHECK_CHUNK_RECORDS + 501))).toEqual(secret(CHECK_CHUNK_RECORDS + 501));
+  });
+
+  test('should the worker fail, its records are checked on the main thread instead: same result', async () => {
+    await bulk();
+    const { integrity, failures } = recording();
+    const real = integrity.recordChecker.bind(integrity);
+    // A checker whose worker is gone by the time the first records reach it.
+    jest.spyOn(integrity, 'recordChecker').mockImplementation(() => {
+      const checker = real();
+      void checker.close();
+      return checker;
+    });
+    const s = await store(integrity);
+    expect(failures.map((f) => f.key)).toEqual([...flipped.map((i) => `ms${name(i)}`), moved]);
+    expect(s.state.listNames('bulk/')).toHaveLength(N - flipped.length);
   });
 });
 
