@@ -6,6 +6,8 @@ import { StateError, type StateErrorCode } from './errors.js';
 const utf8Encoder = new TextEncoder();
 // fatal: a malformed UTF-8 sequence is corruption, not something to paper over with U+FFFD.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/** Strings up to this many bytes are checked for ASCII and then decoded as latin1 (`Reader.str`). */
+const ASCII_FAST_MAX = 64;
 /** One to 255 byte characters (a byte string; see `Writer.byteString`). */
 const BYTE_STRING = /^[\x00-\xff]*$/;
 
@@ -122,17 +124,30 @@ export class Writer {
   }
 }
 
-/** Bounds-checked reader; every failure is a `StateError` with the code given at construction. */
+/** What one `Reader.strLikeLast` call site decoded last. */
+export type LastString = { bytes: Uint8Array | null; str: string };
+
+/**
+ * Bounds-checked reader; every failure is a `StateError` with the code given at construction.
+ * Boot decodes a million records with it, so it stays lean: integers are read from the bytes
+ * directly (no DataView per reader), and short ASCII strings skip the UTF-8 decoder.
+ */
 export class Reader {
   private readonly buf: Uint8Array;
-  private readonly view: DataView;
+  /** The same bytes as a Buffer, for its latin1 decoding. */
+  private readonly asBuffer: Buffer;
   private pos = 0;
   private readonly code: StateErrorCode;
 
   constructor(buf: Uint8Array, code: StateErrorCode) {
     this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.asBuffer = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
     this.code = code;
+  }
+
+  private be32(at: number): number {
+    const b = this.buf;
+    return (((b[at] as number) << 24) | ((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number)) >>> 0;
   }
 
   fail(msg: string): never {
@@ -158,18 +173,20 @@ export class Reader {
 
   u32(): number {
     this.need(4);
-    const v = this.view.getUint32(this.pos);
+    const v = this.be32(this.pos);
     this.pos += 4;
     return v;
   }
 
   u53(): number {
     this.need(8);
-    const hi = this.view.getUint32(this.pos);
-    const lo = this.view.getUint32(this.pos + 4);
+    const hi = this.be32(this.pos);
+    const lo = this.be32(this.pos + 4);
     this.pos += 8;
     if (hi > 0x1fffff) this.fail('integer beyond 2^53');
-    return hi * 0x100000000 + lo;
+    // A small value stays a small integer: the arithmetic result is a double, and one double
+    // stored into a record field makes V8 box that field (16 bytes) in every record of its shape.
+    return hi === 0 && lo < 0x40000000 ? lo | 0 : hi * 0x100000000 + lo;
   }
 
   bool(): boolean {
@@ -206,7 +223,7 @@ export class Reader {
   byteString(n: number): string {
     this.need(n);
     // Not TextDecoder('latin1'): WHATWG maps that label to windows-1252, which changes 0x80–0x9f.
-    const out = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, n).toString('latin1');
+    const out = this.asBuffer.toString('latin1', this.pos, this.pos + n);
     this.pos += n;
     return out;
   }
@@ -214,6 +231,18 @@ export class Reader {
   str(): string {
     const n = this.u32();
     this.need(n);
+    if (n <= ASCII_FAST_MAX) {
+      const b = this.buf;
+      const end = this.pos + n;
+      let i = this.pos;
+      while (i < end && (b[i] as number) < 0x80) i++;
+      if (i === end) {
+        // All ASCII: latin1 gives the same string as UTF-8, without the decoder's per-call cost.
+        const s = this.asBuffer.toString('latin1', this.pos, end);
+        this.pos = end;
+        return s;
+      }
+    }
     try {
       const s = utf8Decoder.decode(this.buf.subarray(this.pos, this.pos + n));
       this.pos += n;
@@ -221,6 +250,34 @@ export class Reader {
     } catch {
       return this.fail('malformed UTF-8');
     }
+  }
+
+  /**
+   * Like `str()`, for a field that usually repeats the previous record's value (an actor, an
+   * algorithm): when the bytes equal those `last` remembers, its string is returned without
+   * decoding anything.
+   *
+   * @param last - one per call site; updated on a miss
+   */
+  strLikeLast(last: LastString): string {
+    const start = this.pos + 4;
+    const n = this.u32();
+    this.need(n);
+    const prev = last.bytes;
+    if (prev !== null && prev.length === n) {
+      const b = this.buf;
+      let i = 0;
+      while (i < n && prev[i] === b[start + i]) i++;
+      if (i === n) {
+        this.pos = start + n;
+        return last.str;
+      }
+    }
+    this.pos = start - 4;
+    const s = this.str();
+    last.bytes = n <= ASCII_FAST_MAX ? this.buf.slice(start, start + n) : null;
+    last.str = s;
+    return s;
   }
 
   strs(): string[] {

@@ -13,7 +13,7 @@
 //                  snapshot schedule
 //   r...           the Raft log (raft-log.ts), never part of the state or a snapshot
 import { hash } from 'node:crypto';
-import { Reader, Writer } from './bytes.js';
+import { Reader, Writer, type LastString } from './bytes.js';
 import type { RoleRule, RotationPolicy, SecretFormat } from './types.js';
 
 /** Metadata of one version; the sealed bytes live in `bc`/`bw` records. */
@@ -238,7 +238,17 @@ const interned = new Map<string, string>();
 const INTERN_MAX_ENTRIES = 4096;
 const INTERN_MAX_CHARS = 128;
 
-function intern(s: string): string {
+/** The last actor, algorithm, KMS key id and wrap marker decoded (see `Reader.strLikeLast`). */
+const lastCreatedBy: LastString = { bytes: null, str: '' };
+const lastAlg: LastString = { bytes: null, str: '' };
+const lastKmsKeyId: LastString = { bytes: null, str: '' };
+const lastWrapMarker: LastString = { bytes: null, str: '' };
+
+/**
+ * @param s - a short string that repeats across records (actor, algorithm, KMS key id, marker)
+ * @returns the shared copy of it
+ */
+export function intern(s: string): string {
   if (s.length > INTERN_MAX_CHARS) return s;
   const have = interned.get(s);
   if (have !== undefined) return have;
@@ -317,14 +327,14 @@ export function decodeSecret(b: Uint8Array): SecretRecord {
     versions[i] = {
       version: r.u53(),
       createdAt: r.u53(),
-      createdBy: intern(r.str()),
+      createdBy: intern(r.strLikeLast(lastCreatedBy)),
       format: FORMATS[r.u8()] ?? r.fail('bad format'),
       deletedAt: r.optU53(),
       destroyed: r.bool(),
       formatVersion: r.u8(),
-      alg: intern(r.str()),
-      kmsKeyId: intern(r.str()),
-      wrapMarker: intern(r.str()),
+      alg: intern(r.strLikeLast(lastAlg)),
+      kmsKeyId: intern(r.strLikeLast(lastKmsKeyId)),
+      wrapMarker: intern(r.strLikeLast(lastWrapMarker)),
       sizeBytes: r.u53(),
       ctDigest: r.byteString(DIGEST_BYTES),
       dekDigest: r.byteString(DIGEST_BYTES),

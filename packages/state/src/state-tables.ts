@@ -136,7 +136,7 @@ export class StateTables {
       if (p2 === KEY.secret) {
         const s = decodeSecret(value);
         // The record's own name as the map key (one string per secret, not two).
-        this.secrets.set(s.name === key.slice(2) ? s.name : key.slice(2), s);
+        this.secrets.set(key.length === s.name.length + 2 && key.endsWith(s.name) ? s.name : key.slice(2), s);
         return;
       }
       const rest = key.slice(2);

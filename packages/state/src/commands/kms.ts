@@ -1,5 +1,5 @@
 // KMS re-wrap: one version's DEK moved onto current key material, and the worker's watermark.
-import { KEY, dekKey, sha256Digest } from '../records.js';
+import { KEY, dekKey, intern, sha256Digest } from '../records.js';
 import { checkBytes, checkInt, checkName, checkOptInt, type CommandBase, type CommandSpec, type FamilySpecs } from './spec.js';
 
 /** Re-wrap one version's DEK onto current KMS key material. */
@@ -59,8 +59,8 @@ const rewrap: CommandSpec<KmsRewrapCommand> = {
     // key since the worker read it is left alone.
     if (v.destroyed || v.wrapMarker === c.marker || v.kmsKeyId !== c.expectedKmsKeyId) return { status: 'stale' };
     const dek = c.wrappedDek.slice();
-    v.kmsKeyId = c.kmsKeyId;
-    v.wrapMarker = c.marker;
+    v.kmsKeyId = intern(c.kmsKeyId);
+    v.wrapMarker = intern(c.marker);
     v.dekDigest = sha256Digest(dek);
     ctx.changes.putBlob(dekKey(c.name, c.version), dek);
     ctx.changes.mark(KEY.secret + s.name);

@@ -1,5 +1,5 @@
 // Secret versions: put, metadata, soft-delete / undelete / destroy of versions, destroy-all.
-import { KEY, FORMATS, ctKey, encodeCt, sha256Digest, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
+import { KEY, FORMATS, ctKey, encodeCt, intern, sha256Digest, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
 import type { RotationPolicy, SealedValue, SecretFormat } from '../types.js';
 import { rotationRecords } from './rotation-records.js';
 import {
@@ -156,21 +156,26 @@ const put: CommandSpec<SecretPutCommand> = {
     const s = existing ?? newSecret(ctx, c.name, c.at);
     const ct = encodeCt(c.sealed.formatVersion, c.sealed.alg, c.sealed.nonce, c.sealed.ciphertext, c.sealed.wrappedDek);
     const dek = c.sealed.wrappedDek;
-    s.versions.push({
-      version: c.version,
-      createdAt: c.at,
-      createdBy: c.actor,
-      format: c.format,
-      deletedAt: null,
-      destroyed: false,
-      formatVersion: c.sealed.formatVersion,
-      alg: c.sealed.alg,
-      kmsKeyId: c.sealed.kmsKeyId,
-      wrapMarker: '',
-      sizeBytes: c.sealed.ciphertext.length,
-      ctDigest: sha256Digest(ct),
-      dekDigest: sha256Digest(dek),
-    });
+    // Held in memory for every secret, so kept small (as decodeSecret builds it): repeated names
+    // shared, and a new exact-size array rather than push (which reserves 17 slots).
+    s.versions = [
+      ...s.versions,
+      {
+        version: c.version,
+        createdAt: c.at,
+        createdBy: intern(c.actor),
+        format: c.format,
+        deletedAt: null,
+        destroyed: false,
+        formatVersion: c.sealed.formatVersion,
+        alg: intern(c.sealed.alg),
+        kmsKeyId: intern(c.sealed.kmsKeyId),
+        wrapMarker: '',
+        sizeBytes: c.sealed.ciphertext.length,
+        ctDigest: sha256Digest(ct),
+        dekDigest: sha256Digest(dek),
+      },
+    ];
     s.currentVersion = c.version;
     s.updatedAt = c.at;
     if (c.description !== null) s.description = c.description;
