@@ -161,7 +161,7 @@ export class StateQueries {
    */
   rotationDue(now: number, limit = 1000): string[] {
     const out: string[] = [];
-    for (const name of this.tables.names) {
+    for (const name of [...this.tables.rotating].sort(cmpStr)) {
       const s = this.tables.secrets.get(name) as SecretRecord;
       if (!s.rotation) continue;
       const latest = s.versions[s.versions.length - 1];

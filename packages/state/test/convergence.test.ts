@@ -5,6 +5,14 @@ import * as fc from 'fast-check';
 import { StateMachine, openNodeStore, type LogEntry } from '../src/index.js';
 import { TEST_INTEGRITY, realize, stepArb, tempDir } from './helpers.js';
 
+/** Far enough ahead that every secret with a rotation policy is due. */
+const LATER = 4_000_000_000_000;
+
+/** The secrets with a rotation policy, by looking at every secret (what the index must match). */
+function rotatingByScan(sm: StateMachine): string[] {
+  return sm.listNames('').filter((n) => sm.getSecret(n)?.rotation != null);
+}
+
 describe('replicas converge', () => {
   test('two in-memory replicas: identical digests after random sequences; snapshot round trip too', () => {
     fc.assert(
@@ -14,6 +22,7 @@ describe('replicas converge', () => {
         const b = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
         for (const e of entries) b.apply(e);
         expect(b.stateDigest()).toBe(a.stateDigest());
+        expect(a.rotationDue(LATER, 1e9)).toEqual(rotatingByScan(a));
         const snap = a.createSnapshot();
         const c = new StateMachine({ keepBlobs: true, integrity: TEST_INTEGRITY });
         const r = c.apply({ index: 1, term: 1, type: 'normal', data: encodeRestore(snap) });
@@ -21,6 +30,7 @@ describe('replicas converge', () => {
         // state.restore keeps the member book and remembers its own requestId: compare the rest
         // through a second snapshot restored into a fresh durable-free replica via records.
         expect(c.listNames('')).toEqual(a.listNames(''));
+        expect(c.rotationDue(LATER, 1e9)).toEqual(rotatingByScan(a));
         for (const n of a.listNames('')) {
           for (const v of a.getSecret(n)?.versions ?? []) expect(c.readSealedSync(n, v.version)).toEqual(a.readSealedSync(n, v.version));
         }
@@ -52,6 +62,7 @@ describe('replicas converge', () => {
           }
           expect(store.applied).toBe(entries.length);
           expect(store.state.stateDigest()).toBe(ref.stateDigest());
+          expect(store.state.rotationDue(LATER, 1e9)).toEqual(rotatingByScan(ref));
           for (const n of ref.listNames('')) {
             for (const v of ref.getSecret(n)?.versions ?? []) expect(await store.readSealed(n, v.version)).toEqual(ref.readSealedSync(n, v.version));
           }

@@ -222,7 +222,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
     type: 'secret.put', ...b, name: v.name, version: Math.max(1, latest(v.name) + (v.off === 0 ? 0 : 1)), cas: v.cas, sealed: sealed(v.seed), format: v.fmt,
     description: v.seed % 3 === 0 ? `d${v.seed}` : null, rotation: v.rot ? { intervalSecs: 60 + v.seed, graceSecs: v.seed, target: null } : null, actor: 'a',
   }) as Command) },
-  { weight: 1, arbitrary: step(fc.record({ name, mv: fc.option(fc.integer({ min: 1, max: 4 })), cas: fc.option(fc.boolean()), rot: fc.constantFrom(null, 'clear' as const) }), (v, b) => ({
+  { weight: 1, arbitrary: step(fc.record({ name, mv: fc.option(fc.integer({ min: 1, max: 4 })), cas: fc.option(fc.boolean()), rot: fc.constantFrom(null, 'clear' as const, { intervalSecs: 120, graceSecs: 5, target: null }) }), (v, b) => ({
     type: 'secret.metadata', ...b, name: v.name, maxVersions: v.mv, casRequired: v.cas, customMetadata: v.mv ? { k: String(v.mv) } : null, description: null, rotation: v.rot, deleteVersionAfterSecs: null, actor: 'a',
   }) as Command) },
   { weight: 2, arbitrary: step(fc.record({ name, t: fc.constantFrom('secret.delete', 'secret.undelete', 'secret.destroy' as const), versions: fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 3 }) }), (v, b) => ({ type: v.t, ...b, name: v.name, versions: v.versions, actor: 'a' }) as Command) },

@@ -2,7 +2,7 @@
 // loopback (free ports, fresh keys and token, logs in the given directory), and small helpers.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { randomBytes, randomInt } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,22 +48,22 @@ export async function startCluster(root, { profile = false, logLevel = 'warn', r
     const [cmd, argv] = profile
       ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(root, 'profiles', n.id)}`, path.join(repo, 'packages', 'cli', 'dist', 'main.js'), 'server']]
       : [path.join(repo, 'bin', 'coffer'), ['server']];
-    const proc = spawn(cmd, argv, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH ?? '',
-        COFFER_NODE_ID: n.id,
-        COFFER_DATA_DIR: n.dataDir,
-        COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
-        COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
-        COFFER_INITIAL_CLUSTER: initial,
-        COFFER_CLUSTER_KEY: clusterKey,
-        COFFER_LOCAL_MASTER_KEY: masterKey,
-        COFFER_BOOTSTRAP_TOKEN: token,
-        COFFER_READ_ALLOWLIST: '127.0.0.0/8',
-        COFFER_LOG_LEVEL: logLevel,
-      },
-    });
+    const env = {
+      COFFER_NODE_ID: n.id,
+      COFFER_DATA_DIR: n.dataDir,
+      COFFER_API_ADDR: `127.0.0.1:${n.apiPort}`,
+      COFFER_RAFT_ADDR: `127.0.0.1:${n.raftPort}`,
+      COFFER_INITIAL_CLUSTER: initial,
+      COFFER_CLUSTER_KEY: clusterKey,
+      COFFER_LOCAL_MASTER_KEY: masterKey,
+      COFFER_BOOTSTRAP_TOKEN: token,
+      COFFER_READ_ALLOWLIST: '127.0.0.0/8',
+      COFFER_LOG_LEVEL: logLevel,
+    };
+    // Beside the data dir (a throwaway temp dir, kept only with --keep): with it a kept node can
+    // be started again by hand, e.g. to profile its boot (`env $(cat n1.env) node --cpu-prof …`).
+    writeFileSync(path.join(root, `${n.id}.env`), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+    const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...env } });
     n.proc = proc;
     proc.stdout.pipe(log);
     proc.stderr.pipe(log);

@@ -179,7 +179,10 @@ const put: CommandSpec<SecretPutCommand> = {
     s.currentVersion = c.version;
     s.updatedAt = c.at;
     if (c.description !== null) s.description = c.description;
-    if (c.rotation !== null) s.rotation = { ...c.rotation };
+    if (c.rotation !== null) {
+      s.rotation = { ...c.rotation };
+      ctx.tables.rotationChanged(s.name);
+    }
     ctx.changes.putBlob(ctKey(c.name, c.version), ct);
     prune(ctx, s);
     ctx.changes.mark(KEY.secret + s.name);
@@ -260,6 +263,7 @@ const metadata: CommandSpec<SecretMetadataCommand> = {
     if (c.description !== null) s.description = c.description;
     if (c.rotation === 'clear') s.rotation = null;
     else if (c.rotation !== null) s.rotation = { ...c.rotation };
+    ctx.tables.rotationChanged(s.name);
     if (c.deleteVersionAfterSecs !== null) s.deleteVersionAfterSecs = c.deleteVersionAfterSecs;
     s.updatedAt = c.at;
     prune(ctx, s);
@@ -328,6 +332,7 @@ const destroyAll: CommandSpec<SecretDestroyAllCommand> = {
     if (!s) return { status: 'not_found' };
     for (const v of s.versions) if (!v.destroyed) ctx.changes.eraseVersion(c.name, v);
     ctx.tables.secrets.delete(c.name);
+    ctx.tables.rotationChanged(c.name);
     ctx.tables.namesChanged();
     ctx.changes.mark(KEY.secret + c.name);
     // A pending rotation of the erased secret goes with it (a later put starts again at version 1).
