@@ -55,8 +55,8 @@ export type SecretRecord = {
   deleteVersionAfterSecs: number;
   description: string | null;
   rotation: RotationPolicy | null;
-  /** Sorted by key. */
-  customMetadata: [string, string][];
+  /** Sorted by key. Replaced whole, never changed in place (most secrets share one empty list). */
+  customMetadata: readonly (readonly [string, string])[];
   versions: VersionMeta[];
 };
 
@@ -225,6 +225,9 @@ export function sha256Digest(b: Uint8Array): string {
   return hash('sha256', b, 'buffer').toString('latin1');
 }
 
+/** The custom metadata of every secret that has none: one shared, frozen empty list. */
+export const NO_CUSTOM_METADATA: readonly (readonly [string, string])[] = Object.freeze([]);
+
 /** Bytes of a version digest as stored. */
 const DIGEST_BYTES = 32;
 
@@ -319,8 +322,12 @@ export function decodeSecret(b: Uint8Array): SecretRecord {
   const description = r.optStr();
   const rotation = readRotation(r);
   const nm = r.u32();
-  const customMetadata: [string, string][] = nm === 0 ? [] : new Array<[string, string]>(Math.min(nm, r.remaining));
-  for (let i = 0; i < nm; i++) customMetadata[i] = [intern(r.str()), r.str()];
+  let customMetadata: readonly (readonly [string, string])[] = NO_CUSTOM_METADATA;
+  if (nm > 0) {
+    const list = new Array<[string, string]>(Math.min(nm, r.remaining));
+    for (let i = 0; i < nm; i++) list[i] = [intern(r.str()), r.str()];
+    customMetadata = list;
+  }
   const nv = r.u32();
   const versions: VersionMeta[] = nv === 0 ? [] : new Array<VersionMeta>(Math.min(nv, r.remaining));
   for (let i = 0; i < nv; i++) {

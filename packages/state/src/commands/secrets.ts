@@ -1,5 +1,5 @@
 // Secret versions: put, metadata, soft-delete / undelete / destroy of versions, destroy-all.
-import { KEY, FORMATS, ctKey, encodeCt, intern, sha256Digest, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
+import { KEY, FORMATS, NO_CUSTOM_METADATA, ctKey, encodeCt, intern, sha256Digest, type CommandResult, type SecretRecord, type VersionMeta } from '../records.js';
 import type { RotationPolicy, SealedValue, SecretFormat } from '../types.js';
 import { rotationRecords } from './rotation-records.js';
 import {
@@ -94,7 +94,7 @@ function newSecret(ctx: ApplyContext, name: string, at: number): SecretRecord {
     deleteVersionAfterSecs: 0,
     description: null,
     rotation: null,
-    customMetadata: [],
+    customMetadata: NO_CUSTOM_METADATA,
     versions: [],
   };
   ctx.tables.secrets.set(name, s);
@@ -157,9 +157,8 @@ const put: CommandSpec<SecretPutCommand> = {
     const ct = encodeCt(c.sealed.formatVersion, c.sealed.alg, c.sealed.nonce, c.sealed.ciphertext, c.sealed.wrappedDek);
     const dek = c.sealed.wrappedDek;
     // Held in memory for every secret, so kept small (as decodeSecret builds it): repeated names
-    // shared, and a new exact-size array rather than push (which reserves 17 slots).
-    s.versions = [
-      ...s.versions,
+    // shared, and an exact-size array (push and spread both reserve 17 slots).
+    s.versions = s.versions.concat([
       {
         version: c.version,
         createdAt: c.at,
@@ -175,7 +174,7 @@ const put: CommandSpec<SecretPutCommand> = {
         ctDigest: sha256Digest(ct),
         dekDigest: sha256Digest(dek),
       },
-    ];
+    ]);
     s.currentVersion = c.version;
     s.updatedAt = c.at;
     if (c.description !== null) s.description = c.description;
