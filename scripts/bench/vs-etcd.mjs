@@ -34,7 +34,7 @@ const args = benchOptions({
     overwrites: { type: 'integer', default: 1_000_000, help: 'writes to the --keys names before the data dirs are measured' },
     scale: { type: 'string', help: '`1m`: 1,000,000 restart/RSS secrets (the scale of the restart and RSS goals)' },
     out: { type: 'string', help: 'JSON result file (default .bench-results/vs-etcd-<timestamp>.json)' },
-    'write-doc': { type: 'boolean', help: "regenerate docs/PERFORMANCE.md's results section from the JSON" },
+    'write-doc': { type: 'boolean', help: "regenerate docs/PERFORMANCE.md's results section from the JSON (a --scale 1m run: its 1M section)" },
     'from-json': { type: 'string', help: 'run nothing: print the table of an existing result file (with --write-doc, render the doc from it)' },
     doc: { type: 'string', default: 'docs/PERFORMANCE.md', help: 'the doc --write-doc rewrites (between its vs-etcd markers)' },
     keep: { type: 'boolean', help: "keep the clusters' temp dirs (data, logs)" },
@@ -407,8 +407,10 @@ async function runSystem(kind, round) {
 function writeDoc(result, jsonFile) {
   const docPath = path.resolve(ROOT, args.doc);
   const rel = path.relative(ROOT, path.resolve(jsonFile));
-  writeFileSync(docPath, replaceDocSection(readFileSync(docPath, 'utf8'), renderDocSection(result, rel)));
-  log(`\n${path.relative(ROOT, docPath)}: results section regenerated from ${rel}`);
+  // A --scale 1m run has its own section (the 1M goals), so it does not replace the main run's.
+  const section = result.options.scale === '1m' ? 'vs-etcd-1m' : 'vs-etcd';
+  writeFileSync(docPath, replaceDocSection(readFileSync(docPath, 'utf8'), renderDocSection(result, rel), section));
+  log(`\n${path.relative(ROOT, docPath)}: ${section} results section regenerated from ${rel}`);
 }
 
 function printSummary(result) {

@@ -267,6 +267,19 @@ export function renderGoals(summary) {
   return summary.goals.map((g) => `- ${g.goal}: ${g.value} — ${g.met === null ? (g.note && g.value !== '–' ? 'not judged' : 'not measured') : g.met ? 'goal met' : 'goal not met'}${g.note ? ` (${g.note})` : ''}`).join('\n');
 }
 
+/** What load a run applied: only the parts of the phases it ran. */
+function loadLine(o) {
+  const ran = (...p) => o.phases === undefined || p.some((x) => o.phases.includes(x));
+  const parts = [];
+  if (ran('writes', 'fwrites', 'reads', 'freads', 'stale', 'single', 'failover')) {
+    parts.push(`Load: ${o.connections} connections, ${o.keys.toLocaleString('en-US')} names, ${o['value-bytes']}-byte values, ${o.duration} s per phase.`);
+  }
+  parts.push(`${o.rounds} round(s), each on fresh clusters; values are the median over rounds (min–max in brackets).`);
+  if (ran('restart', 'rss')) parts.push(`Restart and RSS after ${o.restartKeys.toLocaleString('en-US')} secrets of ${o['rss-value-bytes']} bytes.`);
+  if (ran('disk')) parts.push(`Disk after ${o.overwrites.toLocaleString('en-US')} overwrites of ${o.keys.toLocaleString('en-US')} names.`);
+  return parts.join(' ');
+}
+
 /** The generated section of docs/PERFORMANCE.md (between the vs-etcd markers). */
 export function renderDocSection(result, file) {
   const m = result.machine;
@@ -278,8 +291,7 @@ export function renderDocSection(result, file) {
     `Run ${result.startedAt} (${Math.round(result.elapsedSeconds / 60)} min): \`${result.command}\``,
     `Machine: ${m.cores} cores (${m.cpuModel}), ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB, Linux ${m.kernel}, data on ${m.dataFs}; Node ${m.node}; etcd ${m.etcdVersion}; ` +
       `Coffer commit ${m.gitCommit.slice(0, 12)}${m.gitDirty ? ' (with uncommitted changes)' : ''}. Load average (1/5/15 min) ${load(m.loadBefore)} before, ${load(m.loadAfter)} after.`,
-    `Load: ${o.connections} connections, ${o.keys.toLocaleString('en-US')} names, ${o['value-bytes']}-byte values, ${o.duration} s per phase, ${o.rounds} round(s), each on fresh clusters; ` +
-      `values are the median over rounds (min–max in brackets). Restart and RSS after ${o.restartKeys.toLocaleString('en-US')} secrets of ${o['rss-value-bytes']} bytes; disk after ${o.overwrites.toLocaleString('en-US')} overwrites of ${o.keys.toLocaleString('en-US')} names.`,
+    loadLine(o),
     '',
     renderTable(result.summary),
     '',
@@ -291,13 +303,15 @@ export function renderDocSection(result, file) {
   ].join('\n');
 }
 
-export const DOC_BEGIN = '<!-- vs-etcd:begin -->';
-export const DOC_END = '<!-- vs-etcd:end -->';
-
-/** `doc` with the text between the markers replaced; throws if the markers are missing. */
-export function replaceDocSection(doc, section) {
-  const b = doc.indexOf(DOC_BEGIN);
-  const e = doc.indexOf(DOC_END);
-  if (b < 0 || e < b) throw new Error(`markers ${DOC_BEGIN} … ${DOC_END} not found`);
-  return `${doc.slice(0, b + DOC_BEGIN.length)}\n${section}\n${doc.slice(e)}`;
+/**
+ * `doc` with the text between a pair of markers replaced; throws if the markers are missing.
+ * `name` picks the pair: `vs-etcd` (the main run) or `vs-etcd-1m` (a `--scale 1m` run).
+ */
+export function replaceDocSection(doc, section, name = 'vs-etcd') {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const b = doc.indexOf(begin);
+  const e = doc.indexOf(end);
+  if (b < 0 || e < b) throw new Error(`markers ${begin} … ${end} not found`);
+  return `${doc.slice(0, b + begin.length)}\n${section}\n${doc.slice(e)}`;
 }
