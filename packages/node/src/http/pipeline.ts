@@ -202,6 +202,23 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     takeRate(call);
   }
 
+  /** Requests whose token (or session) was checked by `authenticate`. */
+  const authenticated = new WeakSet<Call>();
+
+  /**
+   * A read that passed its linearizable barrier sees every write acknowledged before it — a token
+   * revoked or an approle deleted through the leader a moment ago included — but the token was
+   * checked before the barrier, against what this node had applied then. Check it again against
+   * the state the read was answered from, and refuse the answer if it is no longer valid.
+   */
+  function recheckAfterRead(call: Call): void {
+    if (call.req.method !== 'GET' || !authenticated.has(call)) return;
+    const raw = presentedToken(call.req);
+    if (raw !== undefined && (lookupToken(raw) !== undefined || sessions.authenticate(ctx.state, raw, ctx.now()) !== undefined)) return;
+    if (call.ip !== undefined) countFailure(call.ip);
+    throw new ServiceError('invalid_token', 'the token is unknown, expired or revoked');
+  }
+
   /** The presented token, active: sets `call.token` and `call.role`, or refuses (counted toward lockout). */
   async function authenticate(call: Call, raw: string | undefined): Promise<void> {
     if (raw === undefined) throw new ServiceError('missing_token', 'send a token in "Authorization: Bearer <token>" or "X-Vault-Token"');
@@ -225,6 +242,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
         release();
       }
     }
+    if (token !== undefined || session !== undefined) authenticated.add(call);
     if (session !== undefined) {
       call.token = session.token;
       call.role = session.role;
@@ -402,6 +420,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
         }
       }
       reply = await r.handler(call);
+      recheckAfterRead(call);
       await audit(r, call, reply.status).catch((err: unknown) => {
         throw new ServiceError('audit_unavailable', 'the audit log cannot be written; request refused', { retryAfterSecs: 1, cause: err });
       });

@@ -132,6 +132,25 @@ describe('tokens and authentication, single-node path', () => {
     expect((await verifyAuditFile(h.auditFile)).ok).toBe(true);
   });
 
+  test('a token revoked while a linearizable read waits for its barrier gets 401, not the answer', async () => {
+    h = await startHarness();
+    const reader = await h.tokenWith('reader', [{ actions: ['role.read', 'cluster.read'] }]);
+    expect((await h.req('GET', '/v1/roles', { token: reader })).status).toBe(200);
+    // What a follower sees: the revocation, acknowledged through the leader before this read was
+    // sent, is applied here only while the read's barrier waits for it.
+    const barrier = h.ctx.readBarrier.bind(h.ctx);
+    h.ctx.readBarrier = async (consistency) => {
+      await barrier(consistency);
+      if (consistency === 'linearizable') await h.ctx.propose({ type: 'token.revoke', requestId: 'revoke-reader', at: h.clock.now, name: 'reader', actor: 'admin' });
+    };
+    const r = await h.req('GET', '/v1/roles', { token: reader, headers: { 'x-request-id': 'after-revoke' } });
+    expect([r.status, r.body.error?.code]).toEqual([401, 'invalid_token']);
+    expect(h.auditLines().find((l) => l.requestId === 'after-revoke')).toMatchObject({ status: 401, outcome: 'denied' });
+    // A stale read takes no barrier and answers from this node's state, where it is now revoked.
+    h.ctx.readBarrier = barrier;
+    expect((await h.req('GET', '/v1/roles?consistency=stale', { token: reader })).status).toBe(401);
+  });
+
   test('create with TTL, expiry, list without hashes, self, revoke, rotate', async () => {
     h = await startHarness();
     const created = await h.req('POST', '/v1/tokens', { body: { name: 'ci', role: 'admin', ttl: '1h' } });
