@@ -24,13 +24,13 @@ import { type ConfChange, type ConfState, decodeConfChange, type Entry, type Mes
 import {
   type Applier,
   type ApplyOutcome,
-  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
   DriverError,
   type DriverEvents,
   type DriverOptions,
   type DurableLog,
   toDriverError,
 } from './driver-types.js';
+import { Snapshotter } from './snapshotter.js';
 
 // The driver's public API: its types live in driver-types.ts, boot-time storage in boot.ts.
 export {
@@ -121,11 +121,8 @@ export class RaftDriver {
   private confState: ConfState;
   /** Bumped whenever `confState` changes (a background snapshot checks it did not meanwhile). */
   private confEpoch = 0;
-  /** A snapshot is being taken in the background. */
-  private snapshotting = false;
-  /** A snapshot to send is being built in the background. */
-  private building = false;
-  private snapshotIndex: number;
+  /** Periodic (meta-only) snapshots and snapshots built for lagging followers. */
+  private readonly snapshots: Snapshotter;
 
   /**
    * @param opts - timing and limits
@@ -146,8 +143,24 @@ export class RaftDriver {
     this.sendMessages = sendMessages;
     this.events = events;
     const snap = storage.snapshot();
-    this.snapshotIndex = snap.meta.index;
     this.confState = snap.meta.confState;
+    this.snapshots = new Snapshotter(
+      {
+        storage,
+        log,
+        applier,
+        events,
+        opts,
+        stopped: () => this.stopped,
+        conf: () => ({ state: this.confState, epoch: this.confEpoch }),
+        fail: (err) => {
+          if (this.stopped) return;
+          this.stopped = true;
+          this.events.onFatal(err);
+        },
+      },
+      snap.meta.index,
+    );
     this.node = new RawNode(
       {
         id: opts.nodeId,
@@ -431,7 +444,7 @@ export class RaftDriver {
     if (rd.hardState !== undefined && rd.hardState.term !== this.term) this.term = rd.hardState.term;
     if (rd.snapshot !== undefined) {
       await this.applier.restore(rd.snapshot.meta.index, rd.snapshot.data);
-      this.snapshotIndex = rd.snapshot.meta.index;
+      this.snapshots.snapshotIndex = rd.snapshot.meta.index;
       this.confState = rd.snapshot.meta.confState;
       this.confEpoch++;
       this.failOverwritten(rd.snapshot.meta.index, rd.snapshot.meta.term, true);
@@ -452,7 +465,7 @@ export class RaftDriver {
     if (rd.readStates.length > 0 && this.openRound !== undefined && this.rounds.size === 0) setImmediate(() => this.sendRound());
     this.node.advance();
     this.releaseApplied();
-    this.maybeSnapshot();
+    this.snapshots.maybeSnapshot();
   }
 
   private async applyCommitted(entries: Entry[]): Promise<void> {
@@ -546,76 +559,4 @@ export class RaftDriver {
     }
     this.events.onRoleChange?.(role, st.term);
   }
-
-  /**
-   * Compacts the log once `snapshotEntries` have been applied since the last snapshot, and builds
-   * a snapshot to send when a lagging follower needs one; both in the background, one of each at a
-   * time, so the Ready loop keeps sending heartbeats and acks meanwhile.
-   *
-   * The periodic snapshot records only its meta (index, term, configuration): the node store
-   * already holds the state at that index, durably (the applied position is synced first). An
-   * encoded whole-state snapshot is built only for a follower that needs one, from a point-in-time
-   * read of the store (as etcd sends its current database): reading and encoding a large state
-   * takes seconds and a blob as large as the state, and every member reaching the threshold at
-   * about the same index did that at once and lost leadership under load.
-   */
-  private maybeSnapshot(): void {
-    if (this.stopped) return;
-    if (this.storage.takeSnapshotRequest() && !this.building) this.startBuild();
-    if (this.snapshotting) return;
-    const applied = this.applier.appliedIndex();
-    if (applied - this.snapshotIndex < this.opts.snapshotEntries) return;
-    this.snapshotting = true;
-    void this.takeSnapshot(applied, this.confState, this.confEpoch)
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        this.snapshotting = false;
-      });
-  }
-
-  private fail(err: unknown): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.events.onFatal(err);
-  }
-
-  /** Records a snapshot at applied index `index` (meta only) and compacts the log behind it. */
-  private async takeSnapshot(index: number, confState: ConfState, confEpoch: number): Promise<void> {
-    const meta = { index, term: this.storage.term(index), confState };
-    // Durable before it counts: the log syncs the applied position up to `index` first.
-    await this.log.saveSnapshot(meta, null, false);
-    // Overtaken: an installed snapshot (newer state) or a membership change applied meanwhile
-    // (the saved meta stays correct: it describes `index`, which the state holds durably).
-    if (this.stopped || index <= this.snapshotIndex || this.confEpoch !== confEpoch) return;
-    this.storage.createSnapshot(index, confState, null);
-    this.snapshotIndex = index;
-    const keep = this.opts.snapshotCatchUpEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
-    const compactTo = index - keep;
-    if (compactTo > this.storage.firstIndex()) {
-      this.storage.compact(compactTo);
-      await this.log.compact(compactTo);
-    }
-    this.events.onSnapshot?.(index, 0);
-  }
-
-  /** Builds a whole-state snapshot for a follower the log no longer reaches. */
-  private startBuild(): void {
-    this.building = true;
-    const confEpoch = this.confEpoch;
-    const confState = this.confState;
-    const started = Date.now();
-    void this.applier
-      .snapshot()
-      .then(({ index, data }) => {
-        if (this.stopped) return;
-        // A membership change applied meanwhile: `confState` may not be the one as of `index`.
-        if (this.confEpoch !== confEpoch || !this.storage.setSnapshotToSend(index, confState, data)) return;
-        this.events.onSnapshotBuilt?.(index, data.length, Date.now() - started);
-      })
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        this.building = false;
-      });
-  }
-
 }
