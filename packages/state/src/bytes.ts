@@ -275,7 +275,8 @@ export class Reader {
     }
     this.pos = start - 4;
     const s = this.str();
-    last.bytes = n <= ASCII_FAST_MAX ? this.buf.slice(start, start + n) : null;
+    // A copy (on a Buffer, `slice` would be a view that changes with the caller's buffer).
+    last.bytes = n <= ASCII_FAST_MAX ? Uint8Array.from(this.buf.subarray(start, start + n)) : null;
     last.str = s;
     return s;
   }

@@ -15,6 +15,7 @@ import {
   type Command,
 } from '../src/index.js';
 import { SAMPLES, stepArb } from './helpers.js';
+import { Reader, Writer, type LastString } from '../src/bytes.js';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'commands');
 
@@ -161,5 +162,19 @@ describe('upgrade gating tables', () => {
     const missing: Partial<Record<string, number>> = { ...SUPPORTED_COMMAND_VERSIONS };
     delete missing['secret.put'];
     expect(allVotersSupport('secret.put', [SUPPORTED_COMMAND_VERSIONS, missing])).toBe(false);
+  });
+});
+
+describe('Reader', () => {
+  test('a string recognised by its bytes is the one those bytes decode to, whatever happens to the buffer it came from', () => {
+    const last: LastString = { bytes: null, str: '' };
+    const first = Buffer.from(new Writer().str('abc').finish());
+    expect(new Reader(first, 'SM_CORRUPT_STORAGE').strLikeLast(last)).toBe('abc');
+    first.fill(0); // LevelDB's buffer reused or changed after the record was decoded
+    const zeros = Buffer.from(new Writer().str('\0\0\0').finish());
+    expect(new Reader(zeros, 'SM_CORRUPT_STORAGE').strLikeLast(last)).toBe('\0\0\0');
+    expect(new Reader(Buffer.from(new Writer().str('abd').finish()), 'SM_CORRUPT_STORAGE').strLikeLast(last)).toBe('abd');
+    expect(new Reader(Buffer.from(new Writer().str('éé').finish()), 'SM_CORRUPT_STORAGE').strLikeLast(last)).toBe('éé');
+    expect(new Reader(Buffer.from(new Writer().str('éé').finish()), 'SM_CORRUPT_STORAGE').strLikeLast(last)).toBe('éé');
   });
 });
