@@ -20,7 +20,6 @@ const key = createSecretKey(workerData.key);
 workerData.key.fill(0);
 const TAG = workerData.tagBytes;
 parentPort.on('message', (msg) => {
-  if (msg === 'close') { parentPort.close(); return; }
   const buf = Buffer.from(msg.buf);
   const n = buf.readUInt32BE(0);
   const ok = new Uint8Array(n);
