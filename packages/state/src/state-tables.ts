@@ -72,7 +72,7 @@ export class StateTables {
   lockoutSweep = 0;
   /**
    * Names of the secrets with a rotation policy (derived, not persisted): the leader polls for due
-   * rotations every few seconds, and a scan of every secret costs ~0.5 s at a million.
+   * rotations every few seconds, and a scan of every secret is slow at a million.
    */
   readonly rotating: Set<string> = new Set();
   /** Secret names, sorted (prefix listing); rebuilt lazily after inserts and deletes. */
