@@ -109,8 +109,9 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     }
   }
 
-  function lookupToken(raw: string): Readonly<TokenRecord> | undefined {
-    const t = ctx.state.tokenByHash(hashToken(raw));
+  /** @param tokenHash - `hashToken` of the presented token (hashed once per request) */
+  function lookupToken(tokenHash: Uint8Array): Readonly<TokenRecord> | undefined {
+    const t = ctx.state.tokenByHash(tokenHash);
     return t !== undefined && tokenStatusAt(t, ctx.now()) === 'active' ? t : undefined;
   }
 
@@ -175,7 +176,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
       }
       if (mode === 'allowlist') {
         // A token is only used to name the reader in the audit.
-        if (raw !== undefined) call.token = lookupToken(raw) ?? sessions.authenticate(ctx.state, raw, ctx.now())?.token;
+        if (raw !== undefined) call.token = lookupToken(hashToken(raw)) ?? sessions.authenticate(ctx.state, raw, ctx.now())?.token;
         return;
       }
       // COFFER_READ_AUTH token/both: a token whose role grants secret.read on every name read.
@@ -202,8 +203,8 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
     takeRate(call);
   }
 
-  /** Requests whose token (or session) was checked by `authenticate`. */
-  const authenticated = new WeakSet<Call>();
+  /** Requests whose token (or session) was checked by `authenticate`, with the token's hash (hashed once per request). */
+  const authenticated = new WeakMap<Call, Uint8Array>();
 
   /**
    * A read that passed its linearizable barrier sees every write acknowledged before it — a token
@@ -212,9 +213,10 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
    * the state the read was answered from, and refuse the answer if it is no longer valid.
    */
   function recheckAfterRead(call: Call): void {
-    if (call.req.method !== 'GET' || !authenticated.has(call)) return;
+    const tokenHash = authenticated.get(call);
+    if (call.req.method !== 'GET' || tokenHash === undefined) return;
     const raw = presentedToken(call.req);
-    if (raw !== undefined && (lookupToken(raw) !== undefined || sessions.authenticate(ctx.state, raw, ctx.now()) !== undefined)) return;
+    if (raw !== undefined && (lookupToken(tokenHash) !== undefined || sessions.authenticate(ctx.state, raw, ctx.now()) !== undefined)) return;
     if (call.ip !== undefined) countFailure(call.ip);
     throw new ServiceError('invalid_token', 'the token is unknown, expired or revoked');
   }
@@ -222,10 +224,11 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
   /** The presented token, active: sets `call.token` and `call.role`, or refuses (counted toward lockout). */
   async function authenticate(call: Call, raw: string | undefined): Promise<void> {
     if (raw === undefined) throw new ServiceError('missing_token', 'send a token in "Authorization: Bearer <token>" or "X-Vault-Token"');
-    let token = lookupToken(raw);
+    const tokenHash = hashToken(raw);
+    let token = lookupToken(tokenHash);
     // Not a token: an identity session (checked against the replicated identity on every request).
     let session = token === undefined ? sessions.authenticate(ctx.state, raw, ctx.now()) : undefined;
-    if (token === undefined && session === undefined && ctx.state.tokenByHash(hashToken(raw)) === undefined && sessionByHash(ctx.state, hashToken(raw)) === undefined) {
+    if (token === undefined && session === undefined && ctx.state.tokenByHash(tokenHash) === undefined && sessionByHash(ctx.state, tokenHash) === undefined) {
       // Unknown here may just mean "not applied here yet" (a token minted a moment ago through
       // the leader): catch up to the cluster's commit index once before refusing, so a new token
       // works on every node as soon as its creation was acknowledged. Meanwhile the request holds
@@ -234,7 +237,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
       if (release === null) throw new ServiceError('locked_out', 'too many failed authentications from this address; try again later', { retryAfterSecs: 1 });
       try {
         await ctx.readBarrier('linearizable');
-        token = lookupToken(raw);
+        token = lookupToken(tokenHash);
         if (token === undefined) session = sessions.authenticate(ctx.state, raw, ctx.now());
       } catch {
         // no quorum: answer from what this node knows
@@ -242,7 +245,7 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
         release();
       }
     }
-    if (token !== undefined || session !== undefined) authenticated.add(call);
+    if (token !== undefined || session !== undefined) authenticated.set(call, tokenHash);
     if (session !== undefined) {
       call.token = session.token;
       call.role = session.role;
