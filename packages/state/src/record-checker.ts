@@ -6,7 +6,8 @@
 //
 // The check is exactly `Integrity.openRecord`: HMAC-SHA256(recordKey, u32 BE len(key) ||
 // utf8(key) || value) against the 32 bytes appended to the value, compared in constant time. The
-// worker holds a copy of the record key only (never the snapshot key) and zeroes it when it ends.
+// worker gets a copy of the record key only (never the snapshot key), turns it into HMAC's two
+// pad blocks and zeroes the copy at once; `close()` has it zero the pads before it exits.
 //
 // The worker's source is a string, run with `eval`: the same file then serves the built package
 // and the tests (which run the TypeScript sources), with no path to resolve. It needs node:crypto
@@ -29,6 +30,13 @@ for (let i = 0; i < 64; i++) {
 workerData.key.fill(0);
 const TAG = workerData.tagBytes;
 parentPort.on('message', (msg) => {
+  if (msg.close === true) {
+    // Asked to end: the pad blocks are derived from the key, so wipe them before the thread goes.
+    inner.fill(0);
+    outer.fill(0);
+    parentPort.close();
+    return;
+  }
   const buf = Buffer.from(msg.buf);
   const n = buf.readUInt32BE(0);
   const ok = new Uint8Array(n);
@@ -56,11 +64,10 @@ parentPort.on('message', (msg) => {
   }
   parentPort.postMessage({ id: msg.id, ok }, [ok.buffer]);
 });
-process.on('exit', () => {
-  inner.fill(0);
-  outer.fill(0);
-});
 `;
+
+/** How long `close()` waits for the worker to wipe its pads and end before terminating it. */
+const CLOSE_WAIT_MS = 2_000;
 
 /** Records checked per message to the worker. */
 export const CHECK_CHUNK_RECORDS = 4096;
@@ -74,6 +81,7 @@ export class RecordChecker {
   private readonly waiting = new Map<number, { resolve: (ok: Uint8Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | null = null;
+  private readonly exited: Promise<void>;
 
   /**
    * @internal use `Integrity.recordChecker()`
@@ -96,7 +104,12 @@ export class RecordChecker {
       this.waiting.clear();
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`the record-check worker exited (code ${code})`)));
+    this.exited = new Promise((resolve) => {
+      this.worker.on('exit', (code) => {
+        fail(new Error(`the record-check worker exited (code ${code})`));
+        resolve();
+      });
+    });
   }
 
   /**
@@ -127,9 +140,19 @@ export class RecordChecker {
     });
   }
 
-  /** Ends the worker (it zeroes its key copy as it goes). */
+  /**
+   * Ends the worker: it zeroes its key-derived pad blocks and exits (after the chunk it is
+   * checking, if any); one that does not within {@link CLOSE_WAIT_MS} is terminated.
+   */
   async close(): Promise<void> {
     this.failure ??= new Error('the record checker is closed');
-    await this.worker.terminate();
+    this.worker.postMessage({ close: true });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_WAIT_MS)));
+    try {
+      if ((await Promise.race([this.exited, late])) === 'late') await this.worker.terminate();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -2,6 +2,7 @@
 // dir written by any earlier build has to check alike, and a tag that differed from the standard
 // function would refuse every record of it. Each check compares with node:crypto's createHmac.
 import { createHmac } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import * as fc from 'fast-check';
 import { Integrity, RECORD_TAG_BYTES } from '../src/index.js';
 import { FastHmac } from '../src/hmac.js';
@@ -89,6 +90,21 @@ describe('record tags stay HMAC-SHA256', () => {
       expect(ok[5]).toBe(0);
     } finally {
       await checker.close();
+    }
+  });
+
+  test('close() has the worker wipe its key-derived pads and exit by itself (not terminated); checks after it are refused', async () => {
+    const terminate = jest.spyOn(Worker.prototype, 'terminate');
+    try {
+      const checker = new RecordChecker(Uint8Array.from(key), RECORD_TAG_BYTES);
+      const [name, value] = records[0] as [string, Uint8Array];
+      const ok = await checker.check([[name, Buffer.concat([value, referenceRecordTag(key, name, value)])]]);
+      expect(Array.from(ok)).toEqual([1]);
+      await checker.close();
+      expect(terminate).not.toHaveBeenCalled();
+      await expect(checker.check([[name, value]])).rejects.toThrow(/closed/);
+    } finally {
+      terminate.mockRestore();
     }
   });
 });
