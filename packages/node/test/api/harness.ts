@@ -56,7 +56,13 @@ export interface Harness {
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'coffer-api-'));
-  const cfg = loadConfig({ COFFER_NODE_ID: 'n1', COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY, ...opts.env }, {});
+  let cfg: ReturnType<typeof loadConfig>;
+  try {
+    cfg = loadConfig({ COFFER_NODE_ID: 'n1', COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY, ...opts.env }, {});
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   // Snapshots are tagged with the cluster's integrity keys; this single node's are random.
   let sm = new StateMachine({ keepBlobs: true, integrity: new Integrity({ record: randomBytes(32), snapshot: randomBytes(32) }) });
   const clock = { now: Date.UTC(2030, 0, 1) };

@@ -4,7 +4,7 @@
 // Failures map to what the client may conclude: unreachable → `no_leader` (nothing was received);
 // a leader change or an answer cut short → `outcome_unknown` (it may have been applied).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,8 +18,14 @@ import { ServiceError } from '../../src/service/errors.js';
 const clusterKey = randomBytes(32);
 const MASTER_KEY = randomBytes(32).toString('base64');
 
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
 function forwarder(nodeId: string, leader: { id: string | null; addr: string | undefined }, electionMs = 200, env: Record<string, string> = {}): Forwarder {
   const dir = mkdtempSync(path.join(tmpdir(), 'coffer-forward-'));
+  dirs.push(dir);
   const config = loadConfig({ COFFER_NODE_ID: nodeId, COFFER_DATA_DIR: dir, COFFER_LOCAL_MASTER_KEY: MASTER_KEY, ...env }, {});
   return new Forwarder({
     config: { ...config, electionMs },
