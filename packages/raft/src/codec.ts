@@ -8,7 +8,7 @@ const CONF_CHANGE_V1 = 1;
 const MSG_TYPES: readonly MessageType[] = [
   'MsgHup', 'MsgBeat', 'MsgApp', 'MsgAppResp', 'MsgVote', 'MsgVoteResp', 'MsgPreVote', 'MsgPreVoteResp',
   'MsgSnap', 'MsgSnapResp', 'MsgHeartbeat', 'MsgHeartbeatResp', 'MsgTransferLeader', 'MsgTimeoutNow',
-  'MsgReadIndex', 'MsgReadIndexResp', 'MsgUnreachable',
+  'MsgReadIndex', 'MsgReadIndexResp', 'MsgUnreachable', 'MsgProp',
 ];
 const MSG_TYPE_NUM: Map<MessageType, number> = new Map(MSG_TYPES.map((t, i) => [t, i]));
 const CC_TYPES: readonly ConfChangeType[] = ['addLearner', 'addVoter', 'remove'];

@@ -444,16 +444,18 @@ export class Raft {
   }
 
   propose(type: EntryType, data: Uint8Array): { index: number; term: number } {
-    if (this.role !== 'leader') {
-      throw new RaftError('RAFT_NOT_LEADER', `${this.id} is not the leader`, { leaderId: this.lead });
-    }
-    if (this.leadTransferee !== null) {
-      throw new RaftError('RAFT_PROPOSAL_DROPPED', `${this.id} is transferring leadership to ${this.leadTransferee}`);
-    }
+    if (this.role !== 'leader') throw new RaftError('RAFT_NOT_LEADER', `${this.id} is not the leader`, { leaderId: this.lead });
+    if (this.leadTransferee !== null) throw new RaftError('RAFT_PROPOSAL_DROPPED', `${this.id} is transferring leadership to ${this.leadTransferee}`);
     if (type === 'confChange') this.checkConfChange(decodeConfChange(data));
     const e = this.appendEntry(type, data);
     this.needBcast = true;
     return { index: e.index, term: e.term };
+  }
+
+  /** The leader appends proposals a voter handed it (MsgProp, see proposals.ts). */
+  appendProposed(data: readonly Uint8Array[]): void {
+    for (const d of data) this.appendEntry('normal', d);
+    if (data.length > 0) this.needBcast = true;
   }
 
   private checkConfChange(cc: ConfChange): void {

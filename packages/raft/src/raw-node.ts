@@ -2,6 +2,7 @@ import { applyConfChangeTo } from './conf-change.js';
 import { decodeConfChange, encodeConfChange } from './codec.js';
 import { validateConfig, type Config } from './config.js';
 import { RaftError } from './errors.js';
+import { proposeViaLeader } from './proposals.js';
 import { Raft } from './raft.js';
 import type { Storage } from './storage.js';
 import type { ConfChange, ConfState, HardState, Message, NodeId, PeerProgress, Ready, SoftState, Status } from './types.js';
@@ -93,6 +94,21 @@ export class RawNode {
    */
   propose(data: Uint8Array): { index: number; term: number } {
     return this.raft.propose('normal', data);
+  }
+
+  /**
+   * A follower hands a proposal to its leader: returns the MsgProp for the caller to send now (it
+   * promises nothing about this node's disk, so it does not wait for a Ready). The leader appends
+   * it in its term. Nothing comes back: recognise the entry when it is applied (by an id inside
+   * `data`), and time out — a proposal lost on the way, or dropped by a leader that is
+   * transferring leadership or has lost it, is never answered.
+   *
+   * @param data - opaque command bytes
+   * @returns the message (`to` is the leader)
+   * @throws {RAFT_PROPOSAL_DROPPED} when this node is not a follower that knows a leader
+   */
+  proposeViaLeader(data: Uint8Array): Message {
+    return proposeViaLeader(this.raft, data);
   }
 
   /**

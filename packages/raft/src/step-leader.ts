@@ -1,5 +1,6 @@
 // The leader's step function (etcd-io/raft `stepLeader`): heartbeats, ReadIndex, append and
 // snapshot responses, unreachable peers and leadership transfer.
+import { acceptProposals } from './proposals.js';
 import type { Raft } from './raft.js';
 import { handleReadAck, sendReadIndexResponse } from './read-only.js';
 import { checkStalled, handleSnapResp } from './snapshot-transfer.js';
@@ -9,6 +10,9 @@ export function stepLeader(r: Raft, m: Message): void {
   switch (m.type) {
     case 'MsgBeat':
       r.bcastHeartbeat();
+      return;
+    case 'MsgProp':
+      acceptProposals(r, m);
       return;
     case 'MsgReadIndex':
       if (!r.committedEntryInCurrentTerm()) {

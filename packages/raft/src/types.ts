@@ -71,7 +71,11 @@ export interface ConfChange {
   context: Uint8Array;
 }
 
-/** Message kinds; `MsgHup`, `MsgBeat` and `MsgUnreachable` are local and never sent. */
+/**
+ * Message kinds; `MsgHup`, `MsgBeat` and `MsgUnreachable` are local and never sent. `MsgProp`
+ * carries a follower's proposal to the leader (`entries` without term or index; see
+ * `RawNode.proposeViaLeader`).
+ */
 export type MessageType =
   | 'MsgHup'
   | 'MsgBeat'
@@ -89,7 +93,8 @@ export type MessageType =
   | 'MsgTimeoutNow'
   | 'MsgReadIndex'
   | 'MsgReadIndexResp'
-  | 'MsgUnreachable';
+  | 'MsgUnreachable'
+  | 'MsgProp';
 
 /**
  * A raft message. Every field is always present (zero values when unused) so the codec and the

@@ -3,7 +3,7 @@ import { RaftError, decodeConfChange, decodeMessages, encodeConfChange, encodeMe
 
 const u8 = fc.uint8Array({ maxLength: 40 });
 const nat = fc.nat({ max: Number.MAX_SAFE_INTEGER });
-const types = ['MsgApp', 'MsgAppResp', 'MsgVote', 'MsgVoteResp', 'MsgPreVote', 'MsgPreVoteResp', 'MsgSnap', 'MsgSnapResp', 'MsgHeartbeat', 'MsgHeartbeatResp', 'MsgTransferLeader', 'MsgTimeoutNow', 'MsgReadIndex', 'MsgReadIndexResp'] as const;
+const types = ['MsgApp', 'MsgAppResp', 'MsgVote', 'MsgVoteResp', 'MsgPreVote', 'MsgPreVoteResp', 'MsgSnap', 'MsgSnapResp', 'MsgHeartbeat', 'MsgHeartbeatResp', 'MsgTransferLeader', 'MsgTimeoutNow', 'MsgReadIndex', 'MsgReadIndexResp', 'MsgProp'] as const;
 
 const entry = fc.record({ term: nat, index: nat, type: fc.constantFrom('normal' as const, 'confChange' as const), data: u8 });
 const message: fc.Arbitrary<Message> = fc

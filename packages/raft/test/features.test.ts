@@ -142,6 +142,62 @@ describe('ReadIndex (Raft thesis §6.4)', () => {
   });
 });
 
+describe('proposals a follower hands to the leader (MsgProp)', () => {
+  test('the leader appends it in its term and every node applies it once', () => {
+    const c = new Cluster({ seed: 5, voters: ['n1', 'n2', 'n3'], keepValues: true });
+    c.elect('n1');
+    const m = c.node('n3').node.proposeViaLeader(enc.encode('from-n3'));
+    expect([m.type, m.from, m.to, m.term]).toEqual(['MsgProp', 'n3', 'n1', 0]);
+    c.node('n1').node.step(m);
+    c.stabilize();
+    for (const id of ['n1', 'n2', 'n3']) expect(c.node(id).sm.values).toEqual(['from-n3']);
+    const term = c.node('n1').node.status().term;
+    const last = c.node('n3').storage.lastIndex();
+    expect(c.node('n3').storage.entries(last, last + 1, Infinity)[0]).toMatchObject({ term, type: 'normal' });
+  });
+
+  test('with no leader known, or on the leader itself, it is refused at once (RAFT_PROPOSAL_DROPPED)', () => {
+    const c = new Cluster({ seed: 6, voters: ['n1', 'n2', 'n3'] });
+    expect(code(() => c.node('n2').node.proposeViaLeader(enc.encode('x')))).toBe('RAFT_PROPOSAL_DROPPED');
+    c.elect('n1');
+    expect(code(() => c.node('n1').node.proposeViaLeader(enc.encode('x')))).toBe('RAFT_PROPOSAL_DROPPED');
+  });
+
+  test('dropped while the leader transfers leadership, from a non-voter, and when it holds a membership change', () => {
+    const c = new Cluster({ seed: 7, voters: ['n1', 'n2', 'n3'], keepValues: true });
+    c.elect('n1');
+    const leader = c.node('n1').node;
+    const lastBefore = c.node('n1').storage.lastIndex();
+    const prop = (from: string, type: 'normal' | 'confChange' = 'normal'): Message => ({
+      type: 'MsgProp', from, to: 'n1', term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
+      entries: [{ term: 0, index: 0, type, data: enc.encode(`${from}-${type}`) }],
+    });
+    leader.step(prop('n9'));
+    leader.step(prop('n2', 'confChange'));
+    c.stabilize();
+    expect(c.node('n1').storage.lastIndex()).toBe(lastBefore);
+    c.isolate('n3');
+    leader.transferLeadership('n3');
+    leader.step(prop('n2'));
+    expect(raftOf(leader).log.lastIndex()).toBe(lastBefore);
+    c.tickAll(10); // the transfer is abandoned: proposals are taken again
+    c.heal();
+    leader.step(prop('n2'));
+    c.stabilize();
+    expect(c.node('n2').sm.values).toEqual(['n2-normal']);
+  });
+
+  test('a stale MsgProp that reaches a follower (it lost leadership meanwhile) is dropped', () => {
+    const c = new Cluster({ seed: 8, voters: ['n1', 'n2', 'n3'], keepValues: true });
+    c.elect('n1');
+    const last = c.node('n2').storage.lastIndex();
+    c.node('n2').node.step({ type: 'MsgProp', from: 'n3', to: 'n2', term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0), entries: [{ term: 0, index: 0, type: 'normal', data: enc.encode('lost') }] });
+    c.stabilize();
+    expect(c.node('n2').storage.lastIndex()).toBe(last);
+    expect(c.node('n1').sm.values).toEqual([]);
+  });
+});
+
 describe('leadership transfer', () => {
   test('the target catches up, then campaigns at once; proposals are dropped meanwhile', () => {
     const c = new Cluster({ seed: 1, voters: ['n1', 'n2', 'n3'], keepValues: true });

@@ -107,6 +107,8 @@ export class Cluster {
   readonly acked: Map<number, string> = new Map(); // index -> entry key
   maxAcked = 0;
   readonly pendingProposals: Map<string, { index: number; term: number; data: string; by: NodeId }> = new Map();
+  /** Proposals a follower handed to its leader (MsgProp): data -> that follower (acknowledged when it applies them). */
+  readonly handedProposals: Map<string, NodeId> = new Map();
   readonly readResults: { id: NodeId; ctx: string; index: number; minIndex: number }[] = [];
   private readonly pendingReads: Map<string, number> = new Map(); // ctx -> maxAcked at issue
   private proposalSeq = 0;
@@ -309,6 +311,13 @@ export class Cluster {
           if (e.index > this.maxAcked) this.maxAcked = e.index;
         }
       }
+      // A handed proposal is recognised by its content when its proposer applies it (the first copy:
+      // a duplicated MsgProp may append it twice, which the node's state machine deduplicates).
+      if (this.handedProposals.get(key) === sn.id) {
+        this.handedProposals.delete(key);
+        this.acked.set(e.index, k);
+        if (e.index > this.maxAcked) this.maxAcked = e.index;
+      }
     }
   }
 
@@ -332,6 +341,21 @@ export class Cluster {
     try {
       const { index, term } = sn.node.propose(enc.encode(data));
       this.pendingProposals.set(data, { index, term, data, by: id });
+      return data;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A follower hands a proposal to its leader over the (faulty) network; returns its key or null when refused. */
+  proposeViaLeader(id: NodeId): string | null {
+    const sn = this.node(id);
+    if (!sn.alive) return null;
+    const data = `h${this.proposalSeq++}`;
+    try {
+      const m = sn.node.proposeViaLeader(enc.encode(data));
+      this.handedProposals.set(data, id);
+      this.enqueue(m);
       return data;
     } catch {
       return null;

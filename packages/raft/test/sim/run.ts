@@ -57,6 +57,9 @@ export function runSim(opts: SimOptions): SimResult {
       const lead = c.leader();
       if (x < 0.3) {
         if (lead !== null) for (let k = Math.floor(r() * 4); k >= 0; k--) c.propose(lead.id);
+        // Followers hand proposals to their leader too (MsgProp).
+        const f = pick(alive().filter((id) => id !== lead?.id));
+        if (f !== undefined && r() < 0.5) c.proposeViaLeader(f);
       } else if (x < 0.34) {
         // Partition: symmetric or one-way, or heal.
         const y = r();
