@@ -63,8 +63,10 @@ describe('Vault KV v2 compatibility (node-vault against real nodes)', () => {
     follower = cluster.nodes.find((n) => n !== leader) as NodeHandle;
     viaFollower = vault({ apiVersion: 'v1', endpoint: follower.api, token: cluster.bootstrapToken });
     viaLeader = vault({ apiVersion: 'v1', endpoint: leader.api, token: cluster.bootstrapToken });
-    // Writes through a follower need it to know the leader.
-    await cluster.eventually(async () => (await cluster.http(follower, 'PUT', '/v1/secrets/warmup', { value: 'x' })).status === 200, 20_000, 'follower forwards writes');
+    // Writes through a follower need it to know the leader: a secret put (handed to the leader
+    // through Raft) and a delete (forwarded over HTTP to the leader's API address).
+    await cluster.eventually(async () => (await cluster.http(follower, 'PUT', '/v1/secrets/warmup', { value: 'x' })).status === 200, 20_000, 'follower takes puts');
+    await cluster.eventually(async () => [200, 404].includes((await cluster.http(follower, 'DELETE', '/v1/secrets/warmup-never-written')).status), 20_000, 'follower forwards writes');
   });
   afterAll(async () => {
     await cluster.stop();

@@ -5,7 +5,9 @@
  * The split keeps the routes free of Raft and storage details: a route authenticates, authorises,
  * validates, then either reads local state (after `readBarrier` for linearizable reads) or builds
  * a command and calls `propose`. Everything that must happen on the leader happens inside
- * `propose`; a follower's routes call `forwardToLeader` first for writes.
+ * `propose`; a follower's routes call `forwardToLeader` first for writes — except the routes
+ * that run where they arrive (`proposeHere`), whose commands a follower hands to the leader
+ * through Raft (`propose(cmd, {viaLeader: true})`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Envelopes, KeyProvider } from '@coffer/crypto';
@@ -72,7 +74,23 @@ export interface Proposer {
    * @throws {ServiceError} `no_leader`, `no_quorum`, `outcome_unknown`, `shutting_down`,
    *   `upgrade_pending`, `invalid_request`, `internal`
    */
-  propose(cmd: Command): Promise<CommandResult>;
+  propose(cmd: Command, opts?: ProposeOptions): Promise<CommandResult>;
+  /**
+   * Whether this follower can hand proposals to the leader it knows now (that leader said in its
+   * hello answer that it takes them); false on the leader.
+   */
+  canProposeViaLeader(): boolean;
+}
+
+/** How {@link Proposer.propose} proposes. */
+export interface ProposeOptions {
+  /**
+   * On a follower whose leader takes them ({@link Proposer.canProposeViaLeader}), hand the command
+   * to the leader through Raft and wait for it to apply here (a fresh, non-empty `requestId`
+   * recognises it) instead of refusing with `no_leader`. Only for a request this node authorised
+   * after a read barrier and audits itself (see http/pipeline.ts).
+   */
+  readonly viaLeader?: boolean;
 }
 
 /** Who leads and who the members are (read-only). */

@@ -160,7 +160,7 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
     sealed: () => keyring.seal?.isSealed() === true,
   });
   calls.answerLocally(rpc);
-  const membership = new MembershipDuties({ config, driver, store, logger, metrics, calls, transferLeadership: (to) => cluster.transferLeadership(to), isRemoved: () => removal.isRemoved(driver.members()), closing, sealed: () => keyring.seal?.isSealed() === true });
+  const membership = new MembershipDuties({ config, driver, store, logger, metrics, calls, transferLeadership: (to) => cluster.transferLeadership(to), isRemoved: () => removal.isRemoved(driver.members()), closing, sealed: () => keyring.seal?.isSealed() === true, leaderTakesProposals: (lead) => proposer.leaderTakesProposals(lead) });
   const leaderDuties = new LeaderDuties({ config, driver, store, logger, propose: (cmd) => proposer.propose(cmd), closing });
   const forwarder = new Forwarder({ config, metrics, peerKey: keys.peerKey, verifier: keys.verifier, leader: () => driver.leader(), leaderApiAddr: () => cluster.leaderApiAddr(), firstLeader: (ready, ms) => events.firstLeader(ready, ms) });
   const workers = new Workers();
@@ -179,7 +179,10 @@ async function assemble(config: Readonly<ServerConfig>, logger: Logger, metrics:
     if (lead !== null && lead !== nodeId) void membership.sayHello(lead);
   });
 
-  const link = await openPeerLink({ config, metrics, peerKey: keys.peerKey, verifier: keys.verifier, driver, outbox, raftAddrOf: (id) => addresses.raftAddrOf(id), removal, rpc });
+  const link = await openPeerLink({
+    config, metrics, logger, peerKey: keys.peerKey, verifier: keys.verifier, driver, outbox, raftAddrOf: (id) => addresses.raftAddrOf(id), removal, rpc,
+    admitsHanded: (data) => versions.admitsHanded(data, driver.members()),
+  });
   life.onClose(() => link.close());
   life.onClose(() => calls.close());
   life.onClose(() => lockout.close());

@@ -8,7 +8,9 @@
  * - a leader sends its appends before its own fsync completes (Raft thesis §10.2.1);
  * - proposals are matched by (index, term): a proposal whose index a new leader overwrote fails;
  * - reads are coalesced: one ReadIndex round serves every read that arrived before it was sent;
- * - a leader that loses leadership fails its reads and writes with typed DriverErrors.
+ * - a leader that loses leadership fails its reads and writes with typed DriverErrors;
+ * - a follower's proposal handed to the leader (MsgProp) leaves at once, is answered when applied
+ *   here, and fails with a typed error when its leader goes away.
  *
  * The clock: the driver takes no clock parameter; it calls setInterval/setTimeout itself. The tests
  * fake those with jest's fake timers (setImmediate stays real: it is "later in this turn of the
@@ -97,7 +99,13 @@ class FakeApplier implements Applier {
 
   async apply(entries: readonly Entry[], _confChanges: ReadonlyMap<number, ConfChange>, early?: (outcomes: ReadonlyMap<number, ApplyOutcome>) => void): Promise<ApplyOutcome[]> {
     this.events.push({ kind: 'apply', node: this.id, entries: [...entries] });
-    const out = entries.map((e) => (e.type === 'normal' && e.data.length > 0 ? `${this.id}:${e.index}@${e.term}:${new TextDecoder().decode(e.data)}` : undefined));
+    // Data "req:<id>" stands for a command with a request id: its outcome carries it, as the state machine's does.
+    const out = entries.map((e): ApplyOutcome => {
+      if (e.type !== 'normal' || e.data.length === 0) return undefined;
+      const data = new TextDecoder().decode(e.data);
+      const text = `${this.id}:${e.index}@${e.term}:${data}`;
+      return data.startsWith('req:') ? { requestId: data.slice(4), text } : text;
+    });
     const last = entries[entries.length - 1];
     if (last !== undefined) this.applied = last.index;
     if (this.persistGate !== undefined) {
@@ -614,5 +622,59 @@ describe('leadership loss', () => {
     await cluster.flush();
     expect(driverCode(read.error)).toBe('stopped');
     expect(driverCode(write.error)).toBe('stopped');
+  });
+});
+
+describe('proposals a follower hands to the leader (MsgProp)', () => {
+  const followerOf = (leader: Member): Member => [...cluster.members.values()].find((m) => m !== leader) as Member;
+
+  test('the MsgProp leaves at once, even while the follower waits for its own fsync; the proposal is answered with its outcome once applied here', async () => {
+    const leader = await cluster.electLeader();
+    const f = followerOf(leader);
+    f.log.held = true;
+    const first = outcomeOf(leader.driver.propose(enc('x')));
+    await cluster.flush();
+    expect(f.log.pendingAppends()).toBe(1); // f's loop waits for this append
+    const handed = outcomeOf(f.driver.proposeViaLeader(enc('req:a'), 'a'));
+    await cluster.flush();
+    expect(cluster.sentBy(f.id, 'MsgProp').map((m) => [m.to, new TextDecoder().decode(m.entries[0]?.data)])).toEqual([[leader.id, 'req:a']]);
+    expect(first.settled).toBe(true); // the leader and the third member are a quorum
+    expect(handed.settled).toBe(false); // not applied on f yet
+    f.log.release();
+    await cluster.advance(TICK_MS * 3);
+    expect(handed.error).toBeUndefined();
+    const term = leader.driver.status().term;
+    expect(handed.value).toEqual({ requestId: 'a', text: expect.stringMatching(new RegExp(`^${f.id}:\\d+@${term}:req:a$`)) });
+  });
+
+  test('refused at once on the leader and with no leader known (dropped); stop() fails waiting ones (stopped)', async () => {
+    expect(driverCode(await cluster.member('n1').driver.proposeViaLeader(enc('req:early'), 'early').catch((e: unknown) => e))).toBe('dropped');
+    const leader = await cluster.electLeader();
+    expect(driverCode(await leader.driver.proposeViaLeader(enc('req:self'), 'self').catch((e: unknown) => e))).toBe('dropped');
+    const f = followerOf(leader);
+    cluster.isolate(f.id);
+    const waiting = outcomeOf(f.driver.proposeViaLeader(enc('req:w'), 'w'));
+    await cluster.flush();
+    f.driver.stop();
+    await cluster.flush();
+    expect(driverCode(waiting.error)).toBe('stopped');
+  });
+
+  test('lost on the way to a leader that then loses leadership: outcome_unknown one election timeout after the change, not before', async () => {
+    const leader = await cluster.electLeader();
+    const f = followerOf(leader);
+    cluster.partition(f.id, leader.id); // the MsgProp never arrives
+    const handed = outcomeOf(f.driver.proposeViaLeader(enc('req:lost'), 'lost'));
+    await cluster.flush();
+    cluster.isolate(leader.id);
+    let changedAfterMs = 0;
+    while (f.driver.leader() === leader.id && changedAfterMs < TICK_MS * ELECTION_TICKS * 6) {
+      await cluster.advance(TICK_MS);
+      changedAfterMs += TICK_MS;
+    }
+    expect(f.driver.leader()).not.toBe(leader.id);
+    expect(handed.settled).toBe(false);
+    await cluster.advance(TICK_MS * ELECTION_TICKS + TICK_MS);
+    expect(driverCode(handed.error)).toBe('outcome_unknown');
   });
 });

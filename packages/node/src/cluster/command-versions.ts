@@ -7,8 +7,22 @@
  * command types back after a leader change: it never said hello to the new leader.
  */
 import type { ConfState, NodeId } from '@coffer/raft';
-import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, SUPPORTED_COMMAND_VERSIONS, type VersionFloorRecord } from '@coffer/state';
+import { allVotersSupport, BASELINE_COMMAND_VERSIONS, type Command, COMMAND_TYPE_IDS, SUPPORTED_COMMAND_VERSIONS, type VersionFloorRecord } from '@coffer/state';
 import { ServiceError } from '../service/errors.js';
+
+/** The command types a follower may hand to the leader (Raft MsgProp): what `proposeHere` routes propose. */
+export const HANDED_COMMAND_TYPES: ReadonlySet<Command['type']> = new Set(['secret.put']);
+const TYPE_BY_ID: ReadonlyMap<number, Command['type']> = new Map(Object.entries(COMMAND_TYPE_IDS).map(([t, id]) => [id, t as Command['type']]));
+
+/**
+ * Whether a leader whose `hello` answer listed `table` applies the handed command types exactly as
+ * this build encodes them (a follower hands proposals only to such a leader).
+ */
+export function sameHandedVersions(table: Readonly<Record<string, number>> | undefined): boolean {
+  if (table === undefined) return false;
+  for (const t of HANDED_COMMAND_TYPES) if (table[t] !== SUPPORTED_COMMAND_VERSIONS[t]) return false;
+  return true;
+}
 
 /** What the members advertised. */
 export class CommandVersions {
@@ -78,6 +92,21 @@ export class CommandVersions {
    * @param members - the configuration in force
    * @throws {ServiceError} `upgrade_pending` when a voter or learner cannot apply it yet
    */
+  /**
+   * Whether the leader appends a command a follower handed it: a handed type, encoded in the
+   * version this build encodes, that every member can apply (as {@link check}). Anything else is
+   * dropped: the follower's request then ends with an unknown outcome after its timeout.
+   *
+   * @param data - the encoded command (`[version u8][type u8]…`)
+   * @param members - the configuration in force
+   */
+  admitsHanded(data: Uint8Array, members: ConfState): boolean {
+    const type = data.length < 2 ? undefined : TYPE_BY_ID.get(data[1] as number);
+    if (type === undefined || !HANDED_COMMAND_TYPES.has(type) || data[0] !== SUPPORTED_COMMAND_VERSIONS[type]) return false;
+    const tables = [...members.voters, ...members.learners].map((id) => this.tableOf(id));
+    return allVotersSupport(type, tables);
+  }
+
   check(type: Command['type'], members: ConfState): void {
     const tables = [...members.voters, ...members.learners].map((id) => this.tableOf(id));
     if (!allVotersSupport(type, tables)) {

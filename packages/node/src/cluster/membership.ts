@@ -4,6 +4,7 @@
  * book does not have them; a leader asked to stop hands leadership over first.
  */
 import { type NodeStore, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
+import { parseCommandTable, sameHandedVersions } from './command-versions.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { CofferMetrics } from '../metrics.js';
@@ -27,6 +28,8 @@ export interface MembershipDeps {
   readonly closing: () => boolean;
   /** Whether this node is sealed (COFFER_SEAL=shamir); absent: never. */
   readonly sealed?: () => boolean;
+  /** The leader answered a hello saying it takes proposals a follower hands it (Raft MsgProp). */
+  readonly leaderTakesProposals?: (lead: string) => void;
 }
 
 /** The periodic membership work, and the hand-off on shutdown. */
@@ -131,7 +134,7 @@ export class MembershipDuties {
 
   /**
    * Tells a new leader which command versions this build applies (upgrade gating; retried a few
-   * times while it still leads).
+   * times while it still leads), and learns whether it takes proposals handed to it (MsgProp).
    *
    * @param lead - the leader
    */
@@ -139,7 +142,13 @@ export class MembershipDuties {
     const { driver, calls, logger } = this.deps;
     for (let attempt = 0; attempt < 5 && !this.deps.closing() && driver.leader() === lead; attempt++) {
       try {
-        if (await calls.callLeader(lead, 'hello', { commands: SUPPORTED_COMMAND_VERSIONS })) return;
+        const answer = await calls.askLeader(lead, 'hello', { commands: SUPPORTED_COMMAND_VERSIONS });
+        if (answer?.status === 200) {
+          // A leader that takes proposals handed to it, and encodes the handed commands as this build does.
+          const said = answer.body as { takesProposals?: unknown; commands?: unknown } | null;
+          if (typeof said === 'object' && said !== null && said.takesProposals === true && sameHandedVersions(parseCommandTable(said.commands))) this.deps.leaderTakesProposals?.(lead);
+          return;
+        }
       } catch (err) {
         logger.debug({ err: String(err) }, 'hello to the leader failed; retrying');
       }

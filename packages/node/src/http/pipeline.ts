@@ -22,7 +22,10 @@
  *    is closed), and actions that depend on the body (`extraActions`) are checked.
  * 4. A write on a follower is forwarded to the leader now, to the canonical path, signed over
  *    exactly what is sent (method, path and query, body hash, client IP, time, sender); the leader
- *    authorises and audits it again with the original client IP.
+ *    authorises and audits it again with the original client IP. Except a `proposeHere` route
+ *    (secret puts) when the leader takes proposals handed to it: the follower waits for a read
+ *    barrier before step 2 (so it authorises on state as fresh as the leader's), runs the handler,
+ *    whose command goes to the leader through Raft (MsgProp), and audits it itself.
  * 5. Every request that reaches step 2 appends audit records (denials included; every name it
  *    touches, in as many records as that takes) before the answer is sent; if the append fails the
  *    client gets 503 `audit_unavailable` instead.
@@ -402,10 +405,14 @@ export function createPipeline(ctx: NodeContext, access: AccessCache, routes: re
         throw new ServiceError('no_leader', 'this node is still catching up with the cluster; retry on another node', { retryAfterSecs: 1 });
       }
       if (r.body !== 'none') checkDeclaredLength(req, bodyLimit(r));
+      const forwarded = req.headers['x-coffer-forwarded-ip'] !== undefined;
+      // A write that runs here although this node follows (step 4 of the module comment): what
+      // the token, role and allowlist say is read after a barrier, as fresh as on the leader.
+      const here = r.write && r.proposeHere === true && !forwarded && !ctx.isLeader() && ctx.canProposeViaLeader();
+      if (here) await ctx.readBarrier('linearizable');
       await authorize(r, call, rawParam);
       await readBodyFor(r, call);
-      const forwarded = req.headers['x-coffer-forwarded-ip'] !== undefined;
-      if (r.write && !ctx.isLeader()) {
+      if (r.write && !here && !ctx.isLeader()) {
         // A login's credentials are checked here too (audited here when refused).
         if (r.checkBeforeForward !== undefined) await r.checkBeforeForward(call);
         // Authorised here on the canonical request; the leader checks and audits it again.

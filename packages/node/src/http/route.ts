@@ -78,6 +78,15 @@ export interface Route {
   /** Forwarded to the leader from followers. */
   readonly write: boolean;
   /**
+   * A write that runs where it arrives, also on a follower whose leader takes proposals handed to
+   * it (Raft MsgProp): there the pipeline first waits for a read barrier, so the token, role and
+   * allowlist are checked on state at least as fresh as the leader's, then authorises, runs the
+   * handler (which proposes with `viaLeader`) and audits on this node. Without such a leader the
+   * route is forwarded like any write. For routes whose handler only proposes commands the state
+   * machine checks again at apply (secret puts: version, CAS).
+   */
+  readonly proposeHere?: boolean;
+  /**
    * A read a follower hands to the leader when it can (the leader's view is the accurate one,
    * e.g. replication progress), answering from its own state when no leader is reachable.
    */

@@ -4,7 +4,7 @@
  *
  * | method         | who answers | does |
  * |----------------|-------------|------|
- * | `hello`        | any member  | records the command versions the sender applies (upgrade gating) |
+ * | `hello`        | any member  | records the command versions the sender applies (upgrade gating); answers `{takesProposals:true, commands}` (this build takes a follower's Raft MsgProp; the versions it encodes) |
  * | `removed`      | any member  | a voter tells this node it was removed (marker file, 503 from then on) |
  * | `register`     | the leader  | proposes `member.upsert` with the sender's advertised addresses |
  * | `auth-failure` | the leader  | adds a follower's authentication failures to the cluster-wide lockout |
@@ -14,7 +14,7 @@
  * Leader-only methods answer 421 `{leader}` elsewhere. {@link PeerCalls} is the calling side.
  */
 import type { ConfState, NodeId } from '@coffer/raft';
-import type { Command, CommandResult } from '@coffer/state';
+import { type Command, type CommandResult, SUPPORTED_COMMAND_VERSIONS } from '@coffer/state';
 import { Agent, request } from 'undici';
 import type { CommandVersions } from '../cluster/command-versions.js';
 import { parseCommandTable } from '../cluster/command-versions.js';
@@ -60,7 +60,9 @@ export function createPeerRpc(deps: PeerRpcDeps): PeerRpc {
       // so a later leader need not wait for a member that is down to say it again.
       const floor = deps.isLeader() ? deps.versions.floorProposal(deps.members(), Date.now()) : undefined;
       if (floor !== undefined) deps.propose(floor).catch(() => undefined);
-      return { status: 200, body: {} };
+      // This build takes proposals a follower hands it (Raft's MsgProp): said here, so a follower
+      // never sends one to a leader whose message codec predates it (it would drop the stream).
+      return { status: 200, body: { takesProposals: true, commands: SUPPORTED_COMMAND_VERSIONS } };
     }
     if (method === 'seal-status') {
       // Only a boolean: whether this member holds the key (nothing about shares or progress).
@@ -168,16 +170,19 @@ export class PeerCalls {
    * @returns whether the leader answered 200 (false when none is known or reachable by address)
    */
   async callLeader(lead: NodeId | null, method: string, body: unknown): Promise<boolean> {
-    if (lead === null) return false;
-    if (lead === this.deps.nodeId) {
-      if (this.local === undefined) return false;
-      const r = await this.local(this.deps.nodeId, method, body);
-      return r.status === 200;
-    }
+    return (await this.askLeader(lead, method, body))?.status === 200;
+  }
+
+  /**
+   * {@link callLeader}, with the answer.
+   *
+   * @returns its status and JSON answer; undefined when no leader is known or reachable by address
+   */
+  async askLeader(lead: NodeId | null, method: string, body: unknown): Promise<{ status: number; body: unknown } | undefined> {
+    if (lead === null) return undefined;
+    if (lead === this.deps.nodeId) return this.local === undefined ? undefined : this.local(this.deps.nodeId, method, body);
     const base = this.deps.raftAddrOf(lead);
-    if (base === undefined) return false;
-    const r = await this.callPeer(lead, base, method, body);
-    return r.status === 200;
+    return base === undefined ? undefined : this.callPeer(lead, base, method, body);
   }
 
   /** Closes the connection pool. */

@@ -30,6 +30,7 @@ import {
   type DurableLog,
   toDriverError,
 } from './driver-types.js';
+import { HandedProposals } from './handed-proposals.js';
 import { Snapshotter } from './snapshotter.js';
 
 // The driver's public API: its types live in driver-types.ts, boot-time storage in boot.ts.
@@ -94,6 +95,9 @@ export class RaftDriver {
   private readonly sendMessages: (msgs: Message[]) => void;
   private readonly events: DriverEvents;
   private readonly pending = new Map<number, PendingProposal>();
+  /** Proposals this follower handed to the leader, by request id, and their MsgProps not sent yet. */
+  private readonly handed: HandedProposals;
+  private readonly handedOut: Message[] = [];
   private wasLeader = false;
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   private readonly rounds = new Map<number, ReadRound>();
@@ -142,6 +146,7 @@ export class RaftDriver {
     this.applier = applier;
     this.sendMessages = sendMessages;
     this.events = events;
+    this.handed = new HandedProposals(opts.proposalTimeoutMs ?? 10_000, opts.electionTicks * opts.tickMs);
     const snap = storage.snapshot();
     this.confState = snap.meta.confState;
     this.snapshots = new Snapshotter(
@@ -211,6 +216,7 @@ export class RaftDriver {
       p.reject(err);
       this.pending.delete(i);
     }
+    this.handed.failAll(err);
     if (this.openRoundTimer !== undefined) clearTimeout(this.openRoundTimer);
     for (const r of this.rounds.values()) this.failRound(r, err);
     if (this.openRound !== undefined) this.failRound(this.openRound, err);
@@ -271,6 +277,30 @@ export class RaftDriver {
    */
   propose(data: Uint8Array): Promise<ApplyOutcome> {
     return this.track(() => this.node.propose(data));
+  }
+
+  /**
+   * A follower hands a command to the leader (Raft's MsgProp) and waits until it applies it here,
+   * recognising it by its request id (see handed-proposals.ts).
+   *
+   * @param data - an encoded command
+   * @param requestId - the command's request id (fresh, non-empty)
+   * @returns the state machine's result for it
+   * @throws {DriverError} dropped (no leader known, or this node leads), outcome_unknown, stopped
+   */
+  proposeViaLeader(data: Uint8Array, requestId: string): Promise<ApplyOutcome> {
+    if (this.stopped) return Promise.reject(new DriverError('stopped', 'the node is shutting down'));
+    let m: Message;
+    try {
+      m = this.node.proposeViaLeader(data);
+    } catch (err) {
+      return Promise.reject(toDriverError(err));
+    }
+    const applied = this.handed.wait(requestId, m.to);
+    // Sent at the end of this turn of the event loop, with the others made meanwhile: not behind
+    // a Ready (whose fsync the message does not need).
+    if (this.handedOut.push(m) === 1) setImmediate(() => !this.stopped && this.send(this.handedOut.splice(0)));
+    return applied;
   }
 
   /**
@@ -410,7 +440,7 @@ export class RaftDriver {
     const persisting = rd.entries.length > 0 || rd.hardState !== undefined ? this.log.append(rd.entries, rd.hardState, rd.mustSync) : undefined;
     // Early messages go out once the write is queued (a synced one has already started on an idle
     // group writer): the leader's fsync runs while its appends are being sent, not after.
-    if (early) this.send(rd);
+    if (early) this.send(rd.messages);
     let applying: Promise<void> | undefined;
     if (persisting !== undefined) {
       // Apply while this Ready's log write is in flight instead of after it. Committed entries
@@ -438,7 +468,7 @@ export class RaftDriver {
       }
     }
     // 2. Send, now that what the messages promise is durable.
-    if (!early) this.send(rd);
+    if (!early) this.send(rd.messages);
     // 3. Apply.
     if (rd.softState !== undefined) this.onSoftState(rd.softState.lead, rd.softState.raftState);
     if (rd.hardState !== undefined && rd.hardState.term !== this.term) this.term = rd.hardState.term;
@@ -448,6 +478,7 @@ export class RaftDriver {
       this.confState = rd.snapshot.meta.confState;
       this.confEpoch++;
       this.failOverwritten(rd.snapshot.meta.index, rd.snapshot.meta.term, true);
+      this.handed.failAll(new DriverError('outcome_unknown', 'state was replaced by a snapshot; the write may or may not have been applied'));
       this.events.onSnapshotInstalled?.(rd.snapshot.meta.index);
     }
     if (applying !== undefined) await applying;
@@ -488,11 +519,13 @@ export class RaftDriver {
       if (p.term === e.term) p.resolve(outcome);
       else p.reject(new DriverError('dropped', 'leadership changed before the write committed; it was not applied'));
     };
-    const early = this.pending.size === 0 ? undefined : (byIndex: ReadonlyMap<number, ApplyOutcome>): void => {
+    const early = this.pending.size === 0 && this.handed.size === 0 ? undefined : (byIndex: ReadonlyMap<number, ApplyOutcome>): void => {
       for (const e of entries) if (byIndex.has(e.index)) settle(e, byIndex.get(e.index));
+      this.handed.settle(byIndex.values());
     };
     const outcomes = await this.applier.apply(entries, confChanges, early);
     for (let i = 0; i < entries.length; i++) settle(entries[i] as Entry, outcomes[i]);
+    this.handed.settle(outcomes);
     const last = entries[entries.length - 1] as Entry;
     this.events.onApplied?.(last.index);
   }
@@ -541,10 +574,10 @@ export class RaftDriver {
     }
   }
 
-  private send(rd: Ready): void {
-    if (rd.messages.length === 0) return;
-    this.sendMessages(rd.messages);
-    for (const m of rd.messages) {
+  private send(messages: Message[]): void {
+    if (messages.length === 0) return;
+    this.sendMessages(messages);
+    for (const m of messages) {
       if (m.type === 'MsgSnap' && m.snapshot !== undefined && m.snapshot.offset === 0) this.events.onSnapshotSent?.(m.to, m.snapshot.meta.index);
     }
   }
@@ -555,6 +588,7 @@ export class RaftDriver {
     this.wasLeader = role === 'leader';
     if (lead !== this.lead) {
       this.lead = lead;
+      this.handed.leaderChanged(lead);
       this.events.onLeaderChange?.(lead, st.term);
     }
     this.events.onRoleChange?.(role, st.term);

@@ -10,6 +10,7 @@ import type { Message, NodeId } from '@coffer/raft';
 import type { Removal } from '../cluster/removal.js';
 import type { ServerConfig } from '../config.js';
 import { closeServer, listen } from '../http/drain.js';
+import type { Logger } from '../logger.js';
 import type { CofferMetrics } from '../metrics.js';
 import type { PeerVerifier } from '../peer/auth.js';
 import type { RaftDriver } from './driver.js';
@@ -46,6 +47,9 @@ export interface PeerLinkDeps {
   readonly raftAddrOf: (id: NodeId) => string | undefined;
   readonly removal: Removal;
   readonly rpc: PeerRpc;
+  readonly logger: Logger;
+  /** Whether a command a follower handed over (Raft MsgProp) may join the log. */
+  readonly admitsHanded: (data: Uint8Array) => boolean;
 }
 
 /** The open peer link. */
@@ -66,11 +70,18 @@ export interface PeerLink {
  */
 export async function openPeerLink(deps: PeerLinkDeps): Promise<PeerLink> {
   const { config, metrics, verifier, driver, removal } = deps;
+  const admitted = (m: Message): boolean => m.type !== 'MsgProp' || m.entries.every((e) => deps.admitsHanded(e.data));
   const receive = (from: NodeId, msgs: Message[]): void => {
     const removed = removal.removedPeer(from);
     if (removed !== undefined) {
       // A removed member still talking (it missed the news, e.g. it was down): tell it again.
       void removal.notify(from, removed);
+      return;
+    }
+    // A follower's proposals: only commands every member can apply (CommandVersions.admitsHanded).
+    if (!msgs.every(admitted)) {
+      deps.logger.warn({ from }, 'dropped a proposal a follower handed over: not a command every member can apply');
+      driver.step(msgs.filter(admitted));
       return;
     }
     driver.step(msgs);

@@ -5,7 +5,8 @@
 import { type Command, type CommandResult, encodeCommand } from '@coffer/state';
 import type { CommandVersions } from '../cluster/command-versions.js';
 import type { RaftEvents } from './events.js';
-import type { Proposer, ReadConsistency } from '../context.js';
+import type { NodeId } from '@coffer/raft';
+import type { ProposeOptions, Proposer, ReadConsistency } from '../context.js';
 import { ServiceError } from '../service/errors.js';
 import type { CofferMetrics } from '../metrics.js';
 import { DriverError } from './driver-types.js';
@@ -26,14 +27,27 @@ export interface RaftProposerDeps {
 /** `propose` and `readBarrier` of the node context. */
 export class RaftProposer implements Proposer {
   private readonly deps: RaftProposerDeps;
+  /** The last leader that said (hello answer) it takes proposals a follower hands it, encoded as this build does. */
+  private takesProposals: NodeId | null = null;
 
   /** @param deps - see {@link RaftProposerDeps} */
   constructor(deps: RaftProposerDeps) {
     this.deps = deps;
   }
 
+  /** The leader `lead` said it takes proposals a follower hands it (Raft MsgProp). */
+  leaderTakesProposals(lead: NodeId): void {
+    this.takesProposals = lead;
+  }
+
+  /** See {@link Proposer.canProposeViaLeader}. */
+  canProposeViaLeader(): boolean {
+    const lead = this.deps.driver.leader();
+    return lead !== null && lead === this.takesProposals && !this.deps.driver.isLeader();
+  }
+
   /** See {@link Proposer.propose}. */
-  async propose(cmd: Command): Promise<CommandResult> {
+  async propose(cmd: Command, opts?: ProposeOptions): Promise<CommandResult> {
     const { driver, metrics } = this.deps;
     if (this.deps.closing()) throw new ServiceError('shutting_down', 'the node is shutting down', { retryAfterSecs: 1 });
     // Upgrade gating: never propose a command version some voter cannot apply (it would stop).
@@ -41,7 +55,9 @@ export class RaftProposer implements Proposer {
     const started = process.hrtime.bigint();
     let outcome = 'ok';
     try {
-      const out = (await driver.propose(encodeCommand(cmd))) as { result?: CommandResult } | undefined;
+      const data = encodeCommand(cmd);
+      const handed = opts?.viaLeader === true && this.canProposeViaLeader();
+      const out = (await (handed ? driver.proposeViaLeader(data, cmd.requestId) : driver.propose(data))) as { result?: CommandResult } | undefined;
       if (out === undefined || out.result === undefined) throw new ServiceError('internal', 'the write was applied without a result');
       return out.result;
     } catch (err) {

@@ -55,7 +55,8 @@ export function streamPath(lane: StreamLane): string {
  * @param m - a Raft message
  */
 export function laneOf(m: Message): StreamLane {
-  return m.type === 'MsgApp' || m.type === 'MsgSnap' ? 'app' : 'msg';
+  // A follower's MsgProp carries a whole command: off the lane of heartbeats and acknowledgements.
+  return m.type === 'MsgApp' || m.type === 'MsgSnap' || m.type === 'MsgProp' ? 'app' : 'msg';
 }
 /** The `upgrade` token; a new frame format gets a new one. */
 export const STREAM_PROTOCOL = 'coffer-raft-stream-v1';

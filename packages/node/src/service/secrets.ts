@@ -33,6 +33,11 @@ export interface SecretWriteInput extends PlainValue {
   readonly rotation: RotationPolicy | null;
   /** Token name of the writer (recorded as `createdBy`). */
   readonly actor: string;
+  /**
+   * On a follower, hand the command to the leader through Raft (`ProposeOptions.viaLeader`): only
+   * for a route the pipeline ran here after a read barrier (`proposeHere`).
+   */
+  readonly viaLeader?: boolean;
 }
 
 /** Outcome of a write. */
@@ -103,7 +108,8 @@ export class SecretService {
   }
 
   /**
-   * Writes a new version (leader only: `ctx.propose` refuses elsewhere).
+   * Writes a new version (on the leader, or on a follower with `viaLeader`: `ctx.propose` refuses
+   * elsewhere).
    *
    * @param input - name, plaintext, format, cas, metadata, actor; `plaintext` is zeroized here
    * @returns the new version and its creation time
@@ -146,7 +152,7 @@ export class SecretService {
             description: input.description,
             rotation: input.rotation,
             actor: input.actor,
-          });
+          }, { viaLeader: input.viaLeader === true });
           markIssued();
           const result = await proposing;
           if (result.status === 'ok') return { name, version, createdAt: result.createdAt ?? this.ctx.now() };

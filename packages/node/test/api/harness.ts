@@ -38,8 +38,15 @@ export interface Harness {
   base: string;
   port: number;
   clock: { now: number };
-  leader: { is: boolean; removed: boolean; closing: boolean; leaderId: string | null };
+  /** `takesProposals`: this node follows a leader that takes proposals handed to it (MsgProp). */
+  leader: { is: boolean; removed: boolean; closing: boolean; leaderId: string | null; takesProposals: boolean };
   proposed: Command[];
+  /** Commands proposed here with `viaLeader` (as a follower hands them to the leader). */
+  handed: Command[];
+  /** Commands the leader committed that this node has not applied yet: the next read barrier applies them. */
+  lagging: Command[];
+  /** Read barriers waited for. */
+  barriers: number;
   forwarded: { method: string; url: string; body: string | undefined }[];
   rewrapRequests: number;
   /** Fails audit appends while true. */
@@ -66,8 +73,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   // Snapshots are tagged with the cluster's integrity keys; this single node's are random.
   let sm = new StateMachine({ keepBlobs: true, integrity: new Integrity({ record: randomBytes(32), snapshot: randomBytes(32) }) });
   const clock = { now: Date.UTC(2030, 0, 1) };
-  const leader = { is: true, removed: false, closing: false, leaderId: 'n1' as string | null };
+  const leader = { is: true, removed: false, closing: false, leaderId: 'n1' as string | null, takesProposals: false };
   const proposed: Command[] = [];
+  const handed: Command[] = [];
+  const lagging: Command[] = [];
+  const counters = { barriers: 0 };
   const forwarded: Harness['forwarded'] = [];
   const auditBroken = { on: false };
   const audit = await AuditLog.open({ path: cfg.auditFile, nodeId: 'n1', now: () => clock.now });
@@ -105,14 +115,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     isLeader: () => leader.is,
     leaderId: () => leader.leaderId,
     leaderApiAddr: () => (leader.leaderId === null ? undefined : 'http://127.0.0.1:1'),
-    async propose(cmd) {
-      if (!leader.is) throw new ServiceError('no_leader', 'this node is not the leader; retry', { retryAfterSecs: 1 });
+    async propose(cmd, popts) {
+      if (!leader.is && !(popts?.viaLeader === true && leader.takesProposals)) throw new ServiceError('no_leader', 'this node is not the leader; retry', { retryAfterSecs: 1 });
+      if (!leader.is) handed.push(cmd);
       proposed.push(cmd);
       if (opts.proposeDelayMs !== undefined) await new Promise((r) => setTimeout(r, opts.proposeDelayMs));
       return apply(cmd);
     },
-    async readBarrier() {
+    canProposeViaLeader: () => !leader.is && leader.takesProposals && leader.leaderId !== null,
+    async readBarrier(consistency) {
       if (leader.leaderId === null) throw new ServiceError('no_leader', 'no leader', { retryAfterSecs: 1 });
+      if (consistency === 'stale') return;
+      counters.barriers++;
+      for (const cmd of lagging.splice(0)) apply(cmd);
     },
     async forwardToLeader(req: IncomingMessage, res: ServerResponse, target: { path: string; body: Uint8Array | undefined }) {
       forwarded.push({ method: req.method ?? '', url: target.path, body: target.body === undefined ? undefined : Buffer.from(target.body).toString('utf8') });
@@ -172,6 +187,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     clock,
     leader,
     proposed,
+    handed,
+    lagging,
+    get barriers() {
+      return counters.barriers;
+    },
     forwarded,
     get rewrapRequests() {
       return rewrapRequests;

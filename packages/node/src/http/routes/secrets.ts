@@ -79,7 +79,7 @@ export const secretRoutes: RouteFamily = ({ secrets, actor, countAuthFailure }) 
   };
 
   route({
-    method: 'PUT', path: '/v1/secrets/{name+}', access: 'token', action: 'secret.write', write: true, body: 'json', param: 'secret',
+    method: 'PUT', path: '/v1/secrets/{name+}', access: 'token', action: 'secret.write', write: true, proposeHere: true, body: 'json', param: 'secret',
     bodyGrants: connectionSecretGrant,
     handler: async (c) => {
       onlyKeys(c.body, ['value', 'valueBase64', 'format', 'username', 'password', 'cas', 'description', 'rotation']);
@@ -99,7 +99,7 @@ export const secretRoutes: RouteFamily = ({ secrets, actor, countAuthFailure }) 
         rotation = { intervalSecs, graceSecs, target: target?.stored ?? null };
       }
       const value = valueFromBody(c.body);
-      const w = await secrets.write({ name: c.param, ...value, cas, description, rotation, actor: actor(c) });
+      const w = await secrets.write({ name: c.param, ...value, cas, description, rotation, actor: actor(c), viaLeader: true });
       return { status: 200, json: { name: w.name, version: w.version, createdAt: new Date(w.createdAt).toISOString() } };
     },
   });

@@ -77,7 +77,7 @@ export const vaultKv2Routes: RouteFamily = ({ ctx, secrets, actor }) => {
 
   for (const method of ['POST', 'PUT'] as const) {
     route({
-      method, path: `${MOUNT}/data/{path+}`, access: 'token', action: 'secret.write', write: true, body: 'json', param: 'secret', vault,
+      method, path: `${MOUNT}/data/{path+}`, access: 'token', action: 'secret.write', write: true, proposeHere: true, body: 'json', param: 'secret', vault,
       handler: async (c) => {
         for (const k of Object.keys(c.body)) if (k !== 'data' && k !== 'options' && k !== 'version') throw new ServiceError('invalid_request', `unknown field "${k}" (expected data, options)`);
         const data = c.body['data'];
@@ -95,7 +95,7 @@ export const vaultKv2Routes: RouteFamily = ({ ctx, secrets, actor }) => {
         let written;
         try {
           written = await secrets.write({
-            name: c.param, plaintext: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), format: 'kv', cas, description: null, rotation: null, actor: actor(c),
+            name: c.param, plaintext: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), format: 'kv', cas, description: null, rotation: null, actor: actor(c), viaLeader: true,
           });
         } catch (err) {
           if (err instanceof ServiceError && err.code === 'cas_conflict' && cas !== null) {
