@@ -43,7 +43,9 @@ export function createNodeContext(p: NodeParts): NodeContext {
     readSealed: (name, version) => store.readSealed(name, version),
     readBarrier: (consistency) => proposer.readBarrier(consistency),
     propose: (cmd, opts) => proposer.propose(cmd, opts),
-    canProposeViaLeader: () => proposer.canProposeViaLeader(),
+    // Also once the leader's API address is known, as forwarding needs: a follower then starts
+    // taking secret puts at the moment it can take every other write too (not before).
+    canProposeViaLeader: () => proposer.canProposeViaLeader() && cluster.leaderApiAddr() !== undefined,
     isLeader: () => cluster.isLeader(),
     leaderId: () => cluster.leaderId(),
     leaderApiAddr: () => cluster.leaderApiAddr(),

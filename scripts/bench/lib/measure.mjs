@@ -207,7 +207,7 @@ function notes(rounds, o) {
     'Coffer: encryption, fsync, audit log (in the data dir, fsynced), a bearer token on every request. etcd 3.4 defaults: fsync on, no auth, no TLS, no auto-compaction; only the log level and the backend quota (8 GiB) are set.',
   ];
   if (ran('writes') || ran('fwrites') || ran('reads') || ran('freads') || ran('stale') || ran('single')) {
-    out.push('Latency percentiles are from every answer at sub-millisecond resolution. "Via a follower": etcd followers forward proposals to the leader internally, Coffer followers forward the request.');
+    out.push('Latency percentiles are from every answer at sub-millisecond resolution. "Via a follower": etcd followers forward proposals to the leader internally; so do Coffer followers for secret puts (Raft MsgProp, after a read barrier; the follower authorises, seals and audits).');
   }
   if (ran('failover')) {
     out.push(`Failover: open-loop probe of 100 writes/s through the two other nodes; time from SIGKILL to the acknowledgement of the first write sent after it, median of ${o.kills} kills per round (election timeout 1000 ms on both).`);
