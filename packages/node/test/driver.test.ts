@@ -582,6 +582,22 @@ describe('read coalescing', () => {
 });
 
 describe('leadership loss', () => {
+  test("a follower's read in flight when its leader goes away is sent again to the next leader, not left to time out", async () => {
+    const leader = await cluster.electLeader();
+    const f = [...cluster.members.values()].find((m) => m !== leader) as Member;
+    cluster.isolate(leader.id); // the ReadIndex request never reaches it
+    const read = outcomeOf(f.driver.readBarrier());
+    await cluster.flush();
+    let waitedMs = 0;
+    while (!read.settled && waitedMs < TICK_MS * ELECTION_TICKS * 10) {
+      await cluster.advance(TICK_MS);
+      waitedMs += TICK_MS;
+    }
+    expect(f.driver.leader()).not.toBe(leader.id);
+    expect([read.settled, read.error]).toEqual([true, undefined]);
+    expect(waitedMs).toBeLessThan(TICK_MS * ELECTION_TICKS * 10); // the read timeout here is 60 s
+  });
+
   test('pending reads fail with no_quorum at once; pending writes fail with outcome_unknown within an election timeout', async () => {
     const leader = await cluster.electLeader();
     cluster.isolate(leader.id);

@@ -17,9 +17,12 @@
  * applies nor is overwritten within the timeout has an unknown outcome.
  *
  * Linearizable reads use ReadIndex. Concurrent reads are coalesced: all barriers requested while
- * one ReadIndex round is open share it, so a burst of reads costs one heartbeat round.
+ * one ReadIndex round is open share it, so a burst of reads costs one heartbeat round
+ * (read-rounds.ts; a follower sends its rounds in flight again to a new leader).
+ *
+ * A follower can also hand a proposal to the leader (MsgProp, `proposeViaLeader`): it is answered
+ * when this node applies the entry, recognised by its request id (handed-proposals.ts).
  */
-import { randomInt } from 'node:crypto';
 import { type ConfChange, type ConfState, decodeConfChange, type Entry, type Message, type MemoryStorage, type NodeId, RawNode, RaftError, type Ready, type Status } from '@coffer/raft';
 import {
   type Applier,
@@ -31,6 +34,7 @@ import {
   toDriverError,
 } from './driver-types.js';
 import { HandedProposals } from './handed-proposals.js';
+import { ReadRounds } from './read-rounds.js';
 import { Snapshotter } from './snapshotter.js';
 
 // The driver's public API: its types live in driver-types.ts, boot-time storage in boot.ts.
@@ -54,26 +58,7 @@ interface PendingProposal {
   timer: NodeJS.Timeout;
 }
 
-interface ReadRound {
-  id: number;
-  waiters: { resolve: () => void; reject: (e: Error) => void }[];
-  timer?: NodeJS.Timeout;
-}
-
 const EMPTY = new Uint8Array(0);
-/** How long a new read round waits for the one in flight before it is sent anyway. */
-const ROUND_FALLBACK_MS = 20;
-
-function ctxOf(id: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setFloat64(0, id);
-  return b;
-}
-
-function idOf(ctx: Uint8Array): number {
-  if (ctx.length !== 8) return -1;
-  return new DataView(ctx.buffer, ctx.byteOffset, 8).getFloat64(0);
-}
 
 /**
  * Runs one Raft member.
@@ -100,17 +85,8 @@ export class RaftDriver {
   private readonly handedOut: Message[] = [];
   private wasLeader = false;
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
-  private readonly rounds = new Map<number, ReadRound>();
-  private openRound: ReadRound | undefined;
-  /** Sends the open round if the rounds in flight take too long (a dropped ReadIndex). */
-  private openRoundTimer: NodeJS.Timeout | undefined;
-  /**
-   * Read-round ids are the ReadIndex context, and the leader merges requests with equal contexts
-   * into one (answering only the first sender): ids that every node counted from 1 collided across
-   * nodes, and a follower whose round shared an id with another's waited out the read timeout (503
-   * no_quorum). Each driver starts at a random point of a 2^47 space instead.
-   */
-  private nextRoundId = randomInt(1, 2 ** 47);
+  /** Linearizable read barriers (ReadIndex rounds). */
+  private readonly reads: ReadRounds;
   private ticker: NodeJS.Timeout | undefined;
   private running = false;
   private again = false;
@@ -147,6 +123,13 @@ export class RaftDriver {
     this.sendMessages = sendMessages;
     this.events = events;
     this.handed = new HandedProposals(opts.proposalTimeoutMs ?? 10_000, opts.electionTicks * opts.tickMs);
+    this.reads = new ReadRounds({
+      readIndex: (ctx) => this.node.readIndex(ctx),
+      kick: () => this.kick(),
+      waitApplied: (index) => this.waitApplied(index),
+      stopped: () => this.stopped,
+      timeoutMs: opts.readTimeoutMs ?? 5_000,
+    });
     const snap = storage.snapshot();
     this.confState = snap.meta.confState;
     this.snapshots = new Snapshotter(
@@ -217,10 +200,7 @@ export class RaftDriver {
       this.pending.delete(i);
     }
     this.handed.failAll(err);
-    if (this.openRoundTimer !== undefined) clearTimeout(this.openRoundTimer);
-    for (const r of this.rounds.values()) this.failRound(r, err);
-    if (this.openRound !== undefined) this.failRound(this.openRound, err);
-    this.openRound = undefined;
+    this.reads.failAll(err);
   }
 
   /** @returns raft's status (term, leader, commit, progress on the leader) */
@@ -326,57 +306,13 @@ export class RaftDriver {
    */
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new DriverError('stopped', 'the node is shutting down'));
-    return new Promise((resolve, reject) => {
-      let r = this.openRound;
-      if (r === undefined) {
-        r = { id: this.nextRoundId++, waiters: [] };
-        this.openRound = r;
-        if (this.rounds.size === 0) {
-          // Open the round for the rest of this turn of the event loop, then ask raft once.
-          setImmediate(() => this.sendRound());
-        } else {
-          // A round is in flight: this one goes when it completes (one quorum round serves every
-          // read that arrived meanwhile), or after a short wait in case raft dropped it.
-          this.openRoundTimer = setTimeout(() => this.sendRound(), ROUND_FALLBACK_MS);
-        }
-      }
-      r.waiters.push({ resolve, reject });
-    });
+    return this.reads.barrier();
   }
 
   /** Resolves once the local applied index reaches `index`. */
   waitApplied(index: number): Promise<void> {
     if (this.applier.appliedIndex() >= index) return Promise.resolve();
     return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
-  }
-
-  private sendRound(): void {
-    const r = this.openRound;
-    if (r === undefined) return;
-    this.openRound = undefined;
-    if (this.openRoundTimer !== undefined) clearTimeout(this.openRoundTimer);
-    this.openRoundTimer = undefined;
-    this.rounds.set(r.id, r);
-    r.timer = setTimeout(() => {
-      this.rounds.delete(r.id);
-      this.failRound(r, new DriverError('no_quorum', 'no read index from a quorum in time'));
-    }, this.opts.readTimeoutMs ?? 5_000);
-    try {
-      this.node.readIndex(ctxOf(r.id));
-    } catch (err) {
-      this.rounds.delete(r.id);
-      clearTimeout(r.timer);
-      this.failRound(r, err instanceof RaftError && err.code === 'RAFT_NOT_LEADER' ? new DriverError('no_quorum', 'no leader') : (err as Error));
-      return;
-    }
-    this.kick();
-  }
-
-  private failRound(r: ReadRound, err: Error): void {
-    if (r.timer !== undefined) clearTimeout(r.timer);
-    for (const w of r.waiters) w.reject(err);
-    r.waiters = [];
-    if (this.openRound !== undefined && this.openRound !== r && this.rounds.size === 0 && !this.stopped) setImmediate(() => this.sendRound());
   }
 
   private track(fn: () => { index: number; term: number }): Promise<ApplyOutcome> {
@@ -483,17 +419,7 @@ export class RaftDriver {
     }
     if (applying !== undefined) await applying;
     else if (rd.committedEntries.length > 0) await this.applyCommitted(rd.committedEntries);
-    for (const rs of rd.readStates) {
-      const r = this.rounds.get(idOf(rs.context));
-      if (r === undefined) continue;
-      this.rounds.delete(r.id);
-      if (r.timer !== undefined) clearTimeout(r.timer);
-      const waiters = r.waiters;
-      void this.waitApplied(rs.index).then(() => {
-        for (const w of waiters) w.resolve();
-      });
-    }
-    if (rd.readStates.length > 0 && this.openRound !== undefined && this.rounds.size === 0) setImmediate(() => this.sendRound());
+    this.reads.confirmed(rd.readStates);
     this.node.advance();
     this.releaseApplied();
     this.snapshots.maybeSnapshot();
@@ -538,9 +464,7 @@ export class RaftDriver {
    * holding requests until the proposal timeout.
    */
   private lostLeadership(): void {
-    const err = new DriverError('no_quorum', 'leadership was lost before the read was confirmed');
-    for (const r of this.rounds.values()) this.failRound(r, err);
-    this.rounds.clear();
+    this.reads.failInFlight(new DriverError('no_quorum', 'leadership was lost before the read was confirmed'));
     const graceMs = this.opts.electionTicks * this.opts.tickMs;
     for (const [i, p] of this.pending) {
       clearTimeout(p.timer);
@@ -589,6 +513,7 @@ export class RaftDriver {
     if (lead !== this.lead) {
       this.lead = lead;
       this.handed.leaderChanged(lead);
+      this.reads.leaderChanged(lead);
       this.events.onLeaderChange?.(lead, st.term);
     }
     this.events.onRoleChange?.(role, st.term);
