@@ -129,6 +129,7 @@ export class RaftDriver {
       waitApplied: (index) => this.waitApplied(index),
       stopped: () => this.stopped,
       timeoutMs: opts.readTimeoutMs ?? 5_000,
+      graceMs: opts.electionTicks * opts.tickMs,
     });
     const snap = storage.snapshot();
     this.confState = snap.meta.confState;

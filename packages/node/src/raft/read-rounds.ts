@@ -6,8 +6,11 @@
  *
  * A round in flight on a follower whose leader changes is sent again to the new leader: the old
  * one answers nothing once it has stepped down, and a read point from the new leader is as good
- * (it is taken after the change). Without this, a follower's reads and secret puts waited out the
- * read timeout after every failover.
+ * (it is taken after the change). When the follower loses its leader altogether (cut off from
+ * it, or an election is on), its rounds in flight wait one election timeout for the next leader,
+ * then fail. Without this, a follower's reads
+ * and secret puts waited out the read timeout after every failover and on the minority side of a
+ * partition.
  */
 import { randomInt } from 'node:crypto';
 import { RaftError, type ReadState } from '@coffer/raft';
@@ -42,6 +45,8 @@ export interface ReadRoundsDeps {
   readonly waitApplied: (index: number) => Promise<void>;
   readonly stopped: () => boolean;
   readonly timeoutMs: number;
+  /** How long rounds in flight wait for a next leader once this node knows none (an election timeout). */
+  readonly graceMs: number;
 }
 
 /** See the module comment. */
@@ -98,9 +103,23 @@ export class ReadRounds {
     if (this.open !== undefined && this.rounds.size === 0) setImmediate(() => this.send());
   }
 
-  /** The leader this node follows changed to `lead`: rounds in flight go again to it. */
+  /**
+   * The leader this node knows changed to `lead`: rounds in flight go again to it. With no leader
+   * (this node stopped hearing from one: it is cut off, or an election is on) they wait one grace
+   * period for the next leader, then fail with no_quorum instead of waiting out the read timeout.
+   */
   leaderChanged(lead: string | null): void {
-    if (lead === null || this.rounds.size === 0) return;
+    if (lead === null) {
+      for (const r of this.rounds.values()) {
+        if (r.timer !== undefined) clearTimeout(r.timer);
+        r.timer = setTimeout(() => {
+          this.rounds.delete(r.id);
+          this.fail(r, new DriverError('no_quorum', 'the leader was lost and no other was elected in time to confirm the read'));
+        }, this.deps.graceMs);
+      }
+      return;
+    }
+    if (this.rounds.size === 0) return;
     const open = this.open ?? { id: this.nextId++, waiters: [] };
     for (const r of this.rounds.values()) {
       if (r.timer !== undefined) clearTimeout(r.timer);
