@@ -155,6 +155,9 @@ function run(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; ti
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A client that exits before reading its input (psql while the server is still starting)
+    // makes the write fail with EPIPE: its exit code already says what happened.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -50,13 +50,19 @@ describe('membership and forwarding regressions (real processes)', () => {
     const follower = cluster.nodes.find((n) => n !== leader) as NodeHandle;
     leader.proc?.kill('SIGSTOP');
     try {
+      // A write the follower forwards over HTTP (role writes are; secret puts go through Raft).
       const t = Date.now();
-      const r = await cluster.http(follower, 'PUT', '/v1/secrets/reg/fwd', { value: 'x' });
+      const r = await cluster.http(follower, 'PUT', '/v1/roles/reg-fwd', { rules: [{ paths: ['reg/*'], actions: ['secret.read'] }] });
       const took = Date.now() - t;
       expect(r.status).toBe(503);
       // Followers stop following after 1–2 election timeouts (1 s each here); the forwarding
       // timeout is 15 s.
       expect(took).toBeLessThan(6_000);
+      // A secret put through the same follower meanwhile: answered as soon, by the next leader or 503.
+      const t2 = Date.now();
+      const put = await cluster.http(follower, 'PUT', '/v1/secrets/reg/fwd', { value: 'x' });
+      expect([200, 503]).toContain(put.status);
+      expect(Date.now() - t2).toBeLessThan(6_000);
     } finally {
       leader.proc?.kill('SIGCONT');
     }
