@@ -85,8 +85,6 @@ export class Progress {
   recentActive = false;
   /** Leader tick at which this peer was last heard from. */
   lastHeardTick = 0;
-  /** Leader tick at which the last MsgApp with entries went to this peer (replicate state). */
-  appSentTick = 0;
   /** In the probe state: a probe is out, wait for its answer or the next heartbeat. */
   probeSent = false;
   isLearner: boolean;

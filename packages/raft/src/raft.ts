@@ -62,7 +62,7 @@ export class Raft {
   electionElapsed = 0;
   private heartbeatElapsed = 0;
   // Ticks since this node became leader; peers' lastHeardTick is measured against it.
-  leaderTicks = 0;
+  private leaderTicks = 0;
   private randomizedElectionTimeout = 0;
   leadTransferee: NodeId | null = null;
 
@@ -207,7 +207,6 @@ export class Raft {
         for (const e of ents) bytes += e.data.length;
         pr.next = last + 1;
         pr.inflights.add(last, bytes);
-        pr.appSentTick = this.leaderTicks;
       } else {
         pr.probeSent = true;
       }

@@ -56,10 +56,7 @@ export function stepLeader(r: Raft, m: Message): void {
     case 'MsgHeartbeatResp': {
       r.heard(pr);
       pr.probeSent = false;
-      // A full window whose last MsgApp went out a heartbeat interval ago or more is presumed lost:
-      // free a slot so an append goes again. Not sooner — ReadIndex rounds bring heartbeat answers
-      // every few milliseconds under load, and freeing on each one sent extra, smaller appends.
-      if (pr.state === 'replicate' && pr.inflights.full() && r.leaderTicks - pr.appSentTick >= r.cfg.heartbeatTicks) pr.inflights.freeFirstOne();
+      if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
       if (pr.state === 'snapshot') {
         // Chunks lost in the network stall the transfer: resend from the last acknowledged byte.
         if (pr.transfer !== null && checkStalled(pr.transfer)) r.sendSnapChunks(m.from, pr);
