@@ -30,8 +30,18 @@ async function round(cluster, signal, tag) {
   const { nodes, token, spawnNode } = cluster;
   const leader = await findLeader(nodes);
   const followers = nodes.filter((n) => n !== leader);
-  // Warm: every follower forwards.
-  for (const f of followers) await put(f, token, `failover/warm-${f.id}`, 'x');
+  // Warm: every follower takes writes (a node restarted by the previous round may still be
+  // learning the leader's address: 503 no_leader for a moment).
+  for (const f of followers) {
+    for (let deadline = Date.now() + 15_000; ; await sleep(50)) {
+      try {
+        await put(f, token, `failover/warm-${f.id}`, 'x');
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+    }
+  }
   let signalAt = Infinity;
   let firstAfter = Infinity;
   let failed = 0;

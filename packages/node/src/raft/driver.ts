@@ -122,7 +122,16 @@ export class RaftDriver {
     this.applier = applier;
     this.sendMessages = sendMessages;
     this.events = events;
-    this.handed = new HandedProposals(opts.proposalTimeoutMs ?? 10_000, opts.electionTicks * opts.tickMs);
+    this.handed = new HandedProposals({
+      timeoutMs: opts.proposalTimeoutMs ?? 10_000,
+      graceMs: opts.electionTicks * opts.tickMs,
+      handAgain: (data) => {
+        if (this.stopped) throw new DriverError('stopped', 'the node is shutting down');
+        if (this.isLeader()) this.node.propose(data);
+        else this.handOut(this.node.proposeViaLeader(data));
+        this.kick();
+      },
+    });
     this.reads = new ReadRounds({
       readIndex: (ctx) => this.node.readIndex(ctx),
       kick: () => this.kick(),
@@ -277,11 +286,17 @@ export class RaftDriver {
     } catch (err) {
       return Promise.reject(toDriverError(err));
     }
-    const applied = this.handed.wait(requestId, m.to);
-    // Sent at the end of this turn of the event loop, with the others made meanwhile: not behind
-    // a Ready (whose fsync the message does not need).
-    if (this.handedOut.push(m) === 1) setImmediate(() => !this.stopped && this.send(this.handedOut.splice(0)));
+    const applied = this.handed.wait(requestId, data, m.to);
+    this.handOut(m);
     return applied;
+  }
+
+  /**
+   * Sends a MsgProp at the end of this turn of the event loop, with the others made meanwhile: not
+   * behind a Ready (whose fsync the message does not need).
+   */
+  private handOut(m: Message): void {
+    if (this.handedOut.push(m) === 1) setImmediate(() => !this.stopped && this.send(this.handedOut.splice(0)));
   }
 
   /**

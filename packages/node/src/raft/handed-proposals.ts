@@ -3,23 +3,29 @@
  *
  * The leader appends a handed proposal in its own term and says nothing back, so the proposal is
  * recognised by its command's request id when this node applies it, and answered with that
- * apply's outcome. Every request id is fresh (a re-proposed id would be answered by the state
- * machine's idempotency table anyway). What can go wrong is answered as the forwarding of a
- * request over HTTP is: a leader change gives the proposal one more election timeout (the new
- * leader may still commit it), then it fails with an unknown outcome; so does a proposal that is
- * not applied within the proposal timeout (lost on the way, or dropped by a leader that was
- * transferring leadership), or one whose entry a snapshot from the leader replaced.
+ * apply's outcome. Every request id is fresh.
+ *
+ * When the leader changes, every proposal still waiting is handed again, with the same bytes, to
+ * the new leader (or proposed here, if this node is the new leader): a leader that was handing
+ * over leadership drops what it is handed meanwhile, and one that crashed may never have passed
+ * it on. If the first copy was committed after all, the state machine's idempotency table answers
+ * the second with the first one's result (same request id) and changes nothing, and the first
+ * apply is the one that answers here. While no leader is known a proposal waits one election
+ * timeout for the next; it fails with an unknown outcome when none comes, when it is not applied
+ * within the proposal timeout, or when a snapshot from the leader replaced the state here.
  */
 import type { NodeId } from '@coffer/raft';
 import { type ApplyOutcome, DriverError } from './driver-types.js';
 
 interface Waiter {
-  readonly leader: NodeId;
+  readonly data: Uint8Array;
+  /** The leader it was last handed to. */
+  leader: NodeId;
   readonly resolve: (v: ApplyOutcome) => void;
   readonly reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-  /** Set once the leader it went to is no longer the leader. */
-  graced: boolean;
+  readonly timer: NodeJS.Timeout;
+  /** Running while no leader is known. */
+  grace: NodeJS.Timeout | undefined;
 }
 
 /** The request id an applied command carries (the state machine's ApplyResult), if any. */
@@ -29,19 +35,24 @@ function requestIdOf(outcome: ApplyOutcome): string | undefined {
   return typeof id === 'string' && id !== '' ? id : undefined;
 }
 
+/** What {@link HandedProposals} needs. */
+export interface HandedProposalsDeps {
+  /** How long a proposal may take to be applied here. */
+  readonly timeoutMs: number;
+  /** How long it waits for a next leader while none is known. */
+  readonly graceMs: number;
+  /** Hands `data` again to the leader now known (or proposes it here on the leader); throws when it cannot. */
+  readonly handAgain: (data: Uint8Array) => void;
+}
+
 /** See the module comment. */
 export class HandedProposals {
   private readonly waiting = new Map<string, Waiter>();
-  private readonly timeoutMs: number;
-  private readonly graceMs: number;
+  private readonly deps: HandedProposalsDeps;
 
-  /**
-   * @param timeoutMs - how long a proposal may take to be applied here
-   * @param graceMs - how long it may still take once the leader it went to lost leadership
-   */
-  constructor(timeoutMs: number, graceMs: number) {
-    this.timeoutMs = timeoutMs;
-    this.graceMs = graceMs;
+  /** @param deps - see {@link HandedProposalsDeps} */
+  constructor(deps: HandedProposalsDeps) {
+    this.deps = deps;
   }
 
   /** How many are waiting. */
@@ -50,17 +61,17 @@ export class HandedProposals {
   }
 
   /**
-   * Waits for the command with `requestId`, handed to `leader`, to be applied here.
+   * Waits for the command with `requestId`, handed to `leader` as `data`, to be applied here.
    *
    * @throws {DriverError} `outcome_unknown` (see the module comment)
    */
-  wait(requestId: string, leader: NodeId): Promise<ApplyOutcome> {
+  wait(requestId: string, data: Uint8Array, leader: NodeId): Promise<ApplyOutcome> {
     if (requestId === '' || this.waiting.has(requestId)) {
       return Promise.reject(new Error(`a handed proposal needs a fresh request id, got ${JSON.stringify(requestId)}`));
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(requestId, 'the write was not confirmed in time; it may or may not have been applied'), this.timeoutMs);
-      this.waiting.set(requestId, { leader, resolve, reject, timer, graced: false });
+      const timer = setTimeout(() => this.fail(requestId, 'the write was not confirmed in time; it may or may not have been applied'), this.deps.timeoutMs);
+      this.waiting.set(requestId, { data, leader, resolve, reject, timer, grace: undefined });
     });
   }
 
@@ -72,27 +83,39 @@ export class HandedProposals {
       if (id === undefined) continue;
       const w = this.waiting.get(id);
       if (w === undefined) continue;
-      this.waiting.delete(id);
-      clearTimeout(w.timer);
+      this.forget(id, w);
       w.resolve(o);
     }
   }
 
-  /** The leader changed: proposals handed to another leader get one grace period. */
+  /** The leader this node knows changed to `lead` (null: none known). */
   leaderChanged(lead: NodeId | null): void {
     for (const [id, w] of this.waiting) {
-      if (w.leader === lead || w.graced) continue;
-      w.graced = true;
-      clearTimeout(w.timer);
-      w.timer = setTimeout(() => this.fail(id, 'leadership changed while the write was with the old leader; it may or may not have been applied'), this.graceMs);
+      if (lead === null) {
+        w.grace ??= setTimeout(() => this.fail(id, 'leadership changed while the write was with the old leader, and no new leader took over in time; it may or may not have been applied'), this.deps.graceMs);
+        continue;
+      }
+      const hadNone = w.grace !== undefined;
+      if (w.grace !== undefined) clearTimeout(w.grace);
+      w.grace = undefined;
+      if (w.leader === lead && !hadNone) continue;
+      w.leader = lead;
+      // Later in this turn of the event loop: not from inside the Ready being handled.
+      setImmediate(() => {
+        if (this.waiting.get(id) !== w || w.leader !== lead) return;
+        try {
+          this.deps.handAgain(w.data);
+        } catch {
+          this.fail(id, 'leadership changed while the write was with the old leader; it may or may not have been applied');
+        }
+      });
     }
   }
 
   /** Fails every waiting proposal (a snapshot replaced the state, or the node stops). */
   failAll(err: Error): void {
     for (const [id, w] of this.waiting) {
-      this.waiting.delete(id);
-      clearTimeout(w.timer);
+      this.forget(id, w);
       w.reject(err);
     }
   }
@@ -100,7 +123,13 @@ export class HandedProposals {
   private fail(id: string, message: string): void {
     const w = this.waiting.get(id);
     if (w === undefined) return;
-    this.waiting.delete(id);
+    this.forget(id, w);
     w.reject(new DriverError('outcome_unknown', message));
+  }
+
+  private forget(id: string, w: Waiter): void {
+    this.waiting.delete(id);
+    clearTimeout(w.timer);
+    if (w.grace !== undefined) clearTimeout(w.grace);
   }
 }
