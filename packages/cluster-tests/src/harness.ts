@@ -222,12 +222,16 @@ export class TestCluster {
   /**
    * Waits until a leader exists and every running node accepts a write (followers know the
    * leader's API address and forward), writing `e2e/ready` through each.
+   *
+   * @returns the leader then, and the other nodes
    */
-  async ready(timeoutMs = 30_000): Promise<void> {
+  async ready(timeoutMs = 30_000): Promise<{ leader: NodeHandle; followers: NodeHandle[] }> {
     await this.leader(timeoutMs);
     for (const n of this.nodes.filter((x) => x.proc !== undefined && x.proc.exitCode === null && x.proc.signalCode === null)) {
       await this.eventually(async () => (await this.http(n, 'PUT', '/v1/secrets/e2e/ready', { value: n.id })).status === 200, timeoutMs, `${n.id} accepts writes`);
     }
+    const leader = await this.leader(timeoutMs);
+    return { leader, followers: this.nodes.filter((n) => n !== leader) };
   }
 
   /** One HTTP call with the bootstrap token (unless `token` is given; null = none). */

@@ -18,9 +18,7 @@ let followers: NodeHandle[];
 
 beforeAll(async () => {
   await cluster.start();
-  await cluster.ready();
-  leader = await cluster.leader();
-  followers = cluster.nodes.filter((n) => n !== leader);
+  ({ leader, followers } = await cluster.ready());
 });
 afterAll(async () => {
   for (const n of cluster.nodes) if (n.proc?.exitCode === null) n.proc.kill('SIGCONT');

@@ -35,9 +35,7 @@ describe('lockout and proxies on a three-node cluster (real processes)', () => {
 
   beforeAll(async () => {
     await cluster.start();
-    await cluster.ready();
-    leader = await cluster.leader();
-    followers = cluster.nodes.filter((n) => n !== leader);
+    ({ leader, followers } = await cluster.ready());
     expect((await cluster.call(leader, 'PUT', '/v1/secrets/app/db', { value: 'db-password' })).status).toBe(200);
   });
   afterAll(async () => {

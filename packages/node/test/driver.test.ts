@@ -264,6 +264,16 @@ function outcomeOf<T>(p: Promise<T>): { readonly settled: boolean; readonly valu
   return o;
 }
 
+/** Advances the fake clock a tick at a time until `o` settles or `maxMs` pass; returns the time waited. */
+async function advanceUntilSettled(o: { readonly settled: boolean }, maxMs: number): Promise<number> {
+  let waitedMs = 0;
+  while (!o.settled && waitedMs < maxMs) {
+    await cluster.advance(TICK_MS);
+    waitedMs += TICK_MS;
+  }
+  return waitedMs;
+}
+
 function driverCode(err: unknown): string {
   if (!(err instanceof DriverError)) throw new Error(`expected a DriverError, got ${String(err)}`);
   return err.code;
@@ -589,11 +599,7 @@ describe('leadership loss', () => {
     const read = outcomeOf(f.driver.readBarrier());
     await cluster.flush();
     leader.driver.transferLeadership(other.id);
-    let waitedMs = 0;
-    while (!read.settled && waitedMs < TICK_MS * ELECTION_TICKS * 10) {
-      await cluster.advance(TICK_MS);
-      waitedMs += TICK_MS;
-    }
+    const waitedMs = await advanceUntilSettled(read, TICK_MS * ELECTION_TICKS * 10);
     expect(f.driver.leader()).toBe(other.id);
     expect([read.settled, read.error]).toEqual([true, undefined]);
     expect(waitedMs).toBeLessThan(TICK_MS * ELECTION_TICKS); // the read timeout here is 60 s
@@ -605,11 +611,7 @@ describe('leadership loss', () => {
     cluster.isolate(f.id);
     const read = outcomeOf(f.driver.readBarrier());
     await cluster.flush();
-    let waitedMs = 0;
-    while (!read.settled && waitedMs < 60_000) {
-      await cluster.advance(TICK_MS);
-      waitedMs += TICK_MS;
-    }
+    const waitedMs = await advanceUntilSettled(read, 60_000);
     expect(driverCode(read.error)).toBe('no_quorum');
     // It notices the leader is gone after one to one and a half election timeouts, then waits one more.
     expect(waitedMs).toBeLessThanOrEqual(TICK_MS * ELECTION_TICKS * 3);
@@ -700,7 +702,7 @@ describe('proposals a follower hands to the leader (MsgProp)', () => {
     const handed = outcomeOf(f.driver.proposeViaLeader(enc('req:lost'), 'lost'));
     await cluster.flush();
     leader.driver.transferLeadership(other.id);
-    for (let ms = 0; !handed.settled && ms < TICK_MS * ELECTION_TICKS * 3; ms += TICK_MS) await cluster.advance(TICK_MS);
+    await advanceUntilSettled(handed, TICK_MS * ELECTION_TICKS * 3);
     expect(f.driver.leader()).toBe(other.id);
     expect(cluster.sentBy(f.id, 'MsgProp').map((m) => m.to)).toEqual([leader.id, other.id]);
     expect(handed.error).toBeUndefined();
@@ -715,7 +717,7 @@ describe('proposals a follower hands to the leader (MsgProp)', () => {
     await cluster.flush();
     cluster.heal();
     leader.driver.transferLeadership(f.id);
-    for (let ms = 0; !handed.settled && ms < TICK_MS * ELECTION_TICKS * 3; ms += TICK_MS) await cluster.advance(TICK_MS);
+    await advanceUntilSettled(handed, TICK_MS * ELECTION_TICKS * 3);
     expect(f.driver.isLeader()).toBe(true);
     expect(handed.error).toBeUndefined();
     expect((handed.value as { requestId: string }).requestId).toBe('mine');
@@ -727,11 +729,7 @@ describe('proposals a follower hands to the leader (MsgProp)', () => {
     const handed = outcomeOf(f.driver.proposeViaLeader(enc('req:cut'), 'cut'));
     cluster.isolate(f.id); // before the MsgProp goes out at the end of this turn
     await cluster.flush();
-    let waitedMs = 0;
-    while (!handed.settled && waitedMs < 60_000) {
-      await cluster.advance(TICK_MS);
-      waitedMs += TICK_MS;
-    }
+    const waitedMs = await advanceUntilSettled(handed, 60_000);
     expect(driverCode(handed.error)).toBe('outcome_unknown');
     expect(waitedMs).toBeLessThanOrEqual(TICK_MS * ELECTION_TICKS * 3); // the proposal timeout here is 60 s
   });
