@@ -28,8 +28,11 @@ export interface MembershipDeps {
   readonly closing: () => boolean;
   /** Whether this node is sealed (COFFER_SEAL=shamir); absent: never. */
   readonly sealed?: () => boolean;
-  /** The leader answered a hello saying it takes proposals a follower hands it (Raft MsgProp). */
-  readonly leaderTakesProposals?: (lead: string) => void;
+  /**
+   * The leader answered a hello saying it takes proposals a follower hands it (Raft MsgProp);
+   * null when a hello to a new leader starts (until it answers, nobody is known to).
+   */
+  readonly leaderTakesProposals?: (lead: string | null) => void;
 }
 
 /** The periodic membership work, and the hand-off on shutdown. */
@@ -140,6 +143,9 @@ export class MembershipDuties {
    */
   async sayHello(lead: string): Promise<void> {
     const { driver, calls, logger } = this.deps;
+    // What an earlier leader said does not hold for this one, even under the same id (it may have
+    // restarted on an older build, whose Raft codec would refuse a MsgProp and drop the stream).
+    this.deps.leaderTakesProposals?.(null);
     for (let attempt = 0; attempt < 5 && !this.deps.closing() && driver.leader() === lead; attempt++) {
       try {
         const answer = await calls.askLeader(lead, 'hello', { commands: SUPPORTED_COMMAND_VERSIONS });

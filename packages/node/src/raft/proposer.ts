@@ -35,8 +35,11 @@ export class RaftProposer implements Proposer {
     this.deps = deps;
   }
 
-  /** The leader `lead` said it takes proposals a follower hands it (Raft MsgProp). */
-  leaderTakesProposals(lead: NodeId): void {
+  /**
+   * The leader `lead` said (hello answer) it takes proposals a follower hands it (Raft MsgProp);
+   * null: nobody is known to (a hello to a new leader is under way).
+   */
+  leaderTakesProposals(lead: NodeId | null): void {
     this.takesProposals = lead;
   }
 
