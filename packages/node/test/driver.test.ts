@@ -695,6 +695,19 @@ describe('proposals a follower hands to the leader (MsgProp)', () => {
     expect(driverCode(waiting.error)).toBe('stopped');
   });
 
+  test('a request id already waiting is refused, and nothing more is sent', async () => {
+    const leader = await cluster.electLeader();
+    const f = followerOf(leader);
+    cluster.isolate(f.id);
+    void outcomeOf(f.driver.proposeViaLeader(enc('req:same'), 'same'));
+    const again = outcomeOf(f.driver.proposeViaLeader(enc('req:same'), 'same'));
+    const empty = outcomeOf(f.driver.proposeViaLeader(enc('req:'), ''));
+    await cluster.flush();
+    expect(String(again.error)).toMatch(/fresh request id/);
+    expect(String(empty.error)).toMatch(/fresh request id/);
+    expect(cluster.sentBy(f.id, 'MsgProp')).toHaveLength(1);
+  });
+
   test('lost on the way to a leader that then hands leadership over: handed again to the new leader, and answered', async () => {
     const leader = await cluster.electLeader();
     const [f, other] = [...cluster.members.values()].filter((m) => m !== leader) as [Member, Member];

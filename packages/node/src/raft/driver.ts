@@ -280,6 +280,7 @@ export class RaftDriver {
    */
   proposeViaLeader(data: Uint8Array, requestId: string): Promise<ApplyOutcome> {
     if (this.stopped) return Promise.reject(new DriverError('stopped', 'the node is shutting down'));
+    if (!this.handed.isFresh(requestId)) return Promise.reject(new Error(`a handed proposal needs a fresh request id, got ${JSON.stringify(requestId)}`));
     let m: Message;
     try {
       m = this.node.proposeViaLeader(data);

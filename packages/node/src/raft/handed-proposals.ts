@@ -60,13 +60,18 @@ export class HandedProposals {
     return this.waiting.size;
   }
 
+  /** Whether `requestId` can name a new handed proposal (non-empty, not waiting already). */
+  isFresh(requestId: string): boolean {
+    return requestId !== '' && !this.waiting.has(requestId);
+  }
+
   /**
    * Waits for the command with `requestId`, handed to `leader` as `data`, to be applied here.
    *
    * @throws {DriverError} `outcome_unknown` (see the module comment)
    */
   wait(requestId: string, data: Uint8Array, leader: NodeId): Promise<ApplyOutcome> {
-    if (requestId === '' || this.waiting.has(requestId)) {
+    if (!this.isFresh(requestId)) {
       return Promise.reject(new Error(`a handed proposal needs a fresh request id, got ${JSON.stringify(requestId)}`));
     }
     return new Promise((resolve, reject) => {
