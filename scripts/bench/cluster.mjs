@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
 import { benchOptions } from './lib/options.mjs';
+import { cannon } from './lib/measure.mjs';
 import { findLeader, put, sleep, startCluster } from './lib/procs.mjs';
 
 const args = benchOptions({
@@ -50,21 +50,16 @@ async function peerCounters(node) {
   return { requests: sum('coffer_peer_requests_total'), messages: sum('coffer_peer_messages_total') };
 }
 
-function cannon(opts) {
-  return new Promise((resolve, reject) => {
-    const inst = autocannon({ ...opts, timeout: 10 }, (err, res) => (err ? reject(err) : resolve(res)));
-    void inst;
-  });
-}
+// Latencies at sub-millisecond resolution (lib/measure.mjs takes them from every answer).
+const ms = (v) => (v === null ? '–' : v < 10 ? v.toFixed(2) : v.toFixed(1));
 
 function report(label, res) {
-  const errors = res.errors + res.timeouts + res.non2xx;
   const line =
-    `${label.padEnd(44)} ${Math.round(res.requests.average).toLocaleString('en-US').padStart(8)} req/s` +
-    `  p50 ${String(res.latency.p50).padStart(4)} ms  p99 ${String(res.latency.p99).padStart(4)} ms` +
-    `  (${res.requests.total.toLocaleString('en-US')} requests${errors > 0 ? `, ${res.non2xx} non-2xx, ${res.errors} errors, ${res.timeouts} timeouts` : ''})`;
+    `${label.padEnd(44)} ${Math.round(res.rps).toLocaleString('en-US').padStart(8)} req/s` +
+    `  p50 ${ms(res.p50).padStart(5)} ms  p99 ${ms(res.p99).padStart(5)} ms` +
+    `  (${res.total.toLocaleString('en-US')} requests${res.errors > 0 ? `, ${res.non2xx} non-2xx, ${res.errors - res.non2xx} errors or timeouts` : ''})`;
   console.log(line);
-  return { rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, errors };
+  return { rps: res.rps, p50: res.p50, p99: res.p99, errors: res.errors };
 }
 
 function writeRequests(token) {
@@ -140,18 +135,18 @@ async function main() {
       const peerAfter = await peerCounters(leader);
       results[key] = report(label, res);
       // CPU each node spent per request: independent of how busy the machine is otherwise.
-      const per = nodes.map((n, i) => ((cpuMs(n.proc.pid) - before[i]) * 1000) / Math.max(1, res.requests.total));
+      const per = nodes.map((n, i) => ((cpuMs(n.proc.pid) - before[i]) * 1000) / Math.max(1, res.total));
       console.log(`${''.padEnd(44)} cpu/request: ${nodes.map((n, i) => `${n.id}${n === leader ? '(leader)' : ''} ${per[i].toFixed(0)} µs`).join(', ')}; total ${per.reduce((a, b) => a + b, 0).toFixed(0)} µs`);
       const reqs = peerAfter.requests - peerBefore.requests;
       const msgs = peerAfter.messages - peerBefore.messages;
-      console.log(`${''.padEnd(44)} leader → peers: ${(reqs / Math.max(1, res.requests.total)).toFixed(2)} batches and ${(msgs / Math.max(1, res.requests.total)).toFixed(2)} Raft messages per client request (${(msgs / Math.max(1, reqs)).toFixed(1)} per batch)`);
+      console.log(`${''.padEnd(44)} leader → peers: ${(reqs / Math.max(1, res.total)).toFixed(2)} batches and ${(msgs / Math.max(1, res.total)).toFixed(2)} Raft messages per client request (${(msgs / Math.max(1, reqs)).toFixed(1)} per batch)`);
     }
 
     console.log('');
     if (results.writes) console.log(`target writes ≥ 3,000/s: ${Math.round(results.writes.rps).toLocaleString('en-US')}/s`);
     if (results.reads) console.log(`target linearizable reads ≥ 6,000/s: ${Math.round(results.reads.rps).toLocaleString('en-US')}/s`);
-    if (results.single) console.log(`1-connection write latency: p50 ${results.single.p50} ms, p99 ${results.single.p99} ms`);
-    if (results.sread) console.log(`1-connection linearizable read latency: p50 ${results.sread.p50} ms, p99 ${results.sread.p99} ms`);
+    if (results.single) console.log(`1-connection write latency: p50 ${ms(results.single.p50)} ms, p99 ${ms(results.single.p99)} ms`);
+    if (results.sread) console.log(`1-connection linearizable read latency: p50 ${ms(results.sread.p50)} ms, p99 ${ms(results.sread.p99)} ms`);
     const errs = Object.entries(results).filter(([, r]) => r.errors > 0);
     if (errs.length > 0) {
       console.error(`phases with errors: ${errs.map(([k]) => k).join(', ')} (see ${root})`);

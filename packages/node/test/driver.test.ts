@@ -466,6 +466,31 @@ describe('answering from memory', () => {
   });
 });
 
+describe("the commit update after a client's write", () => {
+  test("goes out after the waiting write is answered, in order with the leader's later messages, and reaches the followers", async () => {
+    const leader = await cluster.electLeader();
+    const answered: number[] = [];
+    const p = leader.driver.propose(enc('w1'));
+    const index = leader.driver.status().lastIndex;
+    const o = outcomeOf(p.then((v) => (answered.push(cluster.events.length), v)));
+    await advanceUntilSettled(o, TICK_MS * 10);
+    expect(o.settled).toBe(true);
+    expect(o.error).toBeUndefined();
+    // The first message telling a follower the entry is committed is sent after the answer.
+    const firstCommitUpdate = cluster.events.findIndex((e) => e.kind === 'send' && e.node === leader.id && e.msg.type === 'MsgApp' && e.msg.commit >= index);
+    expect(firstCommitUpdate).toBeGreaterThanOrEqual(answered[0] as number);
+    // Both followers apply it (the deferred messages were sent), and the commit index the leader
+    // sends each peer never goes backwards (deferring kept the order).
+    await cluster.advance(TICK_MS * 3);
+    for (const m of cluster.members.values()) {
+      expect(cluster.events.some((e) => e.kind === 'apply' && e.node === m.id && e.entries.some((x) => x.index === index))).toBe(true);
+      if (m === leader) continue;
+      const commits = cluster.sentBy(leader.id).filter((msg) => msg.to === m.id && msg.type === 'MsgApp').map((msg) => msg.commit);
+      expect(commits).toEqual([...commits].sort((x, y) => x - y));
+    }
+  });
+});
+
 describe('snapshots', () => {
   test('the log is compacted behind snapshots recorded as meta only: no member reads its state for them', async () => {
     cluster.stop();

@@ -83,6 +83,8 @@ export class RaftDriver {
   /** Proposals this follower handed to the leader, by request id, and their MsgProps not sent yet. */
   private readonly handed: HandedProposals;
   private readonly handedOut: Message[] = [];
+  /** Messages whose sending waits for the end of this turn of the event loop ({@link sendLater}). */
+  private readonly deferred: Message[] = [];
   private wasLeader = false;
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   /** Linearizable read barriers (ReadIndex rounds). */
@@ -392,8 +394,15 @@ export class RaftDriver {
     }
     const persisting = rd.entries.length > 0 || rd.hardState !== undefined ? this.log.append(rd.entries, rd.hardState, rd.mustSync) : undefined;
     // Early messages go out once the write is queued (a synced one has already started on an idle
-    // group writer): the leader's fsync runs while its appends are being sent, not after.
-    if (early) this.send(rd.messages);
+    // group writer): the leader's fsync runs while its appends are being sent, not after. A Ready
+    // that only tells the followers of a commit while a client waits here for one of its entries
+    // sends at the end of this turn of the event loop instead: the waiter's answer (and its audit
+    // line's write) go first, and what they wait for is not behind two socket writes.
+    if (early) {
+      const answerFirst = rd.entries.length === 0 && rd.committedEntries.length > 0 && (this.pending.size > 0 || this.handed.size > 0);
+      if (answerFirst) this.sendLater(rd.messages);
+      else this.send(rd.messages);
+    }
     let applying: Promise<void> | undefined;
     if (persisting !== undefined) {
       // Apply while this Ready's log write is in flight instead of after it. Committed entries
@@ -515,7 +524,15 @@ export class RaftDriver {
     }
   }
 
+  /** Sends at the end of this turn of the event loop, before anything sent later (order kept). */
+  private sendLater(messages: Message[]): void {
+    if (messages.length === 0) return;
+    if (this.deferred.length === 0) setImmediate(() => !this.stopped && this.send([]));
+    for (const m of messages) this.deferred.push(m);
+  }
+
   private send(messages: Message[]): void {
+    if (this.deferred.length > 0) messages = this.deferred.splice(0).concat(messages);
     if (messages.length === 0) return;
     this.sendMessages(messages);
     for (const m of messages) {
