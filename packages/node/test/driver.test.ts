@@ -747,6 +747,22 @@ describe('proposals a follower hands to the leader (MsgProp)', () => {
     expect(handed.value).toEqual({ requestId: 'lost', text: expect.stringMatching(new RegExp(`^${f.id}:\\d+@\\d+:req:lost$`)) });
   });
 
+  test('lost on the way to a leader that stays leader: handed again to it an election timeout later, and answered long before the proposal timeout', async () => {
+    const leader = await cluster.electLeader();
+    const f = followerOf(leader);
+    cluster.partition(f.id, leader.id); // this one MsgProp is lost (a stream that broke, a hand-over that failed)
+    const handed = outcomeOf(f.driver.proposeViaLeader(enc('req:again'), 'again'));
+    await cluster.flush();
+    cluster.heal();
+    const waited = await advanceUntilSettled(handed, TICK_MS * ELECTION_TICKS * 5);
+    expect(handed.error).toBeUndefined();
+    expect(handed.value).toEqual({ requestId: 'again', text: expect.stringMatching(new RegExp(`^${f.id}:\\d+@\\d+:req:again$`)) });
+    expect(f.driver.leader()).toBe(leader.id);
+    expect(cluster.sentBy(f.id, 'MsgProp').map((m) => m.to)).toEqual([leader.id, leader.id]);
+    expect(waited).toBeGreaterThanOrEqual(TICK_MS * ELECTION_TICKS);
+    expect(waited).toBeLessThanOrEqual(TICK_MS * ELECTION_TICKS * 3);
+  });
+
   test('lost on the way to a leader that then hands leadership to this very follower: proposed here, and answered', async () => {
     const leader = await cluster.electLeader();
     const f = followerOf(leader);

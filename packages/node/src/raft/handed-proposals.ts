@@ -10,7 +10,11 @@
  * over leadership drops what it is handed meanwhile, and one that crashed may never have passed
  * it on. If the first copy was committed after all, the state machine's idempotency table answers
  * the second with the first one's result (same request id) and changes nothing, and the first
- * apply is the one that answers here. While no leader is known a proposal waits one election
+ * apply is the one that answers here (a second copy that comes after the table has let go of the
+ * first fails its version check instead: it carries the version the first one took). A proposal
+ * not applied here an election timeout after it was handed is handed again to the same leader
+ * too: a leader whose hand-over did not complete dropped it meanwhile, and a stream that broke
+ * lost it, and neither says so. While no leader is known a proposal waits one election
  * timeout for the next; it fails with an unknown outcome when none comes, when it is not applied
  * within the proposal timeout, or when a snapshot from the leader replaced the state here.
  */
@@ -21,6 +25,8 @@ interface Waiter {
   readonly data: Uint8Array;
   /** The leader it was last handed to. */
   leader: NodeId;
+  /** When it was last handed (Date.now()). */
+  handedAt: number;
   readonly resolve: (v: ApplyOutcome) => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
@@ -49,6 +55,8 @@ export interface HandedProposalsDeps {
 export class HandedProposals {
   private readonly waiting = new Map<string, Waiter>();
   private readonly deps: HandedProposalsDeps;
+  /** Runs while proposals wait: hands again those an election timeout old ({@link handStale}). */
+  private sweep: NodeJS.Timeout | undefined;
 
   /** @param deps - see {@link HandedProposalsDeps} */
   constructor(deps: HandedProposalsDeps) {
@@ -76,7 +84,8 @@ export class HandedProposals {
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.fail(requestId, 'the write was not confirmed in time; it may or may not have been applied'), this.deps.timeoutMs);
-      this.waiting.set(requestId, { data, leader, resolve, reject, timer, grace: undefined });
+      this.waiting.set(requestId, { data, leader, handedAt: Date.now(), resolve, reject, timer, grace: undefined });
+      this.sweep ??= setInterval(() => this.handStale(), this.deps.graceMs).unref();
     });
   }
 
@@ -109,6 +118,7 @@ export class HandedProposals {
       setImmediate(() => {
         if (this.waiting.get(id) !== w || w.leader !== lead) return;
         try {
+          w.handedAt = Date.now();
           this.deps.handAgain(w.data);
         } catch {
           this.fail(id, 'leadership changed while the write was with the old leader; it may or may not have been applied');
@@ -125,6 +135,23 @@ export class HandedProposals {
     }
   }
 
+  /**
+   * Hands again, to the leader it went to, each proposal waiting for an election timeout since it
+   * was last handed while that leader stayed (see the module comment).
+   */
+  private handStale(): void {
+    const now = Date.now();
+    for (const w of this.waiting.values()) {
+      if (w.grace !== undefined || now - w.handedAt < this.deps.graceMs) continue;
+      w.handedAt = now;
+      try {
+        this.deps.handAgain(w.data);
+      } catch {
+        // No leader to hand it to right now: the leader change that follows decides.
+      }
+    }
+  }
+
   private fail(id: string, message: string): void {
     const w = this.waiting.get(id);
     if (w === undefined) return;
@@ -136,5 +163,9 @@ export class HandedProposals {
     this.waiting.delete(id);
     clearTimeout(w.timer);
     if (w.grace !== undefined) clearTimeout(w.grace);
+    if (this.waiting.size === 0 && this.sweep !== undefined) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
   }
 }
