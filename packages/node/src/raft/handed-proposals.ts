@@ -25,7 +25,7 @@ interface Waiter {
   readonly data: Uint8Array;
   /** The leader it was last handed to. */
   leader: NodeId;
-  /** When it was last handed (Date.now()). */
+  /** When it was last handed (performance.now(): a monotonic clock). */
   handedAt: number;
   readonly resolve: (v: ApplyOutcome) => void;
   readonly reject: (e: Error) => void;
@@ -84,7 +84,7 @@ export class HandedProposals {
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.fail(requestId, 'the write was not confirmed in time; it may or may not have been applied'), this.deps.timeoutMs);
-      this.waiting.set(requestId, { data, leader, handedAt: Date.now(), resolve, reject, timer, grace: undefined });
+      this.waiting.set(requestId, { data, leader, handedAt: performance.now(), resolve, reject, timer, grace: undefined });
       this.sweep ??= setInterval(() => this.handStale(), this.deps.graceMs).unref();
     });
   }
@@ -118,7 +118,7 @@ export class HandedProposals {
       setImmediate(() => {
         if (this.waiting.get(id) !== w || w.leader !== lead) return;
         try {
-          w.handedAt = Date.now();
+          w.handedAt = performance.now();
           this.deps.handAgain(w.data);
         } catch {
           this.fail(id, 'leadership changed while the write was with the old leader; it may or may not have been applied');
@@ -140,7 +140,7 @@ export class HandedProposals {
    * was last handed while that leader stayed (see the module comment).
    */
   private handStale(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const w of this.waiting.values()) {
       if (w.grace !== undefined || now - w.handedAt < this.deps.graceMs) continue;
       w.handedAt = now;
