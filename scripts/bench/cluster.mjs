@@ -12,12 +12,14 @@ import { cannon } from './lib/measure.mjs';
 import { findLeader, put, sleep, startCluster } from './lib/procs.mjs';
 
 const args = benchOptions({
-  usage: 'pnpm bench cluster [--duration S] [--connections N] [--keys N] [--value-bytes N] [--only PHASES] [--vault] [--keep] [--profile]',
+  usage: 'pnpm bench cluster [--duration S] [--connections N] [--keys N] [--value-bytes N] [--max-versions N] [--node-env K=V] [--only PHASES] [--vault] [--keep] [--profile]',
   options: {
     duration: { type: 'number', default: 10, help: 'seconds per phase' },
     connections: { type: 'integer', default: 64, help: 'concurrent HTTP connections' },
     keys: { type: 'integer', default: 1000, help: 'distinct secret names' },
     'value-bytes': { type: 'integer', min: 0, default: 100, help: 'size of each secret value' },
+    'max-versions': { type: 'integer', min: 1, help: "versions each secret keeps (set through its metadata before the warm-up; default: the server's, 10)" },
+    'node-env': { type: 'string', multiple: true, help: 'KEY=VALUE added to every node\'s environment, e.g. NODE_OPTIONS=--max-semi-space-size=64 (repeatable)' },
     keep: { type: 'boolean', help: "keep the cluster's temp dir (data, logs)" },
     profile: { type: 'boolean', help: 'write a V8 CPU profile per node into the kept temp dir (implies --keep)' },
     only: { type: 'string', help: 'comma-separated subset of phases: writes,reads,fwrites,freads,stale,single,sread' },
@@ -30,6 +32,13 @@ const KEYS = args.keys;
 const VALUE = 'v'.repeat(args['value-bytes']);
 const ONLY = args.only?.split(',');
 const VAULT = args.vault;
+const NODE_ENV = Object.fromEntries(
+  (args['node-env'] ?? []).map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`--node-env wants KEY=VALUE, got ${JSON.stringify(kv)}`);
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  }),
+);
 
 // utime + stime of a process in ms (Linux /proc; clock ticks are 100 Hz here).
 function cpuMs(pid) {
@@ -94,7 +103,7 @@ function readRequests(token, query = '') {
 
 async function main() {
   const root = mkdtempSync(path.join(tmpdir(), 'coffer-bench-cluster-'));
-  const { nodes, token, stopCluster } = await startCluster(root, { profile: args.profile });
+  const { nodes, token, stopCluster } = await startCluster(root, { profile: args.profile, extraEnv: NODE_ENV });
   let failed = false;
   try {
     const leader = await findLeader(nodes);
@@ -112,6 +121,18 @@ async function main() {
     // Seed every name so reads hit existing secrets.
     for (let i = 0; i < KEYS; i += 64) {
       await Promise.all(Array.from({ length: Math.min(64, KEYS - i) }, (_, j) => put(leader, token, `bench/k${i + j}`, VALUE)));
+    }
+    // A smaller version limit (Vault's max_versions) shrinks each secret's record: what a write re-encodes.
+    if (args['max-versions'] !== undefined) {
+      for (let i = 0; i < KEYS; i++) {
+        const r = await fetch(`${leader.api}/v1/secret/metadata/bench/k${i}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ max_versions: args['max-versions'] }),
+        });
+        await r.arrayBuffer();
+        if (r.status !== 204 && r.status !== 200) throw new Error(`setting max_versions of bench/k${i} → ${r.status}`);
+      }
     }
     // Warm-up: JIT, connection pools, DEK cache.
     await cannon({ url: leader.api, connections: CONNECTIONS, duration: 2, requests: writeRequests(token) });

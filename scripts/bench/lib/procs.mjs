@@ -29,11 +29,13 @@ export async function freePort() {
 /**
  * Starts three nodes. `profile` writes a V8 CPU profile per node under `root/profiles`. `repo` is
  * the checkout whose build runs (default this one; another one, e.g. a clean clone of HEAD, keeps
- * uncommitted work in this tree out of a measurement).
+ * uncommitted work in this tree out of a measurement). `extraEnv` adds variables to every node's
+ * environment (e.g. NODE_OPTIONS, GLIBC_TUNABLES, to measure a runtime setting); the node's own
+ * COFFER_* settings win over it.
  * Returns `{ nodes, token, spawnNode(n), stopCluster() }` (each node has `id`, `api`, `proc` and
  * `dataDir`); `spawnNode` (re)starts one node with its data dir, as after a crash or a restart.
  */
-export async function startCluster(root, { profile = false, logLevel = 'warn', repo = ROOT } = {}) {
+export async function startCluster(root, { profile = false, logLevel = 'warn', repo = ROOT, extraEnv = {} } = {}) {
   const clusterKey = randomBytes(32).toString('base64');
   const masterKey = randomBytes(32).toString('base64');
   const token = `cof_bench_${randomBytes(24).toString('base64url')}`;
@@ -63,7 +65,7 @@ export async function startCluster(root, { profile = false, logLevel = 'warn', r
     // Beside the data dir (a throwaway temp dir, kept only with --keep): with it a kept node can
     // be started again by hand, e.g. to profile its boot (`env $(cat n1.env) node --cpu-prof …`).
     writeFileSync(path.join(root, `${n.id}.env`), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
-    const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...env } });
+    const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...extraEnv, ...env } });
     n.proc = proc;
     proc.stdout.pipe(log);
     proc.stderr.pipe(log);
